@@ -1,0 +1,73 @@
+"""portico_rx: turn external events into background jobs, reactively.
+
+Event sources are observables; operators filter, debounce and map them; ``to_job``
+turns events into job requests; a :class:`PipelineTrigger` runs the pipeline as a
+:class:`~portico_rx.ports.job_trigger.JobTrigger` that creates jobs through a
+:class:`~portico_rx.ports.job_creator.JobCreator`.
+"""
+
+from portico_rx.dead_letter import DeadLetter
+from portico_rx.delivery import Claim, Delivery, Outcome, activate, current_delivery, deliver
+from portico_rx.errors import (
+    ConfigurationError,
+    InvalidCronError,
+    InvalidJobError,
+    InvalidScheduleError,
+    JobCreationError,
+    JobNotFoundError,
+    JobQueueError,
+    MissingDependencyError,
+    PorticoError,
+    QueueUnavailableError,
+    SchemaVersionError,
+    TriggerError,
+    TriggerNotRunningError,
+    TriggerStartError,
+)
+from portico_rx.isolation import EventFailed
+from portico_rx.kits.job.job_service import JobService
+from portico_rx.models import Job, JobRequest, JobStatus, RunState, TriggerHealth
+from portico_rx.pipeline import PipelineTrigger
+from portico_rx.ports import JobCreator, JobHandler, JobQueue, JobTrigger
+from portico_rx.retry import RetryPolicy
+from portico_rx.to_job import to_job
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Claim",
+    "ConfigurationError",
+    "DeadLetter",
+    "Delivery",
+    "EventFailed",
+    "InvalidCronError",
+    "InvalidJobError",
+    "InvalidScheduleError",
+    "Job",
+    "JobCreationError",
+    "JobCreator",
+    "JobHandler",
+    "JobNotFoundError",
+    "JobQueue",
+    "JobQueueError",
+    "JobRequest",
+    "JobService",
+    "JobStatus",
+    "JobTrigger",
+    "MissingDependencyError",
+    "Outcome",
+    "PipelineTrigger",
+    "PorticoError",
+    "QueueUnavailableError",
+    "RetryPolicy",
+    "RunState",
+    "SchemaVersionError",
+    "TriggerError",
+    "TriggerHealth",
+    "TriggerNotRunningError",
+    "TriggerStartError",
+    "activate",
+    "current_delivery",
+    "deliver",
+    "to_job",
+]

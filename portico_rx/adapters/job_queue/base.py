@@ -1,0 +1,28 @@
+"""Code shared by JobQueue adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from portico_rx.errors import ConfigurationError
+from portico_rx.models import JobStatus
+
+__all__ = ["DUE_STATUSES", "ORDER_BY", "check_list_args", "check_queue_names"]
+
+ORDER_BY = ("created_at", "idempotency_key")
+DUE_STATUSES = (JobStatus.PENDING, JobStatus.SCHEDULED)
+
+
+def check_queue_names(queue_names: Sequence[str] | str) -> tuple[str, ...]:
+    """Normalise the ``queue_names`` argument of ``dequeue``."""
+    names = (queue_names,) if isinstance(queue_names, str) else tuple(queue_names)
+    if not names:
+        raise ConfigurationError("queue_names is empty: name at least one queue to dequeue from")
+    return names
+
+
+def check_list_args(limit: int, order_by: str) -> None:
+    if limit < 1:
+        raise ConfigurationError(f"limit={limit!r}: use 1 or more")
+    if order_by not in ORDER_BY:
+        raise ConfigurationError(f"order_by={order_by!r}: use one of {', '.join(ORDER_BY)}")

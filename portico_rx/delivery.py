@@ -1,0 +1,290 @@
+"""Deliveries: where an event came from, and how to settle it with its source.
+
+A source wraps each event it emits in a :class:`Delivery` and emits it with
+:func:`deliver`. While the event travels synchronously down the pipeline the delivery
+is *current* (a context variable), so :func:`~portico_rx.to_job` can claim it even after
+user operators have mapped the event into something else. The rules:
+
+* every job request built from the event holds a :class:`Claim`;
+* when the sink has created the job it resolves the claim ``ok``; when it gives up
+  (dead letter) it resolves it failed;
+* once the source has finished emitting (``seal``) and every claim is resolved, the
+  delivery is settled exactly once: ``ack`` if every claim succeeded **or no claim was
+  taken** (the pipeline dropped the event on purpose, e.g. with ``filter``), ``nack``
+  otherwise.
+
+Operators that hold an event past the synchronous call (debounce, batch, …) take a claim
+with :meth:`Delivery.claim`, re-emit inside :func:`activate`, and resolve their own claim
+afterwards. Stock reactivex operators that shift time (``delay``, ``debounce``,
+``observe_on``) do not know about claims: the event is settled as dropped when the
+synchronous call returns. Use the ``portico_rx.operators`` versions in pipelines whose
+source redelivers (queues).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import enum
+import inspect
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+__all__ = [
+    "Claim",
+    "Delivery",
+    "Outcome",
+    "activate",
+    "claim_current",
+    "current_delivery",
+    "deliver",
+]
+
+logger = structlog.get_logger("portico_rx.delivery")
+
+Settle = Callable[[], Awaitable[None] | None]
+NackSettle = Callable[[bool], Awaitable[None] | None]
+
+_current: contextvars.ContextVar[Delivery | None] = contextvars.ContextVar(
+    "portico_rx_current_delivery", default=None
+)
+
+
+class Outcome(enum.StrEnum):
+    """How a delivery was settled."""
+
+    PENDING = "pending"
+    CREATED = "created"
+    """Every job built from the event exists; the source was acked."""
+    DROPPED = "dropped"
+    """The pipeline dropped the event on purpose; the source was acked."""
+    FAILED = "failed"
+    """At least one job could not be created; the source was nacked."""
+
+
+class Delivery:
+    """One event's provenance (source, id, key, times) and its settlement callbacks.
+
+    Args:
+        source: who emitted the event, e.g. ``"cron:0 9 * * *"`` or ``"rabbitmq:orders"``.
+        seen_at: when the source saw the event (scheduler time).
+        event_id: the source's id for the event (message id, stream entry id …).
+        idempotency_key: a deterministic key for the event, the same on every replica and
+            on redelivery (cron: fire time; queue: message id); ``None`` if there is none.
+        attributes: extra provenance copied into each job's metadata (JSON values).
+        ack: called once when the event is settled successfully.
+        nack: called once with ``requeue`` when it is settled as failed.
+    """
+
+    __slots__ = (
+        "_callbacks",
+        "_nack_requeue",
+        "_ok",
+        "_pending",
+        "_sealed",
+        "_settle_task",
+        "ack",
+        "attributes",
+        "event_id",
+        "idempotency_key",
+        "job_ids",
+        "nack",
+        "outcome",
+        "seen_at",
+        "source",
+    )
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        seen_at: datetime,
+        event_id: str | None = None,
+        idempotency_key: str | None = None,
+        attributes: dict[str, Any] | None = None,
+        ack: Settle | None = None,
+        nack: NackSettle | None = None,
+    ) -> None:
+        self.source = source
+        self.seen_at = seen_at
+        self.event_id = event_id
+        self.idempotency_key = idempotency_key
+        self.attributes = attributes or {}
+        self.ack = ack
+        self.nack = nack
+        self.outcome = Outcome.PENDING
+        self.job_ids: list[str] = []
+        self._pending = 0
+        self._sealed = False
+        self._ok = True
+        self._nack_requeue = False
+        self._callbacks: list[Callable[[Delivery], None]] = []
+        self._settle_task: asyncio.Future[None] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Delivery(source={self.source!r}, event_id={self.event_id!r}, "
+            f"outcome={self.outcome.value}, pending={self._pending})"
+        )
+
+    @property
+    def settled(self) -> bool:
+        return self.outcome is not Outcome.PENDING
+
+    def claim(self) -> Claim:
+        """Take a claim: the delivery will not settle before the claim is resolved."""
+        if self.settled:
+            raise RuntimeError(f"{self!r} is already settled; it cannot be claimed again")
+        self._pending += 1
+        return Claim(self)
+
+    def seal(self) -> None:
+        """The source has finished emitting this event; settle if nothing holds it."""
+        self._sealed = True
+        self._maybe_settle()
+
+    def add_done_callback(self, callback: Callable[[Delivery], None]) -> None:
+        """Call ``callback(delivery)`` once it is settled (at once if it already is)."""
+        if self.settled:
+            callback(self)
+        else:
+            self._callbacks.append(callback)
+
+    async def wait_settled(self) -> Outcome:
+        """Wait until settled (including an async ack/nack) and return the outcome."""
+        if not self.settled:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.add_done_callback(lambda _d: None if future.done() else future.set_result(None))
+            await future
+        if self._settle_task is not None:
+            with contextlib.suppress(Exception):
+                await self._settle_task
+        return self.outcome
+
+    def _resolve(self, ok: bool, requeue: bool, job_id: str | None) -> None:
+        self._pending -= 1
+        if job_id is not None:
+            self.job_ids.append(job_id)
+        if not ok:
+            self._ok = False
+            self._nack_requeue = self._nack_requeue or requeue
+        self._maybe_settle()
+
+    def _maybe_settle(self) -> None:
+        if not self._sealed or self._pending > 0 or self.settled:
+            return
+        if not self._ok:
+            self.outcome = Outcome.FAILED
+            nack, requeue = self.nack, self._nack_requeue
+            call = (lambda: nack(requeue)) if nack is not None else None
+        else:
+            self.outcome = Outcome.CREATED if self.job_ids else Outcome.DROPPED
+            call = self.ack
+        if call is not None:
+            self._run_settle(call)
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:  # a callback must not break settlement of others
+                logger.exception("delivery_callback_failed", source=self.source)
+
+    def _run_settle(self, call: Callable[[], Awaitable[None] | None]) -> None:
+        try:
+            result = call()
+        except Exception as exc:
+            logger.error(
+                "delivery_settle_failed",
+                source=self.source,
+                event_id=self.event_id,
+                outcome=self.outcome.value,
+                error=str(exc),
+            )
+            return
+        if inspect.isawaitable(result):
+            self._settle_task = asyncio.ensure_future(result)
+            self._settle_task.add_done_callback(self._log_settle_error)
+
+    def _log_settle_error(self, task: asyncio.Future[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "delivery_settle_failed",
+                source=self.source,
+                event_id=self.event_id,
+                outcome=self.outcome.value,
+                error=str(task.exception()),
+            )
+
+
+class Claim:
+    """A hold on one or more deliveries; resolve it exactly once."""
+
+    __slots__ = ("_deliveries", "_resolved")
+
+    def __init__(self, *deliveries: Delivery) -> None:
+        self._deliveries = deliveries
+        self._resolved = False
+
+    @classmethod
+    def on(cls, deliveries: list[Delivery]) -> Claim:
+        """One claim over several deliveries (a batch built from many events)."""
+        for delivery in deliveries:
+            delivery._pending += 1
+        return cls(*deliveries)
+
+    @property
+    def deliveries(self) -> tuple[Delivery, ...]:
+        return self._deliveries
+
+    @property
+    def resolved(self) -> bool:
+        return self._resolved
+
+    def resolve(self, ok: bool, *, requeue: bool = False, job_id: str | None = None) -> None:
+        """Resolve the claim: ``ok`` when the job exists, else failed (``requeue`` asks the
+        source to redeliver rather than dead-letter). A second call does nothing."""
+        if self._resolved:
+            return
+        self._resolved = True
+        for delivery in self._deliveries:
+            delivery._resolve(ok, requeue, job_id)
+
+
+def current_delivery() -> Delivery | None:
+    """The delivery of the event being emitted right now, if any."""
+    return _current.get()
+
+
+def claim_current() -> Claim | None:
+    """Claim the current delivery, or return ``None`` when the event has none."""
+    delivery = _current.get()
+    if delivery is None or delivery.settled:
+        return None
+    return delivery.claim()
+
+
+@contextlib.contextmanager
+def activate(delivery: Delivery | None) -> Iterator[None]:
+    """Make ``delivery`` current while re-emitting an event that was held."""
+    token = _current.set(delivery)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def deliver(observer: Any, event: Any, delivery: Delivery) -> None:
+    """Emit ``event`` to ``observer`` with ``delivery`` current, then seal the delivery.
+
+    Sources call this instead of ``observer.on_next(event)``.
+    """
+    token = _current.set(delivery)
+    try:
+        observer.on_next(event)
+    finally:
+        _current.reset(token)
+        delivery.seal()

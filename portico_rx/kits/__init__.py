@@ -1,0 +1,1 @@
+"""Kits: ready-made services built on the ports."""

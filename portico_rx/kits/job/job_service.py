@@ -1,0 +1,130 @@
+"""JobService: the JobCreator over a JobQueue."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import structlog
+
+from portico_rx.errors import InvalidJobError
+from portico_rx.models import Job, JobStatus, check_job_fields
+from portico_rx.ports.job_creator import JobCreator
+from portico_rx.ports.job_queue import JobQueue
+
+__all__ = ["JobService"]
+
+logger = structlog.get_logger("portico_rx.job_service")
+
+
+class JobService(JobCreator):
+    """Creates jobs in a :class:`~portico_rx.ports.job_queue.JobQueue`.
+
+    Idempotency: a key given as ``idempotency_key=`` or as ``metadata["idempotency_key"]``
+    (the spec's FAQ) is unique in the store; creating a job with a key that exists
+    returns the existing job and writes nothing.
+
+    Args:
+        job_queue: where jobs are stored (``SQLiteJobQueue`` is the embedded default).
+        max_retries: default retries per job for workers (default 3).
+    """
+
+    def __init__(self, job_queue: JobQueue, *, max_retries: int = 3) -> None:
+        if max_retries < 0:
+            raise InvalidJobError("max_retries", max_retries, "use 0 or more")
+        self.job_queue = job_queue
+        self.max_retries = max_retries
+
+    def __repr__(self) -> str:
+        return f"JobService(job_queue={self.job_queue!r})"
+
+    async def open(self) -> None:
+        await self.job_queue.open()
+
+    async def close(self) -> None:
+        await self.job_queue.close()
+
+    async def __aenter__(self) -> JobService:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def create_job(
+        self,
+        job_type: str,
+        payload: dict[str, Any],
+        queue_name: str = "default",
+        priority: int = 0,
+        metadata: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        scheduled_at: datetime | None = None,
+        max_retries: int | None = None,
+    ) -> Job:
+        job_type, payload, queue_name, priority, metadata = check_job_fields(
+            job_type, payload, queue_name, priority, metadata
+        )
+        key = idempotency_key if idempotency_key is not None else metadata.get("idempotency_key")
+        if key is not None and (not isinstance(key, str) or not key or len(key) > 512):
+            raise InvalidJobError(
+                "idempotency_key", key, "use a non-empty string of at most 512 characters"
+            )
+        if scheduled_at is not None and scheduled_at.tzinfo is None:
+            raise InvalidJobError(
+                "scheduled_at", scheduled_at, "use a timezone-aware datetime (e.g. UTC)"
+            )
+        retries = self.max_retries if max_retries is None else max_retries
+        if retries < 0:
+            raise InvalidJobError("max_retries", retries, "use 0 or more")
+        job = Job(
+            job_type=job_type,
+            queue_name=queue_name,
+            payload=payload,
+            priority=priority,
+            metadata=metadata,
+            idempotency_key=key,
+            scheduled_at=scheduled_at,
+            status=JobStatus.SCHEDULED if scheduled_at is not None else JobStatus.PENDING,
+            max_retries=retries,
+        )
+        stored, created = await self.job_queue.enqueue(job)
+        if not created:
+            logger.debug("job_already_exists", job_id=str(stored.id), idempotency_key=key)
+        return stored
+
+    async def get_job(self, job_id: UUID) -> Job | None:
+        return await self.job_queue.get(job_id)
+
+    async def find_jobs(
+        self,
+        *,
+        job_type: str | None = None,
+        queue_name: str | None = None,
+        status: JobStatus | None = None,
+        key_prefix: str | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        return await self.job_queue.list(
+            job_type=job_type,
+            queue_name=queue_name,
+            status=status,
+            key_prefix=key_prefix,
+            limit=limit,
+            order_by="idempotency_key" if key_prefix is not None else "created_at",
+        )
+
+    async def list_jobs(
+        self,
+        *,
+        status: JobStatus | None = None,
+        job_type: str | None = None,
+        queue_name: str | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        """Jobs for inspection, newest first."""
+        return await self.job_queue.list(
+            status=status, job_type=job_type, queue_name=queue_name, limit=limit
+        )

@@ -1,0 +1,259 @@
+"""The values portico_rx passes around: jobs, job requests and trigger health.
+
+Field rules (enforced by :func:`check_job_fields`, by the models and by every adapter):
+
+* ``job_type``: 1-200 characters, letters, digits and ``_ . : -``, starting with a letter,
+  digit or ``_`` (``"email.send"``, ``"report:daily"``).
+* ``queue_name``: 1-100 characters, letters, digits and ``_ . -``.
+* ``priority``: an integer from ``PRIORITY_MIN`` (-100) to ``PRIORITY_MAX`` (100); higher
+  runs first.
+* ``payload`` and ``metadata``: a ``dict`` with string keys that ``json.dumps`` accepts
+  (no NaN/Infinity, no sets, no datetimes: convert them to strings first).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from portico_rx.errors import InvalidJobError
+
+__all__ = [
+    "PRIORITY_MAX",
+    "PRIORITY_MIN",
+    "Job",
+    "JobRequest",
+    "JobStatus",
+    "RunState",
+    "TriggerHealth",
+    "check_job_fields",
+    "utcnow",
+]
+
+PRIORITY_MIN = -100
+PRIORITY_MAX = 100
+_JOB_TYPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}$")
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$")
+
+
+def utcnow() -> datetime:
+    """Wall-clock now, tz-aware UTC. Only stores use it; sources take time from a scheduler."""
+    return datetime.now(UTC)
+
+
+def _check_job_type(value: object) -> str:
+    if not isinstance(value, str) or not _JOB_TYPE.match(value):
+        raise InvalidJobError(
+            "job_type",
+            value,
+            "use 1-200 letters, digits or '_ . : -', e.g. 'email.send'",
+        )
+    return value
+
+
+def _check_queue_name(value: object) -> str:
+    if not isinstance(value, str) or not _QUEUE_NAME.match(value):
+        raise InvalidJobError(
+            "queue_name",
+            value,
+            "use 1-100 letters, digits or '_ . -', e.g. 'emails'",
+        )
+    return value
+
+
+def _check_priority(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidJobError("priority", value, "use an integer")
+    if not PRIORITY_MIN <= value <= PRIORITY_MAX:
+        raise InvalidJobError(
+            "priority", value, f"use an integer from {PRIORITY_MIN} to {PRIORITY_MAX}"
+        )
+    return value
+
+
+def _reject_non_finite(value: Any, field: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidJobError(field, value, "NaN and Infinity are not JSON; send null or a number")
+    if isinstance(value, dict):
+        for item in value.values():
+            _reject_non_finite(item, field)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _reject_non_finite(item, field)
+
+
+def _check_json_object(field: str, value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidJobError(field, value, "use a JSON object (a dict with string keys)")
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        _reject_non_finite(value, field)
+        raise InvalidJobError(
+            field, value, f"it must be JSON-serialisable ({exc}); convert such values to strings"
+        ) from None
+    return value
+
+
+def check_job_fields(
+    job_type: object,
+    payload: object,
+    queue_name: object = "default",
+    priority: object = 0,
+    metadata: object = None,
+) -> tuple[str, dict[str, Any], str, int, dict[str, Any]]:
+    """Validate the fields of a job before anything is written.
+
+    Returns:
+        The fields, normalised (``None`` payload/metadata become ``{}``).
+
+    Raises:
+        InvalidJobError: naming the first invalid field, its value and the fix.
+    """
+    return (
+        _check_job_type(job_type),
+        _check_json_object("payload", payload),
+        _check_queue_name(queue_name),
+        _check_priority(priority),
+        _check_json_object("metadata", metadata),
+    )
+
+
+class JobStatus(enum.StrEnum):
+    """Where a job is in its life."""
+
+    PENDING = "pending"
+    """Waiting to be picked up by a worker."""
+    SCHEDULED = "scheduled"
+    """Waiting for ``scheduled_at`` (a delayed job, or a retry after backoff)."""
+    RUNNING = "running"
+    """Claimed by a worker."""
+    COMPLETED = "completed"
+    FAILED = "failed"
+    """Failed and out of retries."""
+    CANCELLED = "cancelled"
+
+
+class RunState(enum.StrEnum):
+    """Lifecycle of a trigger or worker."""
+
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+
+
+class Job(BaseModel):
+    """A unit of background work, as stored in a job queue.
+
+    ``Job(id=uuid4(), job_type="x", queue_name="default", payload={})`` is a valid job.
+    Jobs are values: stores return new copies (``job.model_copy(update=...)``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID = Field(default_factory=uuid4)
+    job_type: str
+    queue_name: str = "default"
+    payload: dict[str, Any] = Field(default_factory=dict)
+    priority: int = 0
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    status: JobStatus = JobStatus.PENDING
+    attempts: int = 0
+    max_retries: int = 3
+    created_at: datetime = Field(default_factory=utcnow)
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    idempotency_key: str | None = None
+    result: Any = None
+    error: str | None = None
+
+    @field_validator("job_type")
+    @classmethod
+    def _job_type(cls, value: str) -> str:
+        return _check_job_type(value)
+
+    @field_validator("queue_name")
+    @classmethod
+    def _queue_name(cls, value: str) -> str:
+        return _check_queue_name(value)
+
+    @field_validator("priority")
+    @classmethod
+    def _priority(cls, value: int) -> int:
+        return _check_priority(value)
+
+
+class JobRequest(BaseModel):
+    """What a pipeline asks a :class:`~portico_rx.ports.job_creator.JobCreator` to create.
+
+    Built by :func:`portico_rx.to_job`; validated on construction.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job_type: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+    queue_name: str = "default"
+    priority: int = 0
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = None
+
+    # Set by ``to_job``: the claim on the source event's delivery, and the delivery.
+    _claim: Any = PrivateAttr(default=None)
+    _delivery: Any = PrivateAttr(default=None)
+
+    @field_validator("job_type")
+    @classmethod
+    def _job_type(cls, value: str) -> str:
+        return _check_job_type(value)
+
+    @field_validator("queue_name")
+    @classmethod
+    def _queue_name(cls, value: str) -> str:
+        return _check_queue_name(value)
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority(cls, value: object) -> int:
+        return _check_priority(value)
+
+    @field_validator("payload", "metadata", mode="before")
+    @classmethod
+    def _json(cls, value: object, info: Any) -> dict[str, Any]:
+        return _check_json_object(info.field_name, value)
+
+
+class TriggerHealth(BaseModel):
+    """A trigger's health, as returned by ``JobTrigger.get_health()``.
+
+    The first four fields are the spec's; the rest tell what an operator needs at 3 a.m.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    is_running: bool
+    last_job_created: datetime | None = None
+    jobs_created_count: int = 0
+    errors_count: int = 0
+    name: str = ""
+    state: RunState = RunState.STOPPED
+    healthy: bool = True
+    events_seen: int = 0
+    in_flight: int = 0
+    dead_lettered_count: int = 0
+    retries_count: int = 0
+    restarts_count: int = 0
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    details: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,348 @@
+"""PipelineTrigger: any observable of job requests, run as a JobTrigger."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from datetime import timedelta
+from typing import Any, Literal
+
+import structlog
+from reactivex import Observable
+from reactivex.abc import DisposableBase, SchedulerBase
+from reactivex.disposable import SerialDisposable
+
+from portico_rx import clock
+from portico_rx.dead_letter import DeadLetter
+from portico_rx.delivery import current_delivery
+from portico_rx.errors import ConfigurationError, TriggerStartError
+from portico_rx.health import HealthCounters
+from portico_rx.models import Job, RunState, TriggerHealth
+from portico_rx.ports.job_creator import JobCreator
+from portico_rx.ports.job_trigger import JobTrigger
+from portico_rx.retry import RetryPolicy
+from portico_rx.sink import AlertHook, DeadLetterHook, JobSink
+
+__all__ = ["PipelineTrigger"]
+
+logger = structlog.get_logger("portico_rx.pipeline")
+
+
+class PipelineTrigger(JobTrigger):
+    """Run a pipeline (an observable ending in :func:`~portico_rx.to_job`) as a trigger.
+
+    ``start()`` subscribes, ``stop()`` disposes and drains, ``is_running`` reflects the
+    subscription. Every job request the pipeline emits is created through
+    ``job_creator`` by a :class:`~portico_rx.sink.JobSink`.
+
+    Errors never end the trigger: a request that cannot be created is retried, then
+    dead-lettered; a user function that raises inside an operator ends that
+    subscription, so the trigger counts the error, dead-letters the event and
+    subscribes again — at once if the pipeline had been delivering events, else after a
+    backoff (``restart_delay`` doubling up to ``restart_max_delay``, in scheduler time).
+    A source that completes is restarted the same way (``on_complete="restart"``) or
+    stops the trigger (``on_complete="stop"``, for finite sources such as replays).
+
+    Args:
+        pipeline: the observable of job requests.
+        job_creator: where jobs are created (a port; ``JobService`` or any other).
+        name: the trigger's name: in logs, health, metadata and default idempotency keys.
+            Replicas of one trigger must share it.
+        scheduler: Rx scheduler for all time (default: ``AsyncIOScheduler`` on the loop).
+        max_concurrency: concurrent ``create_job`` calls (default 16).
+        retry: retry policy for ``create_job`` (default ``RetryPolicy()``: 5 attempts).
+        stop_timeout: seconds ``stop()`` waits for creations in flight (default 30).
+        on_complete: ``"restart"`` (default) or ``"stop"`` when the source completes.
+        restart_delay: first backoff before re-subscribing a failing source (default 0.5 s).
+        restart_max_delay: cap on that backoff (default 30 s).
+        alert: ``alert(level, message, context)``, called when a job could not be created.
+        on_dead_letter: called with each :class:`~portico_rx.dead_letter.DeadLetter`.
+        history_size: how many recently created jobs ``history()`` keeps (default 100).
+    """
+
+    def __init__(
+        self,
+        pipeline: Observable[Any],
+        job_creator: JobCreator,
+        *,
+        name: str,
+        scheduler: SchedulerBase | None = None,
+        max_concurrency: int = 16,
+        retry: RetryPolicy | None = None,
+        stop_timeout: float = 30.0,
+        on_complete: Literal["restart", "stop"] = "restart",
+        restart_delay: float = 0.5,
+        restart_max_delay: float = 30.0,
+        alert: AlertHook | None = None,
+        on_dead_letter: DeadLetterHook | None = None,
+        history_size: int = 100,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError(f"name={name!r}: give the trigger a non-empty name")
+        if on_complete not in ("restart", "stop"):
+            raise ConfigurationError(f"on_complete={on_complete!r}: use 'restart' or 'stop'")
+        if stop_timeout < 0 or restart_delay < 0 or restart_max_delay < 0:
+            raise ConfigurationError(
+                f"stop_timeout={stop_timeout!r}, restart_delay={restart_delay!r}, "
+                f"restart_max_delay={restart_max_delay!r}: durations cannot be negative"
+            )
+        if max_concurrency < 1:
+            raise ConfigurationError(f"max_concurrency={max_concurrency!r}: use 1 or more")
+        self.pipeline = pipeline
+        self.job_creator = job_creator
+        self.name = name
+        self.max_concurrency = max_concurrency
+        self.retry = retry or RetryPolicy()
+        self.stop_timeout = stop_timeout
+        self.on_complete = on_complete
+        self.restart_delay = restart_delay
+        self.restart_max_delay = restart_max_delay
+        self.alert = alert
+        self.on_dead_letter = on_dead_letter
+        self.dead_letters: deque[DeadLetter] = deque(maxlen=1000)
+        self.recent_jobs: deque[Job] = deque(maxlen=history_size)
+        self.counters = HealthCounters()
+        self._scheduler_arg = scheduler
+        self._scheduler: SchedulerBase | None = None
+        self._state = RunState.STOPPED
+        self._sink: JobSink | None = None
+        self._subscription = SerialDisposable()
+        self._restart: DisposableBase | None = None
+        self._generation = 0
+        self._delivered_since_subscribe = False
+        self._failures_in_a_row = 0
+        self._start_error: BaseException | None = None
+        self._starting = False
+        self._stopping: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    # -- JobTrigger ------------------------------------------------------------------
+
+    @property
+    def is_running(self) -> bool:
+        return self._state is RunState.RUNNING
+
+    @property
+    def state(self) -> RunState:
+        return self._state
+
+    @property
+    def scheduler(self) -> SchedulerBase | None:
+        """The scheduler in use (``None`` before the first ``start()``)."""
+        return self._scheduler or self._scheduler_arg
+
+    async def start(self) -> None:
+        async with self._lock:
+            if self._state is RunState.RUNNING:
+                logger.warning("trigger_already_running", trigger=self.name)
+                return
+            self._state = RunState.STARTING
+            logger.info("starting_trigger", trigger=self.name, trigger_type=type(self).__name__)
+            try:
+                await self._before_start()
+                await self.job_creator.open()
+                self._scheduler = clock.resolve_scheduler(self._scheduler_arg)
+                self._sink = JobSink(
+                    self.job_creator,
+                    name=self.name,
+                    scheduler=self._scheduler,
+                    counters=self.counters,
+                    retry=self.retry,
+                    max_concurrency=self.max_concurrency,
+                    alert=self.alert,
+                    on_dead_letter=self.on_dead_letter,
+                    dead_letters=self.dead_letters,
+                    on_job=self.recent_jobs.append,
+                )
+                self._sink.start()
+                self._state = RunState.RUNNING
+                self._start_error = None
+                self._starting = True
+                try:
+                    self._subscribe(initial=True)
+                finally:
+                    self._starting = False
+                if self._start_error is not None:
+                    raise self._start_error
+            except BaseException:
+                await self._teardown(timeout=0)
+                self._state = RunState.STOPPED
+                raise
+            await self._after_start()
+            logger.info("trigger_started", trigger=self.name, is_running=self.is_running)
+
+    async def stop(self) -> None:
+        if self._stopping is not None:
+            await asyncio.shield(self._stopping)
+            return
+        if self._state is RunState.STOPPED:
+            return
+        self._stopping = asyncio.ensure_future(self._stop())
+        try:
+            await asyncio.shield(self._stopping)
+        finally:
+            self._stopping = None
+
+    async def _stop(self) -> None:
+        async with self._lock:
+            if self._state is RunState.STOPPED:
+                return
+            logger.info("stopping_trigger", trigger=self.name, in_flight=self.counters.in_flight)
+            self._state = RunState.STOPPING
+            await self._before_stop()
+            unfinished = await self._teardown(timeout=self.stop_timeout)
+            self._state = RunState.STOPPED
+            logger.info(
+                "trigger_stopped",
+                trigger=self.name,
+                is_running=False,
+                jobs_created=self.counters.jobs_created,
+                unfinished=unfinished,
+            )
+
+    async def _teardown(self, timeout: float) -> int:
+        self._generation += 1
+        if self._restart is not None:
+            self._restart.dispose()
+            self._restart = None
+        self._subscription.disposable = None
+        unfinished = 0
+        if self._sink is not None:
+            unfinished = await self._sink.drain(timeout)
+            self._sink = None
+        await self._after_stop()
+        return unfinished
+
+    def get_health(self) -> TriggerHealth:
+        healthy = (
+            self._state is RunState.RUNNING
+            and self._failures_in_a_row == 0
+            and self.counters.consecutive_failures < 3
+        )
+        return self.counters.snapshot(
+            name=self.name, state=self._state, healthy=healthy, details=self.health_details()
+        )
+
+    # -- hooks for named triggers ----------------------------------------------------
+
+    async def _before_start(self) -> None:
+        """Check preconditions (paths, URLs) so ``start()`` fails with a clear error."""
+
+    async def _after_start(self) -> None:
+        """Runs once subscribed (e.g. serve an HTTP route)."""
+
+    async def _before_stop(self) -> None:
+        """Runs before the subscription is disposed."""
+
+    async def _after_stop(self) -> None:
+        """Runs after the sink drained (close connections)."""
+
+    def health_details(self) -> dict[str, Any]:
+        """Extra, trigger-specific fields for ``TriggerHealth.details``."""
+        return {}
+
+    # -- subscription and restarts -----------------------------------------------------
+
+    def _subscribe(self, initial: bool = False) -> None:
+        assert self._scheduler is not None
+        generation = self._generation
+        self._delivered_since_subscribe = False
+
+        def on_next(item: Any) -> None:
+            if generation != self._generation or self._sink is None:
+                return
+            self._delivered_since_subscribe = True
+            self._failures_in_a_row = 0
+            self._sink.submit(item)
+
+        def on_error(error: Exception) -> None:
+            if generation != self._generation:
+                return
+            if initial and self._starting and isinstance(error, TriggerStartError):
+                self._start_error = error
+                return
+            self._on_pipeline_error(error)
+
+        def on_completed() -> None:
+            if generation != self._generation:
+                return
+            self._on_pipeline_completed()
+
+        self._subscription.disposable = self.pipeline.subscribe(
+            on_next, on_error, on_completed, scheduler=self._scheduler
+        )
+
+    def _on_pipeline_error(self, error: Exception) -> None:
+        assert self._sink is not None and self._scheduler is not None
+        message = f"{type(error).__name__}: {error}"
+        self.counters.record_error(message, clock.now(self._scheduler))
+        delivery = current_delivery()
+        if delivery is not None and not delivery.settled:
+            self._sink.dead_letter(
+                stage="pipeline", error=message, claim=delivery.claim(), delivery=delivery
+            )
+        elif self._delivered_since_subscribe:
+            self._sink.dead_letter(stage="pipeline", error=message)
+        logger.error(
+            "trigger_pipeline_error",
+            trigger=self.name,
+            error=str(error),
+            error_type=type(error).__name__,
+        )
+        self._schedule_restart(reason="error")
+
+    def _on_pipeline_completed(self) -> None:
+        if self.on_complete == "stop":
+            logger.info("trigger_source_completed", trigger=self.name)
+            self._generation += 1
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.stop()))
+            return
+        logger.warning("trigger_source_completed_unexpectedly", trigger=self.name)
+        self._schedule_restart(reason="completed")
+
+    def _schedule_restart(self, reason: str) -> None:
+        assert self._scheduler is not None
+        self._generation += 1
+        self.counters.restarts += 1
+        immediate = self._delivered_since_subscribe
+        if immediate:
+            self._failures_in_a_row = 0
+            delay = 0.0
+        else:
+            self._failures_in_a_row += 1
+            delay = min(
+                self.restart_max_delay, self.restart_delay * 2 ** (self._failures_in_a_row - 1)
+            )
+        logger.info("trigger_restarting", trigger=self.name, reason=reason, delay_s=delay)
+        self._subscription.disposable = None
+        if delay == 0:
+            self._subscribe()
+            return
+
+        def resubscribe(_scheduler: Any, _state: Any = None) -> None:
+            self._restart = None
+            if self._state is RunState.RUNNING:
+                self._subscribe()
+
+        self._restart = self._scheduler.schedule_relative(timedelta(seconds=delay), resubscribe)
+
+    # -- conveniences ----------------------------------------------------------------
+
+    def history(self) -> list[Job]:
+        """Jobs this trigger created recently, oldest first (``history_size`` at most)."""
+        return list(self.recent_jobs)
+
+    async def __aenter__(self) -> PipelineTrigger:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def __repr__(self) -> str:
+        health = self.counters
+        return (
+            f"{type(self).__name__}(name={self.name!r}, state={self._state.value}, "
+            f"jobs_created={health.jobs_created}, errors={health.errors}, "
+            f"in_flight={health.in_flight})"
+        )

@@ -1,0 +1,112 @@
+"""The JobQueue port: durable storage of jobs, with idempotency and priorities."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from portico_rx.models import Job, JobStatus
+
+__all__ = ["JobQueue"]
+
+
+class JobQueue(ABC):
+    """Stores jobs and hands them to workers.
+
+    Contract (one test suite, ``tests/contract/test_job_queue_contract.py``, checks every
+    adapter against it):
+
+    * ``enqueue`` is idempotent on ``job.idempotency_key``: the key is unique in the store
+      itself, so concurrent enqueues of one key (from any process) store one job.
+    * ``dequeue`` returns the highest priority, then oldest, job of the given queues whose
+      ``scheduled_at`` is due, marks it ``RUNNING`` and counts the attempt; a job is handed
+      to one worker only.
+    * Methods raise :class:`~portico_rx.errors.QueueUnavailableError` when the store
+      cannot be reached, :class:`~portico_rx.errors.JobNotFoundError` for unknown ids.
+    """
+
+    async def open(self) -> None:
+        """Open the store and create or check its schema. Idempotent.
+
+        Raises:
+            QueueUnavailableError: unwritable path, corrupt file, unreachable server.
+            SchemaVersionError: the schema was written by a newer portico_rx.
+        """
+
+    async def close(self) -> None:
+        """Release connections and threads. Idempotent."""
+
+    @abstractmethod
+    async def enqueue(self, job: Job) -> tuple[Job, bool]:
+        """Store ``job`` unless its idempotency key is already taken.
+
+        Returns:
+            ``(stored_job, created)``: ``created`` is ``False`` when an existing job with
+            the same key was returned instead.
+        """
+
+    @abstractmethod
+    async def dequeue(
+        self, queue_names: Sequence[str], *, now: datetime | None = None
+    ) -> Job | None:
+        """Claim the next due job of ``queue_names`` (``RUNNING``, ``attempts + 1``).
+
+        Returns:
+            The claimed job, or ``None`` when no job is due.
+        """
+
+    @abstractmethod
+    async def complete(self, job_id: UUID, result: Any = None) -> Job:
+        """Mark a job ``COMPLETED`` with ``result``.
+
+        Raises:
+            JobNotFoundError: no job has this id.
+        """
+
+    @abstractmethod
+    async def fail(self, job_id: UUID, error: str, *, retry_at: datetime | None = None) -> Job:
+        """Record a failed attempt.
+
+        With ``retry_at`` the job becomes ``SCHEDULED`` again for that time; without it,
+        ``FAILED`` for good.
+
+        Raises:
+            JobNotFoundError: no job has this id.
+        """
+
+    @abstractmethod
+    async def get(self, job_id: UUID) -> Job | None:
+        """The job with ``job_id``, or ``None``."""
+
+    @abstractmethod
+    async def get_by_key(self, idempotency_key: str) -> Job | None:
+        """The job holding ``idempotency_key``, or ``None``."""
+
+    @abstractmethod
+    async def list(
+        self,
+        *,
+        status: JobStatus | None = None,
+        job_type: str | None = None,
+        queue_name: str | None = None,
+        key_prefix: str | None = None,
+        limit: int = 100,
+        order_by: str = "created_at",
+    ) -> list[Job]:
+        """Jobs matching every given filter, newest first.
+
+        ``order_by`` is ``"created_at"`` or ``"idempotency_key"`` (both descending).
+        """
+
+    async def wait_for_jobs(self, timeout: float) -> None:
+        """Wait until new jobs may be due, at most ``timeout`` seconds.
+
+        Stores that can signal new work (LISTEN/NOTIFY, blocking pops, in-process events)
+        wake early; the default just sleeps, which makes workers poll.
+        """
+        import asyncio
+
+        await asyncio.sleep(timeout)

@@ -1,0 +1,343 @@
+"""JobSink: the end of every pipeline. Creates jobs, retries, settles, records health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from reactivex.abc import SchedulerBase
+
+from portico_rx import clock
+from portico_rx.dead_letter import DeadLetter
+from portico_rx.delivery import Claim, Delivery
+from portico_rx.errors import ConfigurationError
+from portico_rx.health import HealthCounters
+from portico_rx.isolation import EventFailed
+from portico_rx.models import Job, JobRequest
+from portico_rx.ports.job_creator import JobCreator
+from portico_rx.retry import RetryPolicy
+
+__all__ = ["AlertHook", "DeadLetterHook", "JobSink"]
+
+logger = structlog.get_logger("portico_rx.sink")
+
+AlertHook = Callable[[str, str, dict[str, Any]], Awaitable[None] | None]
+"""``alert(level, message, context)``, called when a job could not be created."""
+DeadLetterHook = Callable[[DeadLetter], Awaitable[None] | None]
+"""``on_dead_letter(dead_letter)``, called for every dead-lettered event."""
+
+_STOP = object()
+
+
+class JobSink:
+    """Creates a job for each request it is given, with bounded concurrency and retries.
+
+    ``submit`` is synchronous and never raises (it is called from Rx ``on_next``);
+    ``max_concurrency`` workers call ``JobCreator.create_job``. A failing call is retried
+    per ``retry`` (exponential backoff with jitter, sleeping in scheduler time);
+    invalid requests (``ConfigurationError``) are not retried. A request out of retries
+    calls ``alert``, is dead-lettered and its delivery is nacked. Created jobs resolve
+    their delivery claim ``ok``.
+    """
+
+    def __init__(
+        self,
+        job_creator: JobCreator,
+        *,
+        name: str,
+        scheduler: SchedulerBase,
+        counters: HealthCounters,
+        retry: RetryPolicy,
+        max_concurrency: int = 16,
+        alert: AlertHook | None = None,
+        on_dead_letter: DeadLetterHook | None = None,
+        dead_letters: deque[DeadLetter] | None = None,
+        on_job: Callable[[Job], None] | None = None,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ConfigurationError(f"max_concurrency={max_concurrency!r}: use 1 or more")
+        self.job_creator = job_creator
+        self.name = name
+        self.scheduler = scheduler
+        self.counters = counters
+        self.retry = retry
+        self.max_concurrency = max_concurrency
+        self.alert = alert
+        self.on_dead_letter = on_dead_letter
+        self.dead_letters: deque[DeadLetter] = (
+            dead_letters if dead_letters is not None else deque(maxlen=1000)
+        )
+        self.on_job = on_job
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._hook_tasks: set[asyncio.Task[Any]] = set()
+        self._cancelled = 0
+
+    # -- intake (sync) -------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self._workers:
+            self._workers = [
+                asyncio.ensure_future(self._work()) for _ in range(self.max_concurrency)
+            ]
+
+    def submit(self, item: JobRequest | EventFailed | Any) -> None:
+        """Accept one pipeline item. Never raises."""
+        self.counters.events_seen += 1
+        if isinstance(item, JobRequest):
+            self.counters.in_flight += 1
+            self._queue.put_nowait(item)
+        elif isinstance(item, EventFailed):
+            self.counters.record_error(str(item), clock.now(self.scheduler))
+            logger.error(
+                "pipeline_event_failed",
+                trigger=self.name,
+                stage=item.stage,
+                error=str(item.error),
+                error_type=type(item.error).__name__,
+            )
+            self.dead_letter(
+                stage=item.stage,
+                error=f"{type(item.error).__name__}: {item.error}",
+                event=item.event,
+                claim=item.claim,
+                delivery=item.claim.deliveries[0] if item.claim and item.claim.deliveries else None,
+            )
+        else:
+            error = (
+                f"the pipeline emitted {type(item).__name__} {item!r:.80}, not a JobRequest; "
+                "end the pipeline with portico_rx.to_job(...)"
+            )
+            self.counters.record_error(error, clock.now(self.scheduler))
+            logger.error("pipeline_emitted_non_request", trigger=self.name, error=error)
+            self.dead_letter(stage="pipeline", error=error, event=item)
+
+    # -- draining ------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        return self.counters.in_flight
+
+    async def drain(self, timeout: float) -> int:
+        """Wait for queued and running creations; stop the workers.
+
+        Returns:
+            How many requests were still unfinished at ``timeout``: they are cancelled,
+            their deliveries nacked with ``requeue=True`` and dead-lettered as ``"stop"``.
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout)
+        unfinished = 0
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            self._queue.task_done()
+            if isinstance(item, JobRequest):
+                unfinished += 1
+                self._abandon(item)
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        self._workers = []
+        if self._hook_tasks:
+            await asyncio.gather(*self._hook_tasks, return_exceptions=True)
+        cancelled, self._cancelled = self._cancelled, 0
+        return unfinished + cancelled
+
+    def _abandon(self, request: JobRequest) -> None:
+        self.counters.in_flight -= 1
+        claim, delivery = request._claim, request._delivery
+        self.dead_letter(
+            stage="stop",
+            error="the trigger stopped before the job was created",
+            request=request,
+            claim=claim,
+            delivery=delivery,
+            requeue=True,
+        )
+
+    # -- workers -------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            request = await self._queue.get()
+            try:
+                await self._create(request)
+            except asyncio.CancelledError:
+                self._cancelled += 1
+                self._abandon(request)
+                self._queue.task_done()
+                raise
+            self._queue.task_done()
+
+    def _metadata(self, request: JobRequest, delivery: Delivery | None) -> dict[str, Any]:
+        meta: dict[str, Any] = dict(request.metadata)
+        meta["trigger"] = self.name
+        if delivery is not None:
+            meta.update(delivery.attributes)
+            meta["source"] = delivery.source
+            meta["seen_at"] = delivery.seen_at.isoformat()
+            if delivery.event_id is not None:
+                meta["event_id"] = delivery.event_id
+        else:
+            meta.setdefault("source", "observable")
+        key = request.idempotency_key
+        if key is None and delivery is not None and delivery.idempotency_key is not None:
+            key = f"{self.name}:{request.job_type}:{delivery.idempotency_key}"
+        if key is not None:
+            meta["idempotency_key"] = key
+        return meta
+
+    async def _create(self, request: JobRequest) -> None:
+        claim: Claim | None = request._claim
+        delivery: Delivery | None = request._delivery
+        metadata = self._metadata(request, delivery)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                job = await self.job_creator.create_job(
+                    job_type=request.job_type,
+                    payload=request.payload,
+                    queue_name=request.queue_name,
+                    priority=request.priority,
+                    metadata=metadata,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                permanent = isinstance(exc, ConfigurationError)
+                if permanent or attempt >= self.retry.max_attempts:
+                    await self._give_up(request, metadata, exc, attempt, claim, delivery)
+                    return
+                self.counters.retries += 1
+                delay = self.retry.delay(attempt)
+                logger.warning(
+                    "job_creation_retry",
+                    trigger=self.name,
+                    job_type=request.job_type,
+                    attempt=attempt,
+                    delay_s=round(delay, 3),
+                    error=str(exc),
+                )
+                await clock.sleep(self.scheduler, delay)
+                continue
+            self.counters.in_flight -= 1
+            self.counters.record_job(clock.now(self.scheduler))
+            if claim is not None:
+                claim.resolve(True, job_id=str(job.id))
+            logger.info(
+                "job_created",
+                trigger=self.name,
+                job_id=str(job.id),
+                job_type=job.job_type,
+                queue_name=job.queue_name,
+                attempt=attempt,
+            )
+            if self.on_job is not None:
+                self.on_job(job)
+            return
+
+    async def _give_up(
+        self,
+        request: JobRequest,
+        metadata: dict[str, Any],
+        exc: Exception,
+        attempts: int,
+        claim: Claim | None,
+        delivery: Delivery | None,
+    ) -> None:
+        self.counters.in_flight -= 1
+        self.counters.consecutive_failures += 1
+        error = f"{type(exc).__name__}: {exc}"
+        self.counters.record_error(error, clock.now(self.scheduler))
+        logger.error(
+            "job_creation_failed",
+            trigger=self.name,
+            job_type=request.job_type,
+            attempts=attempts,
+            error=str(exc),
+            idempotency_key=metadata.get("idempotency_key"),
+        )
+        if self.alert is not None:
+            await self._call_hook(
+                self.alert,
+                "error",
+                f"Failed to create job {request.job_type!r} from trigger {self.name!r}",
+                {"error": error, "attempts": attempts, "job_type": request.job_type},
+            )
+        self.dead_letter(
+            stage="create_job",
+            error=error,
+            request=request,
+            claim=claim,
+            delivery=delivery,
+            attempts=attempts,
+        )
+
+    # -- dead letters --------------------------------------------------------------
+
+    def dead_letter(
+        self,
+        *,
+        stage: str,
+        error: str,
+        request: JobRequest | None = None,
+        event: Any = None,
+        claim: Claim | None = None,
+        delivery: Delivery | None = None,
+        requeue: bool = False,
+        attempts: int = 0,
+    ) -> DeadLetter:
+        """Record a dead letter, nack its delivery and call ``on_dead_letter``."""
+        letter = DeadLetter(
+            trigger=self.name,
+            stage=stage,
+            error=error,
+            at=clock.now(self.scheduler),
+            request=request,
+            event=event,
+            source=delivery.source if delivery else None,
+            event_id=delivery.event_id if delivery else None,
+            attempts=attempts,
+        )
+        self.counters.dead_lettered += 1
+        self.dead_letters.append(letter)
+        if claim is not None:
+            claim.resolve(False, requeue=requeue)
+        logger.warning(
+            "event_dead_lettered",
+            trigger=self.name,
+            stage=stage,
+            error=error,
+            source=letter.source,
+            event_id=letter.event_id,
+        )
+        if self.on_dead_letter is not None:
+            result = self._safe_call(self.on_dead_letter, letter)
+            if inspect.isawaitable(result):
+                task = asyncio.ensure_future(result)
+                self._hook_tasks.add(task)
+                task.add_done_callback(self._hook_tasks.discard)
+        return letter
+
+    def _safe_call(self, hook: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return hook(*args)
+        except Exception as exc:
+            logger.error("trigger_hook_failed", trigger=self.name, error=str(exc))
+            return None
+
+    async def _call_hook(self, hook: Callable[..., Any], *args: Any) -> None:
+        result = self._safe_call(hook, *args)
+        if inspect.isawaitable(result):
+            try:
+                await result
+            except Exception as exc:
+                logger.error("trigger_hook_failed", trigger=self.name, error=str(exc))

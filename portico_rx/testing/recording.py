@@ -1,0 +1,120 @@
+"""RecordingJobCreator: a JobCreator that remembers, for tests and notebooks."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+from uuid import UUID
+
+from portico_rx.errors import ConfigurationError, QueueUnavailableError
+from portico_rx.models import Job, JobStatus, check_job_fields
+from portico_rx.ports.job_creator import JobCreator
+
+__all__ = ["RecordingJobCreator"]
+
+
+class RecordingJobCreator(JobCreator):
+    """Keeps every created job in ``jobs`` (in order) and honours idempotency keys.
+
+    Args:
+        fail_first: the first N ``create_job`` calls raise ``QueueUnavailableError``.
+        fail_rate: after those, each call fails with this probability (0 to 1).
+        seed: seed for ``fail_rate`` so failures are reproducible.
+
+    Attributes:
+        jobs: created jobs, in creation order (duplicates by key are not repeated).
+        calls: every ``create_job`` call's keyword arguments, failed ones included.
+        failures: how many calls failed on purpose.
+    """
+
+    def __init__(self, *, fail_first: int = 0, fail_rate: float = 0.0, seed: int | None = None):
+        if fail_first < 0:
+            raise ConfigurationError(f"fail_first={fail_first!r}: use 0 or more")
+        if not 0 <= fail_rate <= 1:
+            raise ConfigurationError(f"fail_rate={fail_rate!r}: use a fraction from 0 to 1")
+        self.fail_first = fail_first
+        self.fail_rate = fail_rate
+        self._random = random.Random(seed)
+        self.jobs: list[Job] = []
+        self.calls: list[dict[str, Any]] = []
+        self.failures = 0
+        self._by_id: dict[UUID, Job] = {}
+        self._by_key: dict[str, Job] = {}
+
+    def __repr__(self) -> str:
+        return f"RecordingJobCreator(jobs={len(self.jobs)}, failures={self.failures})"
+
+    async def create_job(
+        self,
+        job_type: str,
+        payload: dict[str, Any],
+        queue_name: str = "default",
+        priority: int = 0,
+        metadata: dict[str, Any] | None = None,
+    ) -> Job:
+        self.calls.append(
+            {
+                "job_type": job_type,
+                "payload": payload,
+                "queue_name": queue_name,
+                "priority": priority,
+                "metadata": metadata,
+            }
+        )
+        job_type, payload, queue_name, priority, metadata = check_job_fields(
+            job_type, payload, queue_name, priority, metadata
+        )
+        if len(self.calls) <= self.fail_first or (
+            self.fail_rate and self._random.random() < self.fail_rate
+        ):
+            self.failures += 1
+            raise QueueUnavailableError(f"RecordingJobCreator: planned failure #{self.failures}")
+        key = metadata.get("idempotency_key")
+        if key is not None and key in self._by_key:
+            return self._by_key[key]
+        job = Job(
+            job_type=job_type,
+            queue_name=queue_name,
+            payload=payload,
+            priority=priority,
+            metadata=metadata,
+            idempotency_key=key,
+        )
+        self.jobs.append(job)
+        self._by_id[job.id] = job
+        if key is not None:
+            self._by_key[key] = job
+        return job
+
+    async def get_job(self, job_id: UUID) -> Job | None:
+        return self._by_id.get(job_id)
+
+    async def find_jobs(
+        self,
+        *,
+        job_type: str | None = None,
+        queue_name: str | None = None,
+        status: JobStatus | None = None,
+        key_prefix: str | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        found = [
+            job
+            for job in self.jobs
+            if (job_type is None or job.job_type == job_type)
+            and (queue_name is None or job.queue_name == queue_name)
+            and (status is None or job.status == status)
+            and (
+                key_prefix is None
+                or (job.idempotency_key is not None and job.idempotency_key.startswith(key_prefix))
+            )
+        ]
+        if key_prefix is not None:
+            found.sort(key=lambda j: j.idempotency_key or "", reverse=True)
+        else:
+            found.reverse()
+        return found[:limit]
+
+    def of_type(self, job_type: str) -> list[Job]:
+        """Created jobs of one job type, in creation order."""
+        return [job for job in self.jobs if job.job_type == job_type]

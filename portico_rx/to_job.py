@@ -1,0 +1,125 @@
+"""``to_job``: the operator that turns events into job requests."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import reactivex
+from pydantic import BaseModel
+from reactivex import Observable, abc
+
+from portico_rx.clock import now
+from portico_rx.delivery import Claim, Delivery, claim_current, current_delivery
+from portico_rx.isolation import EventFailed
+from portico_rx.models import JobRequest
+
+__all__ = ["default_payload", "job_request_claim", "to_job"]
+
+T = TypeVar("T")
+Field = Callable[[T], Any] | Any
+
+
+def default_payload(event: Any) -> dict[str, Any]:
+    """The payload used when ``to_job`` is given none.
+
+    A ``dict`` is used as is; a pydantic model or dataclass is dumped to JSON values;
+    anything else becomes ``{"event": event}``.
+    """
+    if isinstance(event, dict):
+        return event
+    if isinstance(event, BaseModel):
+        return event.model_dump(mode="json")
+    if dataclasses.is_dataclass(event) and not isinstance(event, type):
+        return dataclasses.asdict(event)
+    return {"event": event}
+
+
+def _resolve(value: Field[T], event: T) -> Any:
+    return value(event) if callable(value) else value
+
+
+def job_request_claim(request: JobRequest) -> tuple[Claim | None, Delivery | None]:
+    """The claim and delivery ``to_job`` attached to ``request`` (``None`` if built by hand)."""
+    return request._claim, request._delivery
+
+
+def to_job(
+    job_type: str | Callable[[T], str],
+    payload: Callable[[T], dict[str, Any]] | dict[str, Any] | None = None,
+    *,
+    queue_name: str | Callable[[T], str] = "default",
+    priority: int | Callable[[T], int] = 0,
+    idempotency_key: Callable[[T], str | None] | None = None,
+    metadata: Callable[[T], dict[str, Any]] | dict[str, Any] | None = None,
+) -> Callable[[Observable[T]], Observable[JobRequest | EventFailed]]:
+    """Map each event to a :class:`~portico_rx.models.JobRequest`.
+
+    Every argument is a value or a function of the event. ``payload`` defaults to
+    :func:`default_payload`. ``idempotency_key`` defaults to the key of the event's
+    delivery (cron fire time, message id, …), which the sink scopes by trigger name and
+    job type; events without one get no key.
+
+    An event whose conversion raises (a payload function that fails, an invalid job
+    type, a payload that is not JSON) becomes an
+    :class:`~portico_rx.isolation.EventFailed` for the sink to count and dead-letter;
+    the stream goes on.
+
+    Marble::
+
+        events:   --a----b----c--|
+        to_job:   --A----B----C--|      (A = JobRequest built from a)
+
+    Example:
+        >>> import reactivex
+        >>> from portico_rx import to_job
+        >>> reactivex.of({"id": 7}).pipe(
+        ...     to_job("email.welcome", payload=lambda e: {"user": e["id"]})
+        ... ).run().payload
+        {'user': 7}
+    """
+
+    def make_request(event: T, scheduler: abc.SchedulerBase | None) -> JobRequest:
+        delivery = current_delivery()
+        body = default_payload(event) if payload is None else _resolve(payload, event)
+        meta = dict(_resolve(metadata, event) or {}) if metadata is not None else {}
+        if delivery is None and scheduler is not None:
+            meta.setdefault("seen_at", now(scheduler).isoformat())
+        request = JobRequest(
+            job_type=_resolve(job_type, event),
+            payload=body,
+            queue_name=_resolve(queue_name, event),
+            priority=_resolve(priority, event),
+            metadata=meta,
+            idempotency_key=idempotency_key(event) if idempotency_key is not None else None,
+        )
+        return request
+
+    def operator(source: Observable[T]) -> Observable[JobRequest | EventFailed]:
+        def subscribe(
+            observer: abc.ObserverBase[JobRequest | EventFailed],
+            scheduler: abc.SchedulerBase | None = None,
+        ) -> abc.DisposableBase:
+            def on_next(event: T) -> None:
+                if isinstance(event, EventFailed):
+                    observer.on_next(event)
+                    return
+                try:
+                    request = make_request(event, scheduler)
+                except Exception as exc:
+                    observer.on_next(
+                        EventFailed(event=event, error=exc, stage="to_job", claim=claim_current())
+                    )
+                    return
+                request._claim = claim_current()
+                request._delivery = current_delivery()
+                observer.on_next(request)
+
+            return source.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
+            )
+
+        return reactivex.create(subscribe)
+
+    return operator

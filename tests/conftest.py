@@ -1,0 +1,54 @@
+"""Shared fixtures. Service fixtures skip on a laptop without the service, but fail
+under CI (``PORTICO_REQUIRE_SERVICES=1``, set by ``.ci/run``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import structlog
+
+REQUIRE_SERVICES = os.environ.get("PORTICO_REQUIRE_SERVICES") == "1"
+
+SERVICES = {
+    "postgres": ("127.0.0.1", 5432),
+    "redis": ("127.0.0.1", 6379),
+    "rabbitmq": ("127.0.0.1", 5672),
+    "nats": ("127.0.0.1", 4222),
+    "mqtt": ("127.0.0.1", 1883),
+}
+
+
+def service_available(name: str) -> bool:
+    host, port = SERVICES[name]
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str) -> None:
+    """Skip (laptop) or fail (CI) when ``name`` is not listening on 127.0.0.1."""
+    if service_available(name):
+        return
+    host, port = SERVICES[name]
+    message = f"{name} is not listening on {host}:{port}"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{message}; CI requires it (PORTICO_REQUIRE_SERVICES=1)")
+    pytest.skip(message)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for name in SERVICES:
+        if item.get_closest_marker(name) is not None:
+            require_service(name)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_structlog() -> None:
+    """Keep structlog output out of test logs unless a test captures it."""
+    structlog.configure(
+        logger_factory=structlog.ReturnLoggerFactory(), cache_logger_on_first_use=False
+    )
