@@ -1,0 +1,1 @@
+"""JobCreator adapters: bridges that hand jobs to existing execution engines."""
