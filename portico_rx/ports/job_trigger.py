@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from portico_rx.models import TriggerHealth
+from portico_rx.models import RunState, TriggerHealth
 
 __all__ = ["JobTrigger"]
 
@@ -20,6 +20,10 @@ class JobTrigger(ABC):
       resources. Idempotent: stopping a stopped trigger does nothing.
     * ``is_running`` is ``True`` exactly while the trigger listens for events.
     * ``get_health()`` is cheap and synchronous, safe to call from a health endpoint.
+
+    Only ``start``, ``stop`` and ``is_running`` are abstract, so triggers written to the
+    spec (which defines no ``get_health``) still instantiate; they report the default
+    health below until they override it.
     """
 
     @abstractmethod
@@ -41,6 +45,16 @@ class JobTrigger(ABC):
     def is_running(self) -> bool:
         """``True`` while the trigger is active and creating jobs from events."""
 
-    @abstractmethod
     def get_health(self) -> TriggerHealth:
-        """Counters and state for monitoring and health checks."""
+        """Counters and state for monitoring and health checks.
+
+        The default knows only ``is_running`` (and the class name); the library's
+        triggers override it with counters, errors and dead letters.
+        """
+        running = self.is_running
+        return TriggerHealth(
+            is_running=running,
+            name=type(self).__name__,
+            state=RunState.RUNNING if running else RunState.STOPPED,
+            healthy=running,
+        )
