@@ -79,7 +79,12 @@ class MemoryJobQueue(JobQueue):
         if best is None:
             self._new_work.clear()
             return None
-        heapq.heappop(self._heaps[best[1]])
+        heap = self._heaps[best[1]]
+        if heap[0] == best[0]:
+            heapq.heappop(heap)
+        else:  # not-yet-due jobs were pushed back above it
+            heap.remove(best[0])
+            heapq.heapify(heap)
         job = self._jobs[best[0][2]].model_copy(
             update={
                 "status": JobStatus.RUNNING,

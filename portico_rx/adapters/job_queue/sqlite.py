@@ -1,0 +1,624 @@
+"""SQLite JobQueue: the embedded default. One file, no server, several processes.
+
+How it stays correct with several processes on one host:
+
+* WAL journal, a busy timeout, and ``BEGIN IMMEDIATE`` for every transaction, so writers
+  queue up on SQLite's lock instead of failing or deadlocking on a lock upgrade.
+* The idempotency key is ``UNIQUE`` in the table: ``enqueue`` is ``INSERT … ON CONFLICT
+  DO NOTHING`` and then reads the row that holds the key, inside one transaction — no
+  check-then-insert race, whichever process wins.
+* ``dequeue`` claims with one ``UPDATE … WHERE seq = (SELECT … LIMIT 1) RETURNING``
+  under the write lock: a job is handed to one worker only.
+
+How it stays fast and off the event loop: each queue owns one thread and one
+connection. Calls from asyncio are handed to that thread; the thread takes every call
+waiting at that moment and runs them in *one* transaction (group commit), so a burst of
+``create_job`` calls costs one fsync, not one per job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from uuid import UUID
+
+import structlog
+
+from portico_rx.adapters.job_queue.base import DUE_STATUSES, check_list_args, check_queue_names
+from portico_rx.errors import (
+    ConfigurationError,
+    InvalidJobError,
+    JobNotFoundError,
+    QueueUnavailableError,
+    SchemaVersionError,
+)
+from portico_rx.models import Job, JobStatus, utcnow
+from portico_rx.ports.job_queue import JobQueue
+
+__all__ = ["SCHEMA_VERSION", "SQLiteJobQueue"]
+
+logger = structlog.get_logger("portico_rx.sqlite_queue")
+
+SCHEMA_VERSION = 1
+"""The schema this version of portico_rx writes. A file with a newer one is refused."""
+
+T = TypeVar("T")
+Operation = Callable[[sqlite3.Connection], Any]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    job_type TEXT NOT NULL,
+    queue_name TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    max_retries INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    scheduled_at INTEGER,
+    started_at INTEGER,
+    completed_at INTEGER,
+    idempotency_key TEXT UNIQUE,
+    result TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_due
+    ON jobs (queue_name, priority DESC, created_at, seq)
+    WHERE status IN ('pending', 'scheduled');
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at, seq);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
+"""
+
+_COLUMNS = (
+    "id, job_type, queue_name, payload, priority, metadata, status, attempts, max_retries, "
+    "created_at, scheduled_at, started_at, completed_at, idempotency_key, result, error"
+)
+_INSERT = (
+    f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT DO NOTHING"
+)
+_DUE = ("pending", "scheduled")
+
+_CLOSE = object()
+
+
+def _to_micros(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _from_micros(value: int | None) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value / 1_000_000, UTC)
+
+
+def _row(job: Job) -> tuple[Any, ...]:
+    return (
+        str(job.id),
+        job.job_type,
+        job.queue_name,
+        json.dumps(job.payload, separators=(",", ":")),
+        job.priority,
+        json.dumps(job.metadata, separators=(",", ":")),
+        job.status.value,
+        job.attempts,
+        job.max_retries,
+        _to_micros(job.created_at),
+        _to_micros(job.scheduled_at),
+        _to_micros(job.started_at),
+        _to_micros(job.completed_at),
+        job.idempotency_key,
+        None if job.result is None else json.dumps(job.result),
+        job.error,
+    )
+
+
+def _job(row: Sequence[Any]) -> Job:
+    return Job.model_construct(
+        id=UUID(row[0]),
+        job_type=row[1],
+        queue_name=row[2],
+        payload=json.loads(row[3]),
+        priority=row[4],
+        metadata=json.loads(row[5]),
+        status=JobStatus(row[6]),
+        attempts=row[7],
+        max_retries=row[8],
+        created_at=_from_micros(row[9]),
+        scheduled_at=_from_micros(row[10]),
+        started_at=_from_micros(row[11]),
+        completed_at=_from_micros(row[12]),
+        idempotency_key=row[13],
+        result=None if row[14] is None else json.loads(row[14]),
+        error=row[15],
+    )
+
+
+class SQLiteJobQueue(JobQueue):
+    """A JobQueue in one SQLite file: durable, no server, safe for several processes.
+
+    Every process (trigger service, workers, ``portico-rx jobs``) may open the same file.
+    Opening creates the file and its schema; a file written by a newer portico_rx is
+    refused. Keep the file on a local disk: SQLite's locking is not reliable over NFS.
+
+    Args:
+        path: the database file (default ``"portico.db"``, relative to the working
+            directory). ``":memory:"`` gives a private, non-durable store.
+        busy_timeout: seconds to wait for another process's write lock before a call
+            fails with ``QueueUnavailableError`` (default 30).
+        synchronous: SQLite's ``synchronous`` setting (default ``"FULL"``: a job that
+            ``enqueue`` returned survives a power cut; ``"NORMAL"`` survives a process
+            crash only, and is faster when calls do not come in bursts).
+        max_batch: most calls run in one transaction by the group commit (default 512).
+        poll_interval: most seconds ``wait_for_jobs`` waits before workers look again
+            for jobs written by other processes (default 0.5). Jobs enqueued by this
+            process wake waiting workers at once.
+
+    Raises:
+        ConfigurationError: an argument is out of range (at construction).
+
+    Example:
+        >>> queue = SQLiteJobQueue("jobs.db")  # doctest: +SKIP
+        >>> service = JobService(job_queue=queue)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        path: str | Path = "portico.db",
+        *,
+        busy_timeout: float = 30.0,
+        synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL",
+        max_batch: int = 512,
+        poll_interval: float = 0.5,
+    ) -> None:
+        if busy_timeout < 0:
+            raise ConfigurationError(f"busy_timeout={busy_timeout!r}: use 0 or more seconds")
+        if synchronous not in ("FULL", "NORMAL", "OFF"):
+            raise ConfigurationError(
+                f"synchronous={synchronous!r}: use 'FULL' (default), 'NORMAL' or 'OFF'"
+            )
+        if max_batch < 1:
+            raise ConfigurationError(f"max_batch={max_batch!r}: use 1 or more")
+        if poll_interval <= 0:
+            raise ConfigurationError(f"poll_interval={poll_interval!r}: use a positive number")
+        self.path = str(path)
+        self.busy_timeout = busy_timeout
+        self.synchronous = synchronous
+        self.max_batch = max_batch
+        self.poll_interval = poll_interval
+        self._calls: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._open_lock: asyncio.Lock | None = None
+        self._new_work: asyncio.Event | None = None
+
+    def __repr__(self) -> str:
+        state = "open" if self.is_open else "closed"
+        return f"SQLiteJobQueue(path={self.path!r}, {state})"
+
+    @property
+    def is_open(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            if self.is_open:
+                return
+            ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            self._calls = queue.SimpleQueue()
+            self._new_work = asyncio.Event()
+            thread = threading.Thread(
+                target=self._run,
+                args=(self._calls, loop, ready),
+                name=f"portico-sqlite:{Path(self.path).name}",
+                daemon=True,
+            )
+            thread.start()
+            try:
+                await ready
+            except BaseException:
+                await asyncio.to_thread(thread.join)
+                raise
+            self._thread = thread
+            logger.debug("sqlite_queue_opened", path=self.path)
+
+    async def close(self) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        self._thread = None
+        self._calls.put(_CLOSE)
+        await asyncio.to_thread(thread.join)
+        logger.debug("sqlite_queue_closed", path=self.path)
+
+    async def __aenter__(self) -> SQLiteJobQueue:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- the database thread ---------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        fix = (
+            "check that the directory exists and is writable by this user, "
+            "or pass another path to SQLiteJobQueue(path=...)"
+        )
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise QueueUnavailableError(
+                f"cannot open the SQLite job queue {self.path!r} ({exc}): {fix}"
+            ) from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            if self.path != ":memory:":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._migrate(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except SchemaVersionError:
+            conn.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            text = str(exc)
+            if "not a database" in text or "malformed" in text or "corrupt" in text:
+                raise QueueUnavailableError(
+                    f"the SQLite job queue {self.path!r} is not a valid database ({text}): "
+                    "restore it from a backup, or move it away and let portico_rx create a "
+                    "new one"
+                ) from exc
+            raise QueueUnavailableError(
+                f"cannot write the SQLite job queue {self.path!r} ({text}): {fix}"
+            ) from exc
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone()
+        version = None
+        if exists:
+            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+            version = row[0] if row else None
+        if version is not None and version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"the SQLite job queue {self.path!r} has schema version {version}, newer than "
+                f"this portico_rx understands ({SCHEMA_VERSION}): upgrade portico_rx, or "
+                "use another file"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("DELETE FROM schema_version")
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        logger.info("sqlite_queue_schema_created", path=self.path, version=SCHEMA_VERSION)
+
+    def _run(
+        self,
+        calls: queue.SimpleQueue[Any],
+        loop: asyncio.AbstractEventLoop,
+        ready: asyncio.Future[None],
+    ) -> None:
+        try:
+            conn = self._connect()
+        except Exception as exc:
+            error = exc
+            loop.call_soon_threadsafe(_set_exception, ready, error)
+            return
+        loop.call_soon_threadsafe(_set_result, ready, None)
+        try:
+            closing = False
+            while not closing:
+                item = calls.get()
+                if item is _CLOSE:
+                    break
+                batch = [item]
+                while len(batch) < self.max_batch:
+                    try:
+                        item = calls.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _CLOSE:
+                        closing = True
+                        break
+                    batch.append(item)
+                self._run_batch(conn, batch)
+        finally:
+            conn.close()
+
+    def _run_batch(
+        self,
+        conn: sqlite3.Connection,
+        batch: list[tuple[Operation, asyncio.Future[Any], asyncio.AbstractEventLoop]],
+    ) -> None:
+        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            error = self._unavailable(exc)
+            self._resolve(batch, [(future, False, error) for _, future, _ in batch])
+            return
+        for operation, future, _loop in batch:
+            try:
+                outcomes.append((future, True, operation(conn)))
+            except Exception as exc:
+                outcomes.append((future, False, self._translate(exc)))
+                if not conn.in_transaction:  # SQLite rolled the whole transaction back
+                    break
+        try:
+            if not conn.in_transaction:
+                raise sqlite3.OperationalError("the transaction was rolled back")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            error = self._unavailable(exc)
+            outcomes = [(future, False, error) for _, future, _ in batch]
+        else:
+            done = len(outcomes)
+            if done < len(batch):  # cut short by a rollback: nothing after it ran
+                outcomes += [(future, False, outcomes[-1][2]) for _, future, _ in batch[done:]]
+        self._resolve(batch, outcomes)
+
+    def _resolve(
+        self,
+        batch: list[tuple[Operation, asyncio.Future[Any], asyncio.AbstractEventLoop]],
+        outcomes: list[tuple[asyncio.Future[Any], bool, Any]],
+    ) -> None:
+        loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for (_, _, loop), outcome in zip(batch, outcomes, strict=True):
+            loops.setdefault(loop, []).append(outcome)
+        for loop, items in loops.items():
+            with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile
+                loop.call_soon_threadsafe(_settle_all, items)
+
+    def _unavailable(self, exc: BaseException) -> QueueUnavailableError:
+        return QueueUnavailableError(
+            f"the SQLite job queue {self.path!r} failed ({exc}); if another process holds "
+            f"the lock longer than busy_timeout={self.busy_timeout}s, raise busy_timeout"
+        )
+
+    def _translate(self, exc: Exception) -> Exception:
+        if isinstance(exc, sqlite3.Error):
+            return self._unavailable(exc)
+        return exc
+
+    async def _call(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        if not self.is_open:
+            await self.open()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._calls.put((operation, future, asyncio.get_running_loop()))
+        return await future
+
+    def _signal_new_work(self) -> None:
+        if self._new_work is not None:
+            self._new_work.set()
+
+    # -- JobQueue --------------------------------------------------------------------
+
+    async def enqueue(self, job: Job) -> tuple[Job, bool]:
+        row = _row(job)
+
+        def insert(conn: sqlite3.Connection) -> tuple[Job, bool]:
+            cursor = conn.execute(_INSERT, row)
+            if cursor.rowcount == 1:
+                return job, True
+            if job.idempotency_key is not None:
+                found = conn.execute(
+                    f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = ?",
+                    (job.idempotency_key,),
+                ).fetchone()
+                if found is not None:
+                    return _job(found), False
+            found = conn.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (str(job.id),)
+            ).fetchone()
+            return _job(found), False
+
+        stored, created = await self._call(insert)
+        if created and stored.status in DUE_STATUSES:
+            self._signal_new_work()
+        return stored, created
+
+    async def dequeue(
+        self, queue_names: Sequence[str], *, now: datetime | None = None
+    ) -> Job | None:
+        names = check_queue_names(queue_names)
+        at = _to_micros(now or utcnow())
+        started = _to_micros(utcnow())
+        marks = ", ".join("?" for _ in names)
+        sql = (
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ? "
+            "WHERE seq = (SELECT seq FROM jobs "
+            f"WHERE queue_name IN ({marks}) AND status IN ('pending', 'scheduled') "
+            "AND (scheduled_at IS NULL OR scheduled_at <= ?) "
+            "ORDER BY priority DESC, created_at, seq LIMIT 1) "
+            f"RETURNING {_COLUMNS}"
+        )
+        args = (started, *names, at)
+
+        def claim(conn: sqlite3.Connection) -> Job | None:
+            found = conn.execute(sql, args).fetchone()
+            return None if found is None else _job(found)
+
+        job = await self._call(claim)
+        if job is None and self._new_work is not None:
+            self._new_work.clear()
+        return job
+
+    async def _update(self, job_id: UUID, sets: str, args: tuple[Any, ...]) -> Job:
+        sql = f"UPDATE jobs SET {sets} WHERE id = ? RETURNING {_COLUMNS}"
+
+        def update(conn: sqlite3.Connection) -> Job:
+            found = conn.execute(sql, (*args, str(job_id))).fetchone()
+            if found is None:
+                raise JobNotFoundError(f"no job with id {job_id} in {self.path!r}")
+            return _job(found)
+
+        return await self._call(update)
+
+    async def complete(self, job_id: UUID, result: Any = None) -> Job:
+        try:
+            text = None if result is None else json.dumps(result, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidJobError(
+                "result", result, f"it must be JSON-serialisable ({exc}); return plain values"
+            ) from None
+        return await self._update(
+            job_id,
+            "status = 'completed', result = ?, error = NULL, completed_at = ?",
+            (text, _to_micros(utcnow())),
+        )
+
+    async def fail(self, job_id: UUID, error: str, *, retry_at: datetime | None = None) -> Job:
+        if retry_at is None:
+            return await self._update(
+                job_id,
+                "status = 'failed', error = ?, completed_at = ?",
+                (error, _to_micros(utcnow())),
+            )
+        job = await self._update(
+            job_id,
+            "status = 'scheduled', error = ?, scheduled_at = ?",
+            (error, _to_micros(retry_at)),
+        )
+        self._signal_new_work()
+        return job
+
+    async def get(self, job_id: UUID) -> Job | None:
+        def select(conn: sqlite3.Connection) -> Job | None:
+            found = conn.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (str(job_id),)
+            ).fetchone()
+            return None if found is None else _job(found)
+
+        return await self._call(select)
+
+    async def get_by_key(self, idempotency_key: str) -> Job | None:
+        def select(conn: sqlite3.Connection) -> Job | None:
+            found = conn.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = ?", (idempotency_key,)
+            ).fetchone()
+            return None if found is None else _job(found)
+
+        return await self._call(select)
+
+    async def list(
+        self,
+        *,
+        status: JobStatus | None = None,
+        job_type: str | None = None,
+        queue_name: str | None = None,
+        key_prefix: str | None = None,
+        limit: int = 100,
+        order_by: str = "created_at",
+    ) -> list[Job]:
+        check_list_args(limit, order_by)
+        where: list[str] = []
+        args: list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            args.append(JobStatus(status).value)
+        if job_type is not None:
+            where.append("job_type = ?")
+            args.append(job_type)
+        if queue_name is not None:
+            where.append("queue_name = ?")
+            args.append(queue_name)
+        if key_prefix is not None:
+            # substr() instead of LIKE: keys may contain '%' and '_'.
+            where.append("idempotency_key IS NOT NULL AND substr(idempotency_key, 1, ?) = ?")
+            args += [len(key_prefix), key_prefix]
+        order = (
+            "idempotency_key DESC" if order_by == "idempotency_key" else "created_at DESC, seq DESC"
+        )
+        sql = f"SELECT {_COLUMNS} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {order} LIMIT ?"
+        args.append(limit)
+
+        def select(conn: sqlite3.Connection) -> list[Job]:
+            return [_job(found) for found in conn.execute(sql, args).fetchall()]
+
+        return await self._call(select)
+
+    async def count(self, *, status: JobStatus | None = None) -> int:
+        """How many jobs the file holds (with ``status``, only those)."""
+
+        def select(conn: sqlite3.Connection) -> int:
+            if status is None:
+                return int(conn.execute("SELECT count(*) FROM jobs").fetchone()[0])
+            return int(
+                conn.execute(
+                    "SELECT count(*) FROM jobs WHERE status = ?", (JobStatus(status).value,)
+                ).fetchone()[0]
+            )
+
+        return await self._call(select)
+
+    async def wait_for_jobs(self, timeout: float) -> None:
+        """Wait until this process enqueues a due job, or ``min(timeout, poll_interval)``
+        seconds pass (jobs written by other processes are seen on the next poll)."""
+        if self._new_work is None:
+            self._new_work = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._new_work.wait(), min(timeout, self.poll_interval))
+
+
+def _set_result(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _set_exception(future: asyncio.Future[Any], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
+def _settle_all(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in items:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
