@@ -1,0 +1,563 @@
+"""PostgreSQL JobQueue on asyncpg: SKIP LOCKED claims, unique keys, LISTEN/NOTIFY.
+
+Several processes (replicas, workers on other hosts) may share one table:
+
+* ``enqueue`` is ``INSERT … ON CONFLICT DO NOTHING`` against a ``UNIQUE`` index on the
+  idempotency key, so concurrent enqueues of one key store one job;
+* ``dequeue`` claims with ``SELECT … FOR UPDATE SKIP LOCKED`` inside one ``UPDATE``, so a
+  job goes to one worker and workers never wait on each other;
+* a claimed job carries a lease (``visibility_timeout``): if its worker dies before
+  ``complete``/``fail``, the job is claimed again once the lease has expired;
+* a row trigger sends ``NOTIFY`` on new or retried jobs and :meth:`wait_for_jobs`
+  ``LISTEN``s, so idle workers wake at once instead of polling;
+* the schema is versioned (table ``<schema>.portico_schema_version``) and created or
+  migrated by :meth:`open` under an advisory lock; a schema written by a newer
+  portico_rx is refused with :class:`~portico_rx.errors.SchemaVersionError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from uuid import UUID
+
+import structlog
+
+from portico_rx.adapters.job_queue.base import check_list_args, check_queue_names
+from portico_rx.adapters.job_queue.server_link import ServerLink
+from portico_rx.errors import (
+    ConfigurationError,
+    JobNotFoundError,
+    QueueUnavailableError,
+    SchemaVersionError,
+    require,
+)
+from portico_rx.models import Job, JobStatus, utcnow
+from portico_rx.ports.job_queue import JobQueue
+from portico_rx.retry import RetryPolicy
+
+__all__ = ["SCHEMA_VERSION", "PostgresJobQueue"]
+
+T = TypeVar("T")
+
+logger = structlog.get_logger("portico_rx.job_queue.postgres")
+
+SCHEMA_VERSION = 1
+"""Version of the table layout this release writes; :meth:`PostgresJobQueue.open` migrates
+older layouts up to it and refuses newer ones."""
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
+
+_JOB_COLUMNS = (
+    "id, job_type, queue_name, payload, priority, metadata, status, attempts, max_retries, "
+    "created_at, scheduled_at, started_at, completed_at, idempotency_key, result, error"
+)
+
+
+def _migrations(schema: str, table: str, channel: str) -> dict[int, list[str]]:
+    """Statements that bring the layout from version ``n - 1`` to ``n``, keyed by ``n``."""
+    qualified = f'"{schema}"."{table}"'
+    return {
+        1: [
+            f"""
+            CREATE TABLE {qualified} (
+                seq bigserial NOT NULL,
+                id uuid PRIMARY KEY,
+                job_type text NOT NULL,
+                queue_name text NOT NULL,
+                payload jsonb NOT NULL DEFAULT '{{}}',
+                priority integer NOT NULL DEFAULT 0,
+                metadata jsonb NOT NULL DEFAULT '{{}}',
+                status text NOT NULL,
+                attempts integer NOT NULL DEFAULT 0,
+                max_retries integer NOT NULL DEFAULT 3,
+                created_at timestamptz NOT NULL,
+                scheduled_at timestamptz,
+                started_at timestamptz,
+                completed_at timestamptz,
+                lease_expires_at timestamptz,
+                idempotency_key text UNIQUE,
+                result jsonb,
+                error text
+            )
+            """,
+            f'CREATE INDEX "{table}_due" ON {qualified} '
+            "(queue_name, priority DESC, created_at, seq) "
+            "WHERE status IN ('pending', 'scheduled')",
+            f'CREATE INDEX "{table}_leased" ON {qualified} (queue_name, lease_expires_at) '
+            "WHERE status = 'running'",
+            f'CREATE INDEX "{table}_created" ON {qualified} (created_at DESC)',
+            f"""
+            CREATE FUNCTION "{schema}"."{table}_notify"() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('{channel}', NEW.queue_name);
+                RETURN NULL;
+            END $$
+            """,
+            f'CREATE TRIGGER "{table}_notify" AFTER INSERT OR UPDATE OF status '
+            f"ON {qualified} FOR EACH ROW WHEN (NEW.status IN ('pending', 'scheduled')) "
+            f'EXECUTE FUNCTION "{schema}"."{table}_notify"()',
+        ],
+    }
+
+
+def _check_identifier(name: str, value: object) -> str:
+    if not isinstance(value, str) or not _IDENTIFIER.match(value):
+        raise ConfigurationError(
+            f"{name}={value!r}: use 1-40 lowercase letters, digits or '_', "
+            "starting with a letter or '_', e.g. 'portico'"
+        )
+    return value
+
+
+def _encode_json(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+class PostgresJobQueue(JobQueue):
+    """A JobQueue in a PostgreSQL table, shared safely by any number of processes.
+
+    Args:
+        dsn: ``postgresql://user:password@host:port/database`` (a libpq URL).
+        schema: schema that holds the table, created if missing (default ``"portico"``).
+        table: table name (default ``"jobs"``); the schema version is kept per table.
+        pool_min: connections opened at :meth:`open` (default 1).
+        pool_max: most connections in the pool (default 10).
+        visibility_timeout: seconds a claimed job stays invisible to other workers; when a
+            worker dies without ``complete``/``fail``, the job is claimed again after it
+            (default 300; ``None`` never reclaims). Set it above your longest job.
+        connect_timeout: seconds to wait for one connection (default 5).
+        retry: backoff for calls that cannot reach the server (default: 5 attempts from
+            0.1 s); when exhausted the call raises ``QueueUnavailableError``.
+
+    Raises:
+        ConfigurationError: an invalid schema/table name or pool size.
+        MissingDependencyError: ``asyncpg`` is not installed (``portico_rx[postgres]``).
+
+    Example::
+
+        queue = PostgresJobQueue("postgresql://postgres@127.0.0.1/test")
+        async with JobService(queue) as service:
+            await service.create_job("email.send", {"to": "a@example.com"})
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "portico",
+        table: str = "jobs",
+        pool_min: int = 1,
+        pool_max: int = 10,
+        visibility_timeout: float | None = 300.0,
+        connect_timeout: float = 5.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        asyncpg: Any = require("asyncpg", "postgres")
+        if not isinstance(dsn, str) or not dsn:
+            raise ConfigurationError(
+                f"dsn={dsn!r}: give a PostgreSQL URL, e.g. 'postgresql://user@127.0.0.1/db'"
+            )
+        self.schema = _check_identifier("schema", schema)
+        self.table = _check_identifier("table", table)
+        if pool_min < 0 or pool_max < 1 or pool_min > pool_max:
+            raise ConfigurationError(
+                f"pool_min={pool_min!r}, pool_max={pool_max!r}: use 0 <= pool_min <= pool_max "
+                "and pool_max >= 1"
+            )
+        if visibility_timeout is not None and visibility_timeout <= 0:
+            raise ConfigurationError(
+                f"visibility_timeout={visibility_timeout!r}: use a positive number of seconds "
+                "or None to never reclaim"
+            )
+        if connect_timeout <= 0:
+            raise ConfigurationError(f"connect_timeout={connect_timeout!r}: use seconds > 0")
+        self._asyncpg: Any = asyncpg
+        self._dsn = dsn
+        self.pool_min = pool_min
+        self.pool_max = pool_max
+        self.visibility_timeout = visibility_timeout
+        self.connect_timeout = connect_timeout
+        self.channel = f"portico_{self.schema}_{self.table}"
+        self._qualified = f'"{self.schema}"."{self.table}"'
+        self.link = ServerLink(
+            url=dsn,
+            kind="PostgreSQL",
+            unreachable=(
+                OSError,
+                TimeoutError,
+                asyncpg.exceptions.PostgresConnectionError,
+                asyncpg.exceptions.CannotConnectNowError,
+                asyncpg.exceptions.AdminShutdownError,
+                asyncpg.exceptions.TooManyConnectionsError,
+                asyncpg.exceptions.ConnectionDoesNotExistError,
+            ),
+            retry=retry or RetryPolicy(),
+        )
+        self._pool: Any = None
+        self._open_lock = asyncio.Lock()
+        self._listener: Any = None
+        self._new_work = asyncio.Event()
+        self._build_statements()
+
+    def __repr__(self) -> str:
+        return f"PostgresJobQueue({self.link.url!r}, schema={self.schema!r}, table={self.table!r})"
+
+    @property
+    def url(self) -> str:
+        """The DSN with its password replaced by ``***``."""
+        return self.link.url
+
+    def _build_statements(self) -> None:
+        q = self._qualified
+        self._sql_insert = (
+            f"INSERT INTO {q} ({_JOB_COLUMNS}) VALUES "
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
+            f"ON CONFLICT DO NOTHING RETURNING {_JOB_COLUMNS}"
+        )
+        self._sql_by_key = f"SELECT {_JOB_COLUMNS} FROM {q} WHERE idempotency_key = $1"
+        self._sql_by_id = f"SELECT {_JOB_COLUMNS} FROM {q} WHERE id = $1"
+        reclaim = (
+            " OR (status = 'running' AND lease_expires_at <= $3)"
+            if self.visibility_timeout is not None
+            else ""
+        )
+        self._sql_dequeue = f"""
+            WITH next AS (
+                SELECT id FROM {q}
+                WHERE queue_name = ANY($1::text[])
+                  AND ((status IN ('pending', 'scheduled')
+                        AND (scheduled_at IS NULL OR scheduled_at <= $2)){reclaim})
+                ORDER BY priority DESC, created_at, seq
+                LIMIT 1
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE {q} AS job
+            SET status = 'running', attempts = job.attempts + 1, started_at = $3,
+                lease_expires_at = $4
+            FROM next WHERE job.id = next.id
+            RETURNING {", ".join("job." + c for c in _JOB_COLUMNS.split(", "))}
+        """
+        self._sql_complete = (
+            f"UPDATE {q} SET status = 'completed', result = $2, completed_at = $3, "
+            f"error = NULL, lease_expires_at = NULL WHERE id = $1 RETURNING {_JOB_COLUMNS}"
+        )
+        self._sql_fail = (
+            f"UPDATE {q} SET status = 'failed', error = $2, completed_at = $3, "
+            f"lease_expires_at = NULL WHERE id = $1 RETURNING {_JOB_COLUMNS}"
+        )
+        self._sql_retry = (
+            f"UPDATE {q} SET status = 'scheduled', error = $2, scheduled_at = $3, "
+            f"lease_expires_at = NULL WHERE id = $1 RETURNING {_JOB_COLUMNS}"
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect the pool, then create or migrate the schema. Idempotent.
+
+        Raises:
+            QueueUnavailableError: the server cannot be reached or refuses the login; the
+                message names the URL with the password redacted.
+            SchemaVersionError: the table was written by a newer portico_rx.
+        """
+        async with self._open_lock:
+            if self._pool is not None:
+                return
+            try:
+                pool = await self._asyncpg.create_pool(
+                    self._dsn,
+                    min_size=self.pool_min,
+                    max_size=self.pool_max,
+                    timeout=self.connect_timeout,
+                    init=self._init_connection,
+                )
+            except (*self.link.unreachable, self._asyncpg.PostgresError, ValueError) as exc:
+                raise self.link.unavailable(exc, action="open") from exc
+            try:
+                await self._migrate(pool)
+            except BaseException:
+                await pool.close()
+                raise
+            self._pool = pool
+            logger.info(
+                "postgres_job_queue_opened",
+                url=self.url,
+                schema=self.schema,
+                table=self.table,
+                schema_version=SCHEMA_VERSION,
+            )
+
+    async def close(self) -> None:
+        """Close the listener and the pool. Idempotent."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                await listener.close(timeout=2)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=5)
+            except (TimeoutError, OSError):
+                pool.terminate()
+
+    async def __aenter__(self) -> PostgresJobQueue:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @staticmethod
+    async def _init_connection(connection: Any) -> None:
+        await connection.set_type_codec(
+            "jsonb", encoder=_encode_json, decoder=json.loads, schema="pg_catalog"
+        )
+
+    async def _migrate(self, pool: Any) -> None:
+        versions = f'"{self.schema}".portico_schema_version'
+        migrations = _migrations(self.schema, self.table, self.channel)
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))", f"portico_rx:{self.schema}"
+            )
+            await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await connection.execute(
+                f"CREATE TABLE IF NOT EXISTS {versions} "
+                "(table_name text PRIMARY KEY, version integer NOT NULL, "
+                "migrated_at timestamptz NOT NULL DEFAULT now())"
+            )
+            found = await connection.fetchval(
+                f"SELECT version FROM {versions} WHERE table_name = $1", self.table
+            )
+            current = int(found) if found is not None else 0
+            if current > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"table {self.schema}.{self.table} at {self.url} has schema version "
+                    f"{current}, newer than {SCHEMA_VERSION} which this portico_rx knows; "
+                    "upgrade portico_rx, or point it at another schema/table"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in migrations[version]:
+                    await connection.execute(statement)
+                logger.info(
+                    "postgres_job_queue_migrated",
+                    schema=self.schema,
+                    table=self.table,
+                    version=version,
+                )
+            if current < SCHEMA_VERSION:
+                await connection.execute(
+                    f"INSERT INTO {versions} (table_name, version) VALUES ($1, $2) "
+                    "ON CONFLICT (table_name) DO UPDATE SET version = EXCLUDED.version, "
+                    "migrated_at = now()",
+                    self.table,
+                    SCHEMA_VERSION,
+                )
+
+    async def drop(self) -> None:
+        """Drop the table, its trigger function and its version row (tests, teardown)."""
+        await self._run(
+            "drop",
+            lambda c: c.execute(
+                f"DROP TABLE IF EXISTS {self._qualified}; "
+                f'DROP FUNCTION IF EXISTS "{self.schema}"."{self.table}_notify"(); '
+                f'DELETE FROM "{self.schema}".portico_schema_version '
+                f"WHERE table_name = '{self.table}'"
+            ),
+        )
+
+    def health(self) -> dict[str, Any]:
+        """Reachability of the server (``url``, ``available``, ``last_error``, …)."""
+        return {**self.link.health(), "open": self._pool is not None}
+
+    # -- plumbing --------------------------------------------------------------------
+
+    async def _run(self, action: str, statement: Callable[[Any], Awaitable[T]]) -> T:
+        if self._pool is None:
+            await self.open()
+
+        async def attempt() -> T:
+            pool = self._pool
+            if pool is None:
+                raise QueueUnavailableError(
+                    f"the PostgreSQL job queue at {self.url} is closed; call open() first"
+                )
+            async with pool.acquire(timeout=self.connect_timeout) as connection:
+                return await statement(connection)
+
+        return await self.link.call(action, attempt)
+
+    @staticmethod
+    def _job(row: Any) -> Job:
+        return Job.model_construct(
+            id=row["id"],
+            job_type=row["job_type"],
+            queue_name=row["queue_name"],
+            payload=row["payload"],
+            priority=row["priority"],
+            metadata=row["metadata"],
+            status=JobStatus(row["status"]),
+            attempts=row["attempts"],
+            max_retries=row["max_retries"],
+            created_at=row["created_at"],
+            scheduled_at=row["scheduled_at"],
+            started_at=row["started_at"],
+            completed_at=row["completed_at"],
+            idempotency_key=row["idempotency_key"],
+            result=row["result"],
+            error=row["error"],
+        )
+
+    # -- the port --------------------------------------------------------------------
+
+    async def enqueue(self, job: Job) -> tuple[Job, bool]:
+        args = (
+            job.id,
+            job.job_type,
+            job.queue_name,
+            job.payload,
+            job.priority,
+            job.metadata,
+            job.status.value,
+            job.attempts,
+            job.max_retries,
+            job.created_at,
+            job.scheduled_at,
+            job.started_at,
+            job.completed_at,
+            job.idempotency_key,
+            job.result,
+            job.error,
+        )
+
+        async def insert(connection: Any) -> tuple[Job, bool]:
+            row = await connection.fetchrow(self._sql_insert, *args)
+            if row is not None:
+                return self._job(row), True
+            if job.idempotency_key is not None:
+                row = await connection.fetchrow(self._sql_by_key, job.idempotency_key)
+            if row is None:  # the id exists already (an enqueue retried after a lost reply)
+                row = await connection.fetchrow(self._sql_by_id, job.id)
+            if row is None:  # pragma: no cover - the conflicting row was deleted meanwhile
+                row = await connection.fetchrow(self._sql_insert, *args)
+                return self._job(row), True
+            return self._job(row), False
+
+        return await self._run("enqueue into", insert)
+
+    async def dequeue(
+        self, queue_names: Sequence[str], *, now: datetime | None = None
+    ) -> Job | None:
+        names = list(check_queue_names(queue_names))
+        due = now or utcnow()
+        started = utcnow()
+        lease = (
+            started + timedelta(seconds=self.visibility_timeout)
+            if self.visibility_timeout is not None
+            else None
+        )
+        row = await self._run(
+            "dequeue from", lambda c: c.fetchrow(self._sql_dequeue, names, due, started, lease)
+        )
+        return self._job(row) if row is not None else None
+
+    async def _update(self, action: str, sql: str, *args: Any) -> Job:
+        row = await self._run(action, lambda c: c.fetchrow(sql, *args))
+        if row is None:
+            raise JobNotFoundError(f"no job with id {args[0]} in {self.schema}.{self.table}")
+        return self._job(row)
+
+    async def complete(self, job_id: UUID, result: Any = None) -> Job:
+        return await self._update("complete a job in", self._sql_complete, job_id, result, utcnow())
+
+    async def fail(self, job_id: UUID, error: str, *, retry_at: datetime | None = None) -> Job:
+        if retry_at is None:
+            return await self._update("fail a job in", self._sql_fail, job_id, error, utcnow())
+        return await self._update("retry a job in", self._sql_retry, job_id, error, retry_at)
+
+    async def get(self, job_id: UUID) -> Job | None:
+        row = await self._run("read from", lambda c: c.fetchrow(self._sql_by_id, job_id))
+        return self._job(row) if row is not None else None
+
+    async def get_by_key(self, idempotency_key: str) -> Job | None:
+        row = await self._run("read from", lambda c: c.fetchrow(self._sql_by_key, idempotency_key))
+        return self._job(row) if row is not None else None
+
+    async def list(
+        self,
+        *,
+        status: JobStatus | None = None,
+        job_type: str | None = None,
+        queue_name: str | None = None,
+        key_prefix: str | None = None,
+        limit: int = 100,
+        order_by: str = "created_at",
+    ) -> list[Job]:
+        check_list_args(limit, order_by)
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (
+            ("status", JobStatus(status).value if status is not None else None),
+            ("job_type", job_type),
+            ("queue_name", queue_name),
+        ):
+            if value is not None:
+                args.append(value)
+                where.append(f"{column} = ${len(args)}")
+        if key_prefix is not None:
+            args.append(key_prefix)
+            where.append(f"starts_with(idempotency_key, ${len(args)})")
+        args.append(limit)
+        order = (
+            "idempotency_key DESC NULLS LAST, seq DESC"
+            if order_by == "idempotency_key"
+            else "created_at DESC, seq DESC"
+        )
+        sql = (
+            f"SELECT {_JOB_COLUMNS} FROM {self._qualified}"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + f" ORDER BY {order} LIMIT ${len(args)}"
+        )
+        rows = await self._run("list", lambda c: c.fetch(sql, *args))
+        return [self._job(row) for row in rows]
+
+    # -- waking idle workers ---------------------------------------------------------
+
+    def _on_notify(self, *_: object) -> None:
+        self._new_work.set()
+
+    def _on_listener_lost(self, *_: object) -> None:
+        self._listener = None
+        self._new_work.set()  # let the worker poll once; the next wait reconnects
+
+    async def _ensure_listener(self) -> bool:
+        if self._listener is not None and not self._listener.is_closed():
+            return True
+        try:
+            connection = await self._asyncpg.connect(self._dsn, timeout=self.connect_timeout)
+            await connection.add_listener(self.channel, self._on_notify)
+            connection.add_termination_listener(self._on_listener_lost)
+        except (*self.link.unreachable, self._asyncpg.PostgresError) as exc:
+            logger.warning("postgres_job_queue_listen_failed", url=self.url, error=str(exc))
+            return False
+        self._listener = connection
+        return True
+
+    async def wait_for_jobs(self, timeout: float) -> None:
+        """Wait for a ``NOTIFY`` about new or retried jobs, at most ``timeout`` seconds.
+
+        Falls back to sleeping (polling) while the listener cannot connect.
+        """
+        if not await self._ensure_listener():
+            await asyncio.sleep(timeout)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._new_work.wait(), timeout)
+        self._new_work.clear()
