@@ -25,6 +25,8 @@ name                what it emits                                 extra
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 _LAZY: dict[str, str] = {
@@ -64,3 +66,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+class _SourcesModule(types.ModuleType):
+    """Keeps ``sources.files`` the function after ``portico_rx.sources.files`` (the module of
+    the same name) is imported: the import system sets the submodule as an attribute of the
+    package, which would shadow the lazily exported function."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == value.__name__:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _SourcesModule
