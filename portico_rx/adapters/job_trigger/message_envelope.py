@@ -1,0 +1,144 @@
+"""The spec's queue message format and how it maps to a job.
+
+A message is a JSON object ``{"event_type", "payload", "queue", "priority"}``; the
+trigger's ``job_type_mapping`` turns the event type into a job type; an optional
+pydantic schema per job type validates the payload. Anything else is a bad message:
+:class:`~portico_rx.sources.queues.message.InvalidMessageError`, dead-lettered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
+
+from portico_rx.errors import ConfigurationError
+from portico_rx.models import check_job_fields
+from portico_rx.sources.queues.message import InvalidMessageError, QueueMessage
+
+__all__ = ["EnvelopeDecoder", "MappedMessage", "MessageEnvelope", "UnknownEventType"]
+
+UnknownEventType = Literal["dead_letter", "drop"]
+
+
+class MessageEnvelope(BaseModel):
+    """A queue message as the spec's ``RabbitMQTrigger`` reads it.
+
+    ``{"event_type": "user.created", "payload": {...}, "queue": "emails", "priority": 5}``;
+    ``payload`` defaults to ``{}``, ``queue`` to ``"default"``, ``priority`` to 0. Unknown
+    fields are rejected (a typo must not pass silently).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: str
+    payload: dict[str, Any] = {}
+    queue: str = "default"
+    priority: StrictInt = 0
+
+
+@dataclass(frozen=True)
+class MappedMessage:
+    """A message whose event type was mapped to a job type and whose payload is valid."""
+
+    job_type: str
+    payload: dict[str, Any]
+    queue_name: str
+    priority: int
+    message: QueueMessage
+
+
+class EnvelopeDecoder:
+    """Decode a :class:`QueueMessage` body as a :class:`MessageEnvelope` and map it.
+
+    Args:
+        job_type_mapping: event type -> job type, e.g. ``{"user.created": "email.welcome"}``.
+        payload_schemas: job type -> pydantic model validating the payload (default none);
+            the job gets the validated model dumped to JSON values.
+        unknown_event_type: ``"dead_letter"`` (default) or ``"drop"`` (ack and ignore, as
+            the spec's example does) for event types missing from the mapping.
+
+    Raises:
+        ConfigurationError: the mapping is empty or not str -> str, a job type is invalid,
+            a schema is not a pydantic model, or ``unknown_event_type`` is unknown.
+    """
+
+    def __init__(
+        self,
+        job_type_mapping: Mapping[str, str],
+        payload_schemas: Mapping[str, type[BaseModel]] | None = None,
+        unknown_event_type: UnknownEventType = "dead_letter",
+    ) -> None:
+        if not isinstance(job_type_mapping, Mapping) or not job_type_mapping:
+            raise ConfigurationError(
+                f"job_type_mapping={job_type_mapping!r}: give a non-empty dict of event type "
+                "-> job type, e.g. {'user.created': 'email.welcome'}"
+            )
+        for event_type, job_type in job_type_mapping.items():
+            if not isinstance(event_type, str) or not event_type:
+                raise ConfigurationError(
+                    f"job_type_mapping key {event_type!r}: event types are non-empty strings"
+                )
+            check_job_fields(job_type, {})
+        schemas = dict(payload_schemas or {})
+        for job_type, schema in schemas.items():
+            if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+                raise ConfigurationError(
+                    f"payload_schemas[{job_type!r}]={schema!r}: use a pydantic model class"
+                )
+        if unknown_event_type not in ("dead_letter", "drop"):
+            raise ConfigurationError(
+                f"unknown_event_type={unknown_event_type!r}: use 'dead_letter' or 'drop'"
+            )
+        self.job_type_mapping = dict(job_type_mapping)
+        self.payload_schemas = schemas
+        self.unknown_event_type = unknown_event_type
+
+    def __call__(self, message: QueueMessage) -> MappedMessage | None:
+        """The mapped message, or ``None`` for an unknown event type with ``"drop"``.
+
+        Raises:
+            InvalidMessageError: not JSON, not an envelope, unknown event type
+                (``"dead_letter"``), or a payload failing its schema; the message names
+                the message id and the fix.
+        """
+        data = message.json_body()
+        where = f"message {message.message_id!r} from {message.broker} {message.destination!r}"
+        try:
+            envelope = MessageEnvelope.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+            )
+            raise InvalidMessageError(
+                f"{where}: {str(data)[:80]!r} is not an event envelope ({problems}); publish "
+                '{"event_type": ..., "payload": {...}, "queue": ..., "priority": ...}'
+            ) from None
+        job_type = self.job_type_mapping.get(envelope.event_type)
+        if job_type is None:
+            if self.unknown_event_type == "drop":
+                return None
+            raise InvalidMessageError(
+                f"{where}: event_type {envelope.event_type!r} is not in job_type_mapping "
+                f"(known: {sorted(self.job_type_mapping)}); add it to the mapping"
+            )
+        payload = envelope.payload
+        schema = self.payload_schemas.get(job_type)
+        if schema is not None:
+            try:
+                payload = schema.model_validate(payload).model_dump(mode="json")
+            except ValidationError as exc:
+                raise InvalidMessageError(
+                    f"{where}: payload for {job_type!r} fails {schema.__name__}: "
+                    f"{exc.error_count()} error(s), first: {exc.errors()[0]['msg']} at "
+                    f"{exc.errors()[0]['loc']}; fix the publisher"
+                ) from None
+        return MappedMessage(
+            job_type=job_type,
+            payload=payload,
+            queue_name=envelope.queue,
+            priority=envelope.priority,
+            message=message,
+        )

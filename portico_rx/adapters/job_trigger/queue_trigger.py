@@ -1,0 +1,124 @@
+"""``QueueTrigger``: the shared shape of the message-queue triggers.
+
+A queue source, decoded with the spec's envelope (``{"event_type", "payload", "queue",
+"priority"}``), mapped to job types, run as a :class:`~portico_rx.pipeline.PipelineTrigger`.
+Bad messages become dead letters; a message is acked only after its job exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel
+from reactivex import Observable
+from reactivex import operators as ops
+
+from portico_rx.adapters.job_trigger.message_envelope import (
+    EnvelopeDecoder,
+    MappedMessage,
+    UnknownEventType,
+)
+from portico_rx.isolation import EventFailed, guarded
+from portico_rx.models import TriggerHealth
+from portico_rx.pipeline import PipelineTrigger
+from portico_rx.ports.job_creator import JobCreator
+from portico_rx.sources.queues.consumer import QueueSource
+from portico_rx.sources.queues.message import QueueMessage
+from portico_rx.to_job import to_job
+
+__all__ = ["QueueTrigger"]
+
+
+def _is_kept(item: MappedMessage | EventFailed | None) -> bool:
+    return item is not None
+
+
+def _job_type(mapped: MappedMessage) -> str:
+    return mapped.job_type
+
+
+def _payload(mapped: MappedMessage) -> dict[str, Any]:
+    return mapped.payload
+
+
+def _queue_name(mapped: MappedMessage) -> str:
+    return mapped.queue_name
+
+
+def _priority(mapped: MappedMessage) -> int:
+    return mapped.priority
+
+
+class QueueTrigger(PipelineTrigger):
+    """Create a job per message of ``source``, mapping ``event_type`` to a job type.
+
+    ``start()`` connects once to check the broker, URL and names (raising
+    :class:`~portico_rx.errors.TriggerStartError` or
+    :class:`~portico_rx.errors.ConfigurationError`), then consumes. ``get_health()`` is
+    unhealthy while the broker is unreachable; ``details["connection"]`` holds the
+    :class:`~portico_rx.sources.queues.consumer.ConnectionStatus` (outages, reconnects,
+    dead letters, in flight). ``stop()`` stops consuming, lets jobs in flight be created
+    and acked, then closes the connection.
+
+    Args:
+        source: the queue source.
+        job_creator: where jobs are created.
+        job_type_mapping: event type -> job type.
+        name: the trigger's name (competing instances must share it: it scopes the
+            idempotency keys).
+        payload_schemas: job type -> pydantic model validating the payload (default none).
+        unknown_event_type: ``"dead_letter"`` (default) or ``"drop"``.
+        connect_timeout: seconds ``start()`` waits for the broker (default 15).
+        **options: passed to :class:`~portico_rx.pipeline.PipelineTrigger` (``retry``,
+            ``max_concurrency``, ``stop_timeout``, ``alert``, ``on_dead_letter``,
+            ``scheduler`` …).
+    """
+
+    def __init__(
+        self,
+        source: QueueSource,
+        job_creator: JobCreator,
+        job_type_mapping: Mapping[str, str],
+        *,
+        name: str,
+        payload_schemas: Mapping[str, type[BaseModel]] | None = None,
+        unknown_event_type: UnknownEventType = "dead_letter",
+        connect_timeout: float = 15.0,
+        **options: Any,
+    ) -> None:
+        self.decoder = EnvelopeDecoder(job_type_mapping, payload_schemas, unknown_event_type)
+        self.source = source
+        self.connect_timeout = connect_timeout
+        decoder = self.decoder
+
+        def decode(message: QueueMessage) -> MappedMessage | EventFailed | None:
+            return guarded("decode", decoder, message)
+
+        decoded: Observable[Any] = source.pipe(ops.map(decode), ops.filter(_is_kept))
+        pipeline = decoded.pipe(
+            to_job(_job_type, payload=_payload, queue_name=_queue_name, priority=_priority)
+        )
+        super().__init__(pipeline, job_creator, name=name, **options)
+
+    @property
+    def job_type_mapping(self) -> dict[str, str]:
+        return self.decoder.job_type_mapping
+
+    async def _before_start(self) -> None:
+        await self.source.check(timeout=self.connect_timeout)
+
+    async def _after_start(self) -> None:
+        await self.source.wait_connected(timeout=self.connect_timeout)
+
+    async def _after_stop(self) -> None:
+        await self.source.wait_closed(timeout=self.stop_timeout + 5)
+
+    def health_details(self) -> dict[str, Any]:
+        return {"connection": self.source.status.as_dict()}
+
+    def get_health(self) -> TriggerHealth:
+        health = super().get_health()
+        if health.healthy and not self.source.status.connected:
+            return health.model_copy(update={"healthy": False})
+        return health

@@ -1,0 +1,478 @@
+"""What every queue source shares: one consumer task per subscription, bounded
+in-flight messages, settlement wiring, reconnects with backoff, connection health.
+
+A broker module supplies one coroutine, its *session*: connect, call
+:meth:`Consumer.connected`, then receive messages and hand each to :meth:`Consumer.emit`
+with the broker's ack and nack, until :attr:`Consumer.stopping` is set; then
+``await consumer.drain()`` and close. A session that raises is a lost connection: the
+source marks the outage in :class:`ConnectionStatus`, waits (exponential backoff with
+jitter, in scheduler time) and runs the session again. If the very first connection of a
+subscription fails, the source errors with :class:`~portico_rx.errors.TriggerStartError`
+instead, so a wrong URL is reported, not retried silently (a
+:class:`~portico_rx.pipeline.PipelineTrigger` re-subscribes with its own backoff).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import reactivex
+import structlog
+from reactivex import abc
+from reactivex.disposable import Disposable
+
+from portico_rx import clock
+from portico_rx.delivery import Delivery, deliver
+from portico_rx.errors import ConfigurationError, TriggerStartError
+from portico_rx.sources.queues.message import QueueMessage
+
+__all__ = ["ConnectionStatus", "Consumer", "QueueSource", "Session", "check_positive"]
+
+logger = structlog.get_logger("portico_rx.sources.queues")
+
+Session = Callable[["Consumer"], Awaitable[None]]
+"""A broker's consume loop for one connection (see the module docstring)."""
+Ack = Callable[[], Awaitable[None]]
+Nack = Callable[[bool], Awaitable[None]]
+
+
+def check_positive(name: str, value: object, *, allow_zero: bool = False) -> None:
+    """Raise ``ConfigurationError`` unless ``value`` is a positive number (or 0)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok and (value >= 0 if allow_zero else value > 0):  # type: ignore[operator]
+        return
+    wanted = "0 or more" if allow_zero else "a positive number"
+    raise ConfigurationError(f"{name}={value!r}: use {wanted}")
+
+
+@dataclass
+class ConnectionStatus:
+    """A queue source's connection health, shared by all its subscriptions.
+
+    Attributes:
+        connected: a consumer is connected right now.
+        outages: how often an established connection was lost.
+        reconnects: how often the connection came back after an outage.
+        down_since: scheduler time the current outage began (``None`` when up).
+        last_outage_at / last_recovered_at: times of the last loss and the last recovery.
+        last_error: the last connection error, as text.
+        received: messages handed to the pipeline.
+        in_flight: messages handed over and not yet acked or nacked.
+        acked: messages acked (their job exists, or the pipeline dropped them).
+        dead_lettered: messages the broker was told are bad (dead-letter exchange or
+            stream, JetStream ``term``, MQTT: logged).
+        requeued: messages handed back for redelivery (e.g. still in flight at stop).
+    """
+
+    broker: str
+    destination: str
+    connected: bool = False
+    outages: int = 0
+    reconnects: int = 0
+    down_since: datetime | None = None
+    last_outage_at: datetime | None = None
+    last_recovered_at: datetime | None = None
+    last_error: str | None = None
+    received: int = 0
+    in_flight: int = 0
+    acked: int = 0
+    dead_lettered: int = 0
+    requeued: int = 0
+    settle_errors: int = 0
+    _ever_up: bool = field(default=False, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The status as JSON values (times as ISO strings), for ``TriggerHealth.details``."""
+
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value is not None else None
+
+        return {
+            "broker": self.broker,
+            "destination": self.destination,
+            "connected": self.connected,
+            "outages": self.outages,
+            "reconnects": self.reconnects,
+            "down_since": iso(self.down_since),
+            "last_outage_at": iso(self.last_outage_at),
+            "last_recovered_at": iso(self.last_recovered_at),
+            "last_error": self.last_error,
+            "received": self.received,
+            "in_flight": self.in_flight,
+            "acked": self.acked,
+            "dead_lettered": self.dead_lettered,
+            "requeued": self.requeued,
+            "settle_errors": self.settle_errors,
+        }
+
+    def mark_up(self, at: datetime) -> None:
+        if self.down_since is not None and self._ever_up:
+            self.reconnects += 1
+            self.last_recovered_at = at
+        self.connected = True
+        self.down_since = None
+        self._ever_up = True
+
+    def mark_down(self, error: str, at: datetime, *, outage: bool) -> None:
+        if outage and self.connected:
+            self.outages += 1
+            self.last_outage_at = at
+        if self.down_since is None:
+            self.down_since = at
+        self.connected = False
+        self.last_error = error
+
+
+class Consumer:
+    """One subscription's consumer: the handle a broker session works with."""
+
+    def __init__(
+        self,
+        source: QueueSource,
+        observer: abc.ObserverBase[QueueMessage],
+        scheduler: abc.SchedulerBase,
+    ) -> None:
+        self.source = source
+        self.status = source.status
+        self.observer = observer
+        self.scheduler = scheduler
+        self.max_in_flight = source.max_in_flight
+        self.stopping = asyncio.Event()
+        """Set when the subscription is disposed: stop receiving, drain, close."""
+        self.ever_connected = False
+        self.unsettled: dict[str, Delivery] = {}
+        """Deliveries handed over and not yet settled with the broker, by message key."""
+        self._changed = asyncio.Event()
+        self._seq = 0
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def connected(self) -> None:
+        """Call once the connection and the consumer are set up."""
+        self.ever_connected = True
+        was_down = self.status.down_since is not None and self.status._ever_up
+        self.status.mark_up(clock.now(self.scheduler))
+        self.source._up.set()
+        logger.info(
+            "queue_consumer_connected" if not was_down else "queue_consumer_reconnected",
+            broker=self.status.broker,
+            destination=self.status.destination,
+        )
+
+    async def stopped_or(self, awaitable: Awaitable[Any]) -> tuple[bool, Any]:
+        """Await ``awaitable`` unless the consumer stops first.
+
+        Returns:
+            ``(True, None)`` if stopping won (``awaitable`` is cancelled), else
+            ``(False, result)``.
+        """
+        task = asyncio.ensure_future(awaitable)
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if task.done():
+            return False, task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        return True, None
+
+    # -- backpressure --------------------------------------------------------------
+
+    def free_slots(self) -> int:
+        return max(0, self.max_in_flight - len(self.unsettled))
+
+    async def capacity(self) -> int:
+        """Wait until fewer than ``max_in_flight`` messages are unsettled.
+
+        Returns:
+            How many more messages may be handed over now (0 if stopping).
+        """
+        while not self.stopping.is_set():
+            free = self.free_slots()
+            if free > 0:
+                return free
+            self._changed.clear()
+            await self.stopped_or(self._changed.wait())
+        return 0
+
+    async def drain(self, timeout: float | None = None) -> int:
+        """Wait until every message handed over is settled with the broker.
+
+        Returns:
+            How many were still unsettled at ``timeout`` (default: the source's
+            ``drain_timeout``); the broker redelivers those.
+        """
+        limit = self.source.drain_timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while self.unsettled:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+        left = len(self.unsettled)
+        if left:
+            logger.warning(
+                "queue_consumer_drain_timeout",
+                broker=self.status.broker,
+                destination=self.status.destination,
+                unsettled=left,
+            )
+        return left
+
+    # -- emission ------------------------------------------------------------------
+
+    def is_unsettled(self, key: str) -> bool:
+        """Whether the message with ``key`` is still being processed by this consumer."""
+        return key in self.unsettled
+
+    def emit(
+        self,
+        message: QueueMessage,
+        *,
+        ack: Ack,
+        nack: Nack,
+        idempotency_key: str | None,
+    ) -> Delivery | None:
+        """Hand ``message`` to the pipeline with a delivery that settles via ``ack``/``nack``.
+
+        ``nack(requeue)``: ``requeue=True`` asks for redelivery, ``False`` dead-letters.
+        Returns the delivery, or ``None`` if the consumer is stopping (the message is
+        handed back with ``nack(True)``).
+        """
+        status = self.status
+        if self.stopping.is_set():
+            status.requeued += 1
+            task = asyncio.ensure_future(nack(True))
+            task.add_done_callback(_swallow)
+            return None
+        self._seq += 1
+        local_key = message.message_id or f"#{self._seq}"
+        delivery = Delivery(
+            source=f"{message.broker}:{message.destination}",
+            seen_at=clock.now(self.scheduler),
+            event_id=message.message_id,
+            idempotency_key=idempotency_key,
+            attributes={
+                "broker": message.broker,
+                "broker_subject": message.subject,
+                "redelivered": message.redelivered,
+            },
+        )
+
+        async def on_ack() -> None:
+            try:
+                await ack()
+                status.acked += 1
+            except Exception as exc:
+                status.settle_errors += 1
+                logger.warning(
+                    "queue_ack_failed",
+                    broker=message.broker,
+                    destination=message.destination,
+                    message_id=message.message_id,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            finally:
+                self._finish(local_key)
+
+        async def on_nack(requeue: bool) -> None:
+            try:
+                await nack(requeue)
+                if requeue:
+                    status.requeued += 1
+                else:
+                    status.dead_lettered += 1
+                logger.warning(
+                    "queue_message_requeued" if requeue else "queue_message_dead_lettered",
+                    broker=message.broker,
+                    destination=message.destination,
+                    message_id=message.message_id,
+                )
+            except Exception as exc:
+                status.settle_errors += 1
+                logger.warning(
+                    "queue_nack_failed",
+                    broker=message.broker,
+                    destination=message.destination,
+                    message_id=message.message_id,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            finally:
+                self._finish(local_key)
+
+        delivery.ack = on_ack
+        delivery.nack = on_nack
+        self.unsettled[local_key] = delivery
+        status.received += 1
+        status.in_flight += 1
+        deliver(self.observer, message, delivery)
+        return delivery
+
+    def _finish(self, key: str) -> None:
+        if self.unsettled.pop(key, None) is not None:
+            self.status.in_flight -= 1
+        self._changed.set()
+
+
+def _swallow(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+class QueueSource(reactivex.Observable[QueueMessage]):
+    """A cold observable of :class:`QueueMessage`: each subscription runs one consumer.
+
+    Attributes:
+        status: the :class:`ConnectionStatus`, shared by all subscriptions.
+        max_in_flight: messages handed over and not yet settled, at most.
+    """
+
+    def __init__(
+        self,
+        *,
+        broker: str,
+        destination: str,
+        session: Session,
+        describe: str,
+        probe: Callable[[], Awaitable[None]] | None = None,
+        max_in_flight: int,
+        scheduler: abc.SchedulerBase | None = None,
+        reconnect_delay: float = 0.5,
+        reconnect_max_delay: float = 15.0,
+        drain_timeout: float = 30.0,
+    ) -> None:
+        check_positive("max_in_flight", max_in_flight)
+        check_positive("reconnect_delay", reconnect_delay)
+        check_positive("reconnect_max_delay", reconnect_max_delay)
+        check_positive("drain_timeout", drain_timeout, allow_zero=True)
+        super().__init__(self._subscribe_consumer)
+        self.status = ConnectionStatus(broker=broker, destination=destination)
+        self.max_in_flight = int(max_in_flight)
+        self.reconnect_delay = float(reconnect_delay)
+        self.reconnect_max_delay = float(reconnect_max_delay)
+        self.drain_timeout = float(drain_timeout)
+        self.describe = describe
+        self._session = session
+        self._probe = probe
+        self._scheduler = scheduler
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._random = random.Random()
+        self._up = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"QueueSource({self.describe}, connected={self.status.connected})"
+
+    async def check(self, timeout: float = 15.0) -> None:
+        """Connect once and set up what the source needs (queue, group, stream), then close.
+
+        Named triggers call it in ``start()`` so a wrong URL or name fails there.
+
+        Raises:
+            ConfigurationError: the broker refused the set-up (names, arguments).
+            TriggerStartError: the broker cannot be reached within ``timeout`` seconds.
+        """
+        if self._probe is None:
+            return
+        try:
+            await asyncio.wait_for(self._probe(), timeout)
+        except ConfigurationError:
+            raise
+        except Exception as exc:
+            raise TriggerStartError(
+                f"cannot consume {self.describe}: {type(exc).__name__}: {exc}; check that "
+                "the broker is running and the URL, credentials and names are right"
+            ) from exc
+
+    async def wait_connected(self, timeout: float = 10.0) -> bool:
+        """Wait until a consumer of this source is connected (at most ``timeout`` s).
+
+        Returns:
+            Whether it is connected.
+        """
+        if not self.status.connected:
+            self._up.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._up.wait(), timeout)
+        return self.status.connected
+
+    async def wait_closed(self, timeout: float | None = None) -> None:
+        """Wait until every disposed subscription has drained and closed its connection."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    def _subscribe_consumer(
+        self,
+        observer: abc.ObserverBase[QueueMessage],
+        scheduler: abc.SchedulerBase | None = None,
+    ) -> abc.DisposableBase:
+        consumer = Consumer(self, observer, clock.resolve_scheduler(self._scheduler or scheduler))
+        task = asyncio.ensure_future(self._run(consumer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return Disposable(consumer.stopping.set)
+
+    def _backoff(self, failures: int) -> float:
+        base = min(self.reconnect_max_delay, self.reconnect_delay * 2.0 ** (failures - 1))
+        return base * self._random.uniform(0.8, 1.2)
+
+    async def _run(self, consumer: Consumer) -> None:
+        try:
+            await self._consume(consumer)
+        finally:
+            self.status.connected = False
+
+    async def _consume(self, consumer: Consumer) -> None:
+        status = self.status
+        failures = 0
+        while not consumer.stopping.is_set():
+            try:
+                await self._session(consumer)
+                if consumer.stopping.is_set():
+                    return
+                raise ConnectionError("the broker ended the consumer")
+            except asyncio.CancelledError:
+                raise
+            except ConfigurationError as exc:
+                status.connected = False
+                consumer.observer.on_error(exc)
+                return
+            except Exception as exc:
+                if consumer.stopping.is_set():
+                    return
+                error = f"{type(exc).__name__}: {exc}"
+                now = clock.now(consumer.scheduler)
+                if not consumer.ever_connected:
+                    status.mark_down(error, now, outage=False)
+                    logger.error("queue_consumer_start_failed", source=self.describe, error=error)
+                    consumer.observer.on_error(
+                        TriggerStartError(
+                            f"cannot consume {self.describe}: {error}; check that the broker "
+                            "is running and the URL, credentials and names are right"
+                        )
+                    )
+                    return
+                if status.connected:
+                    failures = 0
+                failures += 1
+                status.mark_down(error, now, outage=True)
+                delay = self._backoff(failures)
+                logger.warning(
+                    "queue_connection_lost",
+                    source=self.describe,
+                    error=error,
+                    attempt=failures,
+                    retry_in_s=round(delay, 3),
+                )
+                await consumer.stopped_or(clock.sleep(consumer.scheduler, delay))

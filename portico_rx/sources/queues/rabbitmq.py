@@ -1,0 +1,238 @@
+"""``rabbitmq``: consume a RabbitMQ queue with explicit acks (aio-pika)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+from reactivex import abc
+from yarl import URL
+
+from portico_rx.errors import ConfigurationError, MissingDependencyError
+from portico_rx.sources.queues.consumer import Consumer, QueueSource, check_positive
+from portico_rx.sources.queues.headers import json_headers
+from portico_rx.sources.queues.message import QueueMessage
+
+try:
+    import aio_pika
+    import aiormq.exceptions
+    from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+except ImportError as _exc:  # pragma: no cover - only without the extra
+    raise MissingDependencyError("aio_pika", "rabbitmq") from _exc
+
+__all__ = ["dead_letter_queue_name", "rabbitmq", "redact_url"]
+
+logger = structlog.get_logger("portico_rx.sources.rabbitmq")
+
+DEFAULT_PREFETCH = 32
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, for logs and error messages."""
+    try:
+        parsed = URL(url)
+    except (TypeError, ValueError):
+        return "<unparsable url>"
+    return str(parsed.with_password("***")) if parsed.password else str(parsed)
+
+
+def dead_letter_queue_name(queue: str) -> str:
+    """The queue ``rabbitmq(..., dead_letter_exchange="")`` dead-letters into: ``<queue>.dead``."""
+    return f"{queue}.dead"
+
+
+async def _declare(
+    channel: AbstractChannel,
+    queue: str,
+    *,
+    declare: bool,
+    durable: bool,
+    dead_letter_exchange: str | None,
+    dead_letter_routing_key: str | None,
+) -> AbstractQueue:
+    try:
+        if not declare:
+            return await channel.declare_queue(queue, passive=True)
+        arguments: dict[str, Any] = {}
+        if dead_letter_exchange is not None:
+            arguments["x-dead-letter-exchange"] = dead_letter_exchange
+            routing_key = dead_letter_routing_key or dead_letter_queue_name(queue)
+            arguments["x-dead-letter-routing-key"] = routing_key
+            if dead_letter_exchange == "":
+                await channel.declare_queue(routing_key, durable=durable)
+        return await channel.declare_queue(queue, durable=durable, arguments=arguments)
+    except aiormq.exceptions.ChannelPreconditionFailed as exc:
+        raise ConfigurationError(
+            f"queue={queue!r} exists with other arguments than declared ({exc}); pass "
+            "dead_letter_exchange=None or declare=False to use it as it is, or delete it"
+        ) from None
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        raise ConfigurationError(
+            f"queue={queue!r} does not exist; create it or pass declare=True"
+        ) from None
+
+
+def _message(queue: str, message: AbstractIncomingMessage) -> QueueMessage:
+    return QueueMessage(
+        broker="rabbitmq",
+        destination=queue,
+        subject=message.routing_key or queue,
+        message_id=message.message_id or None,
+        body=message.body,
+        headers=json_headers(message.headers),
+        redelivered=bool(message.redelivered),
+        published_at=message.timestamp,
+        content_type=message.content_type,
+    )
+
+
+def rabbitmq(
+    url: str,
+    queue: str,
+    *,
+    prefetch: int = DEFAULT_PREFETCH,
+    declare: bool = True,
+    durable: bool = True,
+    dead_letter_exchange: str | None = "",
+    dead_letter_routing_key: str | None = None,
+    scheduler: abc.SchedulerBase | None = None,
+    reconnect_delay: float = 0.5,
+    reconnect_max_delay: float = 15.0,
+    drain_timeout: float = 30.0,
+) -> QueueSource:
+    """Messages of a RabbitMQ queue, each acked only after the pipeline settled it.
+
+    Each message is emitted as a :class:`~portico_rx.sources.queues.message.QueueMessage`
+    with a delivery whose idempotency key is the AMQP ``message_id`` (publish with one for
+    exactly-once effect; messages without one are still delivered at least once). The
+    message is acked once its job exists (or the pipeline dropped it), rejected without
+    requeue when it failed for good (so RabbitMQ dead-letters it), and rejected with
+    requeue when still in flight at stop. ``prefetch`` bounds unacked messages: a slow
+    job creator slows consumption. A lost connection is re-established with exponential
+    backoff; ``.status`` tells the outage and the recovery.
+
+    Marble::
+
+        queue:    --m1----m2--m3----|>  (consumed until disposed)
+        rabbitmq: --m1----m2--m3-----   (m = QueueMessage; acked after its job exists)
+
+    Args:
+        url: AMQP URL, e.g. ``"amqp://guest:guest@127.0.0.1/"``.
+        queue: the queue to consume.
+        prefetch: unacked messages at most (AMQP ``basic.qos``; default 32).
+        declare: declare the queue (and the dead-letter queue) if missing (default True);
+            ``False`` requires it to exist.
+        durable: declare durable queues (default True).
+        dead_letter_exchange: where RabbitMQ routes rejected messages (default ``""``, the
+            default exchange, with the queue ``<queue>.dead`` declared for them);
+            ``None`` declares no dead-letter exchange (rejected messages are discarded by
+            the broker; they are still logged and counted).
+        dead_letter_routing_key: routing key for dead letters (default ``<queue>.dead``).
+        scheduler: Rx scheduler for timestamps and reconnect backoff (default: the loop's).
+        reconnect_delay: first reconnect wait in seconds (default 0.5), doubling up to
+            ``reconnect_max_delay`` (default 15).
+        drain_timeout: seconds a stopping consumer waits for in-flight messages to settle
+            before closing (default 30); unsettled ones are redelivered by RabbitMQ.
+
+    Returns:
+        A :class:`~portico_rx.sources.queues.consumer.QueueSource` (an observable).
+
+    Raises:
+        ConfigurationError: an argument is invalid.
+
+    Example:
+        >>> from portico_rx import sources, to_job
+        >>> pipeline = sources.rabbitmq("amqp://guest:guest@127.0.0.1/", "orders").pipe(
+        ...     to_job("order.process", payload=lambda m: m.json_body())
+        ... )
+    """
+    if not isinstance(url, str) or not url.startswith(("amqp://", "amqps://")):
+        raise ConfigurationError(
+            f"url={url!r}: use an AMQP URL such as 'amqp://guest:guest@127.0.0.1/'"
+        )
+    if not isinstance(queue, str) or not queue or len(queue) > 255:
+        raise ConfigurationError(f"queue={queue!r}: use a queue name of 1-255 characters")
+    check_positive("prefetch", prefetch)
+    if isinstance(prefetch, float) or prefetch > 65535:
+        raise ConfigurationError(f"prefetch={prefetch!r}: use an integer from 1 to 65535")
+    shown = redact_url(url)
+    warned_no_id = False
+
+    async def session(consumer: Consumer) -> None:
+        nonlocal warned_no_id
+        connection = await aio_pika.connect(url, timeout=10)
+        closed = asyncio.Event()
+        connection.close_callbacks.add(lambda *_args: closed.set())
+        try:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=prefetch)
+            source_queue = await _declare(
+                channel,
+                queue,
+                declare=declare,
+                durable=durable,
+                dead_letter_exchange=dead_letter_exchange,
+                dead_letter_routing_key=dead_letter_routing_key,
+            )
+
+            async def on_message(incoming: AbstractIncomingMessage) -> None:
+                nonlocal warned_no_id
+                message = _message(queue, incoming)
+                if message.message_id is None and not warned_no_id:
+                    warned_no_id = True
+                    logger.warning(
+                        "rabbitmq_message_without_id",
+                        queue=queue,
+                        hint="publish with message_id=... so a redelivery cannot make a second job",
+                    )
+
+                async def ack() -> None:
+                    await incoming.ack()
+
+                async def nack(requeue: bool) -> None:
+                    await incoming.reject(requeue=requeue)
+
+                consumer.emit(message, ack=ack, nack=nack, idempotency_key=message.message_id)
+
+            tag = await source_queue.consume(on_message)
+            consumer.connected()
+            stopped, _ = await consumer.stopped_or(closed.wait())
+            if not stopped:
+                raise ConnectionError(f"connection to {shown} was closed")
+            with contextlib.suppress(Exception):
+                await source_queue.cancel(tag)
+            await consumer.drain()
+        finally:
+            if not connection.is_closed:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+
+    async def probe() -> None:
+        connection = await aio_pika.connect(url, timeout=10)
+        try:
+            channel = await connection.channel()
+            await _declare(
+                channel,
+                queue,
+                declare=declare,
+                durable=durable,
+                dead_letter_exchange=dead_letter_exchange,
+                dead_letter_routing_key=dead_letter_routing_key,
+            )
+        finally:
+            await connection.close()
+
+    return QueueSource(
+        broker="rabbitmq",
+        destination=queue,
+        session=session,
+        probe=probe,
+        describe=f"rabbitmq queue {queue!r} at {shown}",
+        max_in_flight=prefetch,
+        scheduler=scheduler,
+        reconnect_delay=reconnect_delay,
+        reconnect_max_delay=reconnect_max_delay,
+        drain_timeout=drain_timeout,
+    )

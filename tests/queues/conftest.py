@@ -1,0 +1,72 @@
+"""Fixtures for the queue-source tests: unique names, brokers' clients, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+NATS_URL = "nats://127.0.0.1:4222"
+
+
+async def eventually(
+    check: Callable[[], Any] | Callable[[], Awaitable[Any]],
+    timeout: float = 20.0,
+    interval: float = 0.05,
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for queue, stream, subject and topic names."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+async def amqp() -> AsyncIterator[Any]:
+    """An aio-pika channel for publishing and inspecting queues; deleted queues tracked."""
+    import aio_pika
+
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    channel = await connection.channel()
+    channel.created_queues = []  # type: ignore[attr-defined]
+    yield channel
+    cleanup = await connection.channel()
+    for name in channel.created_queues:  # type: ignore[attr-defined]
+        for queue in (name, f"{name}.dead"):
+            try:
+                await cleanup.queue_delete(queue)
+            except Exception:
+                cleanup = await connection.channel()
+    await connection.close()
+
+
+async def publish_amqp(channel: Any, queue: str, body: bytes, message_id: str | None) -> None:
+    import aio_pika
+
+    await channel.default_exchange.publish(
+        aio_pika.Message(
+            body=body,
+            message_id=message_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            content_type="application/json",
+        ),
+        routing_key=queue,
+    )
