@@ -18,6 +18,8 @@ from portico_rx.delivery import current_delivery
 from portico_rx.errors import ConfigurationError, TriggerStartError
 from portico_rx.health import HealthCounters
 from portico_rx.models import Job, RunState, TriggerHealth
+from portico_rx.notebook.controls import NotebookControls
+from portico_rx.notebook.frames import JobHistory
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_trigger import JobTrigger
 from portico_rx.retry import RetryPolicy
@@ -28,7 +30,7 @@ __all__ = ["PipelineTrigger"]
 logger = structlog.get_logger("portico_rx.pipeline")
 
 
-class PipelineTrigger(JobTrigger):
+class PipelineTrigger(NotebookControls, JobTrigger):
     """Run a pipeline (an observable ending in :func:`~portico_rx.to_job`) as a trigger.
 
     ``start()`` subscribes, ``stop()`` disposes and drains, ``is_running`` reflects the
@@ -136,6 +138,7 @@ class PipelineTrigger(JobTrigger):
             if self._state is RunState.RUNNING:
                 logger.warning("trigger_already_running", trigger=self.name)
                 return
+            await self._claim_name()
             self._state = RunState.STARTING
             logger.info("starting_trigger", trigger=self.name, trigger_type=type(self).__name__)
             try:
@@ -189,6 +192,8 @@ class PipelineTrigger(JobTrigger):
                 return
             logger.info("stopping_trigger", trigger=self.name, in_flight=self.counters.in_flight)
             self._state = RunState.STOPPING
+            if self._sink is not None:
+                self._release_held(self._sink.submit)
             await self._before_stop()
             unfinished = await self._teardown(timeout=self.stop_timeout)
             self._state = RunState.STOPPED
@@ -253,7 +258,8 @@ class PipelineTrigger(JobTrigger):
                 return
             self._delivered_since_subscribe = True
             self._failures_in_a_row = 0
-            self._sink.submit(item)
+            if not self._hold(item):
+                self._sink.submit(item)
 
         def on_error(error: Exception) -> None:
             if generation != self._generation:
@@ -328,9 +334,12 @@ class PipelineTrigger(JobTrigger):
 
     # -- conveniences ----------------------------------------------------------------
 
-    def history(self) -> list[Job]:
-        """Jobs this trigger created recently, oldest first (``history_size`` at most)."""
-        return list(self.recent_jobs)
+    def history(self) -> JobHistory:
+        """Jobs this trigger created recently, oldest first (``history_size`` at most).
+
+        A ``list`` of ``Job`` that shows as a table in Jupyter; ``.to_frame()`` for pandas.
+        """
+        return JobHistory(self.recent_jobs)
 
     async def __aenter__(self) -> PipelineTrigger:
         await self.start()

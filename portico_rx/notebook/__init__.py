@@ -1,0 +1,53 @@
+"""Notebook helpers: live panels, DataFrames of jobs and events, plots, re-run safety.
+
+Imported lazily: pandas, ipywidgets and matplotlib load only when a name that needs
+them is used (a missing one raises ``MissingDependencyError`` naming the ``notebook``
+extra).
+
+==================  =====================================================
+``jobs_frame``      any job store / creator / trigger -> DataFrame (async)
+``jobs_to_frame``   a list of ``Job`` -> DataFrame
+``record``          subscribe to a source, keep its raw events (async)
+``panel``           a live ipywidgets panel for a trigger
+``registry``        one running trigger per name (cell re-run safety)
+``timeline``        plot events -> jobs, and upcoming fire times
+``simulate``        jobs a pipeline would create, in virtual time
+``diff``            jobs that appear / disappear / change between two pipelines
+==================  =====================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    "JobHistory": "portico_rx.notebook.frames",
+    "TriggerPanel": "portico_rx.notebook.widget",
+    "TriggerRegistry": "portico_rx.notebook.registry",
+    "diff": "portico_rx.simulate",
+    "in_notebook": "portico_rx.notebook.registry",
+    "jobs_frame": "portico_rx.notebook.frames",
+    "jobs_to_frame": "portico_rx.notebook.frames",
+    "panel": "portico_rx.notebook.widget",
+    "plot_upcoming": "portico_rx.notebook.plot",
+    "record": "portico_rx.notebook.record",
+    "registry": "portico_rx.notebook.registry",
+    "simulate": "portico_rx.simulate",
+    "timeline": "portico_rx.notebook.plot",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'portico_rx.notebook' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
