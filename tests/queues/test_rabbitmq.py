@@ -206,7 +206,7 @@ async def test_unreachable_broker_fails_start_with_trigger_start_error() -> None
         {"a": "b"},
         connect_timeout=5,
     )
-    with pytest.raises(prx.TriggerStartError, match="127.0.0.1:1"):
+    with pytest.raises(prx.TriggerStartError, match=r"127\.0\.0\.1:1"):
         await trigger.start()
     assert not trigger.is_running
 
