@@ -1,0 +1,211 @@
+"""FastAPI app factory: triggers start and stop with the app (the spec's pattern 5),
+their routes are mounted, and ``GET /health/triggers`` reports each one.
+
+``portico-rx run`` uses :func:`serve` when the loaded file defines triggers with routes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import structlog
+from pydantic import BaseModel, Field
+
+from portico_rx.errors import ConfigurationError, require
+from portico_rx.models import TriggerHealth
+from portico_rx.ports.job_trigger import JobTrigger
+
+require("fastapi", "webhook")
+
+from fastapi import APIRouter, FastAPI  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
+
+__all__ = ["HasRouter", "TriggersHealth", "create_app", "serve", "serve_async", "trigger_name"]
+
+logger = structlog.get_logger("portico_rx.web")
+
+
+@runtime_checkable
+class HasRouter(Protocol):
+    """Anything with a FastAPI ``router`` (a ``WebhookTrigger``, a webhook source)."""
+
+    router: APIRouter
+
+
+class TriggersHealth(BaseModel):
+    """The body of ``GET /health/triggers``."""
+
+    status: str = Field(description="'ok', or 'degraded' when a required trigger is down")
+    down: list[str] = Field(default_factory=list, description="required triggers not running")
+    triggers: dict[str, TriggerHealth]
+
+
+def trigger_name(trigger: JobTrigger) -> str:
+    """A trigger's ``name`` attribute, else its class name."""
+    name = getattr(trigger, "name", None)
+    return name if isinstance(name, str) and name else type(trigger).__name__
+
+
+def _named(triggers: Sequence[JobTrigger]) -> dict[str, JobTrigger]:
+    named: dict[str, JobTrigger] = {}
+    for trigger in triggers:
+        if not isinstance(trigger, JobTrigger):
+            raise ConfigurationError(
+                f"triggers: {trigger!r} is not a JobTrigger; pass WebhookTrigger, "
+                "ScheduleTrigger, PipelineTrigger … instances"
+            )
+        base = name = trigger_name(trigger)
+        suffix = 2
+        while name in named:
+            name = f"{base}-{suffix}"
+            suffix += 1
+        named[name] = trigger
+    return named
+
+
+def create_app(
+    triggers: Sequence[JobTrigger] = (),
+    required: Sequence[str | JobTrigger] | None = None,
+    *,
+    routers: Sequence[APIRouter | HasRouter] = (),
+    title: str = "portico_rx",
+    **fastapi_kwargs: Any,
+) -> FastAPI:
+    """A FastAPI app that runs ``triggers`` for as long as it runs.
+
+    The lifespan starts every trigger in order (if one fails, those already started are
+    stopped and the app does not start) and stops them in reverse order on shutdown.
+    Each trigger's ``router`` (if it has one) and every entry of ``routers`` is mounted.
+
+    Args:
+        triggers: the triggers to run (default none).
+        required: names (or the trigger objects) whose being down makes
+            ``GET /health/triggers`` answer 503 (default: every trigger).
+        routers: more routes to mount, e.g. ``webhook(...)`` sources used in pipelines.
+        title: the OpenAPI title (default ``"portico_rx"``).
+        **fastapi_kwargs: passed to ``FastAPI(...)`` (``version``, ``docs_url`` …).
+
+    Returns:
+        The app; serve it with uvicorn, or :func:`serve`.
+
+    Raises:
+        ConfigurationError: a trigger is not a ``JobTrigger``, or ``required`` names one
+            that is not in ``triggers``.
+
+    Example:
+        >>> from portico_rx.adapters.job_trigger.webhook_trigger import WebhookTrigger
+        >>> from portico_rx.testing import RecordingJobCreator
+        >>> app = create_app([WebhookTrigger(job_creator=RecordingJobCreator())])
+        >>> sorted(r.path for r in app.routes if "docs" not in r.path)[:2]
+        ['/health/triggers', '/openapi.json']
+    """
+    named = _named(triggers)
+    if required is None:
+        must = set(named)
+    else:
+        must = set()
+        for item in required:
+            if isinstance(item, JobTrigger):
+                found = [name for name, trigger in named.items() if trigger is item]
+                if not found:
+                    raise ConfigurationError(f"required: {item!r} is not one of the triggers")
+                must.update(found)
+            elif item in named:
+                must.add(item)
+            else:
+                raise ConfigurationError(
+                    f"required: {item!r} names no trigger; known names: {sorted(named)}"
+                )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        started: list[tuple[str, JobTrigger]] = []
+        try:
+            for name, trigger in named.items():
+                await trigger.start()
+                started.append((name, trigger))
+                logger.info(
+                    "trigger_started",
+                    trigger=name,
+                    trigger_type=type(trigger).__name__,
+                    is_running=trigger.is_running,
+                )
+            yield
+        finally:
+            for name, trigger in reversed(started):
+                try:
+                    await trigger.stop()
+                except Exception as exc:
+                    logger.error("trigger_stop_failed", trigger=name, error=str(exc))
+                logger.info(
+                    "trigger_stopped",
+                    trigger=name,
+                    trigger_type=type(trigger).__name__,
+                    is_running=trigger.is_running,
+                )
+
+    app = FastAPI(title=title, lifespan=lifespan, **fastapi_kwargs)
+    app.state.triggers = named
+    for trigger in named.values():
+        router = getattr(trigger, "router", None)
+        if isinstance(router, APIRouter):
+            app.include_router(router)
+    for entry in routers:
+        app.include_router(entry if isinstance(entry, APIRouter) else entry.router)
+
+    @app.get(
+        "/health/triggers",
+        response_model=TriggersHealth,
+        tags=["health"],
+        summary="Health of every trigger",
+        responses={503: {"model": TriggersHealth, "description": "a required trigger is down"}},
+    )
+    async def triggers_health() -> JSONResponse:
+        healths = {name: trigger.get_health() for name, trigger in named.items()}
+        down = sorted(name for name in must if not healths[name].is_running)
+        body = TriggersHealth(status="degraded" if down else "ok", down=down, triggers=healths)
+        return JSONResponse(body.model_dump(mode="json"), status_code=503 if down else 200)
+
+    return app
+
+
+def serve(
+    triggers: Sequence[JobTrigger],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    required: Sequence[str | JobTrigger] | None = None,
+    routers: Sequence[APIRouter | HasRouter] = (),
+    log_level: str = "info",
+) -> None:
+    """Serve :func:`create_app` with uvicorn until interrupted (blocks; owns the loop).
+
+    Args:
+        triggers: the triggers to run.
+        host: address to bind (default ``"127.0.0.1"``).
+        port: port to bind (default 8000).
+        required: see :func:`create_app`.
+        routers: see :func:`create_app`.
+        log_level: uvicorn's log level (default ``"info"``).
+    """
+    uvicorn: Any = require("uvicorn", "webhook")
+    app = create_app(triggers, required, routers=routers)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+async def serve_async(
+    triggers: Sequence[JobTrigger],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    required: Sequence[str | JobTrigger] | None = None,
+    routers: Sequence[APIRouter | HasRouter] = (),
+    log_level: str = "info",
+) -> None:
+    """Like :func:`serve`, on the running loop; returns when the server shuts down."""
+    uvicorn: Any = require("uvicorn", "webhook")
+    app = create_app(triggers, required, routers=routers)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
+    await server.serve()
