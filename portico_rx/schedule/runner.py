@@ -1,0 +1,255 @@
+"""ScheduleRunner: many schedules on one timer, emitting Ticks with their deliveries.
+
+Used by the ``cron``/``interval``/``at`` sources (one schedule each) and by
+``ScheduleTrigger`` (all its schedules on one timer). Each due fire time goes through the
+misfire policy; each run becomes a :class:`~portico_rx.schedule.tick.Tick` emitted with
+:func:`~portico_rx.delivery.deliver` and a :class:`~portico_rx.delivery.Delivery` whose
+idempotency key is the UTC fire time, so replicas and restarts agree on it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from reactivex.abc import DisposableBase, ObserverBase, SchedulerBase
+
+from portico_rx.delivery import Delivery, deliver
+from portico_rx.schedule.fire_plan import FirePlan
+from portico_rx.schedule.misfire import MisfirePolicy, select_runs
+from portico_rx.schedule.tick import Tick, from_micros, key_time
+from portico_rx.schedule.timer import ScheduleTimer, TimerEntry
+
+__all__ = ["ScheduleRunner", "ScheduleSpec", "ScheduleStats"]
+
+logger = structlog.get_logger("portico_rx.schedule")
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """Everything the runner needs to fire one schedule."""
+
+    name: str
+    plan: FirePlan
+    tz: ZoneInfo
+    misfire: MisfirePolicy
+    start_us: int | None = None
+    end_us: int | None = None
+    jitter_us: int = 0
+
+
+@dataclass
+class ScheduleStats:
+    """Per-schedule counters, shown in health details."""
+
+    fired: int = 0
+    caught_up: int = 0
+    misfires_skipped: int = 0
+    last_scheduled_us: int | None = None
+    last_lateness_s: float | None = None
+    next_due_us: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ScheduleRunner:
+    """Runs schedules on one :class:`~portico_rx.schedule.timer.ScheduleTimer`.
+
+    Args:
+        observer: receives each Tick (via ``deliver``).
+        scheduler: the Rx scheduler for time and timers.
+        seed: seed for jitter (default: unseeded).
+        on_exhausted: called when the last schedule has no more fire times.
+    """
+
+    def __init__(
+        self,
+        observer: ObserverBase[Tick],
+        scheduler: SchedulerBase,
+        *,
+        seed: int | None = None,
+        on_exhausted: Callable[[], None] | None = None,
+    ) -> None:
+        self.observer = observer
+        self.scheduler = scheduler
+        self.timer = ScheduleTimer(scheduler)
+        self.stats: dict[str, ScheduleStats] = {}
+        self._entries: dict[str, TimerEntry] = {}
+        self._specs: dict[str, ScheduleSpec] = {}
+        self._pending: dict[str, DisposableBase] = {}
+        self._sequence = 0
+        self._random = random.Random(seed)
+        self._on_exhausted = on_exhausted
+
+    def now_us(self) -> int:
+        return self.timer.now_us()
+
+    def _fires(self, spec: ScheduleSpec, from_us: int) -> Iterator[tuple[int, int]]:
+        start = from_us if spec.start_us is None else max(from_us, spec.start_us)
+        jitter = spec.jitter_us
+        for nominal in spec.plan.iter_from(start, spec.end_us):
+            yield nominal, nominal + (self._random.randint(0, jitter) if jitter else 0)
+
+    def add(
+        self,
+        spec: ScheduleSpec,
+        *,
+        missed_after_us: int | None = None,
+        missed_single_on_time: bool = False,
+    ) -> None:
+        """Start firing ``spec`` from now.
+
+        ``missed_after_us``: the last time this schedule ran (from the job store); fire
+        times after it and before now are missed runs, caught up per the misfire policy.
+        ``missed_single_on_time``: one missed run counts as on time (``at`` in the past).
+        """
+        self.remove(spec.name)
+        now = self.now_us()
+        self._specs[spec.name] = spec
+        stats = self.stats.setdefault(spec.name, ScheduleStats())
+        if missed_after_us is not None:
+            self._catch_up(spec, missed_after_us, now, single_on_time=missed_single_on_time)
+        entry = self.timer.add(spec.name, self._fires(spec, now), self._on_due)
+        self._entries[spec.name] = entry
+        stats.next_due_us = entry.next_fire[0] if entry.next_fire else None
+        if entry.next_fire is None and spec.name not in self._pending:
+            self._check_exhausted()
+
+    def remove(self, name: str) -> None:
+        """Stop firing a schedule (pending catch-up runs included)."""
+        entry = self._entries.pop(name, None)
+        if entry is not None:
+            self.timer.remove(entry)
+        pending = self._pending.pop(name, None)
+        if pending is not None:
+            pending.dispose()
+        self._specs.pop(name, None)
+        stat = self.stats.get(name)
+        if stat is not None:
+            stat.next_due_us = None
+
+    def dispose(self) -> None:
+        for pending in self._pending.values():
+            pending.dispose()
+        self._pending.clear()
+        self._entries.clear()
+        self.timer.dispose()
+
+    def _catch_up(self, spec: ScheduleSpec, after_us: int, now: int, single_on_time: bool) -> None:
+        policy = spec.misfire
+        start = after_us + 1
+        if policy.grace_time is not None:
+            start = max(start, now - int(policy.grace_time * 1_000_000))
+        if spec.start_us is not None:
+            start = max(start, spec.start_us)
+        end = now if spec.end_us is None else min(now, spec.end_us)
+        first: int | None = None
+        last: deque[int] = deque(maxlen=max(1, policy.max_catchup))
+        count = 0
+        for nominal in spec.plan.iter_from(start, end):
+            if first is None:
+                first = nominal
+            last.append(nominal)
+            count += 1
+        if first is None:
+            return
+        missed = [first, *last] if first != last[0] else list(last)
+        runs = select_runs(missed, now, policy, catch_up=not (single_on_time and count == 1))
+        skipped = count - len(runs)
+        self.stats[spec.name].misfires_skipped += skipped
+        logger.info(
+            "schedule_missed_runs",
+            schedule=spec.name,
+            missed=count,
+            running=len(runs),
+            skipped=skipped,
+            coalesce=policy.coalesce,
+            grace_time=policy.grace_time,
+        )
+        if not runs:
+            return
+
+        def fire(_scheduler: Any = None, _state: Any = None) -> None:
+            self._pending.pop(spec.name, None)
+            if self._specs.get(spec.name) is not spec:
+                return
+            at = self.now_us()
+            for nominal in runs:
+                self._emit(spec, nominal, nominal, at, catch_up=True)
+            entry = self._entries.get(spec.name)
+            if entry is None or entry.next_fire is None:
+                self._check_exhausted()
+
+        self._pending[spec.name] = self.scheduler.schedule(fire)
+
+    def _on_due(self, entry: TimerEntry, due: list[tuple[int, int]], now: int) -> None:
+        spec = self._specs.get(entry.key)
+        if spec is None or self._entries.get(entry.key) is not entry:
+            return
+        stats = self.stats[spec.name]
+        nominals = [nominal for nominal, _ in due]
+        runs = select_runs(nominals, now, spec.misfire)
+        if len(runs) < len(due):
+            stats.misfires_skipped += len(due) - len(runs)
+            logger.warning(
+                "schedule_misfired",
+                schedule=spec.name,
+                due=len(due),
+                running=len(runs),
+                late_s=round((now - due[0][1]) / 1e6, 3),
+                coalesce=spec.misfire.coalesce,
+            )
+        planned = dict(due)
+        for nominal in runs:
+            self._emit(spec, nominal, planned[nominal], now, catch_up=len(due) > 1)
+        stats.next_due_us = entry.next_fire[0] if entry.next_fire else None
+        if entry.next_fire is None:
+            self._check_exhausted()
+
+    def _check_exhausted(self) -> None:
+        if self._on_exhausted is None or self._pending:
+            return
+        if all(e.next_fire is None for e in self._entries.values()):
+            self._on_exhausted()
+
+    def _emit(
+        self, spec: ScheduleSpec, nominal: int, planned: int, now: int, catch_up: bool
+    ) -> None:
+        self._sequence += 1
+        stats = self.stats[spec.name]
+        stats.fired += 1
+        if catch_up:
+            stats.caught_up += 1
+        stats.last_scheduled_us = nominal
+        lateness = (now - planned) / 1_000_000
+        stats.last_lateness_s = lateness
+        scheduled = from_micros(nominal)
+        fired = from_micros(now)
+        iso = key_time(nominal)
+        tick = Tick.model_construct(
+            scheduled_at=scheduled.astimezone(spec.tz),
+            fired_at=fired,
+            lateness_s=lateness,
+            jitter_s=(planned - nominal) / 1_000_000,
+            expression=spec.plan.expression,
+            sequence=self._sequence,
+            schedule=spec.name,
+            catch_up=catch_up,
+        )
+        delivery = Delivery(
+            source=f"{spec.plan.kind}:{spec.plan.expression}",
+            seen_at=fired,
+            event_id=f"{spec.name}:{iso}",
+            idempotency_key=iso,
+            attributes={
+                "scheduled_at": scheduled.isoformat(),
+                "lateness_s": round(lateness, 6),
+                "schedule": spec.name,
+                "catch_up": catch_up,
+            },
+        )
+        deliver(self.observer, tick, delivery)

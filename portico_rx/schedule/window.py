@@ -1,0 +1,64 @@
+"""Checking and converting the times users give schedules: start, end, jitter, durations."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from portico_rx.errors import InvalidScheduleError
+from portico_rx.schedule.timer import to_micros
+
+__all__ = ["check_window", "seconds_to_micros", "to_instant"]
+
+
+def to_instant(value: datetime, tz: ZoneInfo, argument: str) -> datetime:
+    """A tz-aware datetime; a naive one is read as local time in ``tz``.
+
+    Raises:
+        InvalidScheduleError: ``value`` is not a datetime.
+    """
+    if not isinstance(value, datetime):
+        raise InvalidScheduleError(
+            f"{argument}={value!r}: give a datetime, e.g. datetime(2025, 1, 1, tzinfo=UTC)"
+        )
+    if value.tzinfo is None:
+        return value.replace(tzinfo=tz)
+    return value
+
+
+def seconds_to_micros(value: float | timedelta | None, argument: str, *, positive: bool) -> int:
+    """A duration (seconds or timedelta) as microseconds; ``None`` is 0.
+
+    Raises:
+        InvalidScheduleError: negative (or, with ``positive``, zero) or not a number.
+    """
+    if value is None:
+        return 0
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise InvalidScheduleError(f"{argument}={value!r}: give seconds or a timedelta")
+    micros = round(seconds * 1_000_000)
+    if micros < 0 or (positive and micros == 0) or seconds != seconds:
+        need = "a positive duration" if positive else "zero or a positive duration"
+        raise InvalidScheduleError(f"{argument}={value!r}: use {need} (seconds or a timedelta)")
+    return micros
+
+
+def check_window(
+    start: datetime | None, end: datetime | None, tz: ZoneInfo
+) -> tuple[int | None, int | None]:
+    """``start``/``end`` as epoch microseconds.
+
+    Raises:
+        InvalidScheduleError: not datetimes, or ``end`` is not after ``start``.
+    """
+    start_us = to_micros(to_instant(start, tz, "start")) if start is not None else None
+    end_us = to_micros(to_instant(end, tz, "end")) if end is not None else None
+    if start_us is not None and end_us is not None and end_us <= start_us:
+        raise InvalidScheduleError(
+            f"end={end!r} is not after start={start!r}: give an end later than the start"
+        )
+    return start_us, end_us
