@@ -70,3 +70,16 @@ async def publish_amqp(channel: Any, queue: str, body: bytes, message_id: str | 
         ),
         routing_key=queue,
     )
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[Any]:
+    """A redis client; keys registered in ``redis_client.created_keys`` are deleted after."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(REDIS_URL)
+    client.created_keys = []  # type: ignore[attr-defined]
+    yield client
+    for key in client.created_keys:  # type: ignore[attr-defined]
+        await client.delete(key, f"{key}.dead")
+    await client.aclose()

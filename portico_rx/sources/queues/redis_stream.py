@@ -1,0 +1,302 @@
+"""``redis_stream``: consume a Redis stream through a consumer group (XREADGROUP/XACK)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import Any
+
+import structlog
+from reactivex import abc
+
+from portico_rx.errors import ConfigurationError, MissingDependencyError
+from portico_rx.sources.queues.consumer import Consumer, QueueSource, check_positive
+from portico_rx.sources.queues.message import QueueMessage
+
+try:
+    import redis.asyncio as aioredis
+    from redis.exceptions import ResponseError
+except ImportError as _exc:  # pragma: no cover - only without the extra
+    raise MissingDependencyError("redis", "redis") from _exc
+
+__all__ = ["dead_letter_stream_name", "default_consumer_name", "redis_stream"]
+
+logger = structlog.get_logger("portico_rx.sources.redis_stream")
+
+DEFAULT_COUNT = 32
+Entry = tuple[bytes, dict[bytes, bytes] | None]
+
+
+def dead_letter_stream_name(stream: str) -> str:
+    """The stream bad entries are copied to by default: ``<stream>.dead``."""
+    return f"{stream}.dead"
+
+
+def default_consumer_name() -> str:
+    """This host's name: a restarted process on the same host resumes its own entries."""
+    return socket.gethostname() or "portico"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _entries(reply: Any) -> list[Entry]:
+    """The entries of an ``XREADGROUP`` reply for one stream (RESP2 list or RESP3 dict)."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return list(next(iter(reply.values()))[0])
+    return list(reply[0][1])
+
+
+def _redact(url: str) -> str:
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+
+def redis_stream(
+    url: str,
+    stream: str,
+    group: str,
+    consumer: str,
+    *,
+    count: int = DEFAULT_COUNT,
+    block: float = 1.0,
+    claim_idle: float = 60.0,
+    dead_letter_stream: str | None = "",
+    body_field: str = "body",
+    create_group: bool = True,
+    group_start: str = "0",
+    scheduler: abc.SchedulerBase | None = None,
+    reconnect_delay: float = 0.5,
+    reconnect_max_delay: float = 15.0,
+    drain_timeout: float = 30.0,
+) -> QueueSource:
+    """Entries of a Redis stream, read as ``consumer`` of consumer ``group``.
+
+    Each entry is emitted as a :class:`~portico_rx.sources.queues.message.QueueMessage`
+    whose ``body`` is the entry's ``body_field`` and whose ``headers`` are its other
+    fields; the delivery's idempotency key is ``<stream>/<entry id>``. An entry is
+    ``XACK``-ed once its job exists (or the pipeline dropped it); a bad entry is copied to
+    the dead-letter stream and acked (in one ``MULTI``); an entry still in flight at stop
+    stays pending. On every (re)connect the consumer first re-reads its own pending
+    entries (a restarted process with the same ``consumer`` name resumes where it died),
+    and every ``claim_idle / 2`` seconds it ``XAUTOCLAIM``-s entries pending longer than
+    ``claim_idle`` from dead consumers. At most ``count`` entries are in flight.
+
+    Marble::
+
+        XADD:          --e1----e2--e3----
+        redis_stream:  --e1----e2--e3----   (XACK after each job exists)
+
+    Args:
+        url: Redis URL, e.g. ``"redis://127.0.0.1:6379/0"``.
+        stream: the stream key.
+        group: the consumer group (created with ``MKSTREAM`` when ``create_group``).
+        consumer: this consumer's name in the group (unique per running instance).
+        count: entries in flight at most (default 32).
+        block: seconds one ``XREADGROUP`` blocks waiting for entries (default 1).
+        claim_idle: seconds after which another consumer's pending entry is claimed
+            (default 60).
+        dead_letter_stream: where bad entries go (default ``""``: ``<stream>.dead``);
+            ``None`` acks them without a copy (still logged and counted).
+        body_field: the entry field holding the message body (default ``"body"``).
+        create_group: create the group if missing (default True).
+        group_start: where a new group starts: ``"0"`` (whole stream, default) or ``"$"``.
+        scheduler: Rx scheduler for timestamps and reconnect backoff (default: the loop's).
+        reconnect_delay: first reconnect wait in seconds (default 0.5), doubling up to
+            ``reconnect_max_delay`` (default 15).
+        drain_timeout: seconds a stopping consumer waits for in-flight entries (default 30).
+
+    Returns:
+        A :class:`~portico_rx.sources.queues.consumer.QueueSource` (an observable).
+
+    Raises:
+        ConfigurationError: an argument is invalid.
+
+    Example:
+        >>> from portico_rx import sources, to_job
+        >>> pipeline = sources.redis_stream(
+        ...     "redis://127.0.0.1:6379/0", "signups", "mailers", "worker-1"
+        ... ).pipe(to_job("email.welcome", payload=lambda m: m.json_body()))
+    """
+    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(f"url={url!r}: use a Redis URL such as 'redis://127.0.0.1:6379/0'")
+    for arg, value in (("stream", stream), ("group", group), ("consumer", consumer)):
+        if not isinstance(value, str) or not value:
+            raise ConfigurationError(f"{arg}={value!r}: use a non-empty string")
+    check_positive("count", count)
+    check_positive("block", block)
+    check_positive("claim_idle", claim_idle)
+    if group_start not in ("0", "$"):
+        raise ConfigurationError(f"group_start={group_start!r}: use '0' or '$'")
+    dead_stream = (
+        dead_letter_stream_name(stream) if dead_letter_stream == "" else dead_letter_stream
+    )
+    block_ms = max(1, int(block * 1000))
+    claim_idle_ms = max(1, int(claim_idle * 1000))
+    claim_every = min(claim_idle / 2, 10.0)
+    shown = _redact(url)
+
+    def client() -> aioredis.Redis:
+        return aioredis.Redis.from_url(
+            url, socket_connect_timeout=5, socket_timeout=block + 10, decode_responses=False
+        )
+
+    async def setup(redis: aioredis.Redis) -> None:
+        await redis.ping()
+        if create_group:
+            try:
+                await redis.xgroup_create(stream, group, id=group_start, mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        else:
+            try:
+                groups = await redis.xinfo_groups(stream)
+            except ResponseError:
+                groups = []
+            if not any(_text(g["name"]) == group for g in groups):
+                raise ConfigurationError(
+                    f"group={group!r} does not exist on stream={stream!r}; create it or pass "
+                    "create_group=True"
+                )
+
+    def message(entry_id: str, fields: dict[bytes, bytes], redelivered: bool) -> QueueMessage:
+        headers = {_text(k): _text(v) for k, v in fields.items() if _text(k) != body_field}
+        body = fields.get(body_field.encode(), b"")
+        return QueueMessage(
+            broker="redis",
+            destination=stream,
+            subject=stream,
+            message_id=entry_id,
+            body=body,
+            headers=headers,
+            redelivered=redelivered,
+        )
+
+    async def session(consumer_: Consumer) -> None:
+        loop_time = asyncio.get_running_loop().time
+        redis = client()
+        try:
+            await setup(redis)
+            consumer_.connected()
+            own_pending_from: str | None = "0"
+            last_claim = float("-inf")
+            claim_cursor = "0-0"
+
+            def emit(entries: list[Entry], redelivered: bool) -> None:
+                for raw_id, fields in entries:
+                    entry_id = _text(raw_id)
+                    if consumer_.is_unsettled(entry_id):
+                        continue
+                    if fields is None:  # deleted from the stream while pending
+                        task = asyncio.ensure_future(redis.xack(stream, group, entry_id))
+                        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+                        continue
+                    emit_one(entry_id, fields, redelivered)
+
+            def emit_one(entry_id: str, fields: dict[bytes, bytes], redelivered: bool) -> None:
+                async def ack() -> None:
+                    await redis.xack(stream, group, entry_id)
+
+                async def nack(requeue: bool) -> None:
+                    if requeue:
+                        return  # stays pending: re-read on restart or claimed after idle
+                    if dead_stream is None:
+                        await redis.xack(stream, group, entry_id)
+                        return
+                    dead_fields: dict[Any, Any] = dict(fields)
+                    dead_fields.update(
+                        {
+                            "dead_letter_of": entry_id,
+                            "dead_letter_stream": stream,
+                            "dead_letter_group": group,
+                        }
+                    )
+                    async with redis.pipeline(transaction=True) as pipe:
+                        pipe.xadd(dead_stream, dead_fields)
+                        pipe.xack(stream, group, entry_id)
+                        await pipe.execute()
+
+                consumer_.emit(
+                    message(entry_id, fields, redelivered),
+                    ack=ack,
+                    nack=nack,
+                    idempotency_key=f"{stream}/{entry_id}",
+                )
+
+            while True:
+                free = await consumer_.capacity()
+                if free == 0:
+                    break
+                try:
+                    if loop_time() - last_claim >= claim_every:
+                        last_claim = loop_time()
+                        claimed = await redis.xautoclaim(
+                            stream, group, consumer_name, claim_idle_ms, claim_cursor, count=free
+                        )
+                        claim_cursor = _text(claimed[0])
+                        if claimed[1]:
+                            logger.info(
+                                "redis_stream_entries_claimed",
+                                stream=stream,
+                                group=group,
+                                consumer=consumer_name,
+                                count=len(claimed[1]),
+                            )
+                        emit(claimed[1], redelivered=True)
+                        continue
+                    if own_pending_from is not None:
+                        reply = await redis.xreadgroup(
+                            group, consumer_name, {stream: own_pending_from}, count=free
+                        )
+                        entries = _entries(reply)
+                        if len(entries) < free or not entries:
+                            own_pending_from = None
+                        else:
+                            own_pending_from = _text(entries[-1][0])
+                        emit(entries, redelivered=True)
+                        continue
+                    stopped, reply = await consumer_.stopped_or(
+                        redis.xreadgroup(
+                            group, consumer_name, {stream: ">"}, count=free, block=block_ms
+                        )
+                    )
+                    if stopped:
+                        break
+                    emit(_entries(reply), redelivered=False)
+                except ResponseError as exc:
+                    if "NOGROUP" in str(exc):
+                        raise ConnectionError(f"group {group!r} vanished: {exc}") from exc
+                    raise
+            await consumer_.drain()
+        finally:
+            with contextlib.suppress(Exception):
+                await redis.aclose()
+
+    consumer_name = consumer
+
+    async def probe() -> None:
+        redis = client()
+        try:
+            await setup(redis)
+        finally:
+            await redis.aclose()
+
+    return QueueSource(
+        broker="redis",
+        destination=stream,
+        session=session,
+        probe=probe,
+        describe=f"redis stream {stream!r} group {group!r} at {shown}",
+        max_in_flight=count,
+        scheduler=scheduler,
+        reconnect_delay=reconnect_delay,
+        reconnect_max_delay=reconnect_max_delay,
+        drain_timeout=drain_timeout,
+    )
