@@ -141,10 +141,11 @@ async def _run_virtual(
     virtual: Any = scheduler
     start: datetime = virtual.now
     until = start + timedelta(seconds=seconds) if seconds is not None else None
+    queue = virtual._queue  # reactivex's PriorityQueue of ScheduledItem; peek only
     while not done.done():
-        item = virtual.get_next()
-        if item is None:
+        if not queue:
             break
+        item = queue.peek()
         if until is not None and item.duetime > until:
             virtual.advance_to(until)
             break
