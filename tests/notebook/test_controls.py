@@ -129,7 +129,7 @@ async def test_registry_refuse_policy_keeps_the_first_copy() -> None:
     _, second = make_trigger(creator, name="only-one")
     await first.start()
     await registry.claim(first)
-    with pytest.raises(TriggerStartError, match="already running.*registry.stop\\('only-one'\\)"):
+    with pytest.raises(TriggerStartError, match=r"already running.*registry.stop\('only-one'\)"):
         await registry.claim(second)
     assert first.is_running
     assert "only-one" in registry._repr_html_()

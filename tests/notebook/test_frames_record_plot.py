@@ -138,7 +138,7 @@ async def test_record_by_duration_live_stops_on_time_and_bad_arguments() -> None
         "key",
         "event",
     ]
-    with pytest.raises(ConfigurationError, match="count= .* or duration="):
+    with pytest.raises(ConfigurationError, match=r"count= .* or duration="):
         await record(reactivex.never())
     with pytest.raises(ConfigurationError, match="count=0"):
         await record(reactivex.never(), count=0)
