@@ -34,15 +34,19 @@ def state_label(trigger: Any) -> str:
 
 
 def next_fire_times(trigger: Any, count: int = 5) -> list[datetime]:
-    """The trigger's next ``count`` fire times, or ``[]`` if it has no ``upcoming``."""
+    """The trigger's next ``count`` fire times (all schedules merged, soonest first), or
+    ``[]`` if it has no ``upcoming``."""
     upcoming = getattr(trigger, "upcoming", None)
     if not callable(upcoming):
         return []
     try:
-        times = list(upcoming(count))
+        found = upcoming(count)
     except Exception:  # a preview must never break the display
         return []
-    return [t for t in times if isinstance(t, datetime)][:count]
+    if isinstance(found, dict):  # ScheduleTrigger: {schedule name: [times]}
+        found = [t for times in found.values() for t in times]
+    times = [t for t in found if isinstance(t, datetime)]
+    return sorted(times)[:count]
 
 
 def _sources(trigger: Any) -> list[str]:

@@ -204,3 +204,37 @@ async def test_panel_function_and_bad_arguments() -> None:
     view.close()
     with pytest.raises(prx.ConfigurationError, match="refresh"):
         panel(trigger, refresh=0)
+
+
+async def test_schedule_trigger_card_and_panel_show_next_fire_times() -> None:
+    """Issue 9's ScheduleTrigger: its upcoming() (a dict per schedule) feeds the card."""
+    from datetime import UTC, datetime
+
+    from reactivex.scheduler import HistoricalScheduler
+
+    from portico_rx.adapters.job_trigger.schedule_trigger import ScheduleConfig, ScheduleTrigger
+    from portico_rx.testing import advance
+
+    creator = RecordingJobCreator()
+    scheduler = HistoricalScheduler(initial_clock=datetime(2025, 1, 1, 8, 30, tzinfo=UTC))
+    trigger = ScheduleTrigger(
+        job_creator=creator,
+        schedules=[
+            ScheduleConfig(cron="0 9 * * *", job_type="report.daily"),
+            ScheduleConfig(cron="30 9 * * *", job_type="report.late"),
+        ],
+        scheduler=scheduler,
+    )
+    await trigger.start()
+    card = trigger._repr_html_()
+    assert "2025-01-01T09:00+00:00, 2025-01-01T09:30+00:00, 2025-01-02T09:00" in card
+    await advance(scheduler, by=3900, step=300)
+    view = trigger.widget()
+    assert "jobs created: <b>2</b>" in view.counters.value
+    assert "next: 2025-01-02T09:00" in view.counters.value
+    view.pause_button.click()
+    await view.wait_idle()
+    assert trigger.paused and view.pause_button.description == "Resume"
+    view.close()
+    await trigger.stop()
+    assert [j.job_type for j in creator.jobs] == ["report.daily", "report.late"]
