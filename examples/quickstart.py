@@ -1,0 +1,54 @@
+"""Quickstart: events in, jobs created in ./portico.db, jobs processed — no server needed.
+
+    portico-rx run examples/quickstart.py --duration 10     # stops by itself
+    portico-rx run examples/quickstart.py                   # Ctrl-C to stop
+    portico-rx jobs                                         # what was created and done
+
+``build(service)`` returns the triggers; the CLI passes its JobService (over the
+embedded SQLite queue). ``handlers`` maps job types to the functions that process them.
+Add more triggers to the list ``build`` returns (cron, files, webhooks …).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reactivex
+from reactivex import operators as ops
+
+import portico_rx as prx
+from portico_rx.kits.job.job_service import JobService
+
+PLANS = ("free", "pro", "team")
+
+
+def fake_signup(n: int) -> dict[str, Any]:
+    """A stand-in for a real event source: one sign-up per tick."""
+    return {"id": n, "email": f"user{n}@example.com", "plan": PLANS[n % len(PLANS)]}
+
+
+def build(service: JobService) -> list[prx.JobTrigger]:
+    """The triggers this app runs."""
+    signups = reactivex.interval(1.0).pipe(ops.map(fake_signup))
+    welcome_emails = prx.PipelineTrigger(
+        signups.pipe(
+            ops.filter(lambda s: s["plan"] != "free"),
+            prx.to_job(
+                "email.welcome",
+                payload=lambda s: {"user": s["id"], "email": s["email"]},
+                priority=lambda s: 5 if s["plan"] == "team" else 0,
+                idempotency_key=lambda s: f"welcome:{s['id']}",
+            ),
+        ),
+        job_creator=service,
+        name="welcome-emails",
+    )
+    return [welcome_emails]
+
+
+async def send_welcome_email(job: prx.Job) -> dict[str, Any]:
+    """The handler: a real app would send the email here."""
+    return {"sent_to": job.payload["email"]}
+
+
+handlers = {"email.welcome": send_welcome_email}

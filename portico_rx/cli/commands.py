@@ -1,0 +1,336 @@
+"""The ``portico-rx`` subcommands, as async functions returning an exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
+from portico_rx.cli.app_file import AppFile, check_app_path, load_app_file
+from portico_rx.cli.status import status_table
+from portico_rx.errors import ConfigurationError, TriggerStartError
+from portico_rx.kits.job.job_service import JobService
+from portico_rx.kits.job.worker import JobWorker
+from portico_rx.models import JobStatus
+from portico_rx.ports.job_trigger import JobTrigger
+
+__all__ = ["list_jobs", "run_app", "run_worker"]
+
+logger = structlog.get_logger("portico_rx.cli")
+
+
+# -- waiting for the end -------------------------------------------------------------
+
+
+async def _wait_for_shutdown(duration: float | None, also: asyncio.Future[Any] | None) -> str:
+    """Wait for SIGINT/SIGTERM, ``duration`` seconds, or ``also`` to finish; say which."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    reason = "duration"
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def on_signal(signum: signal.Signals) -> None:
+        nonlocal reason
+        reason = signum.name
+        stop.set()
+        for sig in signals:  # a second Ctrl-C falls through to Python: forced exit
+            loop.remove_signal_handler(sig)
+
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal, sig)
+    stopper = asyncio.ensure_future(stop.wait())
+    waiters: set[asyncio.Future[Any]] = {stopper}
+    if also is not None:
+        waiters.add(also)
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+    if also is not None and also in done:
+        return "server_exited"
+    if stop.is_set():
+        logger.info("shutdown_requested", signal=reason, hint="press Ctrl-C again to force")
+    return reason
+
+
+def _console() -> Console:
+    """stdout console; wide when piped, so tables are not squeezed to 80 columns."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+@contextlib.contextmanager
+def _live(console: Console, render: Any, enabled: bool) -> Iterator[None]:
+    if not enabled or not console.is_terminal:
+        yield
+        return
+    with Live(get_renderable=render, console=console, refresh_per_second=2, transient=True):
+        yield
+
+
+# -- serving routes --------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _serve(
+    app_file: AppFile, host: str, port: int
+) -> AsyncIterator[asyncio.Future[None] | None]:
+    """Serve the triggers' routes with uvicorn; the app's lifespan starts and stops the
+    triggers. Yields the server task, or ``None`` when nothing has routes (then the
+    triggers are started and stopped here)."""
+    served = [t for t in app_file.triggers if getattr(t, "router", None) is not None]
+    if not served and not app_file.routers:
+        started: list[JobTrigger] = []
+        try:
+            for trigger in app_file.triggers:
+                await trigger.start()
+                started.append(trigger)
+            yield None
+        finally:
+            for trigger in reversed(started):
+                try:
+                    await trigger.stop()
+                except Exception as exc:
+                    logger.error("trigger_stop_failed", trigger=repr(trigger), error=str(exc))
+        return
+
+    import uvicorn
+
+    from portico_rx.web import create_app
+
+    class _Server(uvicorn.Server):  # type: ignore[misc]
+        """The CLI owns SIGINT/SIGTERM; uvicorn must not take them."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+        def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+            return None
+
+    web_app = create_app(app_file.triggers, routers=app_file.routers)
+    server = _Server(uvicorn.Config(web_app, host=host, port=port, log_level="warning"))
+    task: asyncio.Future[None] = asyncio.ensure_future(server.serve())
+    while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn has no event
+        await asyncio.sleep(0.05)
+    if not server.started:
+        with contextlib.suppress(BaseException):
+            await task
+        raise TriggerStartError(
+            f"the web server on {host}:{port} did not start (a trigger failed to start, or "
+            "the port is taken): see the log above; pick another --port if it is in use"
+        )
+    logger.info("serving_routes", url=f"http://{host}:{port}", health="/health/triggers")
+    try:
+        yield task
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(BaseException):
+            await task
+
+
+# -- run -------------------------------------------------------------------------------
+
+
+def _worker_for(
+    queue: SQLiteJobQueue, app_file: AppFile, queue_names: Sequence[str] | None, concurrency: int
+) -> JobWorker:
+    names = queue_names or getattr(app_file.module, "queue_names", None) or ["default"]
+    return JobWorker(
+        queue,
+        app_file.handlers,
+        queue_names=list(names),
+        concurrency=concurrency,
+        poll_interval=0.2,
+    )
+
+
+async def run_app(
+    file: str,
+    *,
+    db: str = "portico.db",
+    duration: float | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    live: bool = True,
+    worker: bool = True,
+    queue_names: Sequence[str] | None = None,
+    concurrency: int = 4,
+) -> int:
+    """``portico-rx run``: run the file's triggers (and handlers) on the SQLite queue.
+
+    Returns:
+        The exit code: 0 after a graceful stop, 1 if the web server ended by itself.
+
+    Raises:
+        PorticoError: the queue cannot be opened, the file defines nothing to run, a
+            trigger cannot start.
+    """
+    check_app_path(file)
+    console = _console()
+    queue = SQLiteJobQueue(db)
+    service = JobService(queue)
+    await service.open()
+    try:
+        app_file = await load_app_file(file, service)
+        if not app_file.triggers and not app_file.handlers:
+            raise ConfigurationError(
+                f"{file} defines no triggers and no handlers: define build(service) returning "
+                "triggers, a triggers list, or a handlers dict"
+            )
+        job_worker = (
+            _worker_for(queue, app_file, queue_names, concurrency)
+            if app_file.handlers and worker
+            else None
+        )
+        workers = [job_worker] if job_worker is not None else []
+
+        def render() -> Table:
+            return status_table(app_file.triggers, workers, title=f"portico-rx run {file}  ({db})")
+
+        reason = "duration"
+        if job_worker is not None:
+            await job_worker.start()
+        try:
+            async with _serve(app_file, host, port) as server_task:
+                logger.info(
+                    "portico_running",
+                    file=file,
+                    db=db,
+                    triggers=len(app_file.triggers),
+                    worker=job_worker is not None,
+                    **({"duration_s": duration} if duration else {"hint": "press Ctrl-C to stop"}),
+                )
+                with _live(console, render, live):
+                    reason = await _wait_for_shutdown(duration, server_task)
+        finally:  # triggers stopped first (no new jobs), then the worker finishes its jobs
+            if job_worker is not None:
+                await job_worker.stop()
+        console.print(render())
+        logger.info("portico_stopped", reason=reason)
+        return 1 if reason == "server_exited" else 0
+    finally:
+        await service.close()
+
+
+async def run_worker(
+    file: str,
+    *,
+    db: str = "portico.db",
+    duration: float | None = None,
+    live: bool = True,
+    queue_names: Sequence[str] | None = None,
+    concurrency: int = 4,
+) -> int:
+    """``portico-rx worker``: run the file's ``handlers`` on the SQLite queue.
+
+    Returns:
+        The exit code (0 after a graceful stop).
+
+    Raises:
+        PorticoError: the queue cannot be opened or the file defines no handlers.
+    """
+    check_app_path(file)
+    console = _console()
+    queue = SQLiteJobQueue(db)
+    service = JobService(queue)
+    await service.open()
+    try:
+        app_file = await load_app_file(file, service)
+        if not app_file.handlers:
+            raise ConfigurationError(
+                f"{file} defines no handlers: add handlers = {{'job.type': async_function}}"
+            )
+        job_worker = _worker_for(queue, app_file, queue_names, concurrency)
+
+        def render() -> Table:
+            return status_table([], [job_worker], title=f"portico-rx worker {file}  ({db})")
+
+        await job_worker.start()
+        try:
+            with _live(console, render, live):
+                reason = await _wait_for_shutdown(duration, None)
+        finally:
+            await job_worker.stop()
+        console.print(render())
+        logger.info("portico_stopped", reason=reason)
+        return 0
+    finally:
+        await service.close()
+
+
+# -- jobs ------------------------------------------------------------------------------
+
+
+def _jobs_table(jobs: Sequence[Any], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("id", "type", "queue", "status", "prio", "tries", "created", "key"):
+        table.add_column(column, no_wrap=column != "key")
+    table.add_column("result / error", overflow="fold", max_width=50)
+    for job in jobs:
+        outcome = job.error if job.error else ("" if job.result is None else json.dumps(job.result))
+        table.add_row(
+            str(job.id)[:8],
+            job.job_type,
+            job.queue_name,
+            job.status.value,
+            str(job.priority),
+            str(job.attempts),
+            job.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            job.idempotency_key or "",
+            outcome,
+        )
+    return table
+
+
+async def list_jobs(
+    *,
+    db: str = "portico.db",
+    status: str | None = None,
+    job_type: str | None = None,
+    queue_name: str | None = None,
+    limit: int = 50,
+    as_json: bool = False,
+) -> int:
+    """``portico-rx jobs``: print the newest jobs of the SQLite file as a table (or JSON
+    lines with ``as_json``).
+
+    Returns:
+        The exit code (0).
+
+    Raises:
+        ConfigurationError: the file does not exist (it is not created by listing).
+        QueueUnavailableError: the file cannot be read.
+    """
+    if db != ":memory:" and not Path(db).exists():  # noqa: ASYNC240 - one stat
+        raise ConfigurationError(
+            f"no job queue at {db!r}: run `portico-rx run FILE.py --db {db}` first, or pass "
+            "--db with the path of an existing queue"
+        )
+    async with SQLiteJobQueue(db) as queue:
+        jobs = await queue.list(
+            status=JobStatus(status) if status else None,
+            job_type=job_type,
+            queue_name=queue_name,
+            limit=limit,
+        )
+        total = await queue.count()
+    if as_json:
+        for job in jobs:
+            sys.stdout.write(job.model_dump_json() + "\n")
+        return 0
+    console = _console()
+    console.print(_jobs_table(jobs, f"{len(jobs)} of {total} jobs in {db} (newest first)"))
+    return 0

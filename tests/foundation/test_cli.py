@@ -1,0 +1,297 @@
+"""``portico-rx`` as a user runs it: a real subprocess, a real SQLite file, real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import portico_rx as prx
+from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
+from portico_rx.cli import main
+from portico_rx.cli.app_file import load_app_file
+from portico_rx.models import JobStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICKSTART = ROOT / "examples" / "quickstart.py"
+CLI = [sys.executable, "-m", "portico_rx.cli"]
+
+
+def cli(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+async def jobs_in(db: Path, **filters: Any) -> list[prx.Job]:
+    async with SQLiteJobQueue(db) as queue:
+        return await queue.list(limit=1000, **filters)
+
+
+def write(path: Path, code: str) -> Path:
+    path.write_text(textwrap.dedent(code))
+    return path
+
+
+def test_quickstart_runs_for_a_duration_and_its_jobs_are_in_the_file(tmp_path: Path) -> None:
+    """The README's command: jobs are created by the trigger and processed by the handler."""
+    portico_rx_command = shutil.which("portico-rx")
+    assert portico_rx_command is not None, "the portico-rx entry point is not installed"
+    done = subprocess.run(
+        [portico_rx_command, "run", str(QUICKSTART), "--duration", "3.5"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "welcome-emails" in done.stdout  # the final status table
+    assert "trigger_stopped" in done.stderr and "worker_stopped" in done.stderr
+    jobs = asyncio.run(jobs_in(tmp_path / "portico.db"))
+    assert jobs, done.stderr
+    assert {j.job_type for j in jobs} == {"email.welcome"}
+    assert all(j.metadata["trigger"] == "welcome-emails" for j in jobs)
+    completed = [j for j in jobs if j.status is JobStatus.COMPLETED]
+    assert completed and all(j.result == {"sent_to": j.payload["email"]} for j in completed)
+
+    listing = cli("jobs", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    assert f"{len(jobs)} of {len(jobs)} jobs in portico.db" in listing.stdout
+    assert "email.welcome" in listing.stdout and "completed" in listing.stdout
+    for job in jobs:
+        assert str(job.id)[:8] in listing.stdout
+
+    as_json = cli(
+        "jobs", "--json", "--status", "completed", "--type", "email.welcome", cwd=tmp_path
+    )
+    rows = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert {row["id"] for row in rows} == {str(j.id) for j in completed}
+    nothing = cli("jobs", "--status", "failed", cwd=tmp_path)
+    assert f"0 of {len(jobs)} jobs" in nothing.stdout
+
+
+def test_sigterm_stops_gracefully(tmp_path: Path) -> None:
+    db = tmp_path / "signal.db"
+    process = subprocess.Popen(
+        [*CLI, "run", str(QUICKSTART), "--db", str(db)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(600):
+            if db.exists() and asyncio.run(jobs_in(db)):
+                break
+            assert process.poll() is None, process.communicate()[1]
+            asyncio.run(asyncio.sleep(0.05))
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "shutdown_requested" in err and "signal=SIGTERM" in err
+    assert "trigger_stopped" in err and "portico_stopped" in err
+    assert "Traceback" not in err
+    assert asyncio.run(jobs_in(db))
+
+
+def test_worker_command_processes_jobs_already_in_the_file(tmp_path: Path) -> None:
+    db = tmp_path / "work.db"
+
+    async def create() -> None:
+        async with prx.JobService(SQLiteJobQueue(db)) as service:
+            for n in range(5):
+                await service.create_job("math.square", {"n": n}, queue_name="math")
+            await service.create_job("unknown.type", {}, queue_name="math")
+
+    asyncio.run(create())
+    app = write(
+        tmp_path / "handlers_app.py",
+        """
+        async def square(job):
+            return job.payload["n"] ** 2
+
+        handlers = {"math.square": square}
+        queue_names = ["math"]
+        """,
+    )
+    done = cli("worker", str(app), "--db", str(db), "--duration", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    jobs = asyncio.run(jobs_in(db))
+    squares = sorted(j.result for j in jobs if j.job_type == "math.square")
+    assert squares == [0, 1, 4, 9, 16]
+    [unknown] = [j for j in jobs if j.job_type == "unknown.type"]
+    assert unknown.status is JobStatus.FAILED and "no handler" in (unknown.error or "")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_triggers_with_routes_are_served(tmp_path: Path) -> None:
+    """A WebhookTrigger in the app file: POSTs become jobs in the SQLite file."""
+    db = tmp_path / "web.db"
+    port = _free_port()
+    app = write(
+        tmp_path / "web_app.py",
+        """
+        from portico_rx.adapters.job_trigger.webhook_trigger import WebhookTrigger
+
+        def build(service):
+            return [WebhookTrigger(job_creator=service, name="intake")]
+        """,
+    )
+    process = subprocess.Popen(
+        [*CLI, "run", str(app), "--db", str(db), "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        response = None
+        for _ in range(400):
+            assert process.poll() is None, process.communicate()[1]
+            try:
+                response = httpx.post(
+                    f"http://127.0.0.1:{port}/webhooks/jobs",
+                    json={"job_type": "report.build", "payload": {"day": "2025-01-01"}},
+                    timeout=5,
+                )
+                break
+            except httpx.TransportError:
+                asyncio.run(asyncio.sleep(0.05))
+        assert response is not None and response.status_code == 201, response
+        health = httpx.get(f"http://127.0.0.1:{port}/health/triggers", timeout=5)
+        assert health.json()["triggers"]["intake"]["is_running"] is True
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    [job] = asyncio.run(jobs_in(db))
+    assert (job.job_type, job.payload) == ("report.build", {"day": "2025-01-01"})
+    assert str(job.id) == response.json()["job_id"]
+
+
+@pytest.mark.parametrize(
+    "setup, args, message",
+    [
+        ("none", ["run", "missing.py"], "does not exist"),
+        ("empty", ["run", "empty.py"], "defines no triggers and no handlers"),
+        ("corrupt", ["run", str(QUICKSTART), "--db", "corrupt.db"], "not a valid database"),
+        ("none", ["jobs", "--db", "nowhere.db"], "no job queue at 'nowhere.db'"),
+        ("empty", ["worker", "empty.py", "--duration", "1"], "defines no handlers"),
+    ],
+)
+def test_bad_input_is_one_clear_line_not_a_traceback(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    setup: str,
+    args: list[str],
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    if setup == "empty":
+        write(tmp_path / "empty.py", "x = 1\n")
+    if setup == "corrupt":
+        (tmp_path / "corrupt.db").write_bytes(b"garbage" * 500)
+    assert main(["--log-level", "error", *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("error:")
+    assert "Traceback" not in err
+    assert not (tmp_path / "nowhere.db").exists()
+
+
+def test_bad_input_from_the_real_command_is_one_line(tmp_path: Path) -> None:
+    done = cli("run", "missing.py", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: app file 'missing.py' does not exist")
+    assert len(done.stderr.splitlines()) == 1
+    assert not (tmp_path / "portico.db").exists()
+
+
+def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(QUICKSTART), "--duration", "-1"])
+    assert exit_info.value.code == 2
+    assert "positive" in capsys.readouterr().err
+
+
+async def test_app_file_conventions(tmp_path: Path) -> None:
+    """build(service) (sync or async), a triggers list, or module-level triggers."""
+    service = prx.JobService(SQLiteJobQueue(tmp_path / "conv.db"))
+    files = {
+        "async_build.py": """
+            import reactivex, portico_rx as prx
+            async def build(service):
+                return prx.PipelineTrigger(reactivex.never(), job_creator=service, name="a")
+            """,
+        "listed.py": """
+            import reactivex, portico_rx as prx
+            from portico_rx.testing import RecordingJobCreator
+            triggers = [prx.PipelineTrigger(reactivex.never(), RecordingJobCreator(), name="b")]
+            """,
+        "module_level.py": """
+            import reactivex, portico_rx as prx
+            from portico_rx.testing import RecordingJobCreator
+            one = prx.PipelineTrigger(reactivex.never(), RecordingJobCreator(), name="c")
+            two = prx.PipelineTrigger(reactivex.never(), RecordingJobCreator(), name="d")
+            """,
+    }
+    names = {}
+    for file, code in files.items():
+        loaded = await load_app_file(write(tmp_path / file, code), service)
+        names[file] = [getattr(t, "name", "") for t in loaded.triggers]
+    assert names == {"async_build.py": ["a"], "listed.py": ["b"], "module_level.py": ["c", "d"]}
+    built = await load_app_file(write(tmp_path / "built.py", files["async_build.py"]), service)
+    assert built.triggers[0].job_creator is service  # type: ignore[attr-defined]
+
+    bad = write(tmp_path / "bad.py", "triggers = [42]\nhandlers = {'a.b': 3}\n")
+    with pytest.raises(prx.ConfigurationError, match="not a JobTrigger"):
+        await load_app_file(bad, service)
+
+
+def test_help_lists_the_commands_and_the_db_default_from_env(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("run", "worker", "jobs"):
+        assert command in out
+    monkeypatch.setenv("PORTICO_DB", "from-env.db")
+    with pytest.raises(SystemExit):
+        main(["jobs", "--help"])
+    assert "from-env.db" in capsys.readouterr().out
+
+
+def test_corrupt_queue_file_is_left_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "keep.db"
+    db.write_bytes(b"not sqlite" * 100)
+    before = db.read_bytes()
+    assert main(["--log-level", "error", "run", str(QUICKSTART), "--db", str(db)]) == 1
+    assert db.read_bytes() == before
+    with pytest.raises(sqlite3.DatabaseError):
+        sqlite3.connect(db).execute("SELECT 1 FROM jobs")
