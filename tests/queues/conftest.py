@@ -83,3 +83,20 @@ async def redis_client() -> AsyncIterator[Any]:
     for key in client.created_keys:  # type: ignore[attr-defined]
         await client.delete(key, f"{key}.dead")
     await client.aclose()
+
+
+@pytest.fixture
+async def jetstream() -> AsyncIterator[Any]:
+    """A NATS JetStream context; streams in ``jetstream.created_streams`` are deleted after."""
+    import nats
+
+    client = await nats.connect(NATS_URL)
+    js = client.jetstream()
+    js.created_streams = []
+    yield js
+    for name in js.created_streams:
+        try:
+            await js.delete_stream(name)
+        except Exception:
+            pass
+    await client.close()

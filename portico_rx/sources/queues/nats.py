@@ -1,0 +1,284 @@
+"""``nats``: consume a NATS JetStream durable pull consumer with explicit acks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from typing import Any
+
+import structlog
+from reactivex import abc
+
+from portico_rx.errors import ConfigurationError, MissingDependencyError
+from portico_rx.sources.queues.consumer import Consumer, QueueSource, check_positive
+from portico_rx.sources.queues.message import QueueMessage
+
+try:
+    import nats as nats_client
+    from nats.aio.client import Client as NatsClient
+    from nats.aio.msg import Msg
+    from nats.errors import TimeoutError as FetchTimeout
+    from nats.js import JetStreamContext
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+    from nats.js.errors import BadRequestError, NotFoundError
+except ImportError as _exc:  # pragma: no cover - only without the extra
+    raise MissingDependencyError("nats", "nats") from _exc
+
+__all__ = ["default_durable_name", "nats"]
+
+logger = structlog.get_logger("portico_rx.sources.nats")
+
+DEFAULT_BATCH = 32
+_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def default_durable_name(subject: str) -> str:
+    """A durable consumer name derived from ``subject``: ``portico-orders_created``."""
+    return "portico-" + _NOT_IN_NAME.sub("_", subject.replace(">", "all").replace("*", "any"))
+
+
+def _redact(url: str) -> str:
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+
+def nats(
+    url: str,
+    subject: str,
+    *,
+    durable: str | None = None,
+    stream: str | None = None,
+    create_stream: bool = True,
+    batch: int = DEFAULT_BATCH,
+    ack_wait: float = 60.0,
+    fetch_timeout: float = 1.0,
+    dead_letter_subject: str | None = None,
+    scheduler: abc.SchedulerBase | None = None,
+    reconnect_delay: float = 0.5,
+    reconnect_max_delay: float = 15.0,
+    drain_timeout: float = 30.0,
+) -> QueueSource:
+    """Messages of a JetStream stream for ``subject``, through a durable pull consumer.
+
+    Each message is emitted as a :class:`~portico_rx.sources.queues.message.QueueMessage`
+    (``message_id`` = the stream sequence) whose delivery's idempotency key is
+    ``<stream>/<stream sequence>``. It is acked once its job exists (or the pipeline
+    dropped it); a bad message is ``term``-ed (JetStream never redelivers it; with
+    ``dead_letter_subject`` a copy is published there first); a message in flight at stop
+    is ``nak``-ed for prompt redelivery. The consumer is durable with explicit acks, so
+    instances sharing ``durable`` share the messages and a restarted instance resumes.
+    At most ``batch`` messages are in flight (``max_ack_pending`` too).
+
+    Marble::
+
+        publish:  --m1----m2--m3----
+        nats:     --m1----m2--m3----   (ack after each job exists; term if bad)
+
+    Args:
+        url: NATS URL, e.g. ``"nats://127.0.0.1:4222"``.
+        subject: the subject (wildcards allowed) the consumer filters on.
+        durable: durable consumer name (default :func:`default_durable_name`).
+        stream: the stream (default: the stream that captures ``subject``).
+        create_stream: create ``stream`` for ``subject`` if it does not exist (default
+            True; needs ``stream``).
+        batch: messages in flight at most, and per fetch (default 32).
+        ack_wait: seconds JetStream waits for an ack before redelivering (default 60).
+        fetch_timeout: seconds one fetch waits for messages (default 1).
+        dead_letter_subject: publish a copy of bad messages here before ``term``
+            (default none: the term advisory is the record).
+        scheduler: Rx scheduler for timestamps and reconnect backoff (default: the loop's).
+        reconnect_delay: first reconnect wait in seconds (default 0.5), doubling up to
+            ``reconnect_max_delay`` (default 15).
+        drain_timeout: seconds a stopping consumer waits for in-flight messages (default 30).
+
+    Returns:
+        A :class:`~portico_rx.sources.queues.consumer.QueueSource` (an observable).
+
+    Raises:
+        ConfigurationError: an argument is invalid.
+
+    Example:
+        >>> from portico_rx import sources, to_job
+        >>> pipeline = sources.nats(
+        ...     "nats://127.0.0.1:4222", "orders.created", durable="orders", stream="ORDERS"
+        ... ).pipe(to_job("order.process", payload=lambda m: m.json_body()))
+    """
+    if not isinstance(url, str) or not url.startswith(("nats://", "tls://", "ws://", "wss://")):
+        raise ConfigurationError(f"url={url!r}: use a NATS URL such as 'nats://127.0.0.1:4222'")
+    if not isinstance(subject, str) or not subject or " " in subject:
+        raise ConfigurationError(f"subject={subject!r}: use a subject such as 'orders.created'")
+    durable_name = durable if durable is not None else default_durable_name(subject)
+    if not durable_name or _NOT_IN_NAME.search(durable_name):
+        raise ConfigurationError(
+            f"durable={durable!r}: use letters, digits, '_' and '-' only, e.g. 'orders'"
+        )
+    if stream is not None and (not stream or _NOT_IN_NAME.search(stream)):
+        raise ConfigurationError(
+            f"stream={stream!r}: use letters, digits, '_' and '-' only, e.g. 'ORDERS'"
+        )
+    check_positive("batch", batch)
+    check_positive("ack_wait", ack_wait)
+    check_positive("fetch_timeout", fetch_timeout)
+    shown = _redact(url)
+
+    async def connect(closed: asyncio.Event | None = None) -> NatsClient:
+        async def on_closed() -> None:
+            if closed is not None:
+                closed.set()
+
+        async def on_error(exc: Exception) -> None:
+            logger.debug("nats_client_error", error=f"{type(exc).__name__}: {exc}")
+
+        return await nats_client.connect(
+            url,
+            allow_reconnect=False,
+            connect_timeout=5,
+            max_reconnect_attempts=0,
+            closed_cb=on_closed,
+            disconnected_cb=on_closed,
+            error_cb=on_error,
+        )
+
+    async def resolve_stream(js: JetStreamContext) -> str:
+        if stream is None:
+            try:
+                return await js.find_stream_name_by_subject(subject)
+            except NotFoundError:
+                raise ConfigurationError(
+                    f"no JetStream stream captures subject={subject!r}; create one or pass "
+                    "stream=... (created for the subject when create_stream=True)"
+                ) from None
+        try:
+            await js.stream_info(stream)
+        except NotFoundError:
+            if not create_stream:
+                raise ConfigurationError(
+                    f"stream={stream!r} does not exist; create it or pass create_stream=True"
+                ) from None
+            await js.add_stream(name=stream, subjects=[subject])
+        return stream
+
+    async def subscribe(js: JetStreamContext) -> tuple[str, JetStreamContext.PullSubscription]:
+        stream_name = await resolve_stream(js)
+        config = ConsumerConfig(
+            durable_name=durable_name,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ack_wait,
+            max_ack_pending=batch,
+            filter_subject=subject,
+        )
+        try:
+            subscription = await js.pull_subscribe(
+                subject, durable=durable_name, stream=stream_name, config=config
+            )
+        except BadRequestError as exc:
+            raise ConfigurationError(
+                f"durable={durable_name!r} on stream={stream_name!r} cannot be used for "
+                f"subject={subject!r} ({exc.description}); pick another durable name"
+            ) from None
+        return stream_name, subscription
+
+    def message(stream_name: str, msg: Msg) -> QueueMessage:
+        meta = msg.metadata
+        headers = {k: v for k, v in (msg.headers or {}).items()}
+        return QueueMessage(
+            broker="nats",
+            destination=subject,
+            subject=msg.subject,
+            message_id=str(meta.sequence.stream),
+            body=msg.data,
+            headers=headers,
+            redelivered=meta.num_delivered > 1,
+            delivery_count=meta.num_delivered,
+            published_at=meta.timestamp,
+            content_type=headers.get("Content-Type"),
+        )
+
+    pull_expiry = [0.0]  # loop time when the last pull request expires on the server
+
+    async def session(consumer: Consumer) -> None:
+        loop = asyncio.get_running_loop()
+        closed = asyncio.Event()
+        client = await connect(closed)
+        try:
+            js = client.jetstream()
+            stream_name, subscription = await subscribe(js)
+            consumer.connected()
+            while True:
+                free = await consumer.capacity()
+                if free == 0:
+                    break
+                if closed.is_set() or client.is_closed:
+                    raise ConnectionError(f"connection to {shown} was closed")
+                # Not cancelled on stop: a pull cut short leaves its messages unacked on
+                # the server until ack_wait; a stopping consumer hands them back instead.
+                pull_expiry[0] = loop.time() + fetch_timeout
+                try:
+                    messages = await subscription.fetch(batch=free, timeout=fetch_timeout)
+                except FetchTimeout:
+                    continue
+                for msg in messages:
+                    emit(consumer, client, stream_name, msg)
+            await consumer.drain()
+            with contextlib.suppress(Exception):
+                await client.flush(timeout=5)  # acks and naks are fire-and-forget publishes
+        finally:
+            with contextlib.suppress(Exception):
+                await client.close()
+
+    def emit(consumer: Consumer, client: NatsClient, stream_name: str, msg: Msg) -> None:
+        queue_message = message(stream_name, msg)
+
+        async def ack() -> None:
+            await msg.ack()
+
+        async def nack(requeue: bool) -> None:
+            if requeue:
+                # A pull request still open on the server would receive the nak-ed message
+                # at once, into a consumer that is going away: wait until it expired.
+                wait = pull_expiry[0] - asyncio.get_running_loop().time() + 0.05
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await msg.nak()
+                return
+            if dead_letter_subject is not None:
+                headers: dict[str, Any] = dict(msg.headers or {})
+                headers.update(
+                    {
+                        "Portico-Dead-Letter-Of": f"{stream_name}/{queue_message.message_id}",
+                        "Portico-Dead-Letter-Subject": msg.subject,
+                    }
+                )
+                await client.publish(dead_letter_subject, msg.data, headers=headers)
+            await msg.term()
+
+        consumer.emit(
+            queue_message,
+            ack=ack,
+            nack=nack,
+            idempotency_key=f"{stream_name}/{queue_message.message_id}",
+        )
+
+    async def probe() -> None:
+        client = await connect()
+        try:
+            await subscribe(client.jetstream())
+        finally:
+            await client.close()
+
+    return QueueSource(
+        broker="nats",
+        destination=subject,
+        session=session,
+        probe=probe,
+        describe=f"nats subject {subject!r} durable {durable_name!r} at {shown}",
+        max_in_flight=batch,
+        scheduler=scheduler,
+        reconnect_delay=reconnect_delay,
+        reconnect_max_delay=reconnect_max_delay,
+        drain_timeout=drain_timeout,
+    )
