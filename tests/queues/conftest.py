@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -95,8 +96,6 @@ async def jetstream() -> AsyncIterator[Any]:
     js.created_streams = []
     yield js
     for name in js.created_streams:
-        try:
+        with contextlib.suppress(Exception):
             await js.delete_stream(name)
-        except Exception:
-            pass
     await client.close()
