@@ -99,3 +99,44 @@ async def jetstream() -> AsyncIterator[Any]:
         with contextlib.suppress(Exception):
             await js.delete_stream(name)
     await client.close()
+
+
+async def publish_mqtt(topic: str, body: bytes, message_id: str | None = None) -> None:
+    """Publish one QoS 1 message (v5, with a ``message-id`` user property if given)."""
+    import aiomqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    properties = Properties(PacketTypes.PUBLISH)
+    if message_id is not None:
+        properties.UserProperty = [("message-id", message_id)]
+    async with aiomqtt.Client("127.0.0.1", 1883, protocol=aiomqtt.ProtocolVersion.V5) as client:
+        await client.publish(topic, body, qos=1, properties=properties)
+
+
+async def forget_mqtt_session(client_id: str) -> None:
+    """Delete the broker's persistent session of ``client_id`` (clean start, expiry 0)."""
+    import aiomqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = 0
+    async with aiomqtt.Client(
+        "127.0.0.1",
+        1883,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=True,
+        properties=properties,
+    ):
+        pass
+
+
+@pytest.fixture
+async def mqtt_sessions() -> AsyncIterator[list[str]]:
+    """Client ids appended here get their broker sessions deleted after the test."""
+    ids: list[str] = []
+    yield ids
+    for client_id in ids:
+        await forget_mqtt_session(client_id)

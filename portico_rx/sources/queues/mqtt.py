@@ -1,0 +1,245 @@
+"""``mqtt``: consume an MQTT topic with a persistent session and manual acks (aiomqtt)."""
+
+from __future__ import annotations
+
+import re
+import socket
+from typing import Any
+
+import structlog
+from reactivex import abc
+
+from portico_rx.errors import ConfigurationError, MissingDependencyError
+from portico_rx.sources.queues.consumer import Consumer, QueueSource, check_positive
+from portico_rx.sources.queues.headers import json_value
+from portico_rx.sources.queues.message import QueueMessage
+
+try:
+    import aiomqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+except ImportError as _exc:  # pragma: no cover - only without the extra
+    raise MissingDependencyError("aiomqtt", "mqtt") from _exc
+
+__all__ = ["MESSAGE_ID_PROPERTY", "default_client_id", "mqtt"]
+
+logger = structlog.get_logger("portico_rx.sources.mqtt")
+
+MESSAGE_ID_PROPERTY = "message-id"
+"""The MQTT v5 user property read as the message id (the idempotency key)."""
+DEFAULT_MAX_IN_FLIGHT = 32
+_NOT_IN_ID = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def default_client_id(topic: str) -> str:
+    """A stable client id for ``topic`` on this host, so the session survives restarts."""
+    host = _NOT_IN_ID.sub("_", socket.gethostname() or "host")
+    return f"portico-{host}-{_NOT_IN_ID.sub('_', topic)}"[:120]
+
+
+def _user_properties(properties: Properties | None) -> dict[str, Any]:
+    pairs = getattr(properties, "UserProperty", None) or []
+    return {str(key): json_value(value) for key, value in pairs}
+
+
+def mqtt(
+    host: str,
+    topic: str,
+    qos: int = 1,
+    *,
+    client_id: str | None = None,
+    port: int = 1883,
+    username: str | None = None,
+    password: str | None = None,
+    shared_group: str | None = None,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    session_expiry: int = 7 * 24 * 3600,
+    dead_letter_topic: str | None = None,
+    scheduler: abc.SchedulerBase | None = None,
+    reconnect_delay: float = 0.5,
+    reconnect_max_delay: float = 15.0,
+    drain_timeout: float = 30.0,
+) -> QueueSource:
+    """Messages of an MQTT topic filter, over MQTT v5 with a persistent session.
+
+    The client connects with ``clean_start=False`` and a session expiry, so the broker
+    keeps the subscription and queues QoS 1/2 messages while the consumer is away; it acks
+    (``PUBACK``) a message only once its job exists or the pipeline dropped it, so a
+    message in flight when the process dies is delivered again on the next connect. MQTT
+    has no negative ack: a bad message is acked after being logged, counted and (with
+    ``dead_letter_topic``) republished there; a message in flight at stop is left unacked
+    for redelivery. The idempotency key is ``<topic>/<message-id>`` when the publisher
+    sets the v5 user property ``message-id`` (no key otherwise: at-least-once may then
+    repeat a job after a crash). ``max_in_flight`` is sent as the v5 Receive Maximum,
+    so the broker itself stops sending while that many messages are unacked.
+    ``shared_group`` subscribes to ``$share/<group>/<topic>``: instances in one group
+    (each with its own ``client_id``) share the messages.
+
+    Marble::
+
+        publish:  --m1----m2--m3----
+        mqtt:     --m1----m2--m3----   (PUBACK after each job exists)
+
+    Args:
+        host: broker host, e.g. ``"127.0.0.1"``.
+        topic: topic filter (wildcards ``+``/``#`` allowed).
+        qos: subscription QoS, 1 (default) or 2; 0 cannot redeliver and is refused.
+        client_id: MQTT client id (default :func:`default_client_id`); keep it stable.
+        port: broker port (default 1883).
+        username / password: credentials (default none).
+        shared_group: share the topic with other instances in this group (default none).
+        max_in_flight: unacked messages at most (Receive Maximum, default 32).
+        session_expiry: seconds the broker keeps the session while disconnected (default
+            one week).
+        dead_letter_topic: republish bad messages here before acking them (default none).
+        scheduler: Rx scheduler for timestamps and reconnect backoff (default: the loop's).
+        reconnect_delay: first reconnect wait in seconds (default 0.5), doubling up to
+            ``reconnect_max_delay`` (default 15).
+        drain_timeout: seconds a stopping consumer waits for in-flight messages (default 30).
+
+    Returns:
+        A :class:`~portico_rx.sources.queues.consumer.QueueSource` (an observable).
+
+    Raises:
+        ConfigurationError: an argument is invalid.
+
+    Example:
+        >>> from portico_rx import sources, to_job
+        >>> pipeline = sources.mqtt("127.0.0.1", "sensors/+/alarm").pipe(
+        ...     to_job("alarm.handle", payload=lambda m: m.json_body())
+        ... )
+    """
+    if not isinstance(host, str) or not host or "/" in host:
+        raise ConfigurationError(f"host={host!r}: use a host name or address, e.g. '127.0.0.1'")
+    if not isinstance(topic, str) or not topic or topic.startswith("$share/"):
+        raise ConfigurationError(
+            f"topic={topic!r}: use a topic filter such as 'sensors/+/alarm' (for a shared "
+            "subscription pass shared_group=... instead of '$share/...')"
+        )
+    if qos not in (1, 2) or isinstance(qos, bool):
+        raise ConfigurationError(
+            f"qos={qos!r}: use 1 or 2 (QoS 0 messages are never redelivered, so they can be lost)"
+        )
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigurationError(f"port={port!r}: use a TCP port from 1 to 65535")
+    check_positive("max_in_flight", max_in_flight)
+    if max_in_flight > 65535:
+        raise ConfigurationError(f"max_in_flight={max_in_flight!r}: use 1 to 65535")
+    check_positive("session_expiry", session_expiry)
+    if shared_group is not None and (not shared_group or _NOT_IN_ID.search(shared_group)):
+        raise ConfigurationError(
+            f"shared_group={shared_group!r}: use letters, digits, '_' and '-', e.g. 'workers'"
+        )
+    identifier = client_id or default_client_id(topic)
+    subscription = f"$share/{shared_group}/{topic}" if shared_group else topic
+
+    def client() -> aiomqtt.Client:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = int(session_expiry)
+        properties.ReceiveMaximum = int(max_in_flight)
+        mqtt_client = aiomqtt.Client(
+            host,
+            port,
+            identifier=identifier,
+            username=username,
+            password=password,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=properties,
+            timeout=10,
+        )
+        # aiomqtt acks QoS 1/2 messages on receipt; we ack after the job exists.
+        mqtt_client._client.manual_ack_set(True)
+        return mqtt_client
+
+    def message(incoming: aiomqtt.Message) -> QueueMessage:
+        headers = _user_properties(incoming.properties)
+        message_id = headers.get(MESSAGE_ID_PROPERTY)
+        payload = incoming.payload
+        body = (
+            payload
+            if isinstance(payload, bytes)
+            else str(payload).encode()
+            if payload is not None
+            else b""
+        )
+        return QueueMessage(
+            broker="mqtt",
+            destination=topic,
+            subject=str(incoming.topic),
+            message_id=str(message_id) if message_id is not None else None,
+            body=body,
+            headers=headers,
+            content_type=getattr(incoming.properties, "ContentType", None),
+        )
+
+    async def session(consumer: Consumer) -> None:
+        mqtt_client = client()
+        async with mqtt_client:
+            await mqtt_client.subscribe(subscription, qos=qos)
+            consumer.connected()
+            messages = aiter(mqtt_client.messages)
+            while True:
+                stopped, incoming = await consumer.stopped_or(anext(messages))
+                if stopped:
+                    break
+                emit(consumer, mqtt_client, incoming)
+            await consumer.drain()
+
+    def emit(consumer: Consumer, mqtt_client: aiomqtt.Client, incoming: aiomqtt.Message) -> None:
+        queue_message = message(incoming)
+        paho = mqtt_client._client
+
+        async def ack() -> None:
+            if incoming.qos == 0:
+                return
+            code = paho.ack(incoming.mid, incoming.qos)
+            if code != 0:
+                raise ConnectionError(f"PUBACK for mid {incoming.mid} not sent (paho rc {code})")
+
+        async def nack(requeue: bool) -> None:
+            if requeue:
+                return  # left unacked: the broker redelivers it on the next connect
+            if dead_letter_topic is not None:
+                properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                properties.UserProperty = [
+                    ("dead-letter-of", queue_message.subject),
+                    *((k, str(v)) for k, v in queue_message.headers.items()),
+                ]
+                await mqtt_client.publish(
+                    dead_letter_topic, queue_message.body, qos=1, properties=properties
+                )
+            await ack()
+
+        key = (
+            f"{queue_message.subject}/{queue_message.message_id}"
+            if queue_message.message_id is not None
+            else None
+        )
+        consumer.emit(queue_message, ack=ack, nack=nack, idempotency_key=key)
+
+    async def probe() -> None:
+        probe_client = aiomqtt.Client(
+            host,
+            port,
+            identifier=f"{identifier}-probe"[:128],
+            username=username,
+            password=password,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            timeout=10,
+        )
+        async with probe_client:
+            pass
+
+    return QueueSource(
+        broker="mqtt",
+        destination=topic,
+        session=session,
+        probe=probe,
+        describe=f"mqtt topic {subscription!r} as {identifier!r} at {host}:{port}",
+        max_in_flight=max_in_flight,
+        scheduler=scheduler,
+        reconnect_delay=reconnect_delay,
+        reconnect_max_delay=reconnect_max_delay,
+        drain_timeout=drain_timeout,
+    )
