@@ -1,0 +1,167 @@
+"""DatabasePollingTrigger: the spec's database trigger, pending rows -> jobs -> queued."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+from reactivex.abc import SchedulerBase
+
+from portico_rx.errors import ConfigurationError
+from portico_rx.models import TriggerHealth, check_job_fields
+from portico_rx.pipeline import PipelineTrigger
+from portico_rx.ports.job_creator import JobCreator
+from portico_rx.sources.db_poll import (
+    DbPollStats,
+    RowEvent,
+    TableSpec,
+    db_rows,
+    describe_url,
+    open_engine,
+    reflect_table,
+)
+from portico_rx.sources.pg_notify import pg_notify
+from portico_rx.to_job import to_job
+
+__all__ = ["DatabasePollingTrigger", "default_row_payload"]
+
+
+def default_row_payload(event: RowEvent) -> dict[str, Any]:
+    """The spec's payload: ``{"item_id": "<primary key>", "data": <row["data"]>}``; a table
+    without a ``data`` column gives the whole row (as JSON values) as ``data``."""
+    data = event.row.get("data", event.row)
+    return {"item_id": event.key, "data": to_jsonable_python(data, fallback=str)}
+
+
+class DatabasePollingTrigger(PipelineTrigger):
+    """Poll a table for pending rows, create a job per row, then mark the row queued.
+
+    Rows are marked only after their job exists, and each job's idempotency key is
+    ``<name>:<job_type>:<table>:<primary key>``, so a crash at any point neither loses a
+    row (it stays pending) nor doubles a job (the store returns the existing one). This
+    needs a job creator that honours idempotency keys, such as ``JobService``.
+
+    ``start()`` connects and loads the table's definition: an unreachable database, a
+    missing table or column raises ``TriggerStartError``. While running, database errors
+    are retried with backoff; ``get_health()`` turns unhealthy after ``unhealthy_after``
+    failed polls in a row and shows the last error.
+
+    Args:
+        job_creator: where jobs are created.
+        database: an SQLAlchemy ``AsyncEngine``, an object with an ``.engine`` (the spec's
+            ``database``), or a URL such as ``"sqlite+aiosqlite:///app.db"`` or
+            ``"postgresql+asyncpg://user@host/db"``.
+        poll_interval_seconds: seconds between polls when idle (default 60, the spec's).
+        table: table name (default ``"items"``) or a ``TableSpec``.
+        job_type: job type (default ``"item.process"``, the spec's).
+        queue_name: queue (default ``"processing"``, the spec's).
+        payload: ``payload(row_event) -> dict`` (default :func:`default_row_payload`).
+        priority: job priority (default 0).
+        notify_channel: a PostgreSQL channel whose ``NOTIFY`` wakes the poller early
+            (default none).
+        unhealthy_after: failed polls in a row that make the trigger unhealthy (default 3).
+        max_backoff: cap on the retry backoff, seconds (default 300).
+        name: trigger name (default ``"db:<table>"``).
+        scheduler: Rx scheduler (default the running loop); pass a virtual one in tests.
+        **options: ``TableSpec`` fields (``id_column``, ``status_column``, ``pending``,
+            ``queued``, ``where``, ``schema``, ``batch_size``), else passed to
+            :class:`~portico_rx.pipeline.PipelineTrigger`.
+
+    Example:
+        >>> from portico_rx.testing import RecordingJobCreator
+        >>> trigger = DatabasePollingTrigger(
+        ...     RecordingJobCreator(), "sqlite+aiosqlite:///app.db", poll_interval_seconds=30)
+        >>> trigger.spec.table, trigger.job_type
+        ('items', 'item.process')
+    """
+
+    def __init__(
+        self,
+        job_creator: JobCreator,
+        database: Any,
+        poll_interval_seconds: float | timedelta = 60,
+        *,
+        table: str | TableSpec = "items",
+        job_type: str = "item.process",
+        queue_name: str = "processing",
+        payload: Callable[[RowEvent], dict[str, Any]] = default_row_payload,
+        priority: int = 0,
+        notify_channel: str | None = None,
+        unhealthy_after: int = 3,
+        max_backoff: float = 300.0,
+        name: str | None = None,
+        scheduler: SchedulerBase | None = None,
+        **options: Any,
+    ) -> None:
+        check_job_fields(job_type, {}, queue_name, priority)
+        spec_fields = set(TableSpec.__dataclass_fields__) - {"table"}
+        table_options = {k: options.pop(k) for k in list(options) if k in spec_fields}
+        if isinstance(table, TableSpec):
+            if table_options:
+                raise ConfigurationError(
+                    f"{sorted(table_options)} given with a TableSpec; set them on the TableSpec"
+                )
+            self.spec = table
+        else:
+            self.spec = TableSpec(table, **table_options)
+        if isinstance(unhealthy_after, bool) or not isinstance(unhealthy_after, int):
+            raise ConfigurationError(f"unhealthy_after={unhealthy_after!r}: use an integer >= 1")
+        if unhealthy_after < 1:
+            raise ConfigurationError(f"unhealthy_after={unhealthy_after!r}: use 1 or more")
+        self.engine, self._owns_engine = open_engine(database)
+        self.job_type = job_type
+        self.unhealthy_after = unhealthy_after
+        self.stats = DbPollStats()
+        self.poll_interval = poll_interval_seconds
+        wake = None
+        if notify_channel is not None:
+            if self.engine.dialect.name != "postgresql":
+                raise ConfigurationError(
+                    f"notify_channel={notify_channel!r} needs PostgreSQL; "
+                    f"{describe_url(self.engine)} is {self.engine.dialect.name}"
+                )
+            wake = pg_notify(self.engine, notify_channel, scheduler=scheduler)
+        self.notify_channel = notify_channel
+        source = db_rows(
+            self.engine,
+            self.spec,
+            every=poll_interval_seconds,
+            wake=wake,
+            max_backoff=max_backoff,
+            stats=self.stats,
+            scheduler=scheduler,
+        )
+        pipeline = source.pipe(
+            to_job(job_type, payload=payload, queue_name=queue_name, priority=priority)
+        )
+        super().__init__(
+            pipeline,
+            job_creator,
+            name=name or f"db:{self.spec.qualified}",
+            scheduler=scheduler,
+            **options,
+        )
+
+    async def _before_start(self) -> None:
+        await reflect_table(self.engine, self.spec)
+
+    async def _after_stop(self) -> None:
+        if self._owns_engine:
+            await self.engine.dispose()
+
+    def get_health(self) -> TriggerHealth:
+        health = super().get_health()
+        if self.stats.consecutive_failures >= self.unhealthy_after:
+            return health.model_copy(update={"healthy": False, "last_error": self.stats.last_error})
+        return health
+
+    def health_details(self) -> dict[str, Any]:
+        return {
+            "database": describe_url(self.engine),
+            "table": self.spec.qualified,
+            "notify_channel": self.notify_channel,
+            **asdict(self.stats),
+        }
