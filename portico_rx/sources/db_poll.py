@@ -47,6 +47,8 @@ __all__ = [
 
 logger = structlog.get_logger("portico_rx.sources.db_poll")
 
+_COALESCE_ROUNDS = 50
+"""Loop iterations the marker waits for more acks before one batched UPDATE."""
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
 
@@ -342,6 +344,14 @@ def db_rows(
                 marks_ready.clear()
                 if not to_mark:
                     continue
+                waiting = len(to_mark)
+                for _ in range(_COALESCE_ROUNDS):  # let the acks of this burst come in
+                    await asyncio.sleep(0)
+                    if len(to_mark) >= spec.batch_size:
+                        break
+                    if len(to_mark) == waiting and not in_flight.keys() - to_mark.keys():
+                        break
+                    waiting = len(to_mark)
                 batch = dict(to_mark)
                 try:
                     await mark(batch)
