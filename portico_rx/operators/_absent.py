@@ -1,0 +1,217 @@
+"""``absent``: emit an :class:`Absence` when an expected event did not arrive in time."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import reactivex
+from pydantic import BaseModel, ConfigDict
+from reactivex import Observable, abc
+
+from portico_rx.delivery import Delivery, deliver
+from portico_rx.isolation import EventFailed
+from portico_rx.operators._arguments import positive_duration
+from portico_rx.operators._keys import KeyFunction, key_of
+from portico_rx.operators._scheduling import pick_scheduler
+
+__all__ = ["Absence", "absent"]
+
+T = TypeVar("T")
+
+
+class Absence(BaseModel):
+    """An expected event that did not arrive in time.
+
+    Attributes:
+        key: whose event is missing (``None`` when ``absent`` is not keyed).
+        last_seen: when the last event of that key arrived (UTC); ``None`` when none
+            arrived since the watch started.
+        deadline: when the missing event was due (UTC): ``last_seen + within``, or the
+            start of the watch ``+ within``.
+        within: the allowed silence, in seconds.
+        missed: how many deadlines in a row were missed (``repeat=True`` counts up).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: Any = None
+    last_seen: datetime | None = None
+    deadline: datetime
+    within: float
+    missed: int = 1
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass(slots=True)
+class _Watch:
+    last_seen: datetime | None
+    deadline: datetime
+    missed: int = 0
+    timer: abc.DisposableBase | None = None
+
+
+def absent(
+    within: float | timedelta,
+    key: KeyFunction | None = None,
+    *,
+    expect: Iterable[Hashable] = (),
+    repeat: bool = False,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Callable[[Observable[Any]], Observable[Absence | EventFailed]]:
+    """Emit an :class:`Absence` when no event (of a key) arrived for ``within`` seconds:
+    "no heartbeat for 5 minutes" as a trigger.
+
+    Unkeyed, the watch starts at subscription: an absence fires ``within`` after the
+    start or after the last event, whichever is later. Keyed, a key is watched from its
+    first event (and the keys in ``expect`` from the subscription), so a device that
+    goes silent is reported even while others keep talking. After an absence the key
+    is watched again from its next event; with ``repeat=True`` it fires again every
+    ``within`` of continued silence (``missed`` counts them).
+
+    The input events are consumed, not forwarded: their deliveries are acked as
+    dropped at once. Each absence is emitted with a delivery of its own
+    (``source="absent"``, idempotency key ``"<key>:<deadline>"``), so ``to_job`` gives
+    the job a deterministic key and a replay makes no duplicate.
+
+    Marble (``within`` = 4 ticks; x = Absence)::
+
+        heartbeats: -h-h-h---------h--|
+        absent:     ---------x--------|
+
+    Args:
+        within: the allowed silence in seconds (or a ``timedelta``), positive.
+        key: watch each ``key(event)`` separately (hashable); default: one watch.
+        expect: keys watched from the subscription, before their first event.
+        repeat: fire again every ``within`` while the silence goes on (default no).
+        scheduler: where time comes from (default: the subscriber's).
+
+    Returns:
+        An operator for ``Observable.pipe`` emitting :class:`Absence` items (and the
+        ``EventFailed`` of events whose key function raised).
+
+    Raises:
+        ConfigurationError: ``within`` is not positive.
+
+    Example:
+        >>> from portico_rx.operators import absent
+        >>> from portico_rx.testing import run_pipeline
+        >>> beats = [(0, "beat"), (30, "beat"), (200, "beat")]
+        >>> [(t, a.missed) for t, a in run_pipeline(absent(60), events=beats, until=250)]
+        [(90.0, 1)]
+    """
+    window = positive_duration("within", within)
+    seconds = window.total_seconds()
+    expected = list(expect)
+
+    def operator(source: Observable[Any]) -> Observable[Absence | EventFailed]:
+        def subscribe(
+            observer: abc.ObserverBase[Absence | EventFailed],
+            subscribe_scheduler: abc.SchedulerBase | None = None,
+        ) -> abc.DisposableBase:
+            clock = pick_scheduler(scheduler, subscribe_scheduler)
+            lock = threading.RLock()
+            watches: dict[Any, _Watch] = {}
+            closed = [False]
+
+            def arm(name: Any, watch: _Watch, delay: timedelta) -> None:
+                def fire(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+                    with lock:
+                        if watches.get(name) is not watch:
+                            return
+                        now = clock.now
+                        if now < watch.deadline:  # an event moved the deadline
+                            arm(name, watch, watch.deadline - now)
+                            return
+                        watch.missed += 1
+                        absence = Absence(
+                            key=name,
+                            last_seen=None if watch.last_seen is None else _utc(watch.last_seen),
+                            deadline=_utc(watch.deadline),
+                            within=seconds,
+                            missed=watch.missed,
+                        )
+                        if repeat:
+                            watch.deadline += window
+                            arm(name, watch, watch.deadline - now)
+                        else:
+                            del watches[name]
+                    deadline = absence.deadline.isoformat()
+                    deliver(
+                        observer,
+                        absence,
+                        Delivery(
+                            source="absent",
+                            seen_at=_utc(clock.now),
+                            event_id=f"{name}@{deadline}",
+                            idempotency_key=f"{name}:{deadline}",
+                            attributes={"absent_key": str(name), "deadline": deadline},
+                        ),
+                    )
+
+                watch.timer = clock.schedule_relative(delay, fire)
+
+            def watch_from(name: Any, last_seen: datetime | None, start: datetime) -> None:
+                watch = watches.get(name)
+                if watch is None:
+                    watch = watches[name] = _Watch(last_seen, start + window)
+                    arm(name, watch, window)
+                else:
+                    watch.last_seen = last_seen
+                    watch.deadline = start + window
+                    watch.missed = 0
+
+            def on_next(event: Any) -> None:
+                if isinstance(event, EventFailed):
+                    observer.on_next(event)
+                    return
+                name: Any = None
+                if key is not None:
+                    name = key_of("absent.key", key, event)
+                    if isinstance(name, EventFailed):
+                        observer.on_next(name)
+                        return
+                with lock:
+                    now = clock.now
+                    watch_from(name, now, now)
+
+            def stop_watching() -> None:
+                with lock:
+                    closed[0] = True
+                    for watch in watches.values():
+                        if watch.timer is not None:
+                            watch.timer.dispose()
+                    watches.clear()
+
+            def on_error(error: Exception) -> None:
+                stop_watching()
+                observer.on_error(error)
+
+            def on_completed() -> None:
+                stop_watching()
+                observer.on_completed()
+
+            start = clock.now
+            subscription = source.subscribe(
+                on_next, on_error, on_completed, scheduler=subscribe_scheduler
+            )
+            with lock:  # after subscribing, so an event due at a deadline counts as on time
+                for name in [None] if key is None else expected:
+                    if not closed[0] and name not in watches:
+                        watch_from(name, None, start)
+
+            def dispose() -> None:
+                subscription.dispose()
+                stop_watching()
+
+            return reactivex.disposable.Disposable(dispose)
+
+        return reactivex.create(subscribe)
+
+    return operator

@@ -1,0 +1,117 @@
+"""``changed``: emit an event only when its value differs from the previous one."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import reactivex
+from reactivex import Observable, abc
+
+from portico_rx.isolation import EventFailed, guarded
+from portico_rx.operators._arguments import positive_count
+from portico_rx.operators._keys import KeyFunction, key_of
+
+__all__ = ["changed"]
+
+T = TypeVar("T")
+_NOTHING = object()
+
+
+def _identity(event: Any) -> Any:
+    return event
+
+
+def _no_group(_event: Any) -> None:
+    return None
+
+
+def changed(
+    key: Callable[[Any], Any] | None = None,
+    *,
+    group: KeyFunction | None = None,
+    max_groups: int = 100_000,
+) -> Callable[[Observable[T]], Observable[T | EventFailed]]:
+    """Emit an event when ``key(event)`` differs (``!=``) from the value of the previous
+    event of its group; the first event of each group is emitted.
+
+    Without ``group`` the whole stream is one group (reactivex's
+    ``distinct_until_changed``). With ``group`` each entity is compared with its own
+    previous value: ``changed(lambda r: r.status, group=lambda r: r.order_id)`` emits an
+    order each time *its* status changes. At most ``max_groups`` groups are remembered
+    (the least recently changed is forgotten first; its next event counts as a change).
+
+    Settlement: an unchanged event is dropped synchronously and acked as dropped.
+
+    Marble (key = the letter)::
+
+        events:  -a-a-b-b-b-a-|
+        changed: -a---b-----a-|
+
+    Args:
+        key: the compared value (default the event itself).
+        group: which entity the event is about (hashable; default: one group).
+        max_groups: most groups remembered at once (default 100 000).
+
+    Returns:
+        An operator for ``Observable.pipe``. A ``key`` or ``group`` function that
+        raises for one event turns that event into an ``EventFailed``.
+
+    Raises:
+        ConfigurationError: ``max_groups`` is not positive.
+
+    Example:
+        >>> from portico_rx.operators import changed
+        >>> from portico_rx.testing import run_pipeline
+        >>> polls = [(0, "green"), (60, "green"), (120, "red"), (180, "red")]
+        >>> run_pipeline(changed(), events=polls, until=200)
+        [(0.0, 'green'), (120.0, 'red')]
+    """
+    limit = positive_count("max_groups", max_groups)
+    value_of = key if key is not None else _identity
+    group_of = group if group is not None else _no_group
+
+    def operator(source: Observable[T]) -> Observable[T | EventFailed]:
+        def subscribe(
+            observer: abc.ObserverBase[T | EventFailed],
+            subscribe_scheduler: abc.SchedulerBase | None = None,
+        ) -> abc.DisposableBase:
+            last: OrderedDict[Any, Any] = OrderedDict()
+
+            def on_next(event: T) -> None:
+                if isinstance(event, EventFailed):
+                    observer.on_next(event)
+                    return
+                name = key_of("changed.group", group_of, event)
+                if isinstance(name, EventFailed):
+                    observer.on_next(name)
+                    return
+                value = guarded("changed.key", value_of, event)
+                if isinstance(value, EventFailed):
+                    observer.on_next(value)
+                    return
+                previous = last.get(name, _NOTHING)
+                same = guarded(
+                    "changed.compare",
+                    lambda v: previous is not _NOTHING and bool(v == previous),
+                    value,
+                )
+                if isinstance(same, EventFailed):
+                    observer.on_next(same)
+                    return
+                if same:
+                    return
+                last[name] = value
+                last.move_to_end(name)
+                if len(last) > limit:
+                    last.popitem(last=False)
+                observer.on_next(event)
+
+            return source.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=subscribe_scheduler
+            )
+
+        return reactivex.create(subscribe)
+
+    return operator

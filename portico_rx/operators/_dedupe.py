@@ -1,0 +1,115 @@
+"""``dedupe``: emit each key once, remembering keys for a ttl and at most ``max_keys``."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import reactivex
+from reactivex import Observable, abc
+
+from portico_rx.isolation import EventFailed
+from portico_rx.operators._arguments import positive_count, positive_duration
+from portico_rx.operators._keys import KeyFunction, key_of
+from portico_rx.operators._scheduling import pick_scheduler
+
+__all__ = ["dedupe"]
+
+T = TypeVar("T")
+
+
+def _identity(event: Any) -> Any:
+    return event
+
+
+def dedupe(
+    key: KeyFunction | None = None,
+    ttl: float | timedelta | None = None,
+    *,
+    max_keys: int = 100_000,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Callable[[Observable[T]], Observable[T | EventFailed]]:
+    """Emit an event only if its key was not seen recently: each key at most once per
+    ``ttl`` (counted from the emitted event; repeats do not extend it).
+
+    Memory is bounded twice: a key is forgotten ``ttl`` after it was emitted, and the
+    seen-set never holds more than ``max_keys`` keys (the oldest is forgotten first, so
+    under more than ``max_keys`` distinct keys per ``ttl`` a very old key may pass
+    again). With ``ttl=None`` only ``max_keys`` bounds it.
+
+    Settlement: a duplicate is dropped synchronously and its delivery acked as
+    deliberately dropped — the redelivered copy of a queue message is acked, not left
+    pending.
+
+    Marble (``ttl`` = 5 ticks, key = the letter)::
+
+        events: -a-b-a-b---a-|
+        dedupe: -a-b-------a-|
+
+    Args:
+        key: the event's identity (hashable), e.g. ``lambda m: m.message_id``; default
+            the event itself. A key function that raises for one event turns that event
+            into an ``EventFailed``; the operator goes on.
+        ttl: seconds (or a ``timedelta``) a key is remembered; ``None`` (default):
+            until ``max_keys`` pushes it out.
+        max_keys: most keys remembered at once (default 100 000).
+        scheduler: where time comes from (default: the subscriber's).
+
+    Returns:
+        An operator for ``Observable.pipe``.
+
+    Raises:
+        ConfigurationError: ``ttl`` or ``max_keys`` is not positive.
+
+    Example:
+        >>> from portico_rx.operators import dedupe
+        >>> from portico_rx.testing import run_pipeline
+        >>> orders = [(0, "o-1"), (1, "o-2"), (2, "o-1"), (90, "o-1")]
+        >>> run_pipeline(dedupe(ttl=60), events=orders, until=100)
+        [(0.0, 'o-1'), (1.0, 'o-2'), (90.0, 'o-1')]
+    """
+    window = positive_duration("ttl", ttl) if ttl is not None else None
+    limit = positive_count("max_keys", max_keys)
+    key_function = key if key is not None else _identity
+
+    def operator(source: Observable[T]) -> Observable[T | EventFailed]:
+        def subscribe(
+            observer: abc.ObserverBase[T | EventFailed],
+            subscribe_scheduler: abc.SchedulerBase | None = None,
+        ) -> abc.DisposableBase:
+            clock = pick_scheduler(scheduler, subscribe_scheduler)
+            seen: OrderedDict[Any, datetime | None] = OrderedDict()
+
+            def on_next(event: T) -> None:
+                if isinstance(event, EventFailed):
+                    observer.on_next(event)
+                    return
+                name = key_of("dedupe.key", key_function, event)
+                if isinstance(name, EventFailed):
+                    observer.on_next(name)
+                    return
+                expires = None
+                if window is not None:
+                    now = clock.now
+                    expires = now + window
+                    while seen:  # keys expire in insertion order: sweep the front
+                        oldest, until = next(iter(seen.items()))
+                        if until is None or until > now:
+                            break
+                        del seen[oldest]
+                if name in seen:
+                    return
+                seen[name] = expires
+                if len(seen) > limit:
+                    seen.popitem(last=False)
+                observer.on_next(event)
+
+            return source.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=subscribe_scheduler
+            )
+
+        return reactivex.create(subscribe)
+
+    return operator
