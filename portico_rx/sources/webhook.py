@@ -72,6 +72,10 @@ class WebhookEvent(BaseModel):
         return self.headers.get(name.lower(), default)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 class _Response(BaseModel):
     status: str = Field(description="created, dropped, failed or pending")
     job_ids: list[str] = Field(default_factory=list)
@@ -159,9 +163,11 @@ class WebhookSource(Observable[WebhookEvent]):
         now = self._now(subscribers[0][1])
         body = await authenticated_body(request, self.auth, self.max_body_bytes, now)
         try:
-            parsed = json.loads(body)
+            parsed = json.loads(body, parse_constant=_reject_constant)
         except (UnicodeDecodeError, ValueError):
-            raise HTTPException(422, "the body is not valid JSON") from None
+            raise HTTPException(
+                422, "the body is not valid JSON (NaN and Infinity are not JSON either)"
+            ) from None
         key = idempotency_key(request.headers, self.auth)
         client = request.client.host if request.client else None
         event = WebhookEvent(
