@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import sys
 import tempfile
 import threading
@@ -31,7 +32,11 @@ from uuid import UUID
 
 import structlog
 
-structlog.configure(logger_factory=structlog.ReturnLoggerFactory())
+# Production-like logging: warnings and errors only (per-job info lines are not rendered).
+structlog.configure(
+    wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+    logger_factory=structlog.ReturnLoggerFactory(),
+)
 
 from portico_rx.models import Job  # noqa: E402
 from portico_rx.ports.job_creator import JobCreator  # noqa: E402

@@ -13,7 +13,12 @@ from portico_rx.errors import ConfigurationError
 from portico_rx.models import TriggerHealth, check_job_fields
 from portico_rx.pipeline import PipelineTrigger
 from portico_rx.ports.job_creator import JobCreator
-from portico_rx.sources.http_poll import HttpChange, HttpPollStats, http_poll
+from portico_rx.sources.http_poll import (
+    HttpChange,
+    HttpPollStats,
+    close_idle_clients,
+    http_poll,
+)
 from portico_rx.to_job import to_job
 
 __all__ = ["HttpPollingTrigger"]
@@ -120,6 +125,9 @@ class HttpPollingTrigger(PipelineTrigger):
         super().__init__(
             pipeline, job_creator, name=name or f"http:{url}", scheduler=scheduler, **options
         )
+
+    async def _after_stop(self) -> None:
+        await close_idle_clients()
 
     def get_health(self) -> TriggerHealth:
         health = super().get_health()
