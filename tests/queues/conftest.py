@@ -49,6 +49,10 @@ async def amqp() -> AsyncIterator[Any]:
     channel = await connection.channel()
     channel.created_queues = []  # type: ignore[attr-defined]
     yield channel
+    with contextlib.suppress(Exception):
+        await connection.close()
+    # a fresh connection: a test may have restarted the broker under the first one
+    connection = await aio_pika.connect(RABBITMQ_URL)
     cleanup = await connection.channel()
     for name in channel.created_queues:  # type: ignore[attr-defined]
         for queue in (name, f"{name}.dead"):
@@ -140,3 +144,81 @@ async def mqtt_sessions() -> AsyncIterator[list[str]]:
     yield ids
     for client_id in ids:
         await forget_mqtt_session(client_id)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    async def is_open() -> bool:
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return False
+        writer.close()
+        return True
+
+    await eventually(is_open, timeout=timeout, interval=0.05)
+
+
+class PrivateServer:
+    """A broker process of our own on a free 127.0.0.1 port, to stop and restart freely
+    without disturbing the shared services."""
+
+    def __init__(self, argv: list[str], port: int) -> None:
+        self.argv = argv
+        self.port = port
+        self.process: Any = None
+
+    async def start(self) -> None:
+        import subprocess
+
+        self.process = subprocess.Popen(
+            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        await wait_for_port(self.port)
+
+    async def stop(self) -> None:
+        """Graceful shutdown (SIGTERM): the server persists its data and exits."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            await asyncio.to_thread(self.process.wait, 30)
+        self.process = None
+
+
+@pytest.fixture
+async def private_redis(tmp_path: Any) -> AsyncIterator[PrivateServer]:
+    """A redis-server with an append-only file in ``tmp_path``: data survives restarts."""
+    port = free_port()
+    server = PrivateServer(
+        [
+            "redis-server",
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "yes",
+            "--appendfsync", "always",
+            "--dir", str(tmp_path),
+        ],
+        port,
+    )  # fmt: skip
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def private_nats(tmp_path: Any) -> AsyncIterator[PrivateServer]:
+    """A nats-server with JetStream storing in ``tmp_path``: streams survive restarts."""
+    port = free_port()
+    server = PrivateServer(
+        ["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path)], port
+    )
+    await server.start()
+    yield server
+    await server.stop()

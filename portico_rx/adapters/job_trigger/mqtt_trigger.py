@@ -39,6 +39,8 @@ class MqttTrigger(QueueTrigger):
         dead_letter_topic: where bad messages are republished (default none).
         payload_schemas: job type -> pydantic model validating the payload (default none).
         unknown_event_type: ``"dead_letter"`` (default) or ``"drop"``.
+        reconnect_delay: first wait before reconnecting after the broker was lost, in
+            seconds (default 0.5), doubling up to ``reconnect_max_delay`` (default 15).
         **options: passed to :class:`~portico_rx.pipeline.PipelineTrigger`.
     """
 
@@ -60,6 +62,8 @@ class MqttTrigger(QueueTrigger):
         dead_letter_topic: str | None = None,
         payload_schemas: Mapping[str, type[BaseModel]] | None = None,
         unknown_event_type: UnknownEventType = "dead_letter",
+        reconnect_delay: float = 0.5,
+        reconnect_max_delay: float = 15.0,
         **options: Any,
     ) -> None:
         self.host = host
@@ -77,6 +81,8 @@ class MqttTrigger(QueueTrigger):
             max_in_flight=max_in_flight,
             dead_letter_topic=dead_letter_topic,
             scheduler=options.get("scheduler"),
+            reconnect_delay=reconnect_delay,
+            reconnect_max_delay=reconnect_max_delay,
         )
         super().__init__(
             source,

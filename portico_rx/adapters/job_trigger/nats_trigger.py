@@ -37,6 +37,8 @@ class NatsTrigger(QueueTrigger):
         dead_letter_subject: where to publish a copy of bad messages (default none).
         payload_schemas: job type -> pydantic model validating the payload (default none).
         unknown_event_type: ``"dead_letter"`` (default) or ``"drop"``.
+        reconnect_delay: first wait before reconnecting after the broker was lost, in
+            seconds (default 0.5), doubling up to ``reconnect_max_delay`` (default 15).
         **options: passed to :class:`~portico_rx.pipeline.PipelineTrigger`.
     """
 
@@ -55,6 +57,8 @@ class NatsTrigger(QueueTrigger):
         dead_letter_subject: str | None = None,
         payload_schemas: Mapping[str, type[BaseModel]] | None = None,
         unknown_event_type: UnknownEventType = "dead_letter",
+        reconnect_delay: float = 0.5,
+        reconnect_max_delay: float = 15.0,
         **options: Any,
     ) -> None:
         self.nats_url = nats_url
@@ -69,6 +73,8 @@ class NatsTrigger(QueueTrigger):
             ack_wait=ack_wait,
             dead_letter_subject=dead_letter_subject,
             scheduler=options.get("scheduler"),
+            reconnect_delay=reconnect_delay,
+            reconnect_max_delay=reconnect_max_delay,
         )
         super().__init__(
             source,

@@ -38,6 +38,8 @@ class RabbitMQTrigger(QueueTrigger):
         declare: declare the queues if missing (default True).
         payload_schemas: job type -> pydantic model validating the payload (default none).
         unknown_event_type: ``"dead_letter"`` (default) or ``"drop"``.
+        reconnect_delay: first wait before reconnecting after the broker was lost, in
+            seconds (default 0.5), doubling up to ``reconnect_max_delay`` (default 15).
         **options: passed to :class:`~portico_rx.pipeline.PipelineTrigger`.
 
     Example:
@@ -65,6 +67,8 @@ class RabbitMQTrigger(QueueTrigger):
         declare: bool = True,
         payload_schemas: Mapping[str, type[BaseModel]] | None = None,
         unknown_event_type: UnknownEventType = "dead_letter",
+        reconnect_delay: float = 0.5,
+        reconnect_max_delay: float = 15.0,
         **options: Any,
     ) -> None:
         self.rabbitmq_url = rabbitmq_url
@@ -76,6 +80,8 @@ class RabbitMQTrigger(QueueTrigger):
             declare=declare,
             dead_letter_exchange=dead_letter_exchange,
             scheduler=options.get("scheduler"),
+            reconnect_delay=reconnect_delay,
+            reconnect_max_delay=reconnect_max_delay,
         )
         super().__init__(
             source,

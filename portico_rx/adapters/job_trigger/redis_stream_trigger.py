@@ -43,6 +43,8 @@ class RedisStreamTrigger(QueueTrigger):
         dead_letter_stream: default ``""`` = ``<stream>.dead``; ``None`` for none.
         payload_schemas: job type -> pydantic model validating the payload (default none).
         unknown_event_type: ``"dead_letter"`` (default) or ``"drop"``.
+        reconnect_delay: first wait before reconnecting after the broker was lost, in
+            seconds (default 0.5), doubling up to ``reconnect_max_delay`` (default 15).
         **options: passed to :class:`~portico_rx.pipeline.PipelineTrigger`.
     """
 
@@ -61,6 +63,8 @@ class RedisStreamTrigger(QueueTrigger):
         dead_letter_stream: str | None = "",
         payload_schemas: Mapping[str, type[BaseModel]] | None = None,
         unknown_event_type: UnknownEventType = "dead_letter",
+        reconnect_delay: float = 0.5,
+        reconnect_max_delay: float = 15.0,
         **options: Any,
     ) -> None:
         self.redis_url = redis_url
@@ -76,6 +80,8 @@ class RedisStreamTrigger(QueueTrigger):
             claim_idle=claim_idle,
             dead_letter_stream=dead_letter_stream,
             scheduler=options.get("scheduler"),
+            reconnect_delay=reconnect_delay,
+            reconnect_max_delay=reconnect_max_delay,
         )
         super().__init__(
             source,

@@ -190,18 +190,33 @@ class Consumer:
     def free_slots(self) -> int:
         return max(0, self.max_in_flight - len(self.unsettled))
 
-    async def capacity(self) -> int:
+    async def capacity(self, timeout: float | None = None) -> int:
         """Wait until fewer than ``max_in_flight`` messages are unsettled.
 
+        Args:
+            timeout: give up after this many seconds (default: wait as long as it takes),
+                so a full consumer can still check its connection.
+
         Returns:
-            How many more messages may be handed over now (0 if stopping).
+            How many more messages may be handed over now; 0 if stopping or timed out.
         """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         while not self.stopping.is_set():
             free = self.free_slots()
             if free > 0:
                 return free
             self._changed.clear()
-            await self.stopped_or(self._changed.wait())
+            wait: Awaitable[Any]
+            if deadline is None:
+                wait = self._changed.wait()
+            else:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return 0
+                wait = asyncio.wait_for(self._changed.wait(), remaining)
+            with contextlib.suppress(TimeoutError):
+                await self.stopped_or(wait)
         return 0
 
     async def drain(self, timeout: float | None = None) -> int:

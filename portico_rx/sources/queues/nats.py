@@ -209,11 +209,14 @@ def nats(
             stream_name, subscription = await subscribe(js)
             consumer.connected()
             while True:
-                free = await consumer.capacity()
-                if free == 0:
+                free = await consumer.capacity(timeout=fetch_timeout)
+                if consumer.stopping.is_set():
                     break
                 if closed.is_set() or client.is_closed:
                     raise ConnectionError(f"connection to {shown} was closed")
+                if free == 0:  # full: nothing to fetch, but notice a lost connection
+                    await client.flush(timeout=int(fetch_timeout) + 5)
+                    continue
                 # Not cancelled on stop: a pull cut short leaves its messages unacked on
                 # the server until ack_wait; a stopping consumer hands them back instead.
                 pull_expiry[0] = loop.time() + fetch_timeout

@@ -182,6 +182,15 @@ def redis_stream(
     async def session(consumer_: Consumer) -> None:
         loop_time = asyncio.get_running_loop().time
         redis = client()
+        open_ = [True]
+
+        def check_open() -> None:
+            if not open_[0]:
+                raise ConnectionError(
+                    "the connection this entry came on is gone; it stays pending and is "
+                    "read again after the reconnect"
+                )
+
         try:
             await setup(redis)
             consumer_.connected()
@@ -202,11 +211,13 @@ def redis_stream(
 
             def emit_one(entry_id: str, fields: dict[bytes, bytes], redelivered: bool) -> None:
                 async def ack() -> None:
+                    check_open()
                     await redis.xack(stream, group, entry_id)
 
                 async def nack(requeue: bool) -> None:
                     if requeue:
                         return  # stays pending: re-read on restart or claimed after idle
+                    check_open()
                     if dead_stream is None:
                         await redis.xack(stream, group, entry_id)
                         return
@@ -231,10 +242,13 @@ def redis_stream(
                 )
 
             while True:
-                free = await consumer_.capacity()
-                if free == 0:
+                free = await consumer_.capacity(timeout=block)
+                if consumer_.stopping.is_set():
                     break
                 try:
+                    if free == 0:  # full: nothing to read, but notice a lost connection
+                        await redis.ping()
+                        continue
                     if loop_time() - last_claim >= claim_every:
                         last_claim = loop_time()
                         claimed = await redis.xautoclaim(
@@ -276,6 +290,7 @@ def redis_stream(
                     raise
             await consumer_.drain()
         finally:
+            open_[0] = False
             with contextlib.suppress(Exception):
                 await redis.aclose()
 
