@@ -171,6 +171,7 @@ def simulate(
     time_column: str = "time",
     event_column: str | None = None,
     key_column: str | None = None,
+    id_column: str | None = None,
     name: str | None = None,
 ) -> Any:
     """The jobs ``pipeline`` would create between ``start`` and ``end``, as a DataFrame.
@@ -213,7 +214,9 @@ def simulate(
         events: a DataFrame of recorded events, one row per event (default ``None``).
         time_column: the events' time column (default ``"time"``).
         event_column: emit this column instead of the row dict (default ``None``).
-        key_column: the events' idempotency-key column (default: index label).
+        key_column: the events' idempotency-key column (default: the event id).
+        id_column: the events' id column (default: the index label; frames from
+            ``record()`` name theirs).
         name: the trigger name keys are scoped by (default: the trigger's, else
             ``"simulate"``).
 
@@ -230,6 +233,7 @@ def simulate(
             time_column,
             event_column=event_column,
             key_column=key_column,
+            id_column=id_column,
             start=begin,
             end=finish,
         )
@@ -277,6 +281,7 @@ def diff(
     time_column: str = "time",
     event_column: str | None = None,
     key_column: str | None = None,
+    id_column: str | None = None,
     compare: Sequence[str] = ("queue_name", "priority", "payload", "created_at"),
     include_unchanged: bool = False,
 ) -> Any:
@@ -312,7 +317,9 @@ def diff(
         end: window end (default: just after the last event).
         time_column: the events' time column (default ``"time"``).
         event_column: emit this column instead of the row dict (default ``None``).
-        key_column: the events' idempotency-key column (default: index label).
+        key_column: the events' idempotency-key column (default: the event id).
+        id_column: the events' id column (default: the index label; frames from
+            ``record()`` name theirs).
         compare: the job fields whose difference makes a job ``"changed"``.
         include_unchanged: also list jobs that are the same (default ``False``).
 
@@ -329,6 +336,7 @@ def diff(
         "time_column": time_column,
         "event_column": event_column,
         "key_column": key_column,
+        "id_column": id_column,
         "name": "diff",
     }
     old = simulate(old_pipeline, start, end, **options)

@@ -13,6 +13,7 @@ from reactivex import Observable, abc
 from portico_rx import clock
 from portico_rx.delivery import claim_current, current_delivery
 from portico_rx.errors import ConfigurationError, require
+from portico_rx.sources.replay import RECORDED_COLUMNS_ATTR
 
 __all__ = ["RECORD_COLUMNS", "record"]
 
@@ -47,7 +48,8 @@ async def record(
         A DataFrame, one row per event, oldest first: ``time`` (when the source saw it,
         UTC), ``source``, ``event_id``, ``key`` (its idempotency key), ``event`` (the
         object itself), then one column per field of dict / pydantic / dataclass events.
-        Feed it back with ``sources.replay(frame, event_column="event")``.
+        ``sources.replay(frame)`` (and ``simulate(..., events=frame)``) re-emit the original
+        events with their ids and keys: the frame notes its columns in ``frame.attrs``.
 
     Example:
         >>> import asyncio, reactivex
@@ -131,6 +133,11 @@ async def record(
             extra.setdefault(name, [None] * len(rows))[position] = value
     for name, values in extra.items():
         frame[name] = values
+    frame.attrs[RECORDED_COLUMNS_ATTR] = {
+        "event_column": "event",
+        "key_column": "key",
+        "id_column": "event_id",
+    }
     return frame
 
 

@@ -21,7 +21,12 @@ from portico_rx import clock
 from portico_rx.delivery import Delivery, deliver
 from portico_rx.errors import ConfigurationError, InvalidScheduleError, require
 
-__all__ = ["ReplayPlan", "as_utc", "check_window", "replay", "replay_plan"]
+__all__ = ["RECORDED_COLUMNS_ATTR", "ReplayPlan", "as_utc", "check_window", "replay", "replay_plan"]
+
+
+RECORDED_COLUMNS_ATTR = "portico_replay_columns"
+"""``frame.attrs`` key where :func:`portico_rx.notebook.record` notes its event, key and id
+columns, so ``replay(recorded_frame)`` re-emits the original objects with their ids."""
 
 
 def as_utc(value: Any, argument: str) -> datetime:
@@ -97,6 +102,7 @@ class ReplayPlan:
         *,
         event_column: str | None = None,
         key_column: str | None = None,
+        id_column: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> ReplayPlan:
@@ -112,10 +118,18 @@ class ReplayPlan:
                 f"events={type(frame).__name__}: replay needs a pandas DataFrame with one "
                 "row per event (e.g. the frame returned by portico_rx.notebook.record)"
             )
+        recorded = frame.attrs.get(RECORDED_COLUMNS_ATTR) or {}
+        if event_column is None and recorded.get("event_column") in frame.columns:
+            event_column = recorded["event_column"]
+        if key_column is None and recorded.get("key_column") in frame.columns:
+            key_column = recorded["key_column"]
+        if id_column is None and recorded.get("id_column") in frame.columns:
+            id_column = recorded["id_column"]
         for argument, column in (
             ("time_column", time_column),
             ("event_column", event_column),
             ("key_column", key_column),
+            ("id_column", id_column),
         ):
             if column is not None and column not in frame.columns:
                 raise ConfigurationError(
@@ -162,10 +176,18 @@ class ReplayPlan:
             events: list[Any] = frame[event_column].tolist()
         else:
             events = _json_records(frame, time_column, py_times)
-        event_ids = [str(label) for label in frame.index]
+        labels = [str(label) for label in frame.index]
+        if id_column is not None:
+            event_ids = [
+                label if _is_missing(value) else str(value)
+                for value, label in zip(frame[id_column].tolist(), labels, strict=True)
+            ]
+        else:
+            event_ids = labels
         if key_column is not None:
             keys: list[str | None] = [
-                None if _is_missing(value) else str(value) for value in frame[key_column].tolist()
+                event_id if _is_missing(value) else str(value)
+                for value, event_id in zip(frame[key_column].tolist(), event_ids, strict=True)
             ]
         else:
             keys = list(event_ids)
@@ -212,6 +234,7 @@ def replay(
     *,
     event_column: str | None = None,
     key_column: str | None = None,
+    id_column: str | None = None,
     start: datetime | str | None = None,
     end: datetime | str | None = None,
     source: str = "replay",
@@ -224,9 +247,12 @@ def replay(
     column in UTC; NaN as ``None``) so ``to_job``'s default payload works, or the
     value of ``event_column`` when given (e.g. ``event_column="event"`` for the original
     objects kept by :func:`portico_rx.notebook.record`). Each event carries a delivery:
-    ``source``, ``seen_at`` = its recorded time, ``event_id`` = its index label and
-    ``idempotency_key`` = the ``key_column`` value (default: the index label), so replaying
-    the same frame twice through one job store creates each job once.
+    ``source``, ``seen_at`` = its recorded time, ``event_id`` = the ``id_column`` value
+    (default: the index label) and ``idempotency_key`` = the ``key_column`` value (default:
+    the event id), so replaying the same frame twice through one job store creates each
+    job once. A frame made by :func:`portico_rx.notebook.record` remembers its columns
+    (in ``frame.attrs``): ``replay(recorded)`` re-emits the original objects with their
+    original ids and keys.
 
     On a virtual-time scheduler rows are emitted at their recorded times (rows already in
     the scheduler's past are emitted at once, in order); on a live scheduler they keep
@@ -254,7 +280,10 @@ def replay(
         time_column: the column holding each event's time (default ``"time"``; naive times
             are UTC).
         event_column: emit this column's value instead of the row dict (default ``None``).
-        key_column: the column holding each event's idempotency key (default: index label).
+        key_column: the column holding each event's idempotency key (default, and where
+            empty: the event id).
+        id_column: the column holding each event's id (default, and where empty: the
+            index label).
         start: replay only rows at or after this time (default: all).
         end: replay only rows before this time (default: all).
         source: the delivery's source name, copied into job metadata (default ``"replay"``).
@@ -276,6 +305,7 @@ def replay(
         time_column,
         event_column=event_column,
         key_column=key_column,
+        id_column=id_column,
         start=begin,
         end=finish,
     )

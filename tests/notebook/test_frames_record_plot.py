@@ -187,3 +187,33 @@ def test_replay_of_a_recorded_frame_uses_its_key_column() -> None:
     assert jobs["idempotency_key"].tolist() == ["x:v.job:a", "x:v.job:b"]
     assert scheduler.now == T0
     assert replay(frame, key_column="key") is not None
+
+
+async def test_a_recorded_frame_replays_its_original_events_ids_and_keys() -> None:
+    subject: reactivex.Subject[Reading] = reactivex.Subject()
+
+    async def emit() -> None:
+        await asyncio.sleep(0)
+        for i in range(3):
+            deliver(
+                subject,
+                Reading("s", float(i)),
+                Delivery(
+                    source="q",
+                    seen_at=T0 + timedelta(seconds=i),
+                    event_id=f"m{i}",
+                    idempotency_key=None if i == 2 else f"k{i}",
+                ),
+            )
+
+    task = asyncio.ensure_future(emit())
+    recorded = await record(subject, count=3)
+    await task
+    jobs = simulate(
+        lambda ev: ev.pipe(prx.to_job("r.job", payload=lambda r: {"v": r.value})),
+        events=recorded.iloc[1:],  # attrs survive slicing
+        name="n",
+    )
+    assert jobs["event_id"].tolist() == ["m1", "m2"]
+    assert jobs["idempotency_key"].tolist() == ["n:r.job:k1", "n:r.job:m2"]
+    assert jobs["payload"].tolist() == [{"v": 1.0}, {"v": 2.0}]
