@@ -464,6 +464,11 @@ def files(
                     result = watcher.watch(_DEBOUNCE_MS, _STEP_MS, _TIMEOUT_MS, stopped)
                     if result == "stop":
                         break
+                    if not os.path.isdir(root_text):
+                        raise TriggerStartError(
+                            f"watch path {root_text!r} disappeared while watched; "
+                            "restore it (the trigger retries with backoff)"
+                        )
                     if isinstance(result, set) and result:
                         loop.call_soon_threadsafe(on_batch, result)
             except Exception as exc:  # the watcher died: end the stream, the trigger restarts

@@ -365,3 +365,24 @@ def test_settle_rule_forgets_deleted_files() -> None:
     assert rule.check("f", None, 0.5) is None
     assert "f" not in rule
     assert rule.check("f", FileStat(1, 1), 2.0) is None
+
+
+async def test_a_watch_root_that_disappears_is_reported_and_recovered(tmp_path: Path) -> None:
+    """The folder is removed while watched: the trigger turns unhealthy and retries with
+    backoff; once the folder is back, files become jobs again."""
+    watched = tmp_path / "inbox"
+    watched.mkdir()
+    creator = RecordingJobCreator()
+    trigger = FileTrigger(
+        creator, watched, "file.process", settle=0.01, restart_delay=0.05, restart_max_delay=0.2
+    )
+    await trigger.start()
+    watched.rmdir()
+    await wait_for(lambda: not trigger.get_health().healthy)
+    assert "inbox" in (trigger.get_health().last_error or "")
+    watched.mkdir()
+    await wait_for(lambda: trigger.get_health().healthy)
+    (watched / "back.txt").write_text("b")
+    await wait_for(lambda: len(creator.jobs) == 1)
+    await trigger.stop()
+    assert trigger.get_health().restarts_count >= 1

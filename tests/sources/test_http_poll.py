@@ -299,3 +299,32 @@ def test_items_are_each_emitted_once_on_first_sight(pages: list[list[int]], init
         first_sight = [k for k in first_sight if k not in {str(n) for n in pages[0]}]
     assert emitted == first_sight
     assert len(emitted) == len(set(emitted))
+
+
+async def test_a_key_function_ignores_noise_and_emit_initial_false_skips_the_first(
+    http_resource: tuple[Any, str],
+) -> None:
+    """Only the "version" field matters: a new timestamp alone is no change."""
+    resource, url = http_resource
+    resource.body = b'{"version": 1, "generated_at": 1}'
+    vt = scheduler()
+    stats = HttpPollStats()
+    events: list[Any] = []
+    source = sources.http_poll(
+        url,
+        10,
+        key=lambda response: response.json()["version"],
+        emit_initial=False,
+        stats=stats,
+        scheduler=vt,
+    )
+    subscription = source.subscribe(events.append)
+    try:
+        await wait_for(lambda: stats.completed == 1)
+        resource.body = b'{"version": 1, "generated_at": 2}'
+        await poll(vt, stats, 10)
+        resource.body = b'{"version": 2, "generated_at": 3}'
+        await poll(vt, stats, 10)
+    finally:
+        subscription.dispose()
+    assert [(e.fingerprint, e.json()["generated_at"]) for e in events] == [("2", 3)]
