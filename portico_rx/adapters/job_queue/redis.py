@@ -267,6 +267,7 @@ class RedisJobQueue(JobQueue):
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         self._pubsub: Any = None
+        self._open_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"RedisJobQueue({self.link.url!r}, prefix={self.prefix!r})"
@@ -288,26 +289,27 @@ class RedisJobQueue(JobQueue):
             QueueUnavailableError: the server cannot be reached or refuses the login; the
                 message names the URL with the password redacted.
         """
-        if self._client is not None:
-            return
-        client = self._redis.Redis.from_url(
-            self._url,
-            decode_responses=True,
-            socket_connect_timeout=self.connect_timeout,
-            max_connections=self.max_connections,
-        )
-        try:
-            await client.ping()
-        except (*self.link.unreachable, self._redis.RedisError) as exc:
-            await client.aclose()
-            raise self.link.unavailable(exc, action="open") from exc
-        self._scripts = {
-            "enqueue": client.register_script(_ENQUEUE),
-            "dequeue": client.register_script(_DEQUEUE),
-            "settle": client.register_script(_SETTLE),
-        }
-        self._client = client
-        logger.info("redis_job_queue_opened", url=self.url, prefix=self.prefix)
+        async with self._open_lock:
+            if self._client is not None:
+                return
+            client = self._redis.Redis.from_url(
+                self._url,
+                decode_responses=True,
+                socket_connect_timeout=self.connect_timeout,
+                max_connections=self.max_connections,
+            )
+            try:
+                await client.ping()
+            except (*self.link.unreachable, self._redis.RedisError) as exc:
+                await client.aclose()
+                raise self.link.unavailable(exc, action="open") from exc
+            self._scripts = {
+                "enqueue": client.register_script(_ENQUEUE),
+                "dequeue": client.register_script(_DEQUEUE),
+                "settle": client.register_script(_SETTLE),
+            }
+            self._client = client
+            logger.info("redis_job_queue_opened", url=self.url, prefix=self.prefix)
 
     async def close(self) -> None:
         """Close the subscription and the connection pool. Idempotent."""
