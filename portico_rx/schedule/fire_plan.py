@@ -7,7 +7,7 @@ from any start; the timer, the missed-run logic and previews all read plans the 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from portico_rx.schedule.cron_expression import CronExpression
@@ -48,6 +48,12 @@ class CronPlan:
         for fire in self.times.iter_from(start, end):
             yield fire * _MICROS
 
+    def array_between(self, start_us: int, end_us: int) -> Any:
+        """Fire times in ``[start_us, end_us)`` as a numpy ``int64`` array (previews)."""
+        start = -(-start_us // _MICROS)
+        end = -(-end_us // _MICROS)
+        return self.times.between_array(start, end) * _MICROS
+
 
 class IntervalPlan:
     """Every ``every_us`` microseconds, on the grid ``anchor_us + k * every_us``.
@@ -70,6 +76,14 @@ class IntervalPlan:
         while end_us is None or fire < end_us:
             yield fire
             fire += self.every_us
+
+    def array_between(self, start_us: int, end_us: int) -> Any:
+        """Fire times in ``[start_us, end_us)`` as a numpy ``int64`` array (previews)."""
+        import numpy as np
+
+        steps = -(-(start_us - self.anchor_us) // self.every_us)
+        first = self.anchor_us + steps * self.every_us
+        return np.arange(first, end_us, self.every_us, dtype=np.int64)
 
 
 class OncePlan:

@@ -12,8 +12,10 @@ Times are integer seconds since the Unix epoch (UTC).
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from portico_rx.schedule.cron_expression import CronExpression
@@ -24,6 +26,14 @@ __all__ = ["FireTimes"]
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _HORIZON_DAYS = 366 * 400  # the Gregorian calendar repeats every 400 years
 _UTC = ZoneInfo("UTC")
+
+
+@functools.lru_cache(maxsize=65536)
+def _midnight_offset(tz: ZoneInfo, ordinal: int) -> int:
+    """UTC offset (seconds) at local 00:00 of a day; shared by every schedule in ``tz``."""
+    day = date.fromordinal(ordinal)
+    value = datetime(day.year, day.month, day.day, tzinfo=tz).utcoffset()
+    return int(value.total_seconds()) if value is not None else 0
 
 
 class FireTimes:
@@ -38,25 +48,16 @@ class FireTimes:
         ['2025-10-25T00:30:00+00:00', '2025-10-26T00:30:00+00:00', '2025-10-27T01:30:00+00:00']
     """
 
-    __slots__ = ("_offsets", "cron", "dst", "tz")
+    __slots__ = ("cron", "dst", "tz")
 
     def __init__(self, cron: CronExpression, tz: ZoneInfo, dst: DstPolicy | None = None) -> None:
         self.cron = cron
         self.tz = tz
         self.dst = dst or DstPolicy()
-        self._offsets: dict[int, int] = {}
 
     def _offset_at_midnight(self, ordinal: int) -> int:
         """UTC offset (seconds) at local 00:00 of the day (first offset if ambiguous)."""
-        offset = self._offsets.get(ordinal)
-        if offset is None:
-            day = date.fromordinal(ordinal)
-            value = datetime(day.year, day.month, day.day, tzinfo=self.tz).utcoffset()
-            offset = int(value.total_seconds()) if value is not None else 0
-            if len(self._offsets) > 4096:
-                self._offsets.clear()
-            self._offsets[ordinal] = offset
-        return offset
+        return _midnight_offset(self.tz, ordinal)
 
     def day(self, ordinal: int) -> tuple[bool, int, list[int]]:
         """One local day: ``(simple, base, times)``.
@@ -147,6 +148,34 @@ class FireTimes:
     def between(self, start: int, end: int) -> list[int]:
         """Fire times in ``[start, end)``, ascending."""
         return list(self.iter_from(start, end))
+
+    def between_array(self, start: int, end: int) -> Any:
+        """Fire times in ``[start, end)`` as a sorted numpy ``int64`` array (for previews).
+
+        Whole days at once: the matching days' bases plus the times of day, vectorised.
+        """
+        import numpy as np
+
+        cron = self.cron
+        bases: list[int] = []
+        irregular: list[int] = []
+        first = datetime.fromtimestamp(start, self.tz).toordinal() - 1
+        last = datetime.fromtimestamp(end, self.tz).toordinal() + 1
+        for ordinal in range(first, last + 1):
+            day = date.fromordinal(ordinal)
+            if cron.matches_day(day.month, day.day, ordinal % 7):
+                simple, base, times = self.day(ordinal)
+                if simple:
+                    bases.append(base)
+                else:
+                    irregular.extend(times)
+        day_seconds = np.asarray(cron.day_seconds, dtype=np.int64)
+        regular = (np.asarray(bases, dtype=np.int64)[:, None] + day_seconds[None, :]).ravel()
+        fires = regular
+        if irregular:
+            fires = np.concatenate([regular, np.asarray(irregular, dtype=np.int64)])
+            fires.sort(kind="stable")
+        return fires[(fires >= start) & (fires < end)]
 
     def next_after(self, start: int) -> int | None:
         """The first fire time ``>= start`` (``None`` if there is none in 400 years)."""

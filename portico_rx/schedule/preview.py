@@ -91,41 +91,55 @@ def preview_plans(
     import numpy as np
 
     start_us, end_us = _window(start, end)
-    frames = []
-    for item in planned:
+    chunks: list[Any] = []
+    owners: list[Any] = []
+    for index, item in enumerate(planned):
         low = start_us if item.start_us is None else max(start_us, item.start_us)
         high = end_us if item.end_us is None else min(end_us, item.end_us)
         if high <= low:
             continue
-        times = np.fromiter(item.plan.iter_from(low, high), dtype=np.int64)
-        if not len(times):
-            continue
-        count = len(times)
-        if np.any(times % 1_000_000):
-            keys = [item.key_prefix + key_time(int(t)) for t in times]
-        else:
-            stamps = np.datetime_as_string((times // 1_000_000).astype("datetime64[s]"), unit="s")
-            keys = list(np.char.add(np.char.add(item.key_prefix, stamps), "Z"))
-        frames.append(
-            pd.DataFrame(
-                {
-                    "scheduled_at": pd.to_datetime(times, unit="us", utc=True),
-                    "job_type": [item.job_type] * count,
-                    "payload": [item.payload] * count,
-                    "queue_name": [item.queue_name] * count,
-                    "priority": np.full(count, item.priority, dtype=np.int64),
-                    "idempotency_key": keys,
-                    "schedule": [item.schedule] * count,
-                }
-            )
+        array_between = getattr(item.plan, "array_between", None)
+        times = (
+            array_between(low, high)
+            if array_between is not None
+            else np.fromiter(item.plan.iter_from(low, high), dtype=np.int64)
         )
-    if not frames:
+        if len(times):
+            chunks.append(times)
+            owners.append(np.full(len(times), index, dtype=np.int64))
+    if not chunks:
         return _empty_frame(pd)
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    if len(frames) > 1:
-        frame = frame.sort_values("scheduled_at", kind="stable", ignore_index=True)
-    frame["idempotency_key"] = frame["idempotency_key"].astype(object)
-    return frame
+    times = np.concatenate(chunks)
+    owner = np.concatenate(owners)
+    order = np.argsort(times, kind="stable")
+    times, owner = times[order], owner[order]
+
+    def column(values: list[Any]) -> Any:
+        table = np.empty(len(values), dtype=object)
+        table[:] = values
+        return table[owner]
+
+    prefixes = column([item.key_prefix for item in planned])
+    if np.any(times % 1_000_000):
+        keys = [
+            p + key_time(int(t)) for p, t in zip(prefixes.tolist(), times.tolist(), strict=True)
+        ]
+    else:
+        stamps = np.datetime_as_string((times // 1_000_000).astype("datetime64[s]"), unit="s")
+        keys = [f"{p}{s}Z" for p, s in zip(prefixes.tolist(), stamps.tolist(), strict=True)]
+    key_column = np.empty(len(keys), dtype=object)
+    key_column[:] = keys
+    return pd.DataFrame(
+        {
+            "scheduled_at": pd.to_datetime(times, unit="us", utc=True),
+            "job_type": column([item.job_type for item in planned]),
+            "payload": column([item.payload for item in planned]),
+            "queue_name": column([item.queue_name for item in planned]),
+            "priority": np.asarray([item.priority for item in planned], dtype=np.int64)[owner],
+            "idempotency_key": key_column,
+            "schedule": column([item.schedule for item in planned]),
+        }
+    )
 
 
 def preview_pipeline(
