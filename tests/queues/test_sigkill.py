@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from .conftest import (
+    NATS_URL,
     RABBITMQ_URL,
     REDIS_URL,
-    NATS_URL,
     eventually,
     forget_mqtt_session,
     publish_amqp,
