@@ -374,15 +374,21 @@ async def test_a_watch_root_that_disappears_is_reported_and_recovered(tmp_path: 
     watched.mkdir()
     creator = RecordingJobCreator()
     trigger = FileTrigger(
-        creator, watched, "file.process", settle=0.01, restart_delay=0.05, restart_max_delay=0.2
+        creator,
+        watched,
+        "file.process",
+        settle=0.01,
+        include_existing=True,
+        restart_delay=0.05,
+        restart_max_delay=0.2,
     )
     await trigger.start()
     watched.rmdir()
     await wait_for(lambda: not trigger.get_health().healthy)
     assert "inbox" in (trigger.get_health().last_error or "")
     watched.mkdir()
-    await wait_for(lambda: trigger.get_health().healthy)
-    (watched / "back.txt").write_text("b")
+    (watched / "back.txt").write_text("b")  # found by include_existing on resubscribe
     await wait_for(lambda: len(creator.jobs) == 1)
+    assert trigger.get_health().healthy
     await trigger.stop()
     assert trigger.get_health().restarts_count >= 1
