@@ -123,7 +123,7 @@ def trace_pipeline(
             f"until={until!r}: it is before the last event or completion at {last}; "
             f"use until={last} or more"
         )
-    scheduler = HistoricalScheduler(initial_clock=start)
+    scheduler = HistoricalScheduler(initial_clock=start - timedelta(microseconds=1))
     trace = PipelineTrace(settlements=[None] * len(timeline))
     created = [0]
 
@@ -187,7 +187,16 @@ def trace_pipeline(
         trace.completed_at = elapsed()
 
     observable = pipeline(reactivex.create(subscribe_source))
-    subscription = observable.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+    subscription = reactivex.disposable.SingleAssignmentDisposable()
+
+    def subscribe(_s: abc.SchedulerBase, _state: Any = None) -> None:
+        subscription.disposable = observable.subscribe(
+            on_next, on_error, on_completed, scheduler=scheduler
+        )
+
+    # Subscribe *at* ``start`` from a clock one microsecond earlier: a virtual clock that
+    # is not advanced runs nothing, not even what is due at once.
+    scheduler.schedule_absolute(start, subscribe)
     scheduler.advance_to(start + _seconds(end))
     subscription.dispose()
     return trace
