@@ -305,7 +305,7 @@ def test_absent_fires_exactly_when_the_gap_exceeds_within(
     times = [t for t, _ in stream]
     points = [0.0, *times]
     assume(all(b != round(a + within, 6) for a, b in itertools.pairwise(points)))
-    until = (times[-1] if times else 0) + 3 * within
+    until = round((times[-1] if times else 0) + 3 * within, 6)
     trace = trace_pipeline(absent(within, repeat=repeat), stream, until=until)
     got = []
     for t, item in trace.emitted:
