@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from reactivex import Observable
@@ -40,6 +40,9 @@ JOB_COLUMNS = [
     "metadata",
 ]
 """The columns of the frame :func:`simulate` returns, in order."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 Pipeline = Observable[Any] | Callable[[Observable[Any]], Observable[Any]] | Any
 
@@ -93,9 +96,11 @@ class _Collector:
             with contextlib.suppress(ConfigurationError):
                 scheduled = as_utc(planned, "scheduled_at")
         columns = self.columns
-        columns["scheduled_at"].append(scheduled)
-        columns["created_at"].append(now)
-        columns["lateness"].append(now - scheduled)
+        scheduled_us = (scheduled - _EPOCH) // _MICROSECOND
+        created_us = (now - _EPOCH) // _MICROSECOND
+        columns["scheduled_at"].append(scheduled_us)
+        columns["created_at"].append(created_us)
+        columns["lateness"].append(created_us - scheduled_us)
         columns["job_type"].append(request.job_type)
         columns["queue_name"].append(request.queue_name)
         columns["priority"].append(request.priority)
@@ -114,9 +119,15 @@ class _Collector:
         frame = pd.DataFrame(
             {
                 **columns,
-                "scheduled_at": pd.to_datetime(columns["scheduled_at"], utc=True),
-                "created_at": pd.to_datetime(columns["created_at"], utc=True),
-                "lateness": pd.to_timedelta(columns["lateness"]),
+                "scheduled_at": pd.to_datetime(
+                    pd.array(columns["scheduled_at"], dtype="int64"), unit="us", utc=True
+                ),
+                "created_at": pd.to_datetime(
+                    pd.array(columns["created_at"], dtype="int64"), unit="us", utc=True
+                ),
+                "lateness": pd.to_timedelta(
+                    pd.array(columns["lateness"], dtype="int64"), unit="us"
+                ),
             },
             columns=JOB_COLUMNS,
         )

@@ -138,7 +138,10 @@ class ReplayPlan:
                     + ("each event's time" if argument == "time_column" else "it")
                 )
         try:
-            times = pd.to_datetime(frame[time_column], utc=True)
+            try:
+                times = pd.to_datetime(frame[time_column], utc=True)
+            except ValueError:  # strings in more than one format
+                times = pd.to_datetime(frame[time_column], utc=True, format="mixed")
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(
                 f"time_column={time_column!r} holds values that are not times ({exc}); "
@@ -195,18 +198,24 @@ class ReplayPlan:
 
 
 def _json_records(frame: Any, time_column: str, times: list[datetime]) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts: times as ISO strings, NaN/NaT as ``None``."""
-    records: list[dict[str, Any]] = frame.to_dict("records")
-    awkward = [
-        column
-        for column in frame.columns
-        if column != time_column and frame[column].dtype.kind in "fMmO"
-    ]
-    for record, moment in zip(records, times, strict=True):
-        record[time_column] = moment.isoformat()
-        for column in awkward:
-            record[column] = _json_value(record[column])
-    return records
+    """Rows as JSON-ready dicts: times as ISO strings, NaN/NaT as ``None``.
+
+    Built column by column (``tolist`` gives native Python values fast), not with
+    ``to_dict("records")``, which boxes every time into a pandas Timestamp.
+    """
+    names = [str(column) for column in frame.columns]
+    columns: list[list[Any]] = []
+    for column in frame.columns:
+        if column == time_column:
+            columns.append([moment.isoformat() for moment in times])
+            continue
+        series = frame[column]
+        kind = series.dtype.kind
+        values = list(series.dt.to_pydatetime()) if kind == "M" else series.tolist()
+        if kind in "fMmO":
+            values = [_json_value(value) for value in values]
+        columns.append(values)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def _json_value(value: Any) -> Any:
@@ -325,59 +334,102 @@ def replay_plan(
         observer: abc.ObserverBase[Any], subscribe_scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         chosen = clock.resolve_scheduler(scheduler or subscribe_scheduler)
-        virtual = clock.is_virtual(chosen)
-        times, events, ids, keys = plan.times, plan.events, plan.event_ids, plan.keys
-        count = len(times)
-        pending = SerialDisposable()
-        position = 0
-        disposed = False
-        origin = clock.now(chosen)
-        first = times[0] if count else origin
-
-        def due(index: int) -> datetime:
-            if virtual:
-                return times[index]
-            if math.isinf(speed):
-                return origin
-            return origin + (times[index] - first) / speed
-
-        def schedule_next() -> None:
-            if disposed:
-                return
-            if position >= count:
-                observer.on_completed()
-                return
-            when = due(position)
-            if virtual:
-                when = when.replace(tzinfo=None) if chosen.now.tzinfo is None else when
-                pending.disposable = chosen.schedule_absolute(when, emit)
-            else:
-                wait = max(timedelta(0), when - clock.now(chosen))
-                pending.disposable = chosen.schedule_relative(wait, emit)
-
-        def emit(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-            nonlocal position
-            limit = clock.now(chosen) if not virtual else times[position]
-            while position < count and not disposed and due(position) <= limit:
-                index = position
-                position += 1
-                deliver(
-                    observer,
-                    events[index],
-                    Delivery(
-                        source=source,
-                        seen_at=times[index],
-                        event_id=ids[index],
-                        idempotency_key=keys[index],
-                    ),
-                )
-            schedule_next()
-
-        def stop() -> None:
-            nonlocal disposed
-            disposed = True
-
-        schedule_next()
-        return CompositeDisposable(pending, Disposable(stop))
+        if clock.is_virtual(chosen):
+            return _replay_virtual(plan, source, observer, chosen)
+        return _replay_live(plan, source, speed, observer, chosen)
 
     return reactivex.create(subscribe)
+
+
+def _emit(plan: ReplayPlan, source: str, observer: abc.ObserverBase[Any], index: int) -> None:
+    deliver(
+        observer,
+        plan.events[index],
+        Delivery(
+            source=source,
+            seen_at=plan.times[index],
+            event_id=plan.event_ids[index],
+            idempotency_key=plan.keys[index],
+        ),
+    )
+
+
+def _replay_virtual(
+    plan: ReplayPlan, source: str, observer: abc.ObserverBase[Any], chosen: abc.SchedulerBase
+) -> abc.DisposableBase:
+    """Rows at their recorded times: one scheduled action per distinct time (the hot path
+    of ``simulate``, so it avoids per-row allocations beyond the delivery)."""
+    times, count = plan.times, len(plan.times)
+    naive = chosen.now.tzinfo is None
+    pending: list[abc.DisposableBase | None] = [None]
+    state = {"position": 0, "disposed": False}
+
+    def schedule(position: int) -> None:
+        if position >= count:
+            observer.on_completed()
+            return
+        when = times[position]
+        pending[0] = chosen.schedule_absolute(when.replace(tzinfo=None) if naive else when, emit)
+
+    def emit(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+        position = state["position"]
+        moment = times[position]
+        while position < count and times[position] == moment:
+            _emit(plan, source, observer, position)
+            position += 1
+            if state["disposed"]:
+                return
+        state["position"] = position
+        schedule(position)
+
+    def stop() -> None:
+        state["disposed"] = True
+        if pending[0] is not None:
+            pending[0].dispose()
+
+    schedule(0)
+    return Disposable(stop)
+
+
+def _replay_live(
+    plan: ReplayPlan,
+    source: str,
+    speed: float,
+    observer: abc.ObserverBase[Any],
+    chosen: abc.SchedulerBase,
+) -> abc.DisposableBase:
+    """Rows keep their recorded spacing divided by ``speed``, from subscription on."""
+    times, count = plan.times, len(plan.times)
+    origin = clock.now(chosen)
+    first = times[0] if count else origin
+    pending = SerialDisposable()
+    state = {"position": 0, "disposed": False}
+
+    def due(index: int) -> datetime:
+        if math.isinf(speed):
+            return origin
+        return origin + (times[index] - first) / speed
+
+    def schedule(position: int) -> None:
+        if position >= count:
+            observer.on_completed()
+            return
+        wait = max(timedelta(0), due(position) - clock.now(chosen))
+        pending.disposable = chosen.schedule_relative(wait, emit)
+
+    def emit(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+        position = state["position"]
+        limit = clock.now(chosen)
+        while position < count and due(position) <= limit:
+            _emit(plan, source, observer, position)
+            position += 1
+            if state["disposed"]:
+                return
+        state["position"] = position
+        schedule(position)
+
+    def stop() -> None:
+        state["disposed"] = True
+
+    schedule(0)
+    return CompositeDisposable(pending, Disposable(stop))
