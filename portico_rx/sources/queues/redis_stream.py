@@ -51,6 +51,53 @@ def _entries(reply: Any) -> list[Entry]:
     return list(reply[0][1])
 
 
+class _AckBatcher:
+    """``XACK``s the entries settled in one event-loop turn with one command.
+
+    Each ``ack(entry_id)`` waits for the command that carries its id, so a caller knows
+    its entry was acked (or gets the error), as with one ``XACK`` per entry.
+    """
+
+    def __init__(self, redis: aioredis.Redis, stream: str, group: str) -> None:
+        self.redis = redis
+        self.stream = stream
+        self.group = group
+        self._ids: list[str] = []
+        self._done: asyncio.Future[None] | None = None
+
+    async def ack(self, entry_id: str) -> None:
+        self._ids.append(entry_id)
+        if self._done is None:
+            loop = asyncio.get_running_loop()
+            self._done = loop.create_future()
+            loop.call_soon(self._flush)
+        await asyncio.shield(self._done)
+
+    def _flush(self) -> None:
+        ids, done = self._ids, self._done
+        self._ids, self._done = [], None
+        assert done is not None
+        task = asyncio.ensure_future(self.redis.xack(self.stream, self.group, *ids))
+
+        def finish(task: asyncio.Future[Any]) -> None:
+            if done.done():
+                return
+            if task.cancelled():
+                done.cancel()
+            elif task.exception() is not None:
+                done.set_exception(task.exception())  # type: ignore[arg-type]
+            else:
+                done.set_result(None)
+
+        task.add_done_callback(finish)
+        done.add_done_callback(_retrieve)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _redact(url: str) -> str:
     if "@" not in url:
         return url
@@ -182,6 +229,7 @@ def redis_stream(
     async def session(consumer_: Consumer) -> None:
         loop_time = asyncio.get_running_loop().time
         redis = client()
+        acks = _AckBatcher(redis, stream, group)
         open_ = [True]
 
         def check_open() -> None:
@@ -212,7 +260,7 @@ def redis_stream(
             def emit_one(entry_id: str, fields: dict[bytes, bytes], redelivered: bool) -> None:
                 async def ack() -> None:
                     check_open()
-                    await redis.xack(stream, group, entry_id)
+                    await acks.ack(entry_id)
 
                 async def nack(requeue: bool) -> None:
                     if requeue:
