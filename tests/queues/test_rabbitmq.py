@@ -231,3 +231,30 @@ def test_bad_arguments_name_the_argument(kwargs: dict[str, Any], match: str) -> 
     args.update(kwargs)
     with pytest.raises(prx.ConfigurationError, match=match):
         RabbitMQTrigger(**args)
+
+
+async def test_message_in_flight_at_stop_goes_back_to_the_queue(amqp: Any, unique: str) -> None:
+    """stop() gives up on a creation that outlives stop_timeout: the message is requeued
+    (not acked, not dead-lettered) and the next trigger makes its job."""
+    queue = f"requeue_{unique}"
+    amqp.created_queues.append(queue)
+    never = asyncio.Event()
+
+    class Stuck(RecordingJobCreator):
+        async def create_job(self, *args: Any, **kwargs: Any) -> prx.Job:
+            await never.wait()
+            raise AssertionError("unreachable")
+
+    first = RabbitMQTrigger(Stuck(), RABBITMQ_URL, queue, {"a": "job.a"}, stop_timeout=0.1)
+    await first.start()
+    await publish_amqp(amqp, queue, envelope("a", n=1), "q-1")
+    await eventually(lambda: first.source.status.in_flight == 1)
+    await first.stop()
+    assert first.source.status.requeued == 1
+    assert await queue_depth(amqp, queue) == 1
+    assert await queue_depth(amqp, f"{queue}.dead") == 0
+    creator = RecordingJobCreator()
+    async with RabbitMQTrigger(creator, RABBITMQ_URL, queue, {"a": "job.a"}) as second:
+        await eventually(lambda: second.source.status.acked == 1)
+    [job] = creator.jobs
+    assert job.payload == {"n": 1} and job.metadata["redelivered"] is True
