@@ -39,6 +39,7 @@ __all__ = [
 
 PRIORITY_MIN = -100
 PRIORITY_MAX = 100
+_STRICT_JSON = json.JSONEncoder(allow_nan=False)  # one encoder: json.dumps builds one per call
 _JOB_TYPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$")
 
@@ -95,7 +96,7 @@ def _check_json_object(field: str, value: object) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidJobError(field, value, "use a JSON object (a dict with string keys)")
     try:
-        json.dumps(value, allow_nan=False)
+        _STRICT_JSON.encode(value)
     except (TypeError, ValueError) as exc:
         _reject_non_finite(value, field)
         raise InvalidJobError(

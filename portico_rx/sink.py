@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -77,6 +78,11 @@ class JobSink:
         self._workers: list[asyncio.Task[None]] = []
         self._hook_tasks: set[asyncio.Task[Any]] = set()
         self._cancelled = 0
+        # The per-job log line is the hot path: bind once, and skip building its fields
+        # when INFO is filtered out (configure structlog before starting triggers).
+        self._log = logger.bind(trigger=name)
+        is_enabled_for = getattr(self._log, "is_enabled_for", None)
+        self._log_jobs = True if is_enabled_for is None else bool(is_enabled_for(logging.INFO))
 
     # -- intake (sync) -------------------------------------------------------------
 
@@ -195,8 +201,9 @@ class JobSink:
         return meta
 
     async def _create(self, request: JobRequest) -> None:
-        claim: Claim | None = request._claim
-        delivery: Delivery | None = request._delivery
+        private = request.__pydantic_private__ or {}  # attribute access is slow in pydantic
+        claim: Claim | None = private.get("_claim")
+        delivery: Delivery | None = private.get("_delivery")
         metadata = self._metadata(request, delivery)
         attempt = 0
         while True:
@@ -232,14 +239,14 @@ class JobSink:
             self.counters.record_job(clock.now(self.scheduler))
             if claim is not None:
                 claim.resolve(True, job_id=str(job.id))
-            logger.info(
-                "job_created",
-                trigger=self.name,
-                job_id=str(job.id),
-                job_type=job.job_type,
-                queue_name=job.queue_name,
-                attempt=attempt,
-            )
+            if self._log_jobs:
+                self._log.info(
+                    "job_created",
+                    job_id=str(job.id),
+                    job_type=job.job_type,
+                    queue_name=job.queue_name,
+                    attempt=attempt,
+                )
             if self.on_job is not None:
                 self.on_job(job)
             return

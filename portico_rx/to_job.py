@@ -12,8 +12,15 @@ from reactivex import Observable, abc
 
 from portico_rx.clock import now
 from portico_rx.delivery import Claim, Delivery, claim_current, current_delivery
+from portico_rx.errors import InvalidJobError
 from portico_rx.isolation import EventFailed
-from portico_rx.models import JobRequest
+from portico_rx.models import (
+    JobRequest,
+    _check_job_type,
+    _check_json_object,
+    _check_priority,
+    _check_queue_name,
+)
 
 __all__ = ["default_payload", "job_request_claim", "to_job"]
 
@@ -38,6 +45,30 @@ def default_payload(event: Any) -> dict[str, Any]:
 
 def _resolve(value: Field[T], event: T) -> Any:
     return value(event) if callable(value) else value
+
+
+_REQUEST_FIELDS = frozenset(JobRequest.model_fields)
+
+
+def _check_string_keys(field: str, value: dict[Any, Any]) -> None:
+    for key in value:
+        if not isinstance(key, str):
+            raise InvalidJobError(field, value, f"key {key!r} is not a string; use string keys")
+
+
+def _request(**fields: Any) -> JobRequest:
+    """A JobRequest from fields ``to_job`` has already validated, without re-validating.
+
+    The hot path of every pipeline: this is ``JobRequest.model_construct`` minus its
+    generic bookkeeping. ``tests/foundation/test_to_job_fast_path.py`` pins it equal to
+    ``JobRequest(**fields)``.
+    """
+    request = JobRequest.__new__(JobRequest)
+    object.__setattr__(request, "__dict__", fields)
+    object.__setattr__(request, "__pydantic_fields_set__", _REQUEST_FIELDS)
+    object.__setattr__(request, "__pydantic_extra__", None)
+    object.__setattr__(request, "__pydantic_private__", {"_claim": None, "_delivery": None})
+    return request
 
 
 def job_request_claim(request: JobRequest) -> tuple[Claim | None, Delivery | None]:
@@ -80,21 +111,53 @@ def to_job(
         {'user': 7}
     """
 
+    # Constant fields are validated once, here (a bad one fails at construction);
+    # per event only what functions return is checked.
+    fixed_type = None if callable(job_type) else _check_job_type(job_type)
+    fixed_queue = None if callable(queue_name) else _check_queue_name(queue_name)
+    fixed_priority = None if callable(priority) else _check_priority(priority)
+    fixed_payload = (
+        None if payload is None or callable(payload) else _check_json_object("payload", payload)
+    )
+    fixed_metadata = (
+        None if metadata is None or callable(metadata) else _check_json_object("metadata", metadata)
+    )
+
     def make_request(event: T, scheduler: abc.SchedulerBase | None) -> JobRequest:
         delivery = current_delivery()
-        body = default_payload(event) if payload is None else _resolve(payload, event)
-        meta = dict(_resolve(metadata, event) or {}) if metadata is not None else {}
+        if fixed_payload is not None:
+            body = dict(fixed_payload)
+        else:
+            body = _check_json_object(
+                "payload",
+                default_payload(event) if payload is None else payload(event),  # type: ignore[operator]
+            )
+            if not all(type(k) is str for k in body):
+                _check_string_keys("payload", body)
+        if metadata is None:
+            meta: dict[str, Any] = {}
+        elif fixed_metadata is not None:
+            meta = dict(fixed_metadata)
+        else:
+            meta = dict(_check_json_object("metadata", _resolve(metadata, event)))
+            _check_string_keys("metadata", meta)
         if delivery is None and scheduler is not None:
             meta.setdefault("seen_at", now(scheduler).isoformat())
-        request = JobRequest(
-            job_type=_resolve(job_type, event),
+        key = idempotency_key(event) if idempotency_key is not None else None
+        if key is not None and not isinstance(key, str):
+            raise InvalidJobError("idempotency_key", key, "return a string or None")
+        return _request(
+            job_type=fixed_type or _check_job_type(_resolve(job_type, event)),
             payload=body,
-            queue_name=_resolve(queue_name, event),
-            priority=_resolve(priority, event),
+            queue_name=fixed_queue or _check_queue_name(_resolve(queue_name, event)),
+            priority=(
+                fixed_priority
+                if fixed_priority is not None
+                else _check_priority(_resolve(priority, event))
+            ),
             metadata=meta,
-            idempotency_key=idempotency_key(event) if idempotency_key is not None else None,
+            idempotency_key=key,
         )
-        return request
 
     def operator(source: Observable[T]) -> Observable[JobRequest | EventFailed]:
         def subscribe(
@@ -112,8 +175,12 @@ def to_job(
                         EventFailed(event=event, error=exc, stage="to_job", claim=claim_current())
                     )
                     return
-                request._claim = claim_current()
-                request._delivery = current_delivery()
+                delivery = current_delivery()
+                if delivery is not None:
+                    claim = None if delivery.settled else delivery.claim()
+                    object.__setattr__(
+                        request, "__pydantic_private__", {"_claim": claim, "_delivery": delivery}
+                    )
                 observer.on_next(request)
 
             return source.subscribe(

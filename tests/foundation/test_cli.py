@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 
 import portico_rx as prx
 from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
@@ -26,6 +27,14 @@ from portico_rx.models import JobStatus
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.py"
 CLI = [sys.executable, "-m", "portico_rx.cli"]
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Any:
+    """main() configures structlog for a console; put the test configuration back."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def cli(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
