@@ -32,7 +32,7 @@ from portico_rx.delivery import Delivery, Outcome, deliver
 from portico_rx.errors import ConfigurationError, require
 from portico_rx.webhooks.auth import WebhookAuth
 from portico_rx.webhooks.idempotency import IdempotencyGuard
-from portico_rx.webhooks.intake import authenticated_body, idempotency_key
+from portico_rx.webhooks.intake import authenticated_body, idempotency_key, request_headers
 
 require("fastapi", "webhook")
 
@@ -161,18 +161,19 @@ class WebhookSource(Observable[WebhookEvent]):
                 503, f"no trigger is listening on {self.path}", headers={"Retry-After": "5"}
             )
         now = self._now(subscribers[0][1])
-        body = await authenticated_body(request, self.auth, self.max_body_bytes, now)
+        headers = request_headers(request)
+        body = await authenticated_body(request, self.auth, self.max_body_bytes, now, headers)
         try:
             parsed = json.loads(body, parse_constant=_reject_constant)
         except (UnicodeDecodeError, ValueError):
             raise HTTPException(
                 422, "the body is not valid JSON (NaN and Infinity are not JSON either)"
             ) from None
-        key = idempotency_key(request.headers, self.auth)
+        key = idempotency_key(headers, self.auth)
         client = request.client.host if request.client else None
         event = WebhookEvent(
             path=self.path,
-            headers=dict(request.headers.items()),
+            headers=headers,
             body=parsed,
             client=client,
             received_at=now,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 from abc import ABC, abstractmethod
@@ -54,12 +55,22 @@ class WebhookAuthError(PorticoError, PermissionError):
     """A webhook request failed authentication; the message says why (never the secret)."""
 
 
-def _lower(headers: Mapping[str, str]) -> dict[str, str]:
-    return {key.lower(): value for key, value in headers.items()}
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """``headers[name]`` in any case (``name`` is lower case).
 
-
-def _require(headers: dict[str, str], name: str) -> str:
+    Case-insensitive mappings (Starlette's, httpx's) answer the first lookup; plain dicts
+    with other spellings are scanned.
+    """
     value = headers.get(name)
+    if value is None:
+        for key, item in headers.items():
+            if key.lower() == name:
+                return item
+    return value
+
+
+def _require(headers: Mapping[str, str], name: str) -> str:
+    value = _header(headers, name)
     if not value:
         raise WebhookAuthError(f"missing {name} header")
     return value
@@ -150,16 +161,12 @@ class StandardWebhooksAuth(WebhookAuth):
         return secrets
 
     def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
-        lowered = _lower(headers)
-        msg_id = _require(lowered, "webhook-id")
-        raw_stamp = _require(lowered, "webhook-timestamp")
-        signatures = _require(lowered, "webhook-signature")
+        msg_id = _require(headers, "webhook-id")
+        raw_stamp = _require(headers, "webhook-timestamp")
+        signatures = _require(headers, "webhook-signature")
         _check_timestamp(raw_stamp, now, self.tolerance_seconds, "webhook-timestamp")
         signed = msg_id.encode() + b"." + raw_stamp.encode() + b"." + body
-        expected = [
-            hmac.new(_standard_key(s.get_secret_value()), signed, hashlib.sha256).digest()
-            for s in self.secrets
-        ]
+        expected = [hmac.new(key, signed, hashlib.sha256).digest() for key in self._keys]
         for entry in signatures.split(" ")[:_MAX_SIGNATURES]:
             version, _, encoded = entry.partition(",")
             if version != "v1" or not encoded:
@@ -173,7 +180,11 @@ class StandardWebhooksAuth(WebhookAuth):
         raise WebhookAuthError("no webhook-signature matches (wrong secret or altered body)")
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
-        return _lower(headers).get("webhook-id")
+        return _header(headers, "webhook-id")
+
+    @functools.cached_property
+    def _keys(self) -> list[bytes]:
+        return [_standard_key(secret.get_secret_value()) for secret in self.secrets]
 
 
 def _standard_key(secret: str) -> bytes:
@@ -208,7 +219,7 @@ class GitHubAuth(WebhookAuth):
         return _secret_list(value, "secrets")
 
     def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
-        header = _require(_lower(headers), "x-hub-signature-256")
+        header = _require(headers, "x-hub-signature-256")
         scheme, _, given = header.partition("=")
         if scheme != "sha256" or not given.isascii():
             raise WebhookAuthError("x-hub-signature-256 must look like 'sha256=<hex digest>'")
@@ -219,7 +230,7 @@ class GitHubAuth(WebhookAuth):
         raise WebhookAuthError("x-hub-signature-256 does not match (wrong secret or altered body)")
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
-        return _lower(headers).get("x-github-delivery")
+        return _header(headers, "x-github-delivery")
 
 
 class StripeAuth(WebhookAuth):
@@ -239,7 +250,7 @@ class StripeAuth(WebhookAuth):
         return _secret_list(value, "secrets")
 
     def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
-        header = _require(_lower(headers), "stripe-signature")
+        header = _require(headers, "stripe-signature")
         stamp: str | None = None
         given: list[str] = []
         for part in header.split(",")[: _MAX_SIGNATURES + 1]:
@@ -276,7 +287,7 @@ class BearerAuth(WebhookAuth):
         return _secret_list(value, "tokens")
 
     def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
-        header = _require(_lower(headers), "authorization")
+        header = _require(headers, "authorization")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise WebhookAuthError("authorization must be 'Bearer <token>'")
@@ -298,7 +309,7 @@ class ApiKeyAuth(WebhookAuth):
 
     def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
         name = self.header.lower()
-        _match_token(_require(_lower(headers), name), self.keys, name)
+        _match_token(_require(headers, name), self.keys, name)
 
 
 def _match_token(given: str, accepted: list[SecretStr], header: str) -> None:

@@ -23,12 +23,20 @@ class BodyTooLargeError(PorticoError, ValueError):
         self.limit = limit
 
 
-async def read_limited_body(request: Request, max_bytes: int) -> bytes:
+async def read_limited_body(
+    request: Request, max_bytes: int, content_length: str | None = None
+) -> bytes:
     """Read the body of ``request``, refusing it as soon as it exceeds ``max_bytes``.
 
     A declared ``Content-Length`` above the limit is refused before anything is read;
     a chunked (or lying) body is refused at the first chunk past the limit, so an
     endless body costs at most ``max_bytes`` plus one chunk of memory.
+
+    Args:
+        request: the request.
+        max_bytes: the limit.
+        content_length: the ``Content-Length`` header if the caller already has it
+            (default: read from ``request``).
 
     Returns:
         The complete body.
@@ -36,7 +44,9 @@ async def read_limited_body(request: Request, max_bytes: int) -> bytes:
     Raises:
         BodyTooLargeError: the body is (or says it is) larger than ``max_bytes``.
     """
-    declared = request.headers.get("content-length")
+    declared = (
+        content_length if content_length is not None else request.headers.get("content-length")
+    )
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise BodyTooLargeError(max_bytes)
     chunks: list[bytes] = []

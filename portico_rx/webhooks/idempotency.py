@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 __all__ = ["IdempotencyGuard"]
 
@@ -26,6 +26,41 @@ class IdempotencyGuard:
         self.max_keys = max_keys
         self._answers: OrderedDict[str, str] = OrderedDict()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._pending: dict[str, asyncio.Future[str | None]] = {}
+
+    async def once(self, key: str, create: Callable[[], Awaitable[str]]) -> tuple[str, bool]:
+        """Run ``create()`` once for ``key`` and share its job id with duplicates.
+
+        A duplicate arriving while the first call runs waits for it and gets its job id;
+        if the first call fails, the duplicate tries itself. Without contention this
+        costs one dict lookup and one future.
+
+        Returns:
+            ``(job_id, repeated)``: ``repeated`` is ``True`` when the id came from an
+            earlier or concurrent call with the same key.
+        """
+        while True:
+            known = self.answer(key)
+            if known is not None:
+                return known, True
+            pending = self._pending.get(key)
+            if pending is None:
+                break
+            job_id = await asyncio.shield(pending)
+            if job_id is not None:
+                return job_id, True
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            job_id = await create()
+        except BaseException:
+            future.set_result(None)
+            raise
+        finally:
+            del self._pending[key]
+        self.remember(key, job_id)
+        future.set_result(job_id)
+        return job_id, False
 
     def answer(self, key: str) -> str | None:
         """The job id already created for ``key`` in this process, if remembered."""

@@ -15,13 +15,25 @@ require("starlette", "webhook")
 from starlette.exceptions import HTTPException  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 
-__all__ = ["MAX_KEY_LENGTH", "authenticated_body", "idempotency_key"]
+__all__ = ["MAX_KEY_LENGTH", "authenticated_body", "idempotency_key", "request_headers"]
 
 MAX_KEY_LENGTH = 255
 
 
+def request_headers(request: Request) -> dict[str, str]:
+    """The request's headers as a plain dict with lower-case names (one pass; a repeated
+    header keeps its last value)."""
+    return {
+        name.decode("latin-1"): value.decode("latin-1") for name, value in request.scope["headers"]
+    }
+
+
 async def authenticated_body(
-    request: Request, auth: WebhookAuth | None, max_bytes: int, now: datetime
+    request: Request,
+    auth: WebhookAuth | None,
+    max_bytes: int,
+    now: datetime,
+    headers: Mapping[str, str] | None = None,
 ) -> bytes:
     """The body of an authentic request.
 
@@ -31,12 +43,14 @@ async def authenticated_body(
     Raises:
         HTTPException: 401 (not authentic, with ``WWW-Authenticate``) or 413 (too large).
     """
+    if headers is None:
+        headers = request_headers(request)
     try:
         if auth is not None and not auth.needs_body:
-            auth.verify(request.headers, b"", now)
-        body = await read_limited_body(request, max_bytes)
+            auth.verify(headers, b"", now)
+        body = await read_limited_body(request, max_bytes, headers.get("content-length"))
         if auth is not None and auth.needs_body:
-            auth.verify(request.headers, body, now)
+            auth.verify(headers, body, now)
     except WebhookAuthError as exc:
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Signature"}) from None
     except BodyTooLargeError as exc:

@@ -39,14 +39,16 @@ from portico_rx.ports.job_trigger import JobTrigger
 from portico_rx.retry import RetryPolicy
 from portico_rx.webhooks.auth import WebhookAuth
 from portico_rx.webhooks.idempotency import IdempotencyGuard
-from portico_rx.webhooks.intake import authenticated_body, idempotency_key
+from portico_rx.webhooks.intake import authenticated_body, idempotency_key, request_headers
 from portico_rx.webhooks.rate_limit import RateLimit, RateLimiter
 
 require("fastapi", "webhook")
 
 from fastapi import APIRouter, HTTPException  # noqa: E402
-from fastapi.responses import JSONResponse  # noqa: E402
+from fastapi.responses import Response  # noqa: E402
 from starlette.requests import Request  # noqa: E402
+
+from portico_rx.webhooks.route import RawRequestRoute  # noqa: E402
 
 __all__ = [
     "WebhookConfig",
@@ -328,38 +330,43 @@ class WebhookTrigger(JobTrigger):
         key: str | None,
         client: str | None,
         provenance: dict[str, Any] | None,
+        body: bytes | None = None,
     ) -> tuple[str, bool]:
         job_type = request.job_type
         if self._allowed and job_type not in self._allowed:
             raise HTTPException(403, f"Job type '{job_type}' not allowed")
-        payload = self._checked_payload(job_type, request.payload)
+        payload = self._checked_payload(job_type, request.payload, body)
         priority = self.config.priority_map.get(job_type, request.priority)
-        scoped = f"webhook:{self.name}:{job_type}:{key}" if key is not None else None
-        if scoped is not None:
+        if key is not None:
+            scoped = f"webhook:{self.name}:{job_type}:{key}"
             known = self._guard.answer(scoped)
             if known is not None:
                 return known, True
         self._check_rate(job_type, client)
         metadata = dict(provenance) if provenance else {}
-        if scoped is None:
+        if key is None:
             job = await self._create(request, payload, priority, metadata or None)
             return str(job.id), False
-        async with self._guard.hold(scoped):
-            known = self._guard.answer(scoped)
-            if known is not None:
-                return known, True
-            metadata["idempotency_key"] = scoped
-            job = await self._create(request, payload, priority, metadata)
-            self._guard.remember(scoped, str(job.id))
-        return str(job.id), False
+        metadata["idempotency_key"] = scoped
 
-    def _checked_payload(self, job_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-        try:
-            json.dumps(payload, allow_nan=False)
-        except (TypeError, ValueError):
-            raise HTTPException(
-                400, "Payload must be JSON-serializable (no NaN or Infinity)"
-            ) from None
+        async def create() -> str:
+            job = await self._create(request, payload, priority, metadata)
+            return str(job.id)
+
+        return await self._guard.once(scoped, create)
+
+    def _checked_payload(
+        self, job_type: str, payload: dict[str, Any], body: bytes | None = None
+    ) -> dict[str, Any]:
+        # A payload parsed from JSON text is JSON, except for NaN/Infinity, which can
+        # only be there if the text spells them.
+        if body is None or b"NaN" in body or b"Infinity" in body:
+            try:
+                json.dumps(payload, allow_nan=False)
+            except (TypeError, ValueError):
+                raise HTTPException(
+                    400, "Payload must be JSON-serializable (no NaN or Infinity)"
+                ) from None
         schema = self.payload_schemas.get(job_type)
         if schema is None:
             return payload
@@ -445,7 +452,7 @@ class WebhookTrigger(JobTrigger):
         assert self._scheduler is not None
         return self._scheduler
 
-    async def _receive(self, request: Request) -> JSONResponse:
+    async def _receive(self, request: Request) -> Response:
         self.counters.events_seen += 1
         self.counters.in_flight += 1
         self._idle.clear()
@@ -460,19 +467,20 @@ class WebhookTrigger(JobTrigger):
             if self.counters.in_flight == 0:
                 self._idle.set()
 
-    async def _handle(self, request: Request) -> JSONResponse:
+    async def _handle(self, request: Request) -> Response:
         if self._state is not RunState.RUNNING:
             raise HTTPException(
                 503, f"webhook trigger {self.name!r} is not running", headers={"Retry-After": "5"}
             )
         now = self._now()
         config = self.config
-        body = await authenticated_body(request, config.auth, config.max_body_bytes, now)
+        headers = request_headers(request)
+        body = await authenticated_body(request, config.auth, config.max_body_bytes, now, headers)
         try:
             job_request = WebhookJobRequest.model_validate_json(body)
         except ValidationError as exc:
             raise HTTPException(422, _field_errors(exc, ("body",))) from None
-        key = idempotency_key(request.headers, config.auth)
+        key = idempotency_key(headers, config.auth)
         client = request.client.host if request.client else None
         provenance = {
             "trigger": self.name,
@@ -482,14 +490,20 @@ class WebhookTrigger(JobTrigger):
         if client is not None:
             provenance["client"] = client
         job_id, repeated = await self._accept(
-            job_request, key=key, client=client, provenance=provenance
+            job_request, key=key, client=client, provenance=provenance, body=body
         )
-        return JSONResponse({"job_id": job_id}, status_code=200 if repeated else 201)
+        return Response(
+            b'{"job_id":"' + job_id.encode() + b'"}',
+            status_code=200 if repeated else 201,
+            media_type="application/json",
+        )
 
     # -- routes ----------------------------------------------------------------------
 
     def _build_router(self) -> APIRouter:
-        router = APIRouter(prefix=self.config.prefix, tags=["webhooks"])
+        router = APIRouter(
+            prefix=self.config.prefix, tags=["webhooks"], route_class=RawRequestRoute
+        )
         errors: dict[int | str, dict[str, Any]] = {
             code: {"model": WebhookErrorResponse, "description": description}
             for code, description in {

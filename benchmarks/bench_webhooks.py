@@ -1,0 +1,314 @@
+"""Webhook intake benchmark: WebhookTrigger against a bare FastAPI endpoint, same run.
+
+Both run under the same uvicorn settings (one process, ``loop="asyncio"``,
+``http="h11"``, access log off) on 127.0.0.1, driven by the same load generator: a
+closed-loop, keep-alive HTTP/1.1 client over raw asyncio sockets with N connections for a
+fixed duration (so the generator is not the bottleneck), sending pre-signed requests.
+
+* ``bare``: a FastAPI endpoint that parses the same pydantic body (WebhookJobRequest)
+  and appends it to a list.
+* ``trigger``: ``create_app([WebhookTrigger(...)])`` with a Standard Webhooks signature
+  check, an idempotency key per request (``webhook-id``) and job creation through
+  ``JobService`` into the in-memory queue.
+* ``trigger+sqlite``: the same, creating the jobs in ``SQLiteJobQueue`` (one file).
+
+Every request is different (its own webhook-id and signature). Servers log at WARNING
+(structlog and uvicorn), so neither side pays for per-request log lines.
+
+Targets: trigger throughput >= 1.0x bare, trigger p99 <= 1.2x bare.
+
+    python benchmarks/bench_webhooks.py            # full run (8 s per server, 2 rounds)
+    python benchmarks/bench_webhooks.py --quick    # a tiny run (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from portico_rx.adapters.job_trigger.webhook_trigger import WebhookJobRequest
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+PATH = "/webhooks/jobs"
+MODES = ("bare", "trigger", "trigger+sqlite")
+
+
+# -- the servers ---------------------------------------------------------------------------
+
+
+def build_server(mode: str, db: str) -> Any:
+    import structlog
+    from fastapi import FastAPI
+
+    from portico_rx.adapters.job_queue.memory import MemoryJobQueue
+    from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
+    from portico_rx.adapters.job_trigger.webhook_trigger import WebhookConfig, WebhookTrigger
+    from portico_rx.kits.job.job_service import JobService
+    from portico_rx.web import create_app
+    from portico_rx.webhooks import StandardWebhooksAuth
+
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        cache_logger_on_first_use=True,
+    )
+    if mode == "bare":
+        app = FastAPI()
+        jobs: list[WebhookJobRequest] = []
+
+        @app.post(PATH, status_code=201)
+        async def create(request: WebhookJobRequest) -> dict[str, str]:
+            jobs.append(request)
+            return {"job_id": str(uuid.uuid4())}
+
+        @app.get("/count")
+        async def count() -> dict[str, int]:
+            return {"jobs": len(jobs)}
+
+        return app
+    queue = (
+        SQLiteJobQueue(db, synchronous="NORMAL") if mode == "trigger+sqlite" else MemoryJobQueue()
+    )
+    service = JobService(job_queue=queue)
+    trigger = WebhookTrigger(
+        job_creator=service,
+        config=WebhookConfig(
+            allowed_job_types=["email.send"], auth=StandardWebhooksAuth(secrets=[SECRET])
+        ),
+    )
+    app = create_app([trigger])
+
+    @app.get("/count")
+    async def count() -> dict[str, int]:
+        return {"jobs": trigger.get_health().jobs_created_count}
+
+    return app
+
+
+def serve(mode: str, port: int, db: str) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        build_server(mode, db),
+        host="127.0.0.1",
+        port=port,
+        loop="asyncio",
+        http="h11",
+        log_level="warning",
+        access_log=False,
+    )
+
+
+# -- the load generator --------------------------------------------------------------------
+
+
+def signed_requests(count: int, port: int) -> list[bytes]:
+    from portico_rx.webhooks import sign_standard_webhook
+
+    requests = []
+    for i in range(count):
+        body = json.dumps(
+            {
+                "job_type": "email.send",
+                "payload": {"recipient": f"user{i}@example.com", "subject": "hi", "n": i},
+                "queue_name": "emails",
+                "priority": 5,
+            }
+        ).encode()
+        headers = sign_standard_webhook(SECRET, f"msg_{uuid.uuid4().hex}", body)
+        head = (
+            f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            + "\r\n"
+        )
+        requests.append(head.encode() + body)
+    return requests
+
+
+@dataclass
+class Result:
+    mode: str
+    completed: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.completed / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def load(
+    port: int, requests: list[bytes], connections: int, warmup: float, duration: float, mode: str
+) -> Result:
+    result = Result(mode)
+    position = 0
+    start = time.perf_counter()
+    measure_from = start + warmup
+    end = measure_from + duration
+
+    async def connection() -> None:
+        nonlocal position
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while True:
+                sent = time.perf_counter()
+                if sent >= end or position >= len(requests):
+                    return
+                request = requests[position]
+                position += 1
+                writer.write(request)
+                status = await read_response(reader)
+                done = time.perf_counter()
+                if sent >= measure_from:
+                    if status in (200, 201):
+                        result.completed += 1
+                        result.latencies.append(done - sent)
+                    else:
+                        result.failed += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    result.seconds = min(time.perf_counter(), end) - measure_from
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def wait_until_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+async def count_jobs(port: int) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /count HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    data = await reader.read()
+    writer.close()
+    count: int = json.loads(data.split(b"\r\n\r\n", 1)[1])["jobs"]
+    return count
+
+
+async def measure(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
+    port = free_port()
+    db = str(workdir / f"bench-{uuid.uuid4().hex[:8]}.db")
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve", mode, "--port", str(port), "--db", db]
+    )
+    try:
+        await wait_until_listening(port, process)
+        expected = int((args.warmup + args.duration) * 20_000) + 1000
+        requests = signed_requests(min(expected, args.max_requests), port)
+        result = await load(port, requests, args.connections, args.warmup, args.duration, mode)
+        jobs = await count_jobs(port)
+        if jobs < result.completed:
+            raise RuntimeError(f"{mode}: {result.completed} answered 2xx but {jobs} jobs exist")
+        return result
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def report(results: dict[str, list[Result]]) -> None:
+    best = {mode: max(runs, key=lambda r: r.rate) for mode, runs in results.items()}
+    print(f"{'server':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'failed':>8}   (best round)")
+    for mode, result in best.items():
+        print(
+            f"{mode:<16}{result.rate:>10.0f}{result.percentile(0.5):>10.2f}"
+            f"{result.percentile(0.99):>10.2f}{result.failed:>8}"
+        )
+    bare = best["bare"]
+    for mode in ("trigger", "trigger+sqlite"):
+        if mode not in best:
+            continue
+        result = best[mode]
+        rounds = ", ".join(f"{r.rate:.0f}" for r in results[mode])
+        print(
+            f"throughput ratio {mode}/bare: {result.rate / bare.rate:.2f}x "
+            f"(target >= 1.0x; rounds req/s: {rounds} vs bare "
+            f"{', '.join(f'{r.rate:.0f}' for r in results['bare'])})"
+        )
+        print(
+            f"p99 ratio {mode}/bare: {result.percentile(0.99) / bare.percentile(0.99):.2f}x "
+            "(target <= 1.2x)"
+        )
+
+
+async def main(args: argparse.Namespace) -> None:
+    results: dict[str, list[Result]] = {mode: [] for mode in MODES}
+    print(
+        f"webhook intake: {args.connections} keep-alive connections, {args.duration:g} s "
+        f"measured after {args.warmup:g} s warm-up, {args.rounds} round(s), servers interleaved"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.rounds):
+            for mode in MODES:
+                results[mode].append(await measure(mode, args, Path(tmp)))
+    report(results)
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--max-requests", type=int, default=200_000)
+    parser.add_argument("--serve", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.duration, args.warmup, args.connections, args.rounds = 0.5, 0.2, 4, 1
+        args.max_requests = 5_000
+    return args
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    if arguments.serve:
+        serve(arguments.serve, arguments.port, arguments.db)
+    else:
+        asyncio.run(main(arguments))
