@@ -258,3 +258,21 @@ async def test_message_in_flight_at_stop_goes_back_to_the_queue(amqp: Any, uniqu
         await eventually(lambda: second.source.status.acked == 1)
     [job] = creator.jobs
     assert job.payload == {"n": 1} and job.metadata["redelivered"] is True
+
+
+async def test_queue_deleted_under_the_consumer_is_declared_again(amqp: Any, unique: str) -> None:
+    """The broker cancels the consumer of a deleted queue: the source notices, counts an
+    outage, reconnects, declares the queue again and goes on consuming."""
+    queue = f"deleted_{unique}"
+    amqp.created_queues.append(queue)
+    creator = RecordingJobCreator()
+    trigger = RabbitMQTrigger(creator, RABBITMQ_URL, queue, {"a": "job.a"}, reconnect_delay=0.05)
+    async with trigger:
+        await publish_amqp(amqp, queue, envelope("a", n=1), "x-1")
+        await eventually(lambda: len(creator.jobs) == 1)
+        await amqp.queue_delete(queue)
+        await eventually(lambda: trigger.source.status.reconnects == 1)
+        assert "deleted" in (trigger.source.status.last_error or "")
+        await publish_amqp(amqp, queue, envelope("a", n=2), "x-2")
+        await eventually(lambda: len(creator.jobs) == 2)
+    assert [j.payload["n"] for j in creator.jobs] == [1, 2]

@@ -190,3 +190,25 @@ def test_bad_arguments_name_the_argument(kwargs: dict[str, Any], match: str) -> 
     args.update(kwargs)
     with pytest.raises(prx.ConfigurationError, match=match):
         sources.redis_stream(**args)
+
+
+async def test_stream_deleted_under_the_consumer_is_created_again(
+    redis_client: Any, unique: str
+) -> None:
+    """NOGROUP after the stream was deleted: the source reconnects, creates the group
+    again and goes on consuming."""
+    stream = f"deleted_{unique}"
+    redis_client.created_keys.append(stream)
+    creator = RecordingJobCreator()
+    trigger = RedisStreamTrigger(
+        creator, REDIS_URL, stream, "g", {"e": "job.e"}, reconnect_delay=0.05
+    )
+    async with trigger:
+        await redis_client.xadd(stream, envelope("e", n=1))
+        await eventually(lambda: len(creator.jobs) == 1)
+        await redis_client.delete(stream)
+        await eventually(lambda: trigger.source.status.reconnects == 1)
+        assert "vanished" in (trigger.source.status.last_error or "")
+        await redis_client.xadd(stream, envelope("e", n=2))
+        await eventually(lambda: len(creator.jobs) == 2)
+    assert [j.payload["n"] for j in creator.jobs] == [1, 2]

@@ -164,9 +164,18 @@ def rabbitmq(
         nonlocal warned_no_id
         connection = await aio_pika.connect(url, timeout=10)
         closed = asyncio.Event()
+        why = [f"connection to {shown} was closed"]
         connection.close_callbacks.add(lambda *_args: closed.set())
+
+        def cancelled_by_broker(*_args: Any) -> None:
+            why[0] = f"the broker cancelled the consumer of queue {queue!r} (deleted?)"
+            closed.set()
+
         try:
             channel = await connection.channel()
+            underlay = await channel.get_underlay_channel()
+            underlay.on_consumer_cancel_callbacks.add(cancelled_by_broker)
+            channel.close_callbacks.add(lambda *_args: closed.set())
             await channel.set_qos(prefetch_count=prefetch)
             source_queue = await _declare(
                 channel,
@@ -200,7 +209,7 @@ def rabbitmq(
             consumer.connected()
             stopped, _ = await consumer.stopped_or(closed.wait())
             if not stopped:
-                raise ConnectionError(f"connection to {shown} was closed")
+                raise ConnectionError(why[0])
             with contextlib.suppress(Exception):
                 await source_queue.cancel(tag)
             await consumer.drain()

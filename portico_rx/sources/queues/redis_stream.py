@@ -333,8 +333,10 @@ def redis_stream(
                         break
                     emit(_entries(reply), redelivered=False)
                 except ResponseError as exc:
-                    if "NOGROUP" in str(exc):
-                        raise ConnectionError(f"group {group!r} vanished: {exc}") from exc
+                    if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
+                        raise ConnectionError(
+                            f"stream {stream!r} or group {group!r} vanished: {exc}"
+                        ) from exc
                     raise
             await consumer_.drain()
         finally:
