@@ -7,6 +7,12 @@
 ``build(service)`` returns the triggers; the CLI passes its JobService (over the
 embedded SQLite queue). ``handlers`` maps job types to the functions that process them.
 Add more triggers to the list ``build`` returns (cron, files, webhooks …).
+
+The webhook trigger is served on http://127.0.0.1:8000 (``--port`` to change it)
+while ``run`` runs; other systems ask for a welcome email with::
+
+    curl -X POST http://127.0.0.1:8000/webhooks/jobs -H 'content-type: application/json' \
+         -d '{"job_type": "email.welcome", "payload": {"user": 1, "email": "a@example.com"}}'
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ from __future__ import annotations
 from typing import Any
 
 import reactivex
+from pydantic import BaseModel
 from reactivex import operators as ops
 
 import portico_rx as prx
+from portico_rx.adapters.job_trigger.webhook_trigger import WebhookConfig, WebhookTrigger
 from portico_rx.kits.job.job_service import JobService
 
 PLANS = ("free", "pro", "team")
@@ -25,6 +33,13 @@ PLANS = ("free", "pro", "team")
 def fake_signup(n: int) -> dict[str, Any]:
     """A stand-in for a real event source: one sign-up per tick."""
     return {"id": n, "email": f"user{n}@example.com", "plan": PLANS[n % len(PLANS)]}
+
+
+class WelcomePayload(BaseModel):
+    """What a webhook must send to ask for a welcome email (else it gets a 400)."""
+
+    user: int
+    email: str
 
 
 def build(service: JobService) -> list[prx.JobTrigger]:
@@ -43,7 +58,12 @@ def build(service: JobService) -> list[prx.JobTrigger]:
         job_creator=service,
         name="welcome-emails",
     )
-    return [welcome_emails]
+    welcome_webhook = WebhookTrigger(
+        job_creator=service,
+        config=WebhookConfig(allowed_job_types=["email.welcome"]),
+        payload_schemas={"email.welcome": WelcomePayload},
+    )
+    return [welcome_emails, welcome_webhook]
 
 
 async def send_welcome_email(job: prx.Job) -> dict[str, Any]:
