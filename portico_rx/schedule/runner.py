@@ -13,6 +13,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -84,6 +85,7 @@ class ScheduleRunner:
         self._sequence = 0
         self._random = random.Random(seed)
         self._on_exhausted = on_exhausted
+        self._time_cache: dict[tuple[int, ZoneInfo], tuple[datetime, str, str]] = {}
 
     def now_us(self) -> int:
         return self.timer.now_us()
@@ -177,9 +179,8 @@ class ScheduleRunner:
             self._pending.pop(spec.name, None)
             if self._specs.get(spec.name) is not spec:
                 return
-            at = self.now_us()
             for nominal in runs:
-                self._emit(spec, nominal, nominal, at, catch_up=True)
+                self._emit(spec, nominal, nominal, catch_up=True)
             entry = self._entries.get(spec.name)
             if entry is None or entry.next_fire is None:
                 self._check_exhausted()
@@ -191,21 +192,24 @@ class ScheduleRunner:
         if spec is None or self._entries.get(entry.key) is not entry:
             return
         stats = self.stats[spec.name]
-        nominals = [nominal for nominal, _ in due]
-        runs = select_runs(nominals, now, spec.misfire)
-        if len(runs) < len(due):
-            stats.misfires_skipped += len(due) - len(runs)
-            logger.warning(
-                "schedule_misfired",
-                schedule=spec.name,
-                due=len(due),
-                running=len(runs),
-                late_s=round((now - due[0][1]) / 1e6, 3),
-                coalesce=spec.misfire.coalesce,
-            )
-        planned = dict(due)
-        for nominal in runs:
-            self._emit(spec, nominal, planned[nominal], now, catch_up=len(due) > 1)
+        grace = spec.misfire.grace_time
+        if len(due) == 1 and (grace is None or now - due[0][0] <= grace * 1_000_000):
+            self._emit(spec, due[0][0], due[0][1], catch_up=False)
+        else:
+            runs = select_runs([nominal for nominal, _ in due], now, spec.misfire)
+            if len(runs) < len(due):
+                stats.misfires_skipped += len(due) - len(runs)
+                logger.warning(
+                    "schedule_misfired",
+                    schedule=spec.name,
+                    due=len(due),
+                    running=len(runs),
+                    late_s=round((now - due[0][1]) / 1e6, 3),
+                    coalesce=spec.misfire.coalesce,
+                )
+            planned = dict(due)
+            for nominal in runs:
+                self._emit(spec, nominal, planned[nominal], catch_up=len(due) > 1)
         stats.next_due_us = entry.next_fire[0] if entry.next_fire else None
         if entry.next_fire is None:
             self._check_exhausted()
@@ -216,9 +220,20 @@ class ScheduleRunner:
         if all(e.next_fire is None for e in self._entries.values()):
             self._on_exhausted()
 
-    def _emit(
-        self, spec: ScheduleSpec, nominal: int, planned: int, now: int, catch_up: bool
-    ) -> None:
+    def _times(self, nominal: int, tz: ZoneInfo) -> tuple[datetime, str, str]:
+        """The scheduled time in ``tz``, its key form and its UTC ISO form (memoised:
+        every schedule due at one instant shares them)."""
+        cached = self._time_cache.get((nominal, tz))
+        if cached is None:
+            scheduled = from_micros(nominal)
+            cached = (scheduled.astimezone(tz), key_time(nominal), scheduled.isoformat())
+            if len(self._time_cache) > 256:
+                self._time_cache.clear()
+            self._time_cache[(nominal, tz)] = cached
+        return cached
+
+    def _emit(self, spec: ScheduleSpec, nominal: int, planned: int, catch_up: bool) -> None:
+        now = self.now_us()
         self._sequence += 1
         stats = self.stats[spec.name]
         stats.fired += 1
@@ -227,26 +242,27 @@ class ScheduleRunner:
         stats.last_scheduled_us = nominal
         lateness = (now - planned) / 1_000_000
         stats.last_lateness_s = lateness
-        scheduled = from_micros(nominal)
+        scheduled, iso, scheduled_iso = self._times(nominal, spec.tz)
         fired = from_micros(now)
-        iso = key_time(nominal)
-        tick = Tick.model_construct(
-            scheduled_at=scheduled.astimezone(spec.tz),
+        plan = spec.plan
+        tick = Tick.trusted(
+            scheduled_at=scheduled,
             fired_at=fired,
             lateness_s=lateness,
             jitter_s=(planned - nominal) / 1_000_000,
-            expression=spec.plan.expression,
+            expression=plan.expression,
             sequence=self._sequence,
             schedule=spec.name,
             catch_up=catch_up,
+            key=iso,
         )
         delivery = Delivery(
-            source=f"{spec.plan.kind}:{spec.plan.expression}",
+            source=f"{plan.kind}:{plan.expression}",
             seen_at=fired,
             event_id=f"{spec.name}:{iso}",
             idempotency_key=iso,
             attributes={
-                "scheduled_at": scheduled.isoformat(),
+                "scheduled_at": scheduled_iso,
                 "lateness_s": round(lateness, 6),
                 "schedule": spec.name,
                 "catch_up": catch_up,

@@ -41,6 +41,7 @@ class Tick(BaseModel):
         sequence: 1 for the first tick of this subscription, then 2, 3, …
         schedule: the schedule's name inside a ``ScheduleTrigger`` (else the expression).
         catch_up: the run was missed (downtime, a late timer) and is being caught up.
+        key: the scheduled time in idempotency-key form (``2025-01-01T09:00:00Z``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -53,8 +54,23 @@ class Tick(BaseModel):
     sequence: int
     schedule: str = ""
     catch_up: bool = False
+    key: str = ""
 
-    @property
-    def key(self) -> str:
-        """The scheduled time in idempotency-key form (``2025-01-01T09:00:00Z``)."""
-        return key_time((self.scheduled_at - _EPOCH) // timedelta(microseconds=1))
+    def model_post_init(self, context: object) -> None:
+        if not self.key:
+            micros = (self.scheduled_at - _EPOCH) // timedelta(microseconds=1)
+            object.__setattr__(self, "key", key_time(micros))
+
+    @classmethod
+    def trusted(cls, **values: object) -> Tick:
+        """Build a Tick from values the runner computed (all fields, already valid),
+        skipping validation: the timer emits hundreds per wake-up."""
+        tick = cls.__new__(cls)
+        object.__setattr__(tick, "__dict__", values)
+        object.__setattr__(tick, "__pydantic_fields_set__", _FIELDS)
+        object.__setattr__(tick, "__pydantic_extra__", None)
+        object.__setattr__(tick, "__pydantic_private__", None)
+        return tick
+
+
+_FIELDS = frozenset(Tick.model_fields)

@@ -25,8 +25,9 @@ from reactivex import operators as rx_ops
 from reactivex.disposable import Disposable
 
 from portico_rx import clock
+from portico_rx.delivery import claim_current, current_delivery
 from portico_rx.errors import ConfigurationError, InvalidScheduleError
-from portico_rx.models import check_job_fields
+from portico_rx.models import JobRequest, check_job_fields
 from portico_rx.pipeline import PipelineTrigger
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.schedule.cron_expression import parse_cron
@@ -38,7 +39,6 @@ from portico_rx.schedule.runner import ScheduleRunner, ScheduleSpec
 from portico_rx.schedule.tick import Tick, from_micros
 from portico_rx.schedule.timer import to_micros
 from portico_rx.schedule.window import check_window, seconds_to_micros, to_instant
-from portico_rx.to_job import to_job
 
 if TYPE_CHECKING:
     import pandas
@@ -48,6 +48,9 @@ __all__ = ["ScheduleConfig", "ScheduleTrigger"]
 logger = structlog.get_logger("portico_rx.schedule_trigger")
 
 _KEY_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$")
+
+
+_REQUEST_FIELDS = frozenset({"job_type", "payload", "queue_name", "priority", "idempotency_key"})
 
 
 class ScheduleConfig(BaseModel):
@@ -184,6 +187,7 @@ class ScheduleTrigger(PipelineTrigger):
             ) from None
         self.seed = seed
         self._configs: dict[str, ScheduleConfig] = {}
+        self._templates: dict[str, JobRequest] = {}
         self._plans: dict[str, ScheduleSpec] = {}
         self._paused_schedules: set[str] = set()
         self._trigger_paused = False
@@ -229,6 +233,12 @@ class ScheduleTrigger(PipelineTrigger):
         )
         self._configs[name] = config
         self._plans[name] = spec
+        self._templates[name] = JobRequest(
+            job_type=config.job_type,
+            payload=config.payload,
+            queue_name=config.queue_name,
+            priority=config.priority,
+        )
         return spec
 
     @property
@@ -255,30 +265,38 @@ class ScheduleTrigger(PipelineTrigger):
         ticks: Observable[Tick] = reactivex.create(self._subscribe_ticks)
         if type(self)._create_scheduled_job is not ScheduleTrigger._create_scheduled_job:
             return ticks.pipe(rx_ops.do_action(self._call_override), rx_ops.filter(lambda _: False))
-        return ticks.pipe(
-            to_job(
-                self._job_type,
-                payload=self._payload,
-                queue_name=self._queue_name,
-                priority=self._priority,
-                idempotency_key=self._idempotency_key,
+        return reactivex.create(self._subscribe_requests(ticks))
+
+    def _subscribe_requests(self, ticks: Observable[Tick]) -> Any:
+        """``to_job`` specialised for schedules: each schedule's request is validated
+        once (its config was), then copied per run with the run's idempotency key and the
+        delivery claim — the timer emits hundreds of runs per wake-up."""
+
+        def subscribe(
+            observer: abc.ObserverBase[JobRequest], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            def on_next(tick: Tick) -> None:
+                template = self._templates.get(tick.schedule)
+                if template is None:  # removed while the run was being emitted
+                    return
+                request = JobRequest.__new__(JobRequest)
+                values = dict(template.__dict__)
+                values["idempotency_key"] = self.key_prefix(tick.schedule) + tick.key
+                object.__setattr__(request, "__dict__", values)
+                object.__setattr__(request, "__pydantic_fields_set__", _REQUEST_FIELDS)
+                object.__setattr__(request, "__pydantic_extra__", None)
+                object.__setattr__(
+                    request,
+                    "__pydantic_private__",
+                    {"_claim": claim_current(), "_delivery": current_delivery()},
+                )
+                observer.on_next(request)
+
+            return ticks.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
             )
-        )
 
-    def _job_type(self, tick: Tick) -> str:
-        return self._configs[tick.schedule].job_type
-
-    def _payload(self, tick: Tick) -> dict[str, Any]:
-        return self._configs[tick.schedule].payload
-
-    def _queue_name(self, tick: Tick) -> str:
-        return self._configs[tick.schedule].queue_name
-
-    def _priority(self, tick: Tick) -> int:
-        return self._configs[tick.schedule].priority
-
-    def _idempotency_key(self, tick: Tick) -> str:
-        return self.key_prefix(tick.schedule) + tick.key
+        return subscribe
 
     def _subscribe_ticks(
         self, observer: abc.ObserverBase[Tick], scheduler: abc.SchedulerBase | None = None
@@ -439,6 +457,7 @@ class ScheduleTrigger(PipelineTrigger):
         if self._runner is not None:
             self._runner.remove(schedule)
         del self._configs[schedule]
+        del self._templates[schedule]
         del self._plans[schedule]
         self._paused_schedules.discard(schedule)
         logger.info("schedule_removed", trigger=self.name, schedule=schedule)

@@ -1,0 +1,368 @@
+"""Schedules benchmark: portico_rx vs APScheduler 3 (AsyncIOScheduler), same run.
+
+    python benchmarks/bench_schedules.py            # full run (~2 minutes)
+    python benchmarks/bench_schedules.py --quick    # a few seconds, for the smoke test
+
+Each measurement runs in a fresh child process with the same setup for both engines.
+Printed: lateness p50/p99 of 200 every-second schedules; start time, RSS per schedule
+and idle CPU of 10,000 cron schedules; preview rate vs raw croniter iteration, and
+whether the preview equals the brute-force oracle. Lines starting with ``RATIO`` compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
+    return ordered[index]
+
+
+# -- children ------------------------------------------------------------------------
+
+
+async def lateness_portico(seconds: float, count: int) -> dict[str, Any]:
+    from portico_rx.adapters.job_trigger.schedule_trigger import ScheduleConfig, ScheduleTrigger
+    from portico_rx.models import Job
+    from portico_rx.ports.job_creator import JobCreator
+
+    created: list[float] = []
+    recorded: list[float] = []
+    done = Job(job_type="bench.done")  # the creator's own cost is not what is measured
+
+    class LatencyCreator(JobCreator):
+        async def create_job(
+            self,
+            job_type: str,
+            payload: dict[str, Any],
+            queue_name: str = "default",
+            priority: int = 0,
+            metadata: dict[str, Any] | None = None,
+        ) -> Job:
+            now = time.time()
+            meta = metadata or {}
+            created.append(now - datetime.fromisoformat(meta["scheduled_at"]).timestamp())
+            recorded.append(meta["lateness_s"])
+            return done
+
+        async def get_job(self, job_id: Any) -> Job | None:
+            return None
+
+    trigger = ScheduleTrigger(
+        job_creator=LatencyCreator(),
+        schedules=[ScheduleConfig(cron="* * * * * *", job_type=f"bench.{i}") for i in range(count)],
+        name="bench",
+    )
+    await trigger.start()
+    await asyncio.sleep(seconds)
+    await trigger.stop()
+    return {"created": created, "recorded": recorded}
+
+
+async def lateness_apscheduler(seconds: float, count: int) -> dict[str, Any]:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+    from apscheduler.triggers.cron import CronTrigger
+
+    observed: list[float] = []
+
+    async def job() -> None:
+        now = time.time()
+        observed.append(now - math.floor(now))
+
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    for i in range(count):
+        scheduler.add_job(job, CronTrigger(second="*", timezone="UTC"), id=f"bench.{i}")
+    scheduler.start()
+    await asyncio.sleep(seconds)
+    scheduler.shutdown(wait=False)
+    return {"created": observed}
+
+
+async def lateness_call_later(seconds: float, count: int) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    observed: list[float] = []
+    end = time.time() + seconds
+
+    def fire(target: float) -> None:
+        observed.append(time.time() - target)
+        if target + 1 < end:
+            loop.call_later(target + 1 - time.time(), fire, target + 1)
+
+    first = math.floor(time.time()) + 1
+    for _ in range(count):
+        loop.call_later(first - time.time(), fire, first)
+    await asyncio.sleep(seconds)
+    return {"created": observed}
+
+
+def idle_hour() -> int:
+    return (datetime.now(UTC).hour + 12) % 24
+
+
+async def start_portico(count: int, idle_seconds: float) -> dict[str, Any]:
+    from portico_rx.adapters.job_trigger.schedule_trigger import ScheduleConfig, ScheduleTrigger
+    from portico_rx.testing import RecordingJobCreator
+
+    hour = idle_hour()
+    gc.collect()
+    before = rss_bytes()
+    began = time.perf_counter()
+    configs = [
+        ScheduleConfig(cron=f"{i % 60} {hour} {1 + i % 28} * *", job_type=f"job.{i}")
+        for i in range(count)
+    ]
+    trigger = ScheduleTrigger(job_creator=RecordingJobCreator(), schedules=configs)
+    await trigger.start()
+    started = time.perf_counter() - began
+    gc.collect()
+    after = rss_bytes()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.sleep(idle_seconds)
+    cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+    await trigger.stop()
+    return {"start_s": started, "rss_per_schedule": (after - before) / count, "idle_cpu": cpu}
+
+
+async def start_apscheduler(count: int, idle_seconds: float) -> dict[str, Any]:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+    from apscheduler.triggers.cron import CronTrigger
+
+    async def job() -> None:
+        return None
+
+    hour = idle_hour()
+    gc.collect()
+    before = rss_bytes()
+    began = time.perf_counter()
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    for i in range(count):
+        scheduler.add_job(
+            job,
+            CronTrigger.from_crontab(f"{i % 60} {hour} {1 + i % 28} * *", timezone="UTC"),
+            id=f"job.{i}",
+        )
+    scheduler.start()
+    started = time.perf_counter() - began
+    gc.collect()
+    after = rss_bytes()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.sleep(idle_seconds)
+    cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+    scheduler.shutdown(wait=False)
+    return {"start_s": started, "rss_per_schedule": (after - before) / count, "idle_cpu": cpu}
+
+
+def preview_rates(
+    schedules: int, days: int, croniter_schedules: int, oracle_days: int
+) -> dict[str, Any]:
+    from croniter import croniter
+
+    from portico_rx.adapters.job_trigger.schedule_trigger import ScheduleConfig, ScheduleTrigger
+    from portico_rx.testing import RecordingJobCreator
+
+    sys.path.insert(0, str(ROOT / "tests" / "schedules"))
+    from schedule_oracle import oracle_fires
+
+    from portico_rx.schedule.cron_expression import parse_cron
+
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    end = start + timedelta(days=days)
+    expressions = [f"{i % 60} * * * *" for i in range(schedules)]
+    trigger = ScheduleTrigger(
+        job_creator=RecordingJobCreator(),
+        schedules=[ScheduleConfig(cron=e, job_type=f"job.{i}") for i, e in enumerate(expressions)],
+    )
+    trigger.preview(start, start + timedelta(days=1))  # import pandas outside the timing
+    began = time.perf_counter()
+    frame = trigger.preview(start, end)
+    ours_s = time.perf_counter() - began
+    rows = len(frame)
+
+    began = time.perf_counter()
+    iterated = 0
+    croniter_ok = True
+    for i, expression in enumerate(expressions[:croniter_schedules]):
+        iterator = croniter(expression, start - timedelta(seconds=1))
+        got = []
+        while True:
+            moment = iterator.get_next(datetime)
+            if moment >= end:
+                break
+            got.append(moment)
+        iterated += len(got)
+        ours = list(frame.loc[frame["schedule"] == f"job.{i}", "scheduled_at"])
+        croniter_ok = croniter_ok and [t.to_pydatetime() for t in ours] == got
+    croniter_s = time.perf_counter() - began
+
+    oracle_end = start + timedelta(days=oracle_days)
+    window = trigger.preview(start, oracle_end)
+    oracle_ok = True
+    for i, expression in enumerate(expressions[:3]):
+        expected = oracle_fires(
+            parse_cron(expression), __import__("zoneinfo").ZoneInfo("UTC"), start, oracle_end
+        )
+        got = [
+            t.to_pydatetime() for t in window.loc[window["schedule"] == f"job.{i}", "scheduled_at"]
+        ]
+        oracle_ok = oracle_ok and got == expected
+    berlin = ScheduleTrigger(
+        job_creator=RecordingJobCreator(),
+        schedules=[ScheduleConfig(cron="*/30 1-3 * * *", job_type="dst", tz="Europe/Berlin")],
+    )
+    dst_start, dst_end = datetime(2025, 3, 25, tzinfo=UTC), datetime(2025, 11, 1, tzinfo=UTC)
+    dst_frame = berlin.preview(dst_start, dst_end)
+    dst_expected = oracle_fires(
+        parse_cron("*/30 1-3 * * *"),
+        __import__("zoneinfo").ZoneInfo("Europe/Berlin"),
+        dst_start,
+        dst_end,
+    )
+    oracle_ok = oracle_ok and [t.to_pydatetime() for t in dst_frame["scheduled_at"]] == dst_expected
+    return {
+        "rows": rows,
+        "ours_s": ours_s,
+        "ours_rate": rows / ours_s,
+        "croniter_fires": iterated,
+        "croniter_s": croniter_s,
+        "croniter_rate": iterated / croniter_s,
+        "croniter_equal": croniter_ok,
+        "oracle_equal": oracle_ok,
+    }
+
+
+def child(mode: str, options: dict[str, Any]) -> None:
+    if mode.startswith("lateness_"):
+        result = asyncio.run(globals()[mode](options["seconds"], options["count"]))
+    elif mode.startswith("start_"):
+        result = asyncio.run(globals()[mode](options["count"], options["idle"]))
+    else:
+        result = preview_rates(**options)
+    print(json.dumps(result))
+
+
+def run_child(mode: str, **options: Any) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", mode, json.dumps(options)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{mode} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def ms(value: float) -> str:
+    return f"{value * 1000:.2f} ms"
+
+
+def quiet_logs() -> None:
+    """Production-like logging for both engines: warnings and errors only."""
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.basicConfig(level=logging.WARNING)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a tiny run for smoke tests")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        quiet_logs()
+        child(args.child[0], json.loads(args.child[1]))
+        return
+    quick = args.quick
+    seconds = 3.0 if quick else 20.0
+    count = 200
+    print(f"== lateness: {count} schedules firing every second for {seconds:g} s ==")
+    results = {}
+    for name, mode in (
+        ("portico_rx", "lateness_portico"),
+        ("apscheduler", "lateness_apscheduler"),
+        ("call_later", "lateness_call_later"),
+    ):
+        data = run_child(mode, seconds=seconds, count=count)
+        values = data["created"]
+        results[name] = (percentile(values, 0.5), percentile(values, 0.99))
+        p50, p99 = results[name]
+        where = "at create_job" if name == "portico_rx" else "in the job/callback"
+        print(f"lateness {name:12s} {where}: p50={ms(p50)} p99={ms(p99)} n={len(values)}")
+        if "recorded" in data:
+            rec = data["recorded"]
+            results["portico_rx_fire"] = (percentile(rec, 0.5), percentile(rec, 0.99))
+            print(
+                f"lateness {name:12s} at fire (Tick.lateness_s in job metadata): "
+                f"p50={ms(results['portico_rx_fire'][0])} p99={ms(results['portico_rx_fire'][1])}"
+            )
+    aps, ours, fire = results["apscheduler"], results["portico_rx"], results["portico_rx_fire"]
+    print(f"RATIO lateness p99 apscheduler/portico_rx(create_job) = {aps[1] / ours[1]:.1f}x")
+    print(f"RATIO lateness p50 apscheduler/portico_rx(create_job) = {aps[0] / ours[0]:.1f}x")
+    print(f"RATIO lateness p99 apscheduler/portico_rx(fire) = {aps[1] / fire[1]:.1f}x")
+
+    schedules = 1000 if quick else 10_000
+    idle = 2.0 if quick else 30.0
+    print(f"== {schedules} cron schedules: start, RSS per schedule, idle CPU over {idle:g} s ==")
+    ours = run_child("start_portico", count=schedules, idle=idle)
+    theirs = run_child("start_apscheduler", count=schedules, idle=idle)
+    for name, data in (("portico_rx", ours), ("apscheduler", theirs)):
+        print(
+            f"start {name:12s} {data['start_s']:.3f} s  "
+            f"rss/schedule={data['rss_per_schedule']:.0f} B  "
+            f"idle_cpu={data['idle_cpu'] * 100:.2f}%"
+        )
+    print(f"RATIO start apscheduler/portico_rx = {theirs['start_s'] / ours['start_s']:.1f}x")
+    print(
+        f"RATIO rss_per_schedule apscheduler/portico_rx = "
+        f"{theirs['rss_per_schedule'] / max(ours['rss_per_schedule'], 1):.1f}x"
+    )
+
+    preview = run_child(
+        "preview",
+        schedules=10 if quick else 100,
+        days=30 if quick else 365,
+        croniter_schedules=1 if quick else 5,
+        oracle_days=2 if quick else 14,
+    )
+    print("== preview: hourly schedules over a window vs raw croniter iteration ==")
+    print(
+        f"preview portico_rx   {preview['rows']} rows in {preview['ours_s']:.3f} s "
+        f"= {preview['ours_rate']:,.0f} rows/s"
+    )
+    print(
+        f"preview croniter     {preview['croniter_fires']} fires in {preview['croniter_s']:.3f} s "
+        f"= {preview['croniter_rate']:,.0f} fires/s (same schedules, equal results: "
+        f"{preview['croniter_equal']})"
+    )
+    print(f"preview equals brute-force oracle (UTC + Europe/Berlin DST): {preview['oracle_equal']}")
+    ratio = preview["ours_rate"] / preview["croniter_rate"]
+    print(f"RATIO preview portico_rx/croniter = {ratio:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
