@@ -517,3 +517,28 @@ def test_bad_config_is_rejected_with_a_clear_error(kwargs: dict[str, Any]) -> No
 def test_bad_payload_schema_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="pydantic model"):
         WebhookTrigger(job_creator=RecordingJobCreator(), payload_schemas={"x.y": dict})  # type: ignore[dict-item]
+
+
+async def test_client_header_identifies_clients_behind_a_proxy(client_for: Any) -> None:
+    clock = HistoricalScheduler()
+    creator = RecordingJobCreator()
+    trigger = WebhookTrigger(
+        job_creator=creator,
+        config=WebhookConfig(rate_limit=RateLimit(per_client=1), client_header="X-Forwarded-For"),
+        scheduler=clock,
+    )
+    await trigger.start()
+    async with client_for(app_with(trigger), client=("10.9.9.9", 1)) as proxy:
+        codes = [
+            (
+                await proxy.post(
+                    "/webhooks/jobs",
+                    json={"job_type": "x.y"},
+                    headers={"X-Forwarded-For": f"{address}, 10.9.9.9"},
+                )
+            ).status_code
+            for address in ["203.0.113.1", "203.0.113.2", "203.0.113.1"]
+        ]
+    await trigger.stop()
+    assert codes == [201, 201, 429]
+    assert [j.metadata["client"] for j in creator.jobs] == ["203.0.113.1", "203.0.113.2"]

@@ -106,6 +106,10 @@ class WebhookConfig(BaseModel):
         auth: how senders authenticate (default none: put the route behind your own).
         priority_map: job type -> priority, overriding the request's (the spec's FAQ).
         idempotency_cache_size: answered keys remembered in process (default 10 000).
+        client_header: a header set by your reverse proxy that names the client (e.g.
+            ``"X-Forwarded-For"``; its first address is used) for per-client limits and
+            provenance. Default ``None``: the connection's address. Only set it behind a
+            proxy that overwrites the header, or clients can pick their own identity.
 
     Example:
         >>> WebhookConfig(allowed_job_types=["email.send"]).prefix
@@ -121,6 +125,7 @@ class WebhookConfig(BaseModel):
     auth: WebhookAuth | None = None
     priority_map: dict[str, int] = Field(default_factory=dict)
     idempotency_cache_size: int = Field(default=10_000, ge=0)
+    client_header: str | None = Field(default=None, min_length=1)
 
     @field_validator("prefix")
     @classmethod
@@ -481,7 +486,7 @@ class WebhookTrigger(JobTrigger):
         except ValidationError as exc:
             raise HTTPException(422, _field_errors(exc, ("body",))) from None
         key = idempotency_key(headers, config.auth)
-        client = request.client.host if request.client else None
+        client = self._client(request, headers)
         provenance = {
             "trigger": self.name,
             "source": f"webhook:{config.prefix}/jobs",
@@ -497,6 +502,13 @@ class WebhookTrigger(JobTrigger):
             status_code=200 if repeated else 201,
             media_type="application/json",
         )
+
+    def _client(self, request: Request, headers: dict[str, str]) -> str | None:
+        if self.config.client_header is not None:
+            forwarded = headers.get(self.config.client_header.lower())
+            if forwarded:
+                return forwarded.split(",", 1)[0].strip()[:100] or None
+        return request.client.host if request.client else None
 
     # -- routes ----------------------------------------------------------------------
 
