@@ -42,6 +42,8 @@ def is_virtual(scheduler: SchedulerBase) -> bool:
 
 def now(scheduler: SchedulerBase) -> datetime:
     """The scheduler's current time as a tz-aware UTC datetime."""
+    if type(scheduler) is AsyncIOScheduler:  # hot path: its ``now`` is the UTC wall clock
+        return datetime.now(UTC)
     value = scheduler.now
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)

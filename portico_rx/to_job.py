@@ -123,8 +123,9 @@ def to_job(
         None if metadata is None or callable(metadata) else _check_json_object("metadata", metadata)
     )
 
-    def make_request(event: T, scheduler: abc.SchedulerBase | None) -> JobRequest:
-        delivery = current_delivery()
+    def make_request(
+        event: T, scheduler: abc.SchedulerBase | None, delivery: Delivery | None
+    ) -> JobRequest:
         if fixed_payload is not None:
             body = dict(fixed_payload)
         else:
@@ -132,8 +133,9 @@ def to_job(
                 "payload",
                 default_payload(event) if payload is None else payload(event),  # type: ignore[operator]
             )
-            if not all(type(k) is str for k in body):
-                _check_string_keys("payload", body)
+            for body_key in body:
+                if type(body_key) is not str:
+                    _check_string_keys("payload", body)
         if metadata is None:
             meta: dict[str, Any] = {}
         elif fixed_metadata is not None:
@@ -168,14 +170,14 @@ def to_job(
                 if isinstance(event, EventFailed):
                     observer.on_next(event)
                     return
+                delivery = current_delivery()
                 try:
-                    request = make_request(event, scheduler)
+                    request = make_request(event, scheduler, delivery)
                 except Exception as exc:
                     observer.on_next(
                         EventFailed(event=event, error=exc, stage="to_job", claim=claim_current())
                     )
                     return
-                delivery = current_delivery()
                 if delivery is not None:
                     claim = None if delivery.settled else delivery.claim()
                     object.__setattr__(
