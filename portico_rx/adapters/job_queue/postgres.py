@@ -204,6 +204,7 @@ class PostgresJobQueue(JobQueue):
         self._open_lock = asyncio.Lock()
         self._listener: Any = None
         self._new_work = asyncio.Event()
+        self._next_sweep = utcnow()
         self._build_statements()
 
     def __repr__(self) -> str:
@@ -223,27 +224,10 @@ class PostgresJobQueue(JobQueue):
         )
         self._sql_by_key = f"SELECT {_JOB_COLUMNS} FROM {q} WHERE idempotency_key = $1"
         self._sql_by_id = f"SELECT {_JOB_COLUMNS} FROM {q} WHERE id = $1"
-        reclaim = (
-            " OR (status = 'running' AND lease_expires_at <= $3)"
-            if self.visibility_timeout is not None
-            else ""
-        )
-        self._sql_dequeue = f"""
-            WITH next AS (
-                SELECT id FROM {q}
-                WHERE queue_name = ANY($1::text[])
-                  AND ((status IN ('pending', 'scheduled')
-                        AND (scheduled_at IS NULL OR scheduled_at <= $2)){reclaim})
-                ORDER BY priority DESC, created_at, seq
-                LIMIT 1
-                FOR UPDATE SKIP LOCKED
-            )
-            UPDATE {q} AS job
-            SET status = 'running', attempts = job.attempts + 1, started_at = $3,
-                lease_expires_at = $4
-            FROM next WHERE job.id = next.id
-            RETURNING {", ".join("job." + c for c in _JOB_COLUMNS.split(", "))}
-        """
+        self._sql_dequeue_one = self._dequeue_sql("queue_name = $1::text")
+        self._sql_dequeue_many = self._dequeue_sql("queue_name = ANY($1::text[])")
+        self._sql_reclaim_one = self._reclaim_sql("queue_name = $1::text")
+        self._sql_reclaim_many = self._reclaim_sql("queue_name = ANY($1::text[])")
         self._sql_complete = (
             f"UPDATE {q} SET status = 'completed', result = $2, completed_at = $3, "
             f"error = NULL, lease_expires_at = NULL WHERE id = $1 RETURNING {_JOB_COLUMNS}"
@@ -256,6 +240,46 @@ class PostgresJobQueue(JobQueue):
             f"UPDATE {q} SET status = 'scheduled', error = $2, scheduled_at = $3, "
             f"lease_expires_at = NULL WHERE id = $1 RETURNING {_JOB_COLUMNS}"
         )
+
+    def _reclaim_sql(self, queue_match: str) -> str:
+        """Expired leases back to ``pending``; returns how many. Kept out of the claim so
+        the claim can walk the due index in order."""
+        q = self._qualified
+        return f"""
+            WITH expired AS (
+                UPDATE {q} SET status = 'pending', lease_expires_at = NULL
+                WHERE id IN (
+                    SELECT id FROM {q}
+                    WHERE status = 'running' AND lease_expires_at <= $2
+                      AND {queue_match}
+                    LIMIT 100
+                    FOR UPDATE SKIP LOCKED
+                )
+                RETURNING 1
+            )
+            SELECT count(*) FROM expired
+        """
+
+    def _dequeue_sql(self, queue_match: str) -> str:
+        """The claiming statement; ``queue_match`` is ``= $1`` for one queue (an ordered
+        walk of the due index: O(1) however long the backlog) or ``= ANY($1)`` for many."""
+        q = self._qualified
+        return f"""
+            WITH next AS (
+                SELECT id FROM {q}
+                WHERE {queue_match}
+                  AND status IN ('pending', 'scheduled')
+                  AND (scheduled_at IS NULL OR scheduled_at <= $2)
+                ORDER BY priority DESC, created_at, seq
+                LIMIT 1
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE {q} AS job
+            SET status = 'running', attempts = job.attempts + 1, started_at = $3,
+                lease_expires_at = $4
+            FROM next WHERE job.id = next.id
+            RETURNING {", ".join("job." + c for c in _JOB_COLUMNS.split(", "))}
+        """
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -455,7 +479,11 @@ class PostgresJobQueue(JobQueue):
     async def dequeue(
         self, queue_names: Sequence[str], *, now: datetime | None = None
     ) -> Job | None:
-        names = list(check_queue_names(queue_names))
+        names = check_queue_names(queue_names)
+        one = len(names) == 1
+        target: Any = names[0] if one else list(names)
+        claim_sql = self._sql_dequeue_one if one else self._sql_dequeue_many
+        reclaim_sql = self._sql_reclaim_one if one else self._sql_reclaim_many
         due = now or utcnow()
         started = utcnow()
         lease = (
@@ -463,9 +491,22 @@ class PostgresJobQueue(JobQueue):
             if self.visibility_timeout is not None
             else None
         )
-        row = await self._run(
-            "dequeue from", lambda c: c.fetchrow(self._sql_dequeue, names, due, started, lease)
-        )
+        # Reclaim when the queue looks empty, and now and then while it is busy, so an
+        # expired job never waits behind a long backlog.
+        sweep = lease is not None and started >= self._next_sweep
+
+        async def claim(connection: Any) -> Any:
+            if sweep:
+                await connection.fetchval(reclaim_sql, target, started)
+            row = await connection.fetchrow(claim_sql, target, due, started, lease)
+            retry = row is None and lease is not None and not sweep
+            if retry and await connection.fetchval(reclaim_sql, target, started):
+                row = await connection.fetchrow(claim_sql, target, due, started, lease)
+            return row
+
+        if sweep and self.visibility_timeout is not None:
+            self._next_sweep = started + timedelta(seconds=min(5.0, self.visibility_timeout / 2))
+        row = await self._run("dequeue from", claim)
         return self._job(row) if row is not None else None
 
     async def _update(self, action: str, sql: str, *args: Any) -> Job:
