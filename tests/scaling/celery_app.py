@@ -41,3 +41,11 @@ def record(counter: str, value: str) -> str:
 @app.task(name="portico_test.boom")
 def boom(reason: str) -> None:
     raise ValueError(reason)
+
+
+@app.task(name="portico_test.slow")
+def slow(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds

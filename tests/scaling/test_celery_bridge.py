@@ -160,6 +160,24 @@ async def test_a_failing_task_reads_back_as_failed_with_its_error(worker_queue: 
 
 
 @pytest.mark.redis
+async def test_a_task_in_progress_reads_back_as_running(worker_queue: str) -> None:
+    """With task_track_started, a task the worker is executing reads back as RUNNING."""
+    creator = CeleryJobCreator(client_app(), task_name="portico_test.slow")
+    job = await creator.create_job("sleep", {"seconds": 1.5}, queue_name=worker_queue)
+    seen: list[JobStatus] = []
+    deadline = asyncio.get_running_loop().time() + 60
+    while not seen or seen[-1] not in TERMINAL:
+        current = await creator.get_job(job.id)
+        assert current is not None
+        if not seen or seen[-1] != current.status:
+            seen.append(current.status)
+        assert asyncio.get_running_loop().time() < deadline, seen
+        await asyncio.sleep(0.05)
+    assert JobStatus.RUNNING in seen and seen[-1] is JobStatus.COMPLETED, seen
+    assert seen.index(JobStatus.RUNNING) < seen.index(JobStatus.COMPLETED)
+
+
+@pytest.mark.redis
 async def test_get_job_of_an_unknown_id_is_none() -> None:
     creator = CeleryJobCreator(client_app(), task_name="portico_test.add")
     assert await creator.get_job(uuid.uuid4()) is None
