@@ -79,15 +79,17 @@ class _Collector:
             )
 
     def _add(self, request: JobRequest, now: datetime) -> None:
-        claim = request._claim
-        delivery: Delivery | None = request._delivery
+        private = request.__pydantic_private__ or {}  # _claim/_delivery, without __getattr__
+        claim = private.get("_claim")
+        delivery: Delivery | None = private.get("_delivery")
         if claim is not None:
             claim.resolve(True)
-        metadata = dict(request.metadata)
+        metadata = request.metadata
         scheduled: datetime = now
         key = request.idempotency_key
         if delivery is not None:
-            metadata.update(delivery.attributes)
+            if delivery.attributes:
+                metadata = {**metadata, **delivery.attributes}
             scheduled = delivery.seen_at
             if key is None and delivery.idempotency_key is not None:
                 key = f"{self.name}:{request.job_type}:{delivery.idempotency_key}"
