@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -110,40 +109,43 @@ class FireTimes:
                 low = middle
         return high
 
-    def iter_from(self, start: int, end: int | None = None) -> Iterator[int]:
-        """Fire times ``>= start`` (and ``< end`` if given), ascending, lazily.
+    def next_matching_day(self, ordinal: int, limit: int) -> int | None:
+        """The first day ``>= ordinal`` (and ``< limit``) the expression matches.
+
+        Skips whole months that do not match, and straight to the next listed
+        day-of-month when only that field restricts the day.
+        """
+        cron = self.cron
+        month_days, months, _ = cron._day_sets
+        only_month_days = cron.day_of_month_restricted and not cron.day_of_week_restricted
+        days = cron.days
+        matches_day = cron.matches_day
+        while ordinal < limit:
+            day = date.fromordinal(ordinal)
+            month = day.month
+            if month not in months:
+                year = day.year + (month == 12)
+                ordinal = date(year, month % 12 + 1, 1).toordinal()
+                continue
+            if only_month_days and day.day not in month_days:
+                position = bisect.bisect_right(days, day.day)
+                length = _month_length(day.year, month)
+                if position < len(days) and days[position] <= length:
+                    ordinal += days[position] - day.day
+                else:
+                    ordinal += length - day.day + 1
+                continue
+            if matches_day(month, day.day, ordinal % 7):
+                return ordinal
+            ordinal += 1
+        return None
+
+    def iter_from(self, start: int, end: int | None = None, *, scale: int = 1) -> FireCursor:
+        """Fire times ``>= start`` (and ``< end`` if given), ascending, lazily, times ``scale``.
 
         Stops after 400 years without a fire (only an expression that can never match).
         """
-        cron = self.cron
-        day_seconds = cron.day_seconds
-        first_ordinal = datetime.fromtimestamp(start, self.tz).toordinal() - 1
-        last_fire_ordinal = first_ordinal
-        ordinal = first_ordinal
-        while ordinal - last_fire_ordinal < _HORIZON_DAYS:
-            day = date.fromordinal(ordinal)
-            if cron.matches_day(day.month, day.day, (ordinal % 7)):
-                simple, base, times = self.day(ordinal)
-                if simple:
-                    if end is not None and base + day_seconds[0] >= end:
-                        return
-                    index = bisect.bisect_left(day_seconds, start - base)
-                    for position in range(index, len(day_seconds)):
-                        fire = base + day_seconds[position]
-                        if end is not None and fire >= end:
-                            return
-                        yield fire
-                else:
-                    for fire in times:
-                        if fire < start:
-                            continue
-                        if end is not None and fire >= end:
-                            return
-                        yield fire
-                last_fire_ordinal = ordinal
-            elif end is not None and (ordinal - _EPOCH_ORDINAL - 1) * 86400 > end + 86400:
-                return
-            ordinal += 1
+        return FireCursor(self, start, end, scale)
 
     def between(self, start: int, end: int) -> list[int]:
         """Fire times in ``[start, end)``, ascending."""
@@ -180,3 +182,72 @@ class FireTimes:
     def next_after(self, start: int) -> int | None:
         """The first fire time ``>= start`` (``None`` if there is none in 400 years)."""
         return next(self.iter_from(start), None)
+
+
+_MONTH_LENGTHS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _month_length(year: int, month: int) -> int:
+    if month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0):
+        return 29
+    return _MONTH_LENGTHS[month - 1]
+
+
+class FireCursor:
+    """The fire times of one schedule from a start, one day at a time (an iterator).
+
+    Small and flat on purpose: the timer keeps one per schedule, ten thousand of them.
+    """
+
+    __slots__ = ("_base", "_end", "_index", "_ordinal", "_scale", "_sequence", "_start", "_times")
+
+    def __init__(self, times: FireTimes, start: int, end: int | None, scale: int = 1) -> None:
+        self._times = times
+        self._start = start
+        self._end = end
+        self._scale = scale
+        self._ordinal = datetime.fromtimestamp(start, times.tz).toordinal() - 1
+        self._sequence: tuple[int, ...] | list[int] = ()
+        self._index = 0
+        self._base = 0
+
+    def __iter__(self) -> FireCursor:
+        return self
+
+    def __next__(self) -> int:
+        while True:
+            sequence = self._sequence
+            if self._index < len(sequence):
+                fire = self._base + sequence[self._index]
+                self._index += 1
+                if self._end is not None and fire >= self._end:
+                    self._exhaust()
+                return fire * self._scale
+            self._load_next_day()
+
+    def _exhaust(self) -> None:
+        self._sequence = ()
+        self._index = 0
+        self._ordinal = -1
+        raise StopIteration
+
+    def _load_next_day(self) -> None:
+        if self._ordinal < 0:
+            raise StopIteration
+        times = self._times
+        limit = self._ordinal + _HORIZON_DAYS
+        if self._end is not None:
+            limit = min(limit, self._end // 86400 + _EPOCH_ORDINAL + 2)
+        ordinal = times.next_matching_day(self._ordinal, limit)
+        if ordinal is None:
+            self._exhaust()
+        assert ordinal is not None
+        simple, base, explicit = times.day(ordinal)
+        if simple:
+            sequence: tuple[int, ...] | list[int] = times.cron.day_seconds
+        else:
+            sequence, base = explicit, 0
+        self._sequence = sequence
+        self._base = base
+        self._index = bisect.bisect_left(sequence, self._start - base)
+        self._ordinal = ordinal + 1

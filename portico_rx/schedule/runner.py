@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,7 +31,7 @@ __all__ = ["ScheduleRunner", "ScheduleSpec", "ScheduleStats"]
 logger = structlog.get_logger("portico_rx.schedule")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScheduleSpec:
     """Everything the runner needs to fire one schedule."""
 
@@ -44,7 +44,7 @@ class ScheduleSpec:
     jitter_us: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class ScheduleStats:
     """Per-schedule counters, shown in health details."""
 
@@ -54,7 +54,26 @@ class ScheduleStats:
     last_scheduled_us: int | None = None
     last_lateness_s: float | None = None
     next_due_us: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Fires:
+    """``(nominal, due)`` pairs of a schedule: its fire times plus any jitter."""
+
+    __slots__ = ("_jitter", "_plan_times", "_random")
+
+    def __init__(self, plan_times: Iterator[int], jitter: int, rng: random.Random) -> None:
+        self._plan_times = plan_times
+        self._jitter = jitter
+        self._random = rng
+
+    def __iter__(self) -> _Fires:
+        return self
+
+    def __next__(self) -> tuple[int, int]:
+        nominal = next(self._plan_times)
+        if self._jitter:
+            return nominal, nominal + self._random.randint(0, self._jitter)
+        return nominal, nominal
 
 
 class ScheduleRunner:
@@ -92,9 +111,7 @@ class ScheduleRunner:
 
     def _fires(self, spec: ScheduleSpec, from_us: int) -> Iterator[tuple[int, int]]:
         start = from_us if spec.start_us is None else max(from_us, spec.start_us)
-        jitter = spec.jitter_us
-        for nominal in spec.plan.iter_from(start, spec.end_us):
-            yield nominal, nominal + (self._random.randint(0, jitter) if jitter else 0)
+        return _Fires(spec.plan.iter_from(start, spec.end_us), spec.jitter_us, self._random)
 
     def add(
         self,
@@ -109,13 +126,33 @@ class ScheduleRunner:
         times after it and before now are missed runs, caught up per the misfire policy.
         ``missed_single_on_time``: one missed run counts as on time (``at`` in the past).
         """
-        self.remove(spec.name)
+        self._add(spec, self.now_us(), missed_after_us, missed_single_on_time, arm=True)
+
+    def add_many(self, specs: list[ScheduleSpec], missed_after_us: dict[str, int]) -> None:
+        """:meth:`add` for many schedules at once: one clock reading, one timer arming."""
         now = self.now_us()
+        for spec in specs:
+            self._add(spec, now, missed_after_us.get(spec.name), False, arm=False)
+        self.timer.arm()
+
+    def _add(
+        self,
+        spec: ScheduleSpec,
+        now: int,
+        missed_after_us: int | None,
+        missed_single_on_time: bool,
+        *,
+        arm: bool,
+    ) -> None:
+        if spec.name in self._specs:
+            self.remove(spec.name)
         self._specs[spec.name] = spec
-        stats = self.stats.setdefault(spec.name, ScheduleStats())
+        stats = self.stats.get(spec.name)
+        if stats is None:
+            stats = self.stats[spec.name] = ScheduleStats()
         if missed_after_us is not None:
             self._catch_up(spec, missed_after_us, now, single_on_time=missed_single_on_time)
-        entry = self.timer.add(spec.name, self._fires(spec, now), self._on_due)
+        entry = self.timer.add(spec.name, self._fires(spec, now), self._on_due, arm=arm)
         self._entries[spec.name] = entry
         stats.next_due_us = entry.next_fire[0] if entry.next_fire else None
         if entry.next_fire is None and spec.name not in self._pending:

@@ -78,12 +78,21 @@ class ScheduleTimer:
         """The scheduler's clock, in epoch microseconds."""
         return to_micros(clock.now(self.scheduler))
 
-    def add(self, key: Any, fires: Iterator[tuple[int, int]], callback: DueCallback) -> TimerEntry:
-        """Add a schedule; ``fires`` yields ``(nominal_us, due_us)`` ascending."""
+    def add(
+        self, key: Any, fires: Iterator[tuple[int, int]], callback: DueCallback, *, arm: bool = True
+    ) -> TimerEntry:
+        """Add a schedule; ``fires`` yields ``(nominal_us, due_us)`` ascending.
+
+        ``arm=False`` defers arming (adding many entries); call :meth:`arm` after.
+        """
         entry = TimerEntry(key, fires, callback)
-        if self._push_next(entry):
+        if self._push_next(entry) and arm:
             self._arm()
         return entry
+
+    def arm(self) -> None:
+        """Arm the timer for the earliest entry (after adding with ``arm=False``)."""
+        self._arm()
 
     def remove(self, entry: TimerEntry) -> None:
         """Stop an entry; its heap slot is dropped when it reaches the top."""

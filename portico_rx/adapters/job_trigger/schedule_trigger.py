@@ -50,6 +50,7 @@ logger = structlog.get_logger("portico_rx.schedule_trigger")
 _KEY_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$")
 
 
+_DEFAULT_DST = DstPolicy()
 _REQUEST_FIELDS = frozenset({"job_type", "payload", "queue_name", "priority", "idempotency_key"})
 
 
@@ -88,7 +89,7 @@ class ScheduleConfig(BaseModel):
     start: datetime | None = None
     end: datetime | None = None
     jitter: float | None = None
-    dst: DstPolicy = Field(default_factory=DstPolicy)
+    dst: DstPolicy = _DEFAULT_DST
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
@@ -106,7 +107,7 @@ class ScheduleConfig(BaseModel):
         zone = resolve_zone(self.tz) if self.tz is not None else ZoneInfo("UTC")
         check_window(self.start, self.end, zone)
         seconds_to_micros(self.jitter, "jitter", positive=False)
-        check_job_fields(self.job_type, self.payload, self.queue_name, self.priority)
+        check_job_fields(self.job_type, self.payload or None, self.queue_name, self.priority)
         if self.name is not None and (not self.name or ":" in self.name):
             raise ConfigurationError(
                 f"name={self.name!r}: give a non-empty schedule name without ':'"
@@ -233,13 +234,23 @@ class ScheduleTrigger(PipelineTrigger):
         )
         self._configs[name] = config
         self._plans[name] = spec
-        self._templates[name] = JobRequest(
-            job_type=config.job_type,
-            payload=config.payload,
-            queue_name=config.queue_name,
-            priority=config.priority,
-        )
         return spec
+
+    def _template(self, name: str) -> JobRequest | None:
+        """The validated job request of a schedule (built at its first run)."""
+        template = self._templates.get(name)
+        if template is None:
+            config = self._configs.get(name)
+            if config is None:
+                return None
+            template = JobRequest(
+                job_type=config.job_type,
+                payload=config.payload,
+                queue_name=config.queue_name,
+                priority=config.priority,
+            )
+            self._templates[name] = template
+        return template
 
     @property
     def schedules(self) -> list[ScheduleConfig]:
@@ -276,7 +287,7 @@ class ScheduleTrigger(PipelineTrigger):
             observer: abc.ObserverBase[JobRequest], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             def on_next(tick: Tick) -> None:
-                template = self._templates.get(tick.schedule)
+                template = self._template(tick.schedule)
                 if template is None:  # removed while the run was being emitted
                     return
                 request = JobRequest.__new__(JobRequest)
@@ -304,9 +315,10 @@ class ScheduleTrigger(PipelineTrigger):
         runner = ScheduleRunner(observer, clock.resolve_scheduler(scheduler), seed=self.seed)
         self._runner = runner
         if not self._trigger_paused:
-            for name, spec in self._plans.items():
-                if name not in self._paused_schedules:
-                    runner.add(spec, missed_after_us=self._last_fired.get(name))
+            runner.add_many(
+                [s for n, s in self._plans.items() if n not in self._paused_schedules],
+                self._last_fired,
+            )
 
         def dispose() -> None:
             for name, stats in runner.stats.items():
@@ -457,7 +469,7 @@ class ScheduleTrigger(PipelineTrigger):
         if self._runner is not None:
             self._runner.remove(schedule)
         del self._configs[schedule]
-        del self._templates[schedule]
+        self._templates.pop(schedule, None)
         del self._plans[schedule]
         self._paused_schedules.discard(schedule)
         logger.info("schedule_removed", trigger=self.name, schedule=schedule)
