@@ -58,10 +58,13 @@ def _sources(trigger: Any) -> list[str]:
     return seen
 
 
-def _row(label: str, value: Any) -> str:
+def _row(label: str, value: Any, width: int = 160) -> str:
+    text = str(value)
+    if len(text) > width:
+        text = text[: width - 1] + "…"
     return (
         f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(label)}</th>"
-        f"<td style='text-align:left'>{html.escape(str(value))}</td></tr>"
+        f"<td style='text-align:left'>{html.escape(text)}</td></tr>"
     )
 
 
