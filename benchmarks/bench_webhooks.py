@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -143,6 +144,13 @@ class Result:
     failed: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    answered: int = 0
+    server_cpu: float = 0.0
+
+    @property
+    def cpu_per_request_us(self) -> float:
+        """Server CPU time per answered request (robust on a busy, shared machine)."""
+        return self.server_cpu / self.answered * 1e6 if self.answered else 0.0
 
     @property
     def rate(self) -> float:
@@ -187,6 +195,7 @@ async def load(
                 writer.write(request)
                 status = await read_response(reader)
                 done = time.perf_counter()
+                result.answered += 1
                 if sent >= measure_from:
                     if status in (200, 201):
                         result.completed += 1
@@ -199,6 +208,16 @@ async def load(
     await asyncio.gather(*(connection() for _ in range(connections)))
     result.seconds = min(time.perf_counter(), end) - measure_from
     return result
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def free_port() -> int:
@@ -240,7 +259,9 @@ async def measure(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
         await wait_until_listening(port, process)
         expected = int((args.warmup + args.duration) * 20_000) + 1000
         requests = signed_requests(min(expected, args.max_requests), port)
+        cpu_before = process_cpu_seconds(process.pid)
         result = await load(port, requests, args.connections, args.warmup, args.duration, mode)
+        result.server_cpu = process_cpu_seconds(process.pid) - cpu_before
         jobs = await count_jobs(port)
         if jobs < result.completed:
             raise RuntimeError(f"{mode}: {result.completed} answered 2xx but {jobs} jobs exist")
@@ -252,11 +273,15 @@ async def measure(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
 
 def report(results: dict[str, list[Result]]) -> None:
     best = {mode: max(runs, key=lambda r: r.rate) for mode, runs in results.items()}
-    print(f"{'server':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'failed':>8}   (best round)")
+    cpu = {mode: min(r.cpu_per_request_us for r in runs) for mode, runs in results.items()}
+    print(
+        f"{'server':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'failed':>8}"
+        f"{'server CPU us/req':>20}   (best round)"
+    )
     for mode, result in best.items():
         print(
             f"{mode:<16}{result.rate:>10.0f}{result.percentile(0.5):>10.2f}"
-            f"{result.percentile(0.99):>10.2f}{result.failed:>8}"
+            f"{result.percentile(0.99):>10.2f}{result.failed:>8}{cpu[mode]:>20.0f}"
         )
     bare = best["bare"]
     for mode in ("trigger", "trigger+sqlite"):
@@ -273,6 +298,11 @@ def report(results: dict[str, list[Result]]) -> None:
             f"p99 ratio {mode}/bare: {result.percentile(0.99) / bare.percentile(0.99):.2f}x "
             "(target <= 1.2x)"
         )
+        if cpu["bare"] and cpu[mode]:
+            print(
+                f"CPU-bound capacity ratio {mode}/bare: {cpu['bare'] / cpu[mode]:.2f}x "
+                "(server CPU per request, bare / this; >= 1.0x means as cheap as bare)"
+            )
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -297,3 +297,10 @@ def test_bad_auth_settings_are_rejected(make: Any) -> None:
 def test_secrets_do_not_leak_in_repr() -> None:
     auth = StandardWebhooksAuth(secrets=[SECRET])
     assert SECRET not in repr(auth) and SECRET not in repr(WebhookConfig(auth=auth))
+
+
+def test_unpadded_base64_signature_is_the_same_signature() -> None:
+    """The reference library accepts a signature without base64 padding; so do we."""
+    headers = sign_standard_webhook(SECRET, "msg_pad", BODY, NOW)
+    headers["webhook-signature"] = headers["webhook-signature"].rstrip("=")
+    StandardWebhooksAuth(secrets=[SECRET]).verify(headers, BODY, NOW)
