@@ -308,7 +308,7 @@ def main() -> None:
         child(args.child[0], json.loads(args.child[1]))
         return
     quick = args.quick
-    seconds = 3.0 if quick else 20.0
+    seconds = 2.0 if quick else 20.0
     count = 200
     print(f"== lateness: {count} schedules firing every second for {seconds:g} s ==")
     results = {}
@@ -335,8 +335,8 @@ def main() -> None:
     print(f"RATIO lateness p50 apscheduler/portico_rx(create_job) = {aps[0] / ours[0]:.1f}x")
     print(f"RATIO lateness p99 apscheduler/portico_rx(fire) = {aps[1] / fire[1]:.1f}x")
 
-    schedules = 1000 if quick else 10_000
-    idle = 2.0 if quick else 30.0
+    schedules = 500 if quick else 10_000
+    idle = 1.0 if quick else 30.0
     print(f"== {schedules} cron schedules: start, RSS per schedule, idle CPU over {idle:g} s ==")
     ours = run_child("start_portico", count=schedules, idle=idle)
     theirs = run_child("start_apscheduler", count=schedules, idle=idle)
