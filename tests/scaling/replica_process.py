@@ -43,7 +43,8 @@ async def main(args: argparse.Namespace) -> None:
                 job.id,
                 args.name,
             )
-            await asyncio.sleep(args.handler_seconds)  # a window for SIGKILL to hit
+            # a window for SIGKILL to hit; payload {"slow": s} holds the job s seconds
+            await asyncio.sleep(float(job.payload.get("slow", args.handler_seconds)))
             await connection.execute(
                 f'INSERT INTO "{args.schema}".processed (job_id, job_type, replica) '
                 "VALUES ($1, $2, $3) ON CONFLICT (job_id) DO NOTHING",
