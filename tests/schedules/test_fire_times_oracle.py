@@ -17,6 +17,7 @@ from portico_rx.schedule.cron_expression import CronExpression, parse_cron
 from portico_rx.schedule.dst import DstPolicy
 from portico_rx.schedule.fire_times import FireTimes
 from portico_rx.sources.cron import cron
+from portico_rx.testing.strategies import cron_expressions as shared_cron_expressions
 
 ZONES = [
     "UTC",
@@ -187,3 +188,17 @@ def test_every_transition_of_a_year_matches_the_oracle(
             assert fast(fields, zone, start, end, policy) == oracle_fires(
                 fields, ZoneInfo(zone), start, end, policy
             ), (zone, expression, center)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shared_cron_expressions(), windows(hours=8), policies)
+def test_the_shared_cron_strategy_parses_and_matches_the_oracle(
+    expression: str, window: tuple[str, datetime, datetime], policy: DstPolicy
+) -> None:
+    """Expressions from ``portico_rx.testing.strategies.cron_expressions`` (what users
+    test their own schedules with) all parse, and fire as the oracle says."""
+    fields = parse_cron(expression)
+    zone, start, end = window
+    assert fast(fields, zone, start, end, policy) == oracle_fires(
+        fields, ZoneInfo(zone), start, end, policy
+    )

@@ -435,3 +435,28 @@ def test_preview_pipeline_runs_any_cron_pipeline_in_virtual_time() -> None:
         "reports:report.daily:2025-01-03T08:00:00Z",
     ]
     assert set(frame["queue_name"]) == {"reports"}
+
+
+async def test_a_one_shot_already_past_at_start_is_a_missed_run() -> None:
+    vt = HistoricalScheduler(initial_clock=datetime(2025, 1, 1, 12, tzinfo=UTC))
+    creator = RecordingJobCreator()
+    trigger = ScheduleTrigger(
+        job_creator=creator,
+        schedules=[
+            ScheduleConfig(at=datetime(2025, 1, 1, 11, tzinfo=UTC), job_type="recent"),
+            ScheduleConfig(at=datetime(2024, 12, 1, tzinfo=UTC), job_type="ancient"),
+            ScheduleConfig(at=datetime(2025, 1, 1, 13, tzinfo=UTC), job_type="later"),
+        ],
+        scheduler=vt,
+    )
+    await trigger.start()
+    await advance(vt, timedelta(hours=2), step=600)
+    await trigger.stop()
+    assert [(j.job_type, j.metadata["catch_up"]) for j in creator.jobs] == [
+        ("recent", True),
+        ("later", False),
+    ]
+    await trigger.start()  # restarting does not create it again: its key is in the store
+    await advance(vt, timedelta(minutes=1))
+    await trigger.stop()
+    assert len(creator.jobs) == 2

@@ -315,9 +315,12 @@ class ScheduleTrigger(PipelineTrigger):
         runner = ScheduleRunner(observer, clock.resolve_scheduler(scheduler), seed=self.seed)
         self._runner = runner
         if not self._trigger_paused:
+            missed = dict(self._last_fired)
+            for name, spec in self._plans.items():
+                if name not in missed and isinstance(spec.plan, OncePlan):
+                    missed[name] = spec.plan.when_us - 1  # a one-shot already past is missed
             runner.add_many(
-                [s for n, s in self._plans.items() if n not in self._paused_schedules],
-                self._last_fired,
+                [s for n, s in self._plans.items() if n not in self._paused_schedules], missed
             )
 
         def dispose() -> None:
