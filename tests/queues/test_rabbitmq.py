@@ -164,6 +164,7 @@ async def test_source_in_a_pipeline_redelivery_makes_no_second_job(amqp: Any, un
             await publish_amqp(amqp, queue, json.dumps({"n": n}).encode(), f"p-{n}")
         await publish_amqp(amqp, queue, json.dumps({"n": 0}).encode(), "p-0")
         await eventually(lambda: source.status.acked == 4)
+        assert source.status.in_flight == 0
     assert sorted(j.payload["n"] for j in creator.jobs) == [0, 1, 2]
     await source.wait_closed(timeout=10)
     assert source.status.connected is False

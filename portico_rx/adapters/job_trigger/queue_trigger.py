@@ -112,7 +112,8 @@ class QueueTrigger(PipelineTrigger):
         await self.source.wait_connected(timeout=self.connect_timeout)
 
     async def _after_stop(self) -> None:
-        await self.source.wait_closed(timeout=self.stop_timeout + 5)
+        # the sink has drained: what is left is the broker I/O of the last acks
+        await self.source.wait_closed(timeout=self.stop_timeout + 10)
 
     def health_details(self) -> dict[str, Any]:
         return {"connection": self.source.status.as_dict()}

@@ -2,19 +2,22 @@
 in-flight messages, settlement wiring, reconnects with backoff, connection health.
 
 A broker module supplies one coroutine, its *session*: connect, call
-:meth:`Consumer.connected`, then receive messages and hand each to :meth:`Consumer.emit`
-with the broker's ack and nack, until :attr:`Consumer.stopping` is set; then
-``await consumer.drain()`` and close. A session that raises is a lost connection: the
-source marks the outage in :class:`ConnectionStatus`, waits (exponential backoff with
-jitter, in scheduler time) and runs the session again. If the very first connection of a
-subscription fails, the source errors with :class:`~portico_rx.errors.TriggerStartError`
-instead, so a wrong URL is reported, not retried silently (a
-:class:`~portico_rx.pipeline.PipelineTrigger` re-subscribes with its own backoff).
+:meth:`Consumer.connected`, then receive messages and hand each to
+:meth:`Consumer.emit` with the broker's ack and nack, until :attr:`Consumer.stopping`
+is set; on every way out, ``await consumer.drain_if_stopping()``, then close.
+
+A session that raises is a lost connection: the source marks the outage in
+:class:`ConnectionStatus`, waits (exponential backoff with jitter, in scheduler time)
+and runs the session again. If the very first connection of a subscription fails, the
+source errors with :class:`~portico_rx.errors.TriggerStartError` instead, so a wrong
+URL is reported, not retried silently (a :class:`~portico_rx.pipeline.PipelineTrigger`
+re-subscribes with its own backoff).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import random
 from collections.abc import Awaitable, Callable
@@ -39,6 +42,7 @@ logger = structlog.get_logger("portico_rx.sources.queues")
 Session = Callable[["Consumer"], Awaitable[None]]
 """A broker's consume loop for one connection (see the module docstring)."""
 Ack = Callable[[], Awaitable[None]]
+"""Acks one message: a coroutine function, or a function returning a future."""
 Nack = Callable[[bool], Awaitable[None]]
 
 
@@ -146,8 +150,9 @@ class Consumer:
         self.stopping = asyncio.Event()
         """Set when the subscription is disposed: stop receiving, drain, close."""
         self.ever_connected = False
-        self.unsettled: dict[str, Delivery] = {}
-        """Deliveries handed over and not yet settled with the broker, by message key."""
+        self.unsettled: dict[int, Delivery] = {}
+        """Deliveries handed over and not yet settled with the broker."""
+        self._unsettled_ids: collections.Counter[str] = collections.Counter()
         self._changed = asyncio.Event()
         self._seq = 0
 
@@ -246,11 +251,18 @@ class Consumer:
             )
         return left
 
+    async def drain_if_stopping(self) -> int:
+        """:meth:`drain` if the consumer is stopping (call it before closing the
+        connection, on every way out of a session); else 0 at once."""
+        if not self.stopping.is_set():
+            return 0
+        return await self.drain()
+
     # -- emission ------------------------------------------------------------------
 
-    def is_unsettled(self, key: str) -> bool:
-        """Whether the message with ``key`` is still being processed by this consumer."""
-        return key in self.unsettled
+    def is_unsettled(self, message_id: str) -> bool:
+        """Whether a message with ``message_id`` is still being processed by this consumer."""
+        return self._unsettled_ids[message_id] > 0
 
     def emit(
         self,
@@ -273,7 +285,7 @@ class Consumer:
             task.add_done_callback(_swallow)
             return None
         self._seq += 1
-        local_key = message.message_id or f"#{self._seq}"
+        local_key = self._seq
         delivery = Delivery(
             source=f"{message.broker}:{message.destination}",
             seen_at=clock.now(self.scheduler),
@@ -286,21 +298,35 @@ class Consumer:
             },
         )
 
-        async def on_ack() -> None:
-            try:
-                await ack()
-                status.acked += 1
-            except Exception as exc:
-                status.settle_errors += 1
-                logger.warning(
-                    "queue_ack_failed",
-                    broker=message.broker,
-                    destination=message.destination,
-                    message_id=message.message_id,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-            finally:
+        def on_ack() -> asyncio.Future[None]:
+            # Futures and callbacks, not a task per message: acks are the hot path.
+            settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+            def acked(result: asyncio.Future[None]) -> None:
+                error = None if result.cancelled() else result.exception()
+                if result.cancelled() or error is not None:
+                    status.settle_errors += 1
+                    logger.warning(
+                        "queue_ack_failed",
+                        broker=message.broker,
+                        destination=message.destination,
+                        message_id=message.message_id,
+                        error=f"{type(error).__name__}: {error}" if error else "cancelled",
+                    )
+                else:
+                    status.acked += 1
                 self._finish(local_key)
+                if not settled.done():
+                    settled.set_result(None)
+
+            pending: asyncio.Future[None]
+            try:
+                pending = asyncio.ensure_future(ack())
+            except Exception as exc:
+                pending = asyncio.get_running_loop().create_future()
+                pending.set_exception(exc)
+            pending.add_done_callback(acked)
+            return settled
 
         async def on_nack(requeue: bool) -> None:
             try:
@@ -330,14 +356,21 @@ class Consumer:
         delivery.ack = on_ack
         delivery.nack = on_nack
         self.unsettled[local_key] = delivery
+        if message.message_id is not None:
+            self._unsettled_ids[message.message_id] += 1
         status.received += 1
         status.in_flight += 1
         deliver(self.observer, message, delivery)
         return delivery
 
-    def _finish(self, key: str) -> None:
-        if self.unsettled.pop(key, None) is not None:
+    def _finish(self, key: int) -> None:
+        delivery = self.unsettled.pop(key, None)
+        if delivery is not None:
             self.status.in_flight -= 1
+            if delivery.event_id is not None:
+                self._unsettled_ids[delivery.event_id] -= 1
+                if self._unsettled_ids[delivery.event_id] <= 0:
+                    del self._unsettled_ids[delivery.event_id]
         self._changed.set()
 
 

@@ -176,15 +176,17 @@ def mqtt(
     async def session(consumer: Consumer) -> None:
         mqtt_client = client()
         async with mqtt_client:
-            await mqtt_client.subscribe(subscription, qos=qos)
-            consumer.connected()
-            messages = aiter(mqtt_client.messages)
-            while True:
-                stopped, incoming = await consumer.stopped_or(anext(messages))
-                if stopped:
-                    break
-                emit(consumer, mqtt_client, incoming)
-            await consumer.drain()
+            try:
+                await mqtt_client.subscribe(subscription, qos=qos)
+                consumer.connected()
+                messages = aiter(mqtt_client.messages)
+                while True:
+                    stopped, incoming = await consumer.stopped_or(anext(messages))
+                    if stopped:
+                        break
+                    emit(consumer, mqtt_client, incoming)
+            finally:
+                await consumer.drain_if_stopping()
 
     def emit(consumer: Consumer, mqtt_client: aiomqtt.Client, incoming: aiomqtt.Message) -> None:
         queue_message = message(incoming)

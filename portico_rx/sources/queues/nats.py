@@ -226,10 +226,11 @@ def nats(
                     continue
                 for msg in messages:
                     emit(consumer, client, stream_name, msg)
-            await consumer.drain()
-            with contextlib.suppress(Exception):
-                await client.flush(timeout=5)  # acks and naks are fire-and-forget publishes
         finally:
+            if await consumer.drain_if_stopping() == 0:
+                with contextlib.suppress(Exception):
+                    await client.flush(timeout=5)  # acks and naks are fire-and-forget
+
             with contextlib.suppress(Exception):
                 await client.close()
 

@@ -74,6 +74,66 @@ async def _declare(
         ) from None
 
 
+class _AckCoalescer:
+    """Acks the messages settled in one event-loop turn with as few frames as possible.
+
+    Delivery tags are sequential per channel. At each flush, the settled tags below the
+    lowest tag still in flight are covered by one ``basic.ack(multiple=True)``; the
+    others get one ``basic.ack`` each. Rejects are sent at once (before any ack that
+    could cover them), so a multiple ack never acks a message that was to be rejected.
+    Each ``ack`` waits until the frame that carries its tag is written.
+    """
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel  # the aiormq channel under the aio-pika one
+        self.open_tags: set[int] = set()
+        self._batch: list[int] = []
+        self._done: asyncio.Future[None] | None = None
+
+    def delivered(self, tag: int) -> None:
+        self.open_tags.add(tag)
+
+    def ack(self, tag: int) -> asyncio.Future[None]:
+        """Queue ``tag`` for the next flush; the future is done when its frame is written."""
+        self._batch.append(tag)
+        if self._done is None:
+            loop = asyncio.get_running_loop()
+            self._done = loop.create_future()
+            loop.call_soon(lambda: asyncio.ensure_future(self._flush()))
+        return self._done
+
+    async def reject(self, tag: int, requeue: bool) -> None:
+        self.open_tags.discard(tag)
+        await self.channel.basic_reject(tag, requeue=requeue)
+
+    async def _flush(self) -> None:
+        batch, done = sorted(self._batch), self._done
+        self._batch, self._done = [], None
+        assert done is not None
+        try:
+            self.open_tags.difference_update(batch)
+            lowest_open = min(self.open_tags, default=None)
+            covered = [t for t in batch if lowest_open is None or t < lowest_open]
+            if covered:
+                await self.channel.basic_ack(covered[-1], multiple=len(covered) > 1)
+            for tag in batch[len(covered) :]:
+                await self.channel.basic_ack(tag)
+        except BaseException as exc:
+            if not done.done():
+                done.set_exception(exc)
+            done.add_done_callback(_retrieve)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if not done.done():
+                done.set_result(None)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _message(queue: str, message: AbstractIncomingMessage) -> QueueMessage:
     return QueueMessage(
         broker="rabbitmq",
@@ -175,6 +235,7 @@ def rabbitmq(
             channel = await connection.channel()
             underlay = await channel.get_underlay_channel()
             underlay.on_consumer_cancel_callbacks.add(cancelled_by_broker)
+            acks = _AckCoalescer(underlay)
             channel.close_callbacks.add(lambda *_args: closed.set())
             await channel.set_qos(prefetch_count=prefetch)
             source_queue = await _declare(
@@ -197,12 +258,17 @@ def rabbitmq(
                         hint="publish with message_id=... so a redelivery cannot make a second job",
                     )
 
-                async def ack() -> None:
-                    await incoming.ack()
+                tag = incoming.delivery_tag
+                if tag is None:  # pragma: no cover - only for no_ack consumers
+                    raise ConfigurationError("a message without a delivery tag cannot be acked")
+
+                def ack() -> asyncio.Future[None]:
+                    return acks.ack(tag)
 
                 async def nack(requeue: bool) -> None:
-                    await incoming.reject(requeue=requeue)
+                    await acks.reject(tag, requeue)
 
+                acks.delivered(tag)
                 consumer.emit(message, ack=ack, nack=nack, idempotency_key=message.message_id)
 
             tag = await source_queue.consume(on_message)
@@ -212,8 +278,8 @@ def rabbitmq(
                 raise ConnectionError(why[0])
             with contextlib.suppress(Exception):
                 await source_queue.cancel(tag)
-            await consumer.drain()
         finally:
+            await consumer.drain_if_stopping()
             if not connection.is_closed:
                 with contextlib.suppress(Exception):
                     await connection.close()

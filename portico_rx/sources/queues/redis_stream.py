@@ -65,13 +65,14 @@ class _AckBatcher:
         self._ids: list[str] = []
         self._done: asyncio.Future[None] | None = None
 
-    async def ack(self, entry_id: str) -> None:
+    def ack(self, entry_id: str) -> asyncio.Future[None]:
+        """Queue ``entry_id`` for the next flush; the future is done when it was acked."""
         self._ids.append(entry_id)
         if self._done is None:
             loop = asyncio.get_running_loop()
             self._done = loop.create_future()
             loop.call_soon(self._flush)
-        await asyncio.shield(self._done)
+        return self._done
 
     def _flush(self) -> None:
         ids, done = self._ids, self._done
@@ -258,9 +259,9 @@ def redis_stream(
                     emit_one(entry_id, fields, redelivered)
 
             def emit_one(entry_id: str, fields: dict[bytes, bytes], redelivered: bool) -> None:
-                async def ack() -> None:
+                def ack() -> asyncio.Future[None]:
                     check_open()
-                    await acks.ack(entry_id)
+                    return acks.ack(entry_id)
 
                 async def nack(requeue: bool) -> None:
                     if requeue:
@@ -338,8 +339,8 @@ def redis_stream(
                             f"stream {stream!r} or group {group!r} vanished: {exc}"
                         ) from exc
                     raise
-            await consumer_.drain()
         finally:
+            await consumer_.drain_if_stopping()
             open_[0] = False
             with contextlib.suppress(Exception):
                 await redis.aclose()
