@@ -277,3 +277,44 @@ async def test_queue_deleted_under_the_consumer_is_declared_again(amqp: Any, uni
         await publish_amqp(amqp, queue, envelope("a", n=2), "x-2")
         await eventually(lambda: len(creator.jobs) == 2)
     assert [j.payload["n"] for j in creator.jobs] == [1, 2]
+
+
+async def test_coalesced_acks_never_cover_a_message_that_is_rejected_later(
+    amqp: Any, unique: str
+) -> None:
+    """Acks of later messages are coalesced (``multiple=True``) while an earlier message
+    is still retrying and then dead-lettered: exactly the failing ones reach ``.dead``."""
+    queue = f"mixed_{unique}"
+    amqp.created_queues.append(queue)
+
+    class FailsSome(RecordingJobCreator):
+        async def create_job(self, *args: Any, **kwargs: Any) -> prx.Job:
+            payload = kwargs.get("payload") or args[1]
+            if payload["n"] % 10 == 3:
+                await asyncio.sleep(0.01)
+                raise prx.QueueUnavailableError("store down for this one")
+            return await super().create_job(*args, **kwargs)
+
+    creator = FailsSome()
+    trigger = RabbitMQTrigger(
+        creator,
+        RABBITMQ_URL,
+        queue,
+        {"a": "job.a"},
+        prefetch=50,
+        retry=prx.RetryPolicy(max_attempts=3, initial_delay=0.01, max_delay=0.02),
+    )
+    async with trigger:
+        for n in range(100):
+            await publish_amqp(amqp, queue, envelope("a", n=n), f"c-{n}")
+        await eventually(
+            lambda: trigger.source.status.acked + trigger.source.status.dead_lettered == 100
+        )
+    assert sorted(j.payload["n"] for j in creator.jobs) == [n for n in range(100) if n % 10 != 3]
+    assert await queue_depth(amqp, queue) == 0
+    dead = await amqp.declare_queue(f"{queue}.dead", passive=True)
+    ids = []
+    while (message := await dead.get(fail=False, timeout=5)) is not None:
+        ids.append(message.message_id)
+        await message.ack()
+    assert sorted(ids) == sorted(f"c-{n}" for n in range(100) if n % 10 == 3)
