@@ -98,7 +98,7 @@ def trace_pipeline(
 
     Args:
         pipeline: an operator, e.g. ``debounce_by(key, 5)`` or
-            ``reactivex.pipe(dedupe(), to_job("x"))``.
+            ``reactivex.compose(dedupe(), to_job("x"))``.
         events: ``(seconds from start, event)`` pairs; each is emitted at its time with
             a delivery (``event_id`` = its index, idempotency key ``"<source>:<index>"``).
         until: seconds to run (default: the last event's time, or ``complete_at``); the

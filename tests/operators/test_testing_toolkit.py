@@ -254,3 +254,24 @@ async def test_job_service_fixture_runs_against_each_queue(
 def test_plugin_is_registered_by_entry_point(pytestconfig: pytest.Config) -> None:
     plugin = pytestconfig.pluginmanager.get_plugin("portico_rx")
     assert plugin is not None and plugin.__name__ == "portico_rx.testing.pytest_plugin"
+
+
+async def test_the_docs_job_service_example(
+    job_service: JobService, virtual_time: HistoricalScheduler
+) -> None:
+    """The fixture example of docs/testing.md, verbatim."""
+    import reactivex
+
+    from portico_rx.testing import advance
+
+    subject: reactivex.Subject[dict[str, int]] = reactivex.Subject()
+    trigger = prx.PipelineTrigger(
+        subject.pipe(prx.to_job("email.welcome")),
+        job_creator=job_service,
+        name="t",
+        scheduler=virtual_time,
+    )
+    async with trigger:
+        subject.on_next({"id": 7})
+        await advance(virtual_time, 1)
+    assert len(await job_service.list_jobs()) == 1
