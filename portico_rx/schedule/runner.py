@@ -107,6 +107,7 @@ class ScheduleRunner:
         self._time_cache: dict[tuple[int, ZoneInfo], tuple[datetime, str, str]] = {}
 
     def now_us(self) -> int:
+        """The scheduler's clock in epoch microseconds."""
         return self.timer.now_us()
 
     def _fires(self, spec: ScheduleSpec, from_us: int) -> Iterator[tuple[int, int]]:
@@ -172,6 +173,7 @@ class ScheduleRunner:
             stat.next_due_us = None
 
     def dispose(self) -> None:
+        """Stop every schedule and cancel the timer and pending catch-up runs."""
         for pending in self._pending.values():
             pending.dispose()
         self._pending.clear()
