@@ -56,6 +56,21 @@ def _check_string_keys(field: str, value: dict[Any, Any]) -> None:
             raise InvalidJobError(field, value, f"key {key!r} is not a string; use string keys")
 
 
+_ATOMS = frozenset({str, int, bool, type(None)})
+_set = object.__setattr__
+
+
+def _is_flat_json(value: object) -> bool:
+    """``True`` for the common payload: a dict of string keys to str/int/bool/None
+    (JSON for sure, checked without encoding it); anything else takes the full check."""
+    if type(value) is not dict:
+        return False
+    for key, item in value.items():
+        if type(key) is not str or type(item) not in _ATOMS:
+            return False
+    return True
+
+
 def _request(**fields: Any) -> JobRequest:
     """A JobRequest from fields ``to_job`` has already validated, without re-validating.
 
@@ -64,10 +79,10 @@ def _request(**fields: Any) -> JobRequest:
     ``JobRequest(**fields)``.
     """
     request = JobRequest.__new__(JobRequest)
-    object.__setattr__(request, "__dict__", fields)
-    object.__setattr__(request, "__pydantic_fields_set__", _REQUEST_FIELDS)
-    object.__setattr__(request, "__pydantic_extra__", None)
-    object.__setattr__(request, "__pydantic_private__", {"_claim": None, "_delivery": None})
+    _set(request, "__dict__", fields)
+    _set(request, "__pydantic_fields_set__", _REQUEST_FIELDS)
+    _set(request, "__pydantic_extra__", None)
+    _set(request, "__pydantic_private__", {"_claim": None, "_delivery": None})
     return request
 
 
@@ -129,13 +144,10 @@ def to_job(
         if fixed_payload is not None:
             body = dict(fixed_payload)
         else:
-            body = _check_json_object(
-                "payload",
-                default_payload(event) if payload is None else payload(event),  # type: ignore[operator]
-            )
-            for body_key in body:
-                if type(body_key) is not str:
-                    _check_string_keys("payload", body)
+            body = default_payload(event) if payload is None else payload(event)  # type: ignore[operator]
+            if not _is_flat_json(body):
+                body = _check_json_object("payload", body)  # None becomes {}
+                _check_string_keys("payload", body)
         if metadata is None:
             meta: dict[str, Any] = {}
         elif fixed_metadata is not None:

@@ -93,6 +93,21 @@ def test_bad_values_from_functions_become_event_failed(kwargs: dict[str, Any], f
     assert isinstance(item.error, prx.InvalidJobError) and item.error.field == field
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        {},
+        {"flat": 1, "s": "x", "b": True, "n": None},
+        {"nested": {"list": [1, 2.5, {"deep": None}]}},
+        {"float": 0.5},
+    ],
+)
+def test_payloads_from_functions_equal_validated_ones(value: Any) -> None:
+    [request] = emitted(prx.to_job("a.b", payload=lambda e: value), "event")
+    assert request == JobRequest(job_type="a.b", payload=value)
+
+
 def test_a_constant_payload_is_not_shared_between_requests() -> None:
     first, second = emitted(prx.to_job("a.b", payload={"fixed": True}), 1, 2)
     assert first.payload == second.payload == {"fixed": True}
