@@ -222,3 +222,21 @@ async def private_nats(tmp_path: Any) -> AsyncIterator[PrivateServer]:
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture
+async def private_mosquitto(tmp_path: Any) -> AsyncIterator[PrivateServer]:
+    """A mosquitto with persistence in ``tmp_path``: sessions survive restarts."""
+    port = free_port()
+    config = tmp_path / "mosquitto.conf"
+    config.write_text(
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous true\n"
+        "persistence true\n"
+        f"persistence_location {tmp_path}/\n"
+        "user root\n"  # as root, mosquitto would switch to a user that cannot write here
+    )
+    server = PrivateServer(["mosquitto", "-c", str(config)], port)
+    await server.start()
+    yield server
+    await server.stop()

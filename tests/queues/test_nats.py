@@ -175,3 +175,31 @@ def test_bad_arguments_name_the_argument(kwargs: dict[str, Any], match: str) -> 
     args.update(kwargs)
     with pytest.raises(prx.ConfigurationError, match=match):
         sources.nats(**args)
+
+
+async def test_slow_creator_bounds_messages_in_flight(jetstream: Any, unique: str) -> None:
+    """Backpressure: with ``batch=4`` and a creator that blocks, 4 messages are taken
+    (the consumer's max_ack_pending), the rest wait in the stream."""
+    stream = f"SLOW_{unique}"
+    subject = f"slow_{unique}"
+    jetstream.created_streams.append(stream)
+    await jetstream.add_stream(name=stream, subjects=[subject])
+    release = asyncio.Event()
+
+    class Blocking(RecordingJobCreator):
+        async def create_job(self, *args: Any, **kwargs: Any) -> prx.Job:
+            await release.wait()
+            return await super().create_job(*args, **kwargs)
+
+    creator = Blocking()
+    trigger = NatsTrigger(creator, NATS_URL, subject, {"e": "job.e"}, durable="s", batch=4)
+    async with trigger:
+        for n in range(40):
+            await jetstream.publish(subject, envelope("e", n=n))
+        await eventually(lambda: trigger.source.status.received == 4)
+        await asyncio.sleep(0.3)
+        assert trigger.source.status.received == 4
+        assert await consumer_state(jetstream, stream, "s") == (36, 4)
+        release.set()
+        await eventually(lambda: len(creator.jobs) == 40)
+    assert sorted(j.payload["n"] for j in creator.jobs) == list(range(40))

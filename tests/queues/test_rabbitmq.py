@@ -318,3 +318,35 @@ async def test_coalesced_acks_never_cover_a_message_that_is_rejected_later(
         ids.append(message.message_id)
         await message.ack()
     assert sorted(ids) == sorted(f"c-{n}" for n in range(100) if n % 10 == 3)
+
+
+async def test_competing_triggers_share_the_queue_without_duplicates(
+    amqp: Any, unique: str
+) -> None:
+    """Two trigger instances (same name) on one queue: each message is one job, both
+    instances do part of the work."""
+    queue = f"compete_{unique}"
+    amqp.created_queues.append(queue)
+    creator = RecordingJobCreator()
+    counts = [0, 0]
+
+    def make(index: int) -> RabbitMQTrigger:
+        class Counting(RecordingJobCreator):
+            async def create_job(self, *args: Any, **kwargs: Any) -> prx.Job:
+                counts[index] += 1
+                await asyncio.sleep(0.002)
+                return await creator.create_job(*args, **kwargs)
+
+        return RabbitMQTrigger(Counting(), RABBITMQ_URL, queue, {"a": "job.a"}, prefetch=4)
+
+    triggers = [make(0), make(1)]
+    for trigger in triggers:
+        await trigger.start()
+    for n in range(150):
+        await publish_amqp(amqp, queue, envelope("a", n=n), f"cc-{n}")
+    await eventually(lambda: len(creator.jobs) == 150)
+    for trigger in triggers:
+        await trigger.stop()
+    assert sorted(j.payload["n"] for j in creator.jobs) == list(range(150))
+    assert sum(counts) == 150 and min(counts) > 0
+    assert await queue_depth(amqp, queue) == 0

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import portico_rx as prx
+from portico_rx.adapters.job_trigger.mqtt_trigger import MqttTrigger
 from portico_rx.adapters.job_trigger.nats_trigger import NatsTrigger
 from portico_rx.adapters.job_trigger.rabbitmq_trigger import RabbitMQTrigger
 from portico_rx.adapters.job_trigger.redis_stream_trigger import RedisStreamTrigger
@@ -157,3 +158,33 @@ async def test_rabbitmq_restart_mid_stream(amqp: Any, unique: str) -> None:
     await eventually(lambda: trigger.source.status.in_flight == 0)
     await trigger.stop()
     assert_exactly_once(creator, 300)
+
+
+@pytest.mark.mqtt
+async def test_mqtt_restart_mid_stream(private_mosquitto: PrivateServer, unique: str) -> None:
+    """A private mosquitto (persistence on) is stopped mid-stream and started again; the
+    persistent session brings back what was unacked."""
+    import aiomqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    port = private_mosquitto.port
+    topic = f"restart/{unique}"
+    creator = Gated()
+    trigger = MqttTrigger(
+        creator, "127.0.0.1", topic, {"e": "job.e"}, port=port, client_id=f"r-{unique}",
+        max_in_flight=8, reconnect_max_delay=1,
+    )  # fmt: skip
+    await trigger.start()
+    async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5) as client:
+        for n in range(150):
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.UserProperty = [("message-id", f"m-{n}")]
+            await client.publish(topic, envelope(n), qos=1, properties=properties)
+    await eventually(lambda: creator.held > 0)
+    await private_mosquitto.stop()
+    await wait_outage_then_recovery(trigger, creator, private_mosquitto.start)
+    await eventually(lambda: len(creator.jobs) == 150, timeout=60)
+    await eventually(lambda: trigger.source.status.in_flight == 0)
+    await trigger.stop()
+    assert_exactly_once(creator, 150)
