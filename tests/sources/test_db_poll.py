@@ -404,3 +404,29 @@ def test_sources_facade_exports_the_db_names() -> None:
     assert sources.db_rows.__name__ == "db_rows"
     assert sources.RowEvent.__name__ == "RowEvent"
     assert sources.Notification.__name__ == "Notification"
+
+
+async def test_a_database_object_with_an_engine_is_accepted(
+    sqlite_db: tuple[str, AsyncEngine],
+) -> None:
+    """The spec passes its own ``database`` object; one exposing ``.engine`` works as is."""
+    _url, engine = sqlite_db
+    await insert(engine, "a")
+
+    class Database:
+        def __init__(self, engine: AsyncEngine) -> None:
+            self.engine = engine
+
+    creator = RecordingJobCreator()
+    trigger = DatabasePollingTrigger(
+        job_creator=creator,
+        database=Database(engine),
+        poll_interval_seconds=30,
+        scheduler=virtual(),
+    )
+    await trigger.start()
+    await wait_for(lambda: trigger.stats.rows_marked == 1)
+    await trigger.stop()
+    assert [j.payload for j in creator.jobs] == [{"item_id": "1", "data": "a"}]
+    async with engine.connect() as connection:  # the caller's engine was not disposed
+        assert (await connection.execute(sa.text("select 1"))).scalar() == 1
