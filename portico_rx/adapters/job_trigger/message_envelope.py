@@ -104,10 +104,18 @@ class EnvelopeDecoder:
                 (``"dead_letter"``), or a payload failing its schema; the message names
                 the message id and the fix.
         """
+        try:  # the fast path, parsing and validating in one go
+            envelope = MessageEnvelope.model_validate_json(message.body)
+        except ValidationError:
+            envelope = self._explain(message)
+        return self._map(envelope, message)
+
+    def _explain(self, message: QueueMessage) -> MessageEnvelope:
+        """The slow path: parse step by step to say exactly what is wrong."""
         data = message.json_body()
         where = f"message {message.message_id!r} from {message.broker} {message.destination!r}"
         try:
-            envelope = MessageEnvelope.model_validate(data)
+            return MessageEnvelope.model_validate(data)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
@@ -116,6 +124,9 @@ class EnvelopeDecoder:
                 f"{where}: {str(data)[:80]!r} is not an event envelope ({problems}); publish "
                 '{"event_type": ..., "payload": {...}, "queue": ..., "priority": ...}'
             ) from None
+
+    def _map(self, envelope: MessageEnvelope, message: QueueMessage) -> MappedMessage | None:
+        where = f"message {message.message_id!r} from {message.broker} {message.destination!r}"
         job_type = self.job_type_mapping.get(envelope.event_type)
         if job_type is None:
             if self.unknown_event_type == "drop":
