@@ -220,6 +220,8 @@ async def test_unreachable_broker_fails_start_with_trigger_start_error() -> None
         ({"job_type_mapping": {}}, "job_type_mapping"),
         ({"job_type_mapping": {"a": "bad type!"}}, "job_type"),
         ({"prefetch": 0}, "prefetch"),
+        ({"connect_timeout": 0}, "connect_timeout"),
+        ({"unknown_event_type": "ignore"}, "unknown_event_type"),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs: dict[str, Any], match: str) -> None:

@@ -23,7 +23,7 @@ from portico_rx.isolation import EventFailed, guarded
 from portico_rx.models import TriggerHealth
 from portico_rx.pipeline import PipelineTrigger
 from portico_rx.ports.job_creator import JobCreator
-from portico_rx.sources.queues.consumer import QueueSource
+from portico_rx.sources.queues.consumer import QueueSource, check_positive
 from portico_rx.sources.queues.message import QueueMessage
 from portico_rx.to_job import to_job
 
@@ -87,6 +87,7 @@ class QueueTrigger(PipelineTrigger):
         connect_timeout: float = 15.0,
         **options: Any,
     ) -> None:
+        check_positive("connect_timeout", connect_timeout)
         self.decoder = EnvelopeDecoder(job_type_mapping, payload_schemas, unknown_event_type)
         self.source = source
         self.connect_timeout = connect_timeout
