@@ -173,3 +173,17 @@ def test_redact_url_never_leaks_the_password(user: str, password: str, port: int
         shown = redact_url(url)
         assert "***" in shown
         assert f":{password}@" not in shown and f"password={password}" not in shown
+
+
+@pytest.mark.redis
+async def test_key_prefix_listing_newest_first_is_not_lexical(prefix: str) -> None:
+    queue = RedisJobQueue(URL, prefix=prefix)
+    try:
+        for key in ("p:z", "p:a", "q:b"):
+            await queue.enqueue(Job(job_type="x", idempotency_key=key))
+        newest = await queue.list(key_prefix="p:", limit=1)
+        assert [job.idempotency_key for job in newest] == ["p:a"]
+        by_key = await queue.list(key_prefix="p:", order_by="idempotency_key")
+        assert [job.idempotency_key for job in by_key] == ["p:z", "p:a"]
+    finally:
+        await queue.close()

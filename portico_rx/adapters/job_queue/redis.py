@@ -559,7 +559,7 @@ class RedisJobQueue(JobQueue):
             upper = "+" if key_prefix is None else "[" + key_prefix + "\U0010ffff"
             lower = "-" if key_prefix is None else "[" + key_prefix
             start = 0
-            while len(found) < limit:
+            while order_by == "created_at" or len(found) < limit:  # newest-first needs all
                 keys = await self._run(
                     "list",
                     lambda start=start: self._client.zrevrangebylex(  # type: ignore[misc]
