@@ -271,13 +271,13 @@ def rabbitmq(
                 acks.delivered(tag)
                 consumer.emit(message, ack=ack, nack=nack, idempotency_key=message.message_id)
 
-            tag = await source_queue.consume(on_message)
+            consumer_tag = await source_queue.consume(on_message)
             consumer.connected()
             stopped, _ = await consumer.stopped_or(closed.wait())
             if not stopped:
                 raise ConnectionError(why[0])
             with contextlib.suppress(Exception):
-                await source_queue.cancel(tag)
+                await source_queue.cancel(consumer_tag)
         finally:
             await consumer.drain_if_stopping()
             if not connection.is_closed:
