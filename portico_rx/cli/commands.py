@@ -122,7 +122,14 @@ async def _serve(
 
     web_app = create_app(app_file.triggers, routers=app_file.routers)
     server = _Server(uvicorn.Config(web_app, host=host, port=port, log_level="warning"))
-    task: asyncio.Future[None] = asyncio.ensure_future(server.serve())
+
+    async def serve() -> None:
+        try:
+            await server.serve()
+        except SystemExit as exc:  # uvicorn exits the process when it cannot bind
+            logger.error("web_server_exited", code=exc.code, host=host, port=port)
+
+    task: asyncio.Future[None] = asyncio.ensure_future(serve())
     while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn has no event
         await asyncio.sleep(0.05)
     if not server.started:

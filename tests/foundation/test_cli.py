@@ -48,6 +48,17 @@ async def jobs_in(db: Path, **filters: Any) -> list[prx.Job]:
         return await queue.list(limit=1000, **filters)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port() -> str:
+    """A free port for the quickstart's webhook routes (8000 may be taken)."""
+    return str(free_port())
+
+
 def write(path: Path, code: str) -> Path:
     path.write_text(textwrap.dedent(code))
     return path
@@ -58,7 +69,7 @@ def test_quickstart_runs_for_a_duration_and_its_jobs_are_in_the_file(tmp_path: P
     portico_rx_command = shutil.which("portico-rx")
     assert portico_rx_command is not None, "the portico-rx entry point is not installed"
     done = subprocess.run(
-        [portico_rx_command, "run", str(QUICKSTART), "--duration", "3.5"],
+        [portico_rx_command, "run", str(QUICKSTART), "--duration", "3.5", "--port", port()],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -94,7 +105,7 @@ def test_quickstart_runs_for_a_duration_and_its_jobs_are_in_the_file(tmp_path: P
 def test_sigterm_stops_gracefully(tmp_path: Path) -> None:
     db = tmp_path / "signal.db"
     process = subprocess.Popen(
-        [*CLI, "run", str(QUICKSTART), "--db", str(db)],
+        [*CLI, "run", str(QUICKSTART), "--db", str(db), "--port", port()],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -147,16 +158,10 @@ def test_worker_command_processes_jobs_already_in_the_file(tmp_path: Path) -> No
     assert unknown.status is JobStatus.FAILED and "no handler" in (unknown.error or "")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_triggers_with_routes_are_served(tmp_path: Path) -> None:
     """A WebhookTrigger in the app file: POSTs become jobs in the SQLite file."""
     db = tmp_path / "web.db"
-    port = _free_port()
+    port = free_port()
     app = write(
         tmp_path / "web_app.py",
         """
@@ -236,6 +241,20 @@ def test_bad_input_from_the_real_command_is_one_line(tmp_path: Path) -> None:
     assert done.stderr.startswith("error: app file 'missing.py' does not exist")
     assert len(done.stderr.splitlines()) == 1
     assert not (tmp_path / "portico.db").exists()
+
+
+def test_a_taken_port_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = str(taken.getsockname()[1])
+        code = main(["--log-level", "error", "run", str(QUICKSTART), "--port", busy])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{busy} did not start" in err and "--port" in err
 
 
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,10 @@ async def test_run_with_a_live_display_on_a_terminal(
         commands, "_console", lambda: Console(file=screen, force_terminal=True, width=160)
     )
     db = tmp_path / "live.db"
-    code = await commands.run_app(str(QUICKSTART), db=str(db), duration=3.5, live=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    code = await commands.run_app(str(QUICKSTART), db=str(db), duration=3.5, live=True, port=port)
     assert code == 0
     output = screen.getvalue()
     assert "welcome-emails" in output and "JobWorker" in output
