@@ -144,6 +144,16 @@ def test_cron_expressions_with_seconds_have_six_fields(first: str, last: str) ->
     assert croniter(last, datetime(2025, 1, 1)).get_next(datetime)
 
 
+@settings(max_examples=60, deadline=None)
+@given(cron_expressions(), cron_expressions(seconds=True))
+def test_cron_expressions_parse_with_portico_rx_own_parser(five: str, six: str) -> None:
+    """Our schedule parser (seconds first) accepts every generated expression."""
+    from portico_rx.schedule.cron_expression import parse_cron
+
+    assert not parse_cron(five).has_seconds
+    assert parse_cron(six).has_seconds
+
+
 def test_cron_expressions_reject_an_unknown_seconds_position() -> None:
     with pytest.raises(prx.ConfigurationError, match="seconds"):
         cron_expressions(seconds="middle")  # type: ignore[arg-type]
