@@ -35,8 +35,10 @@ class QueueMessage(BaseModel):
         body: the raw body.
         headers: AMQP headers, the other fields of a stream entry, NATS headers or MQTT
             user properties, as JSON values.
-        redelivered: the broker delivered it before (a previous consumer did not ack).
-        delivery_count: how often it was delivered, when the broker says.
+        redelivered: the broker delivered it before (a previous consumer did not ack);
+            always ``False`` for MQTT (aiomqtt does not expose the DUP flag).
+        delivery_count: how often it was delivered, when the broker says (JetStream;
+            RabbitMQ quorum queues).
         published_at: when it was published, when the broker says.
         content_type: the declared content type, when given.
     """

@@ -135,14 +135,17 @@ def _retrieve(future: asyncio.Future[None]) -> None:
 
 
 def _message(queue: str, message: AbstractIncomingMessage) -> QueueMessage:
+    headers = json_headers(message.headers)
+    count = headers.get("x-delivery-count")  # quorum queues count earlier deliveries
     return QueueMessage(
         broker="rabbitmq",
         destination=queue,
         subject=message.routing_key or queue,
         message_id=message.message_id or None,
         body=message.body,
-        headers=json_headers(message.headers),
+        headers=headers,
         redelivered=bool(message.redelivered),
+        delivery_count=count + 1 if isinstance(count, int) else None,
         published_at=message.timestamp,
         content_type=message.content_type,
     )
