@@ -57,8 +57,13 @@ async def spawn(broker: str, target: str, db: Path, hold_after: int | None) -> A
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
     assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), 60)
-    assert line.strip() == b"READY", f"trigger process did not start: {line!r}"
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), 60)
+        assert line.strip() == b"READY", f"trigger process did not start: {line!r}"
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
     return process
 
 
@@ -159,10 +164,15 @@ async def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(
         assert HOLD_AFTER < created < TOTAL, "the kill should land mid-stream"
 
         second = await spawn(broker, target, db, None)
-        await eventually(lambda: job_counts(db)[0] >= TOTAL, timeout=90)
-        await asyncio.sleep(1.5)  # redeliveries still arriving would show up as extra jobs
-        second.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(second.wait(), 60) == 0
+        try:
+            await eventually(lambda: job_counts(db)[0] >= TOTAL, timeout=90)
+            await asyncio.sleep(1.5)  # redeliveries still arriving would show as extra jobs
+            second.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(second.wait(), 60) == 0
+        finally:
+            if second.returncode is None:
+                second.kill()
+                await second.wait()
         jobs, keys, numbers = job_counts(db)
         assert numbers == list(range(TOTAL)), "a message was lost or made two jobs"
         assert jobs == keys == TOTAL
