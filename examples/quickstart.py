@@ -6,7 +6,13 @@
 
 ``build(service)`` returns the triggers; the CLI passes its JobService (over the
 embedded SQLite queue). ``handlers`` maps job types to the functions that process them.
-Add more triggers to the list ``build`` returns (cron, files, webhooks …).
+
+Four triggers run side by side:
+
+* ``welcome-emails``: a pipeline over a stream of sign-ups (filter -> to_job);
+* ``schedules``: a cron schedule every 5 seconds (seconds field first);
+* ``inbox``: a job per file dropped into ./inbox once it stops changing;
+* ``webhooks``: POST /webhooks/jobs.
 
 The webhook trigger is served on http://127.0.0.1:8000 (``--port`` to change it)
 while ``run`` runs; other systems ask for a welcome email with::
@@ -17,6 +23,7 @@ while ``run`` runs; other systems ask for a welcome email with::
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import reactivex
@@ -24,6 +31,8 @@ from pydantic import BaseModel
 from reactivex import operators as ops
 
 import portico_rx as prx
+from portico_rx.adapters.job_trigger.file_trigger import FileTrigger
+from portico_rx.adapters.job_trigger.schedule_trigger import ScheduleConfig, ScheduleTrigger
 from portico_rx.adapters.job_trigger.webhook_trigger import WebhookConfig, WebhookTrigger
 from portico_rx.kits.job.job_service import JobService
 
@@ -63,7 +72,22 @@ def build(service: JobService) -> list[prx.JobTrigger]:
         config=WebhookConfig(allowed_job_types=["email.welcome"]),
         payload_schemas={"email.welcome": WelcomePayload},
     )
-    return [welcome_emails, welcome_webhook]
+    heartbeat = ScheduleTrigger(
+        job_creator=service,
+        schedules=[
+            ScheduleConfig(
+                cron="*/5 * * * * *",
+                job_type="health.check",
+                payload={"target": "quickstart"},
+                queue_name="default",
+                priority=1,
+            )
+        ],
+    )
+    inbox = Path("inbox")
+    inbox.mkdir(exist_ok=True)
+    uploads = FileTrigger(service, inbox, "file.process", queue_name="default")
+    return [welcome_emails, heartbeat, uploads, welcome_webhook]
 
 
 async def send_welcome_email(job: prx.Job) -> dict[str, Any]:
@@ -71,4 +95,18 @@ async def send_welcome_email(job: prx.Job) -> dict[str, Any]:
     return {"sent_to": job.payload["email"]}
 
 
-handlers = {"email.welcome": send_welcome_email}
+async def check_health(job: prx.Job) -> dict[str, Any]:
+    return {"ok": True, "scheduled_at": job.metadata.get("scheduled_at")}
+
+
+def process_file(job: prx.Job) -> dict[str, Any]:
+    """A plain (blocking) handler: the worker runs it in a thread."""
+    path = Path(job.payload["file_path"])
+    return {"bytes": path.stat().st_size if path.exists() else None}
+
+
+handlers = {
+    "email.welcome": send_welcome_email,
+    "health.check": check_health,
+    "file.process": process_file,
+}
