@@ -6,6 +6,10 @@ turns events into job requests; a :class:`PipelineTrigger` runs the pipeline as 
 :class:`~portico_rx.ports.job_creator.JobCreator`.
 """
 
+from portico_rx import operators, sources
+from portico_rx.adapters.job_queue.memory import MemoryJobQueue
+from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
+from portico_rx.adapters.job_trigger.schedule_trigger import ScheduleConfig, ScheduleTrigger
 from portico_rx.dead_letter import DeadLetter
 from portico_rx.delivery import Claim, Delivery, Outcome, activate, current_delivery, deliver
 from portico_rx.errors import (
@@ -26,6 +30,7 @@ from portico_rx.errors import (
 )
 from portico_rx.isolation import EventFailed
 from portico_rx.kits.job.job_service import JobService
+from portico_rx.kits.job.worker import JobWorker
 from portico_rx.models import Job, JobRequest, JobStatus, RunState, TriggerHealth
 from portico_rx.pipeline import PipelineTrigger
 from portico_rx.ports import JobCreator, JobHandler, JobQueue, JobTrigger
@@ -54,6 +59,8 @@ __all__ = [
     "JobService",
     "JobStatus",
     "JobTrigger",
+    "JobWorker",
+    "MemoryJobQueue",
     "MissingDependencyError",
     "Outcome",
     "PipelineTrigger",
@@ -61,6 +68,9 @@ __all__ = [
     "QueueUnavailableError",
     "RetryPolicy",
     "RunState",
+    "SQLiteJobQueue",
+    "ScheduleConfig",
+    "ScheduleTrigger",
     "SchemaVersionError",
     "TriggerError",
     "TriggerHealth",
