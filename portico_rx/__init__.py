@@ -6,7 +6,8 @@ turns events into job requests; a :class:`PipelineTrigger` runs the pipeline as 
 :class:`~portico_rx.ports.job_creator.JobCreator`.
 """
 
-from portico_rx import operators, sources
+from portico_rx import operators as operators
+from portico_rx import sources as sources
 from portico_rx.adapters.job_queue.memory import MemoryJobQueue
 from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
 from portico_rx.adapters.job_trigger.schedule_trigger import ScheduleConfig, ScheduleTrigger
