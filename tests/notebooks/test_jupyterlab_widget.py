@@ -56,7 +56,10 @@ def _tools() -> tuple[str, str]:
         if not ok
     ]
     if missing:
-        pytest.skip(f"browser check needs {', '.join(missing)} (see this module's docstring)")
+        message = f"browser check needs {', '.join(missing)} (see this module's docstring)"
+        if os.environ.get("PORTICO_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{message}; CI installs them (.ci/run), so this is a broken CI setup")
+        pytest.skip(message)
     assert chromium is not None and driver is not None
     return chromium, driver
 
