@@ -255,7 +255,7 @@ CRASH_WORKER = textwrap.dedent(
     class SlowService(JobService):
         async def create_job(self, *args, **kwargs):
             job = await super().create_job(*args, **kwargs)
-            await asyncio.sleep(0.002)  # widen the window between "job created" and "marked"
+            await asyncio.sleep(0.01)  # widen the window between "job created" and "marked"
             return job
 
     async def main():
@@ -277,7 +277,7 @@ async def test_kill_9_at_random_moments_neither_loses_nor_doubles_a_row(
     """A real process is killed with SIGKILL while it works; restarted until done, every
     row has exactly one job in the SQLite job store and is marked queued."""
     url, engine = sqlite_db
-    await insert(engine, *[f"r{n}" for n in range(120)])
+    await insert(engine, *[f"r{n}" for n in range(240)])
     jobs_db = tmp_path / "jobs.db"
     kills = 0
     for attempt in range(30):
@@ -306,7 +306,7 @@ async def test_kill_9_at_random_moments_neither_loses_nor_doubles_a_row(
         await queue.close()
     assert set((await statuses(engine)).values()) == {"queued"}, f"not done after {kills} kills"
     assert kills >= 2, kills
-    assert sorted(int(j.payload["item_id"]) for j in jobs) == list(range(1, 121))
+    assert sorted(int(j.payload["item_id"]) for j in jobs) == list(range(1, 241))
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------
