@@ -6,6 +6,7 @@ import random
 from typing import Any
 from uuid import UUID
 
+from portico_rx.adapters.job_queue.base import job_matches
 from portico_rx.errors import ConfigurationError, QueueUnavailableError
 from portico_rx.models import Job, JobStatus, check_job_fields
 from portico_rx.ports.job_creator import JobCreator
@@ -101,12 +102,8 @@ class RecordingJobCreator(JobCreator):
         found = [
             job
             for job in self.jobs
-            if (job_type is None or job.job_type == job_type)
-            and (queue_name is None or job.queue_name == queue_name)
-            and (status is None or job.status == status)
-            and (
-                key_prefix is None
-                or (job.idempotency_key is not None and job.idempotency_key.startswith(key_prefix))
+            if job_matches(
+                job, status=status, job_type=job_type, queue_name=queue_name, key_prefix=key_prefix
             )
         ]
         if key_prefix is not None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from portico_rx.errors import ConfigurationError
-from portico_rx.models import JobStatus
+from portico_rx.models import Job, JobStatus
 
-__all__ = ["DUE_STATUSES", "ORDER_BY", "check_list_args", "check_queue_names"]
+__all__ = ["DUE_STATUSES", "ORDER_BY", "check_list_args", "check_queue_names", "job_matches"]
 
 ORDER_BY = ("created_at", "idempotency_key")
 DUE_STATUSES = (JobStatus.PENDING, JobStatus.SCHEDULED)
@@ -26,3 +26,23 @@ def check_list_args(limit: int, order_by: str) -> None:
         raise ConfigurationError(f"limit={limit!r}: use 1 or more")
     if order_by not in ORDER_BY:
         raise ConfigurationError(f"order_by={order_by!r}: use one of {', '.join(ORDER_BY)}")
+
+
+def job_matches(
+    job: Job,
+    *,
+    status: JobStatus | None = None,
+    job_type: str | None = None,
+    queue_name: str | None = None,
+    key_prefix: str | None = None,
+) -> bool:
+    """``True`` when ``job`` passes every given ``list`` filter (``None`` means any)."""
+    return (
+        (status is None or job.status == status)
+        and (job_type is None or job.job_type == job_type)
+        and (queue_name is None or job.queue_name == queue_name)
+        and (
+            key_prefix is None
+            or (job.idempotency_key is not None and job.idempotency_key.startswith(key_prefix))
+        )
+    )

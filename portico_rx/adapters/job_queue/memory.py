@@ -11,7 +11,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from portico_rx.adapters.job_queue.base import DUE_STATUSES, check_list_args, check_queue_names
+from portico_rx.adapters.job_queue.base import (
+    DUE_STATUSES,
+    check_list_args,
+    check_queue_names,
+    job_matches,
+)
 from portico_rx.errors import JobNotFoundError
 from portico_rx.models import Job, JobStatus, utcnow
 from portico_rx.ports.job_queue import JobQueue
@@ -149,12 +154,8 @@ class MemoryJobQueue(JobQueue):
         jobs = [
             job
             for job in self._jobs.values()
-            if (status is None or job.status == status)
-            and (job_type is None or job.job_type == job_type)
-            and (queue_name is None or job.queue_name == queue_name)
-            and (
-                key_prefix is None
-                or (job.idempotency_key is not None and job.idempotency_key.startswith(key_prefix))
+            if job_matches(
+                job, status=status, job_type=job_type, queue_name=queue_name, key_prefix=key_prefix
             )
         ]
         if order_by == "idempotency_key":

@@ -37,7 +37,7 @@ from uuid import UUID
 
 import structlog
 
-from portico_rx.adapters.job_queue.base import check_list_args, check_queue_names
+from portico_rx.adapters.job_queue.base import check_list_args, check_queue_names, job_matches
 from portico_rx.adapters.job_queue.server_link import ServerLink
 from portico_rx.errors import ConfigurationError, JobNotFoundError, require
 from portico_rx.models import Job, JobStatus, utcnow
@@ -540,17 +540,8 @@ class RedisJobQueue(JobQueue):
         wanted = JobStatus(status) if status is not None else None
 
         def matches(job: Job) -> bool:
-            return (
-                (wanted is None or job.status == wanted)
-                and (job_type is None or job.job_type == job_type)
-                and (queue_name is None or job.queue_name == queue_name)
-                and (
-                    key_prefix is None
-                    or (
-                        job.idempotency_key is not None
-                        and job.idempotency_key.startswith(key_prefix)
-                    )
-                )
+            return job_matches(
+                job, status=wanted, job_type=job_type, queue_name=queue_name, key_prefix=key_prefix
             )
 
         found: list[Job] = []
