@@ -32,7 +32,73 @@ AlertHook = Callable[[str, str, dict[str, Any]], Awaitable[None] | None]
 DeadLetterHook = Callable[[DeadLetter], Awaitable[None] | None]
 """``on_dead_letter(dead_letter)``, called for every dead-lettered event."""
 
-_STOP = object()
+
+
+class _WorkQueue:
+    """The sink's FIFO: ``asyncio.Queue`` (unbounded) minus its generic bookkeeping.
+
+    The timer of a schedule trigger hands the sink hundreds of requests in one wake-up;
+    each put and get here is a deque operation plus, only while workers wait, one future.
+    """
+
+    __slots__ = ("_getters", "_items", "_joiners", "_unfinished")
+
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self._joiners: list[asyncio.Future[None]] = []
+        self._unfinished = 0
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        self._unfinished += 1
+        self._wake_getter()
+
+    def _wake_getter(self) -> None:
+        getters = self._getters
+        while getters:
+            getter = getters.popleft()
+            if not getter.done():
+                getter.set_result(None)
+                return
+
+    def get_nowait(self) -> Any:
+        return self._items.popleft()  # IndexError when empty, like QueueEmpty
+
+    async def get(self) -> Any:
+        items = self._items
+        while not items:
+            getter = asyncio.get_running_loop().create_future()
+            self._getters.append(getter)
+            try:
+                await getter
+            except BaseException:
+                getter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._getters.remove(getter)
+                if items and not getter.cancelled():
+                    self._wake_getter()  # it was woken for an item it will not take
+                raise
+        return items.popleft()
+
+    def task_done(self) -> None:
+        self._unfinished -= 1
+        if self._unfinished <= 0:
+            self._unfinished = 0
+            joiners, self._joiners = self._joiners, []
+            for joiner in joiners:
+                if not joiner.done():
+                    joiner.set_result(None)
+
+    async def join(self) -> None:
+        if self._unfinished > 0:
+            joiner = asyncio.get_running_loop().create_future()
+            self._joiners.append(joiner)
+            await joiner
+
 
 
 class JobSink:
@@ -74,7 +140,9 @@ class JobSink:
             dead_letters if dead_letters is not None else deque(maxlen=1000)
         )
         self.on_job = on_job
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._queue = _WorkQueue()
+        self._seen_at: Any = None
+        self._seen_at_iso = ""
         self._workers: list[asyncio.Task[None]] = []
         self._hook_tasks: set[asyncio.Task[Any]] = set()
         self._cancelled = 0
@@ -188,7 +256,10 @@ class JobSink:
         if delivery is not None:
             meta.update(delivery.attributes)
             meta["source"] = delivery.source
-            meta["seen_at"] = delivery.seen_at.isoformat()
+            seen_at = delivery.seen_at
+            if seen_at is not self._seen_at:  # runs of one timer wake-up share their seen_at
+                self._seen_at, self._seen_at_iso = seen_at, seen_at.isoformat()
+            meta["seen_at"] = self._seen_at_iso
             if delivery.event_id is not None:
                 meta["event_id"] = delivery.event_id
         else:

@@ -24,7 +24,7 @@ from portico_rx.delivery import Delivery, deliver
 from portico_rx.schedule.fire_plan import FirePlan
 from portico_rx.schedule.misfire import MisfirePolicy, select_runs
 from portico_rx.schedule.tick import Tick, from_micros, key_time
-from portico_rx.schedule.timer import ScheduleTimer, TimerEntry
+from portico_rx.schedule.timer import DEFAULT_SPIN, ScheduleTimer, TimerEntry
 
 __all__ = ["ScheduleRunner", "ScheduleSpec", "ScheduleStats"]
 
@@ -84,6 +84,8 @@ class ScheduleRunner:
         scheduler: the Rx scheduler for time and timers.
         seed: seed for jitter (default: unseeded).
         on_exhausted: called when the last schedule has no more fire times.
+        spin: see :class:`~portico_rx.schedule.timer.ScheduleTimer` (seconds the timer
+            wakes early on asyncio to fire on the exact microsecond; 0 turns it off).
     """
 
     def __init__(
@@ -93,10 +95,11 @@ class ScheduleRunner:
         *,
         seed: int | None = None,
         on_exhausted: Callable[[], None] | None = None,
+        spin: float = DEFAULT_SPIN,
     ) -> None:
         self.observer = observer
         self.scheduler = scheduler
-        self.timer = ScheduleTimer(scheduler)
+        self.timer = ScheduleTimer(scheduler, spin=spin)
         self.stats: dict[str, ScheduleStats] = {}
         self._entries: dict[str, TimerEntry] = {}
         self._specs: dict[str, ScheduleSpec] = {}
@@ -105,6 +108,9 @@ class ScheduleRunner:
         self._random = random.Random(seed)
         self._on_exhausted = on_exhausted
         self._time_cache: dict[tuple[int, ZoneInfo], tuple[datetime, str, str]] = {}
+        self._sources: dict[str, str] = {}
+        self._fired_us = -1
+        self._fired = from_micros(0)
 
     def now_us(self) -> int:
         """The scheduler's clock in epoch microseconds."""
@@ -148,6 +154,7 @@ class ScheduleRunner:
         if spec.name in self._specs:
             self.remove(spec.name)
         self._specs[spec.name] = spec
+        self._sources[spec.name] = f"{spec.plan.kind}:{spec.plan.expression}"
         stats = self.stats.get(spec.name)
         if stats is None:
             stats = self.stats[spec.name] = ScheduleStats()
@@ -168,6 +175,7 @@ class ScheduleRunner:
         if pending is not None:
             pending.dispose()
         self._specs.pop(name, None)
+        self._sources.pop(name, None)
         stat = self.stats.get(name)
         if stat is not None:
             stat.next_due_us = None
@@ -218,8 +226,9 @@ class ScheduleRunner:
             self._pending.pop(spec.name, None)
             if self._specs.get(spec.name) is not spec:
                 return
+            now = self.now_us()
             for nominal in runs:
-                self._emit(spec, nominal, nominal, catch_up=True)
+                self._emit(spec, nominal, nominal, True, now)
             entry = self._entries.get(spec.name)
             if entry is None or entry.next_fire is None:
                 self._check_exhausted()
@@ -233,7 +242,7 @@ class ScheduleRunner:
         stats = self.stats[spec.name]
         grace = spec.misfire.grace_time
         if len(due) == 1 and (grace is None or now - due[0][0] <= grace * 1_000_000):
-            self._emit(spec, due[0][0], due[0][1], catch_up=False)
+            self._emit(spec, due[0][0], due[0][1], False, now)
         else:
             runs = select_runs([nominal for nominal, _ in due], now, spec.misfire)
             if len(runs) < len(due):
@@ -248,7 +257,7 @@ class ScheduleRunner:
                 )
             planned = dict(due)
             for nominal in runs:
-                self._emit(spec, nominal, planned[nominal], catch_up=len(due) > 1)
+                self._emit(spec, nominal, planned[nominal], len(due) > 1, now)
         stats.next_due_us = entry.next_fire[0] if entry.next_fire else None
         if entry.next_fire is None:
             self._check_exhausted()
@@ -271,8 +280,10 @@ class ScheduleRunner:
             self._time_cache[(nominal, tz)] = cached
         return cached
 
-    def _emit(self, spec: ScheduleSpec, nominal: int, planned: int, catch_up: bool) -> None:
-        now = self.now_us()
+    def _emit(self, spec: ScheduleSpec, nominal: int, planned: int, catch_up: bool, now: int) -> None:
+        """Emit one run. ``now`` is when the timer fired: every run of one wake-up shares
+        it, so their ``fired_at`` and lateness say when the timer fired, not how long the
+        runs before them took."""
         self._sequence += 1
         stats = self.stats[spec.name]
         stats.fired += 1
@@ -282,21 +293,22 @@ class ScheduleRunner:
         lateness = (now - planned) / 1_000_000
         stats.last_lateness_s = lateness
         scheduled, iso, scheduled_iso = self._times(nominal, spec.tz)
-        fired = from_micros(now)
-        plan = spec.plan
+        if now != self._fired_us:
+            self._fired_us, self._fired = now, from_micros(now)
+        fired = self._fired
         tick = Tick.trusted(
             scheduled_at=scheduled,
             fired_at=fired,
             lateness_s=lateness,
             jitter_s=(planned - nominal) / 1_000_000,
-            expression=plan.expression,
+            expression=spec.plan.expression,
             sequence=self._sequence,
             schedule=spec.name,
             catch_up=catch_up,
             key=iso,
         )
         delivery = Delivery(
-            source=f"{plan.kind}:{plan.expression}",
+            source=self._sources[spec.name],
             seen_at=fired,
             event_id=f"{spec.name}:{iso}",
             idempotency_key=iso,

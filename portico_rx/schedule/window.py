@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from portico_rx.errors import InvalidScheduleError
 from portico_rx.schedule.timer import to_micros
 
-__all__ = ["check_window", "seconds_to_micros", "to_instant"]
+__all__ = ["check_spin", "check_window", "seconds_to_micros", "to_instant"]
 
 
 def to_instant(value: datetime, tz: ZoneInfo, argument: str) -> datetime:
@@ -62,3 +62,19 @@ def check_window(
             f"end={end!r} is not after start={start!r}: give an end later than the start"
         )
     return start_us, end_us
+
+
+def check_spin(value: object) -> float:
+    """The timer's spin (seconds it wakes early to fire on the exact microsecond).
+
+    Raises:
+        InvalidScheduleError: not a number, negative, NaN, or more than a second.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidScheduleError(f"timer_spin={value!r}: give seconds, e.g. 0.002 (0: off)")
+    if not 0 <= value <= 1:
+        raise InvalidScheduleError(
+            f"timer_spin={value!r}: use 0 (off) to 1 second; the default 0.002 covers the "
+            "1-2 ms an asyncio timer wakes late"
+        )
+    return float(value)

@@ -243,3 +243,123 @@ async def test_without_a_scheduler_it_runs_on_the_asyncio_loop() -> None:
     assert len(ticks) >= 2
     assert ticks[1].scheduled_at - ticks[0].scheduled_at == timedelta(seconds=0.01)
     assert all(t.lateness_s >= 0 for t in ticks)
+
+
+@pytest.mark.parametrize(
+    ("spin", "words"),
+    [(-0.001, ["timer_spin=-0.001", "0 (off)"]), (2, ["timer_spin=2"]), (True, ["timer_spin=True"])],
+)
+def test_timer_spin_is_checked(spin: Any, words: list[str]) -> None:
+    for call in (
+        lambda: sources.cron("* * * * *", timer_spin=spin),
+        lambda: prx.ScheduleTrigger(RecordingJobCreator(), [], timer_spin=spin),
+    ):
+        with pytest.raises(InvalidScheduleError) as caught:
+            call()
+        for word in words:
+            assert word in str(caught.value)
+
+
+class RecordingAsyncIOScheduler(__import__("reactivex").scheduler.eventloop.AsyncIOScheduler):
+    """The asyncio scheduler, noting each relative delay and each immediate action."""
+
+    def __init__(self, loop: Any) -> None:
+        super().__init__(loop)
+        self.delays: list[float] = []
+        self.immediate = 0
+
+    def schedule_relative(self, duetime: Any, action: Any, state: Any = None) -> Any:
+        self.delays.append(self.to_seconds(duetime))
+        return super().schedule_relative(duetime, action, state)
+
+    def schedule(self, action: Any, state: Any = None) -> Any:
+        self.immediate += 1
+        return super().schedule(action, state)
+
+
+async def test_the_spinning_timer_wakes_early_but_never_fires_early() -> None:
+    import asyncio
+
+    scheduler = RecordingAsyncIOScheduler(asyncio.get_running_loop())
+    ticks: list[Tick] = []
+    subscription = sources.interval(0.25, timer_spin=0.002, scheduler=scheduler).subscribe(
+        ticks.append
+    )
+    try:
+        for _ in range(300):
+            if len(ticks) >= 3:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        subscription.dispose()
+    assert len(ticks) >= 3
+    # every run fires at or after its time, never before, however early the timer woke
+    assert all(t.fired_at >= t.scheduled_at and t.lateness_s >= 0 for t in ticks)
+    # it woke before the fire time and yielded to the loop (call_soon) until it
+    assert scheduler.immediate > 0
+    # between runs it armed for ~0.25 s minus the lead: 2 ms capped at 1% of 0.25 s
+    later = scheduler.delays[1:]
+    assert later and all(0.2 < d < 0.25 for d in later)
+
+
+async def test_without_spin_the_timer_never_yields_in_between() -> None:
+    import asyncio
+
+    scheduler = RecordingAsyncIOScheduler(asyncio.get_running_loop())
+    ticks: list[Tick] = []
+    subscription = sources.interval(0.05, timer_spin=0, scheduler=scheduler).subscribe(
+        ticks.append
+    )
+    try:
+        for _ in range(300):
+            if len(ticks) >= 3:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        subscription.dispose()
+    assert len(ticks) >= 3 and scheduler.immediate == 0
+    assert all(t.lateness_s >= 0 for t in ticks)
+
+
+def test_spin_lead_is_capped_at_one_percent_of_the_gap_and_off_in_virtual_time() -> None:
+    import asyncio
+
+    from portico_rx.schedule.timer import ScheduleTimer
+
+    loop = asyncio.new_event_loop()
+    try:
+        timer = ScheduleTimer(RecordingAsyncIOScheduler(loop), spin=0.002)
+        timer._last_wake_us = 0
+        assert timer._lead_us(1_000_000, 999_000) == 2_000  # 1 s since the last wake: 2 ms
+        assert timer._lead_us(10_000, 5_000) == 100  # 10 ms since the last wake: 0.1 ms
+    finally:
+        loop.close()
+    virtual = ScheduleTimer(HistoricalScheduler(initial_clock=START), spin=0.002)
+    assert virtual._lead_us(1_000_000, 0) == 0
+
+
+class CreepingClock(HistoricalScheduler):
+    """Virtual time whose clock moves 1 ms each time it is read: as if emitting took time."""
+
+    @property
+    def now(self) -> datetime:
+        self._creep = getattr(self, "_creep", 0) + 1
+        return super().now + timedelta(milliseconds=self._creep)
+
+
+def test_runs_of_one_wake_share_the_timers_fire_time() -> None:
+    vt = CreepingClock(initial_clock=START)
+    creator = RecordingJobCreator()
+    trigger = prx.ScheduleTrigger(
+        creator,
+        [prx.ScheduleConfig(cron="*/5 * * * *", job_type=f"job.{i}") for i in range(20)],
+        scheduler=vt,
+    )
+    seen: list[Tick] = []
+    trigger._subscribe_ticks(type("O", (), {"on_next": lambda _s, tick: seen.append(tick)})(), vt)
+    vt.advance_to(START + timedelta(minutes=5, seconds=1))
+    runs = [t for t in seen if t.scheduled_at == START + timedelta(minutes=5)]
+    assert len(runs) == 20
+    # the clock moved while the 20 runs were emitted; they all carry the timer's wake time
+    assert len({t.fired_at for t in runs}) == 1
+    assert len({t.lateness_s for t in runs}) == 1 and runs[0].lateness_s >= 0
