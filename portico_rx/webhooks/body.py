@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from portico_rx.errors import PorticoError
+from portico_rx.errors import PorticoError, require
+
+require("starlette", "webhook")
+
+from starlette.requests import ClientDisconnect  # noqa: E402
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -43,17 +47,30 @@ async def read_limited_body(
 
     Raises:
         BodyTooLargeError: the body is (or says it is) larger than ``max_bytes``.
+        ClientDisconnect: the client went away before the body was complete (Starlette's
+            exception, as ``request.stream()`` raises it).
     """
     declared = (
         content_length if content_length is not None else request.headers.get("content-length")
     )
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise BodyTooLargeError(max_bytes)
+    # The ASGI messages, read directly (``request.stream()`` does the same through an
+    # async generator, which costs more than reading the usual single message).
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > max_bytes:
             raise BodyTooLargeError(max_bytes)
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
+            return b"".join(chunks)
         chunks.append(chunk)
-    return b"".join(chunks)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 __all__ = ["IdempotencyGuard"]
 
@@ -26,40 +27,48 @@ class IdempotencyGuard:
         self.max_keys = max_keys
         self._answers: OrderedDict[str, str] = OrderedDict()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-        self._pending: dict[str, asyncio.Future[str | None]] = {}
+        # key -> the future its duplicates wait on (None until a duplicate arrives)
+        self._pending: dict[str, asyncio.Future[str | None] | None] = {}
 
-    async def once(self, key: str, create: Callable[[], Awaitable[str]]) -> tuple[str, bool]:
-        """Run ``create()`` once for ``key`` and share its job id with duplicates.
+    async def once(
+        self, key: str, create: Callable[..., Awaitable[str]], *args: Any
+    ) -> tuple[str, bool]:
+        """Run ``create(*args)`` once for ``key`` and share its job id with duplicates.
 
         A duplicate arriving while the first call runs waits for it and gets its job id;
         if the first call fails, the duplicate tries itself. Without contention this
-        costs one dict lookup and one future.
+        costs two dict operations: the future duplicates wait on is only made when a
+        duplicate arrives.
 
         Returns:
             ``(job_id, repeated)``: ``repeated`` is ``True`` when the id came from an
             earlier or concurrent call with the same key.
         """
+        pending = self._pending
         while True:
             known = self.answer(key)
             if known is not None:
                 return known, True
-            pending = self._pending.get(key)
-            if pending is None:
+            if key not in pending:
                 break
-            job_id = await asyncio.shield(pending)
+            waiter = pending[key]
+            if waiter is None:
+                waiter = pending[key] = asyncio.get_running_loop().create_future()
+            job_id = await asyncio.shield(waiter)
             if job_id is not None:
                 return job_id, True
-        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
+        pending[key] = None
         try:
-            job_id = await create()
+            job_id = await create(*args)
         except BaseException:
-            future.set_result(None)
+            waiter = pending.pop(key)
+            if waiter is not None:
+                waiter.set_result(None)
             raise
-        finally:
-            del self._pending[key]
+        waiter = pending.pop(key)
         self.remember(key, job_id)
-        future.set_result(job_id)
+        if waiter is not None:
+            waiter.set_result(job_id)
         return job_id, False
 
     def answer(self, key: str) -> str | None:

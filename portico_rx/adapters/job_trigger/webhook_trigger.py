@@ -33,7 +33,7 @@ from reactivex.abc import SchedulerBase
 from portico_rx import clock
 from portico_rx.errors import ConfigurationError, require
 from portico_rx.health import HealthCounters
-from portico_rx.models import PRIORITY_MAX, PRIORITY_MIN, Job, RunState, TriggerHealth
+from portico_rx.models import PRIORITY_MAX, PRIORITY_MIN, RunState, TriggerHealth
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_trigger import JobTrigger
 from portico_rx.retry import RetryPolicy
@@ -210,6 +210,7 @@ class WebhookTrigger(JobTrigger):
         self._scheduler: SchedulerBase | None = scheduler
         self._state = RunState.STOPPED
         self._allowed = frozenset(self.config.allowed_job_types)
+        self._source = f"webhook:{self.config.prefix}/jobs"
         self._guard = IdempotencyGuard(self.config.idempotency_cache_size)
         self._limiter = (
             RateLimiter(self.config.rate_limit, self._now) if self.config.rate_limit else None
@@ -337,28 +338,27 @@ class WebhookTrigger(JobTrigger):
         provenance: dict[str, Any] | None,
         body: bytes | None = None,
     ) -> tuple[str, bool]:
+        """Check ``request`` (403, 400, 429) and create its job once per ``key``.
+
+        ``provenance`` becomes the job's metadata (with the scoped idempotency key
+        added); pass a dict of your own, as it is filled in, not copied.
+        """
         job_type = request.job_type
         if self._allowed and job_type not in self._allowed:
             raise HTTPException(403, f"Job type '{job_type}' not allowed")
         payload = self._checked_payload(job_type, request.payload, body)
         priority = self.config.priority_map.get(job_type, request.priority)
-        if key is not None:
-            scoped = f"webhook:{self.name}:{job_type}:{key}"
-            known = self._guard.answer(scoped)
-            if known is not None:
-                return known, True
-        self._check_rate(job_type, client)
-        metadata = dict(provenance) if provenance else {}
         if key is None:
-            job = await self._create(request, payload, priority, metadata or None)
-            return str(job.id), False
+            self._check_rate(job_type, client)
+            return await self._create(request, payload, priority, provenance or None), False
+        scoped = f"webhook:{self.name}:{job_type}:{key}"
+        known = self._guard.answer(scoped)
+        if known is not None:
+            return known, True
+        self._check_rate(job_type, client)
+        metadata = provenance if provenance is not None else {}
         metadata["idempotency_key"] = scoped
-
-        async def create() -> str:
-            job = await self._create(request, payload, priority, metadata)
-            return str(job.id)
-
-        return await self._guard.once(scoped, create)
+        return await self._guard.once(scoped, self._create, request, payload, priority, metadata)
 
     def _checked_payload(
         self, job_type: str, payload: dict[str, Any], body: bytes | None = None
@@ -401,7 +401,8 @@ class WebhookTrigger(JobTrigger):
         payload: dict[str, Any],
         priority: int,
         metadata: dict[str, Any] | None,
-    ) -> Job:
+    ) -> str:
+        """Create the job (retrying as ``self.retry`` says) and return its id."""
         extra: dict[str, Any] = {} if metadata is None else {"metadata": metadata}
         attempt = 0
         while True:
@@ -443,14 +444,15 @@ class WebhookTrigger(JobTrigger):
                 )
                 raise HTTPException(500, "Job creation failed") from None
             self.counters.record_job(self._now())
+            job_id = str(job.id)
             logger.info(
                 "job_created_from_webhook",
                 trigger=self.name,
-                job_id=str(job.id),
+                job_id=job_id,
                 job_type=job.job_type,
                 queue_name=job.queue_name,
             )
-            return job
+            return job_id
 
     def _scheduler_for_sleep(self) -> SchedulerBase:
         self._now()
@@ -487,11 +489,7 @@ class WebhookTrigger(JobTrigger):
             raise HTTPException(422, _field_errors(exc, ("body",))) from None
         key = idempotency_key(headers, config.auth)
         client = self._client(request, headers)
-        provenance = {
-            "trigger": self.name,
-            "source": f"webhook:{config.prefix}/jobs",
-            "seen_at": now.isoformat(),
-        }
+        provenance = {"trigger": self.name, "source": self._source, "seen_at": now.isoformat()}
         if client is not None:
             provenance["client"] = client
         job_id, repeated = await self._accept(
@@ -508,7 +506,8 @@ class WebhookTrigger(JobTrigger):
             forwarded = headers.get(self.config.client_header.lower())
             if forwarded:
                 return forwarded.split(",", 1)[0].strip()[:100] or None
-        return request.client.host if request.client else None
+        address = request.scope.get("client")  # (host, port), as ``request.client`` reads it
+        return address[0] if address else None
 
     # -- routes ----------------------------------------------------------------------
 
