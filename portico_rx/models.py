@@ -79,15 +79,56 @@ def _check_priority(value: object) -> int:
     return value
 
 
-def _reject_non_finite(value: Any, field: str) -> None:
+def _reject_non_finite(value: Any, field: str, _seen: set[int] | None = None) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidJobError(field, value, "NaN and Infinity are not JSON; send null or a number")
-    if isinstance(value, dict):
-        for item in value.values():
-            _reject_non_finite(item, field)
-    elif isinstance(value, list | tuple):
+    if isinstance(value, dict | list | tuple):
+        seen = set() if _seen is None else _seen
+        if id(value) in seen:  # circular: the encoder's own error says so
+            return
+        seen.add(id(value))
+        for item in value.values() if isinstance(value, dict) else value:
+            _reject_non_finite(item, field, seen)
+
+
+_JSON_SCALARS = frozenset({str, int, bool, type(None)})
+_PLAIN_JSON_DEPTH = 16
+
+
+def _plainly_json(value: Any, depth: int = 0) -> bool:
+    """``True`` when ``value`` is JSON by its types alone: dicts with ``str`` keys and
+    lists, nested at most 16 deep, of exactly ``str``, ``int``, ``bool``, ``None`` and
+    finite ``float`` values (what ``json.loads`` returns). ``False`` means "ask the
+    encoder" (subclasses, tuples, other key types, NaN, deeper or circular structures).
+    Several times faster than encoding for the payloads webhooks and sources carry."""
+    if depth > _PLAIN_JSON_DEPTH:
+        return False
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            item_kind = type(item)
+            if item_kind in _JSON_SCALARS:
+                continue
+            if item_kind is float:
+                if not math.isfinite(item):
+                    return False
+            elif not _plainly_json(item, depth + 1):
+                return False
+        return True
+    if kind is list:
         for item in value:
-            _reject_non_finite(item, field)
+            item_kind = type(item)
+            if item_kind in _JSON_SCALARS:
+                continue
+            if item_kind is float:
+                if not math.isfinite(item):
+                    return False
+            elif not _plainly_json(item, depth + 1):
+                return False
+        return True
+    return False
 
 
 def _check_json_object(field: str, value: object) -> dict[str, Any]:
@@ -95,6 +136,8 @@ def _check_json_object(field: str, value: object) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise InvalidJobError(field, value, "use a JSON object (a dict with string keys)")
+    if _plainly_json(value):
+        return value
     try:
         _STRICT_JSON.encode(value)
     except (TypeError, ValueError) as exc:
@@ -193,6 +236,99 @@ class Job(BaseModel):
     @classmethod
     def _priority(cls, value: int) -> int:
         return _check_priority(value)
+
+
+_JOB_ARGUMENTS = (
+    "job_type",
+    "queue_name",
+    "payload",
+    "priority",
+    "metadata",
+    "idempotency_key",
+    "scheduled_at",
+    "status",
+    "max_retries",
+)
+_set = object.__setattr__
+
+
+def _str_keys(mapping: dict[Any, Any]) -> bool:
+    for key in mapping:  # noqa: SIM110  (a loop: faster than all() over a generator)
+        if type(key) is not str:
+            return False
+    return True
+
+
+def _new_job(
+    job_type: str,
+    queue_name: str,
+    payload: dict[str, Any],
+    priority: int,
+    metadata: dict[str, Any],
+    idempotency_key: str | None,
+    scheduled_at: datetime | None,
+    status: JobStatus,
+    max_retries: int,
+) -> Job:
+    """``Job(job_type=..., ..., max_retries=...)`` for fields already checked by
+    :func:`check_job_fields` (and the caller), without validating them again.
+
+    The hot path of ``JobService.create_job``: the job is equal to the validated one,
+    with the same fields set and its own (shallow) copies of ``payload`` and
+    ``metadata``, as pydantic makes them. Arguments of other than the plain types
+    (``int`` subclasses, datetime subclasses, keys that are not ``str`` …) take
+    pydantic's path, which converts or refuses them.
+    ``tests/foundation/test_job_fast_path.py`` pins both.
+    """
+    if not (
+        type(priority) is int
+        and type(max_retries) is int
+        and type(job_type) is str
+        and type(queue_name) is str
+        and (idempotency_key is None or type(idempotency_key) is str)
+        and (scheduled_at is None or type(scheduled_at) is datetime)
+        and type(status) is JobStatus
+        and _str_keys(payload)
+        and _str_keys(metadata)
+    ):
+        return Job(
+            job_type=job_type,
+            queue_name=queue_name,
+            payload=payload,
+            priority=priority,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+            scheduled_at=scheduled_at,
+            status=status,
+            max_retries=max_retries,
+        )
+    job = Job.__new__(Job)
+    _set(
+        job,
+        "__dict__",
+        {
+            "id": uuid4(),
+            "job_type": job_type,
+            "queue_name": queue_name,
+            "payload": dict(payload),
+            "priority": priority,
+            "metadata": dict(metadata),
+            "status": status,
+            "attempts": 0,
+            "max_retries": max_retries,
+            "created_at": datetime.now(UTC),
+            "scheduled_at": scheduled_at,
+            "started_at": None,
+            "completed_at": None,
+            "idempotency_key": idempotency_key,
+            "result": None,
+            "error": None,
+        },
+    )
+    _set(job, "__pydantic_fields_set__", set(_JOB_ARGUMENTS))
+    _set(job, "__pydantic_extra__", None)
+    _set(job, "__pydantic_private__", None)
+    return job
 
 
 class JobRequest(BaseModel):

@@ -9,7 +9,7 @@ from uuid import UUID
 import structlog
 
 from portico_rx.errors import InvalidJobError
-from portico_rx.models import Job, JobStatus, check_job_fields
+from portico_rx.models import Job, JobStatus, _new_job, check_job_fields
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_queue import JobQueue
 
@@ -79,7 +79,7 @@ class JobService(JobCreator):
         retries = self.max_retries if max_retries is None else max_retries
         if retries < 0:
             raise InvalidJobError("max_retries", retries, "use 0 or more")
-        job = Job(
+        job = _new_job(  # Job(...) without validating the checked fields again
             job_type=job_type,
             queue_name=queue_name,
             payload=payload,
