@@ -137,7 +137,7 @@ class Delivery:
 
     def claim(self) -> Claim:
         """Take a claim: the delivery will not settle before the claim is resolved."""
-        if self.settled:
+        if self.outcome is not Outcome.PENDING:
             raise RuntimeError(f"{self!r} is already settled; it cannot be claimed again")
         self._pending += 1
         return Claim(self)
@@ -175,7 +175,7 @@ class Delivery:
         self._maybe_settle()
 
     def _maybe_settle(self) -> None:
-        if not self._sealed or self._pending > 0 or self.settled:
+        if not self._sealed or self._pending > 0 or self.outcome is not Outcome.PENDING:
             return
         if not self._ok:
             self.outcome = Outcome.FAILED

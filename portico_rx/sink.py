@@ -55,7 +55,8 @@ class _WorkQueue:
     def put_nowait(self, item: Any) -> None:
         self._items.append(item)
         self._unfinished += 1
-        self._wake_getter()
+        if self._getters:
+            self._wake_getter()
 
     def _wake_getter(self) -> None:
         getters = self._getters
@@ -239,16 +240,18 @@ class JobSink:
     # -- workers -------------------------------------------------------------------
 
     async def _work(self) -> None:
+        queue = self._queue
+        items = queue._items
         while True:
-            request = await self._queue.get()
+            request = items.popleft() if items else await queue.get()
             try:
                 await self._create(request)
             except asyncio.CancelledError:
                 self._cancelled += 1
                 self._abandon(request)
-                self._queue.task_done()
+                queue.task_done()
                 raise
-            self._queue.task_done()
+            queue.task_done()
 
     def _metadata(self, request: JobRequest, delivery: Delivery | None) -> dict[str, Any]:
         meta: dict[str, Any] = dict(request.metadata)
@@ -276,8 +279,47 @@ class JobSink:
         claim: Claim | None = private.get("_claim")
         delivery: Delivery | None = private.get("_delivery")
         metadata = self._metadata(request, delivery)
-        attempt = 0
+        try:
+            job = await self.job_creator.create_job(
+                job_type=request.job_type,
+                payload=request.payload,
+                queue_name=request.queue_name,
+                priority=request.priority,
+                metadata=metadata,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._retry(request, metadata, exc, claim, delivery)
+            return
+        self._created(job, claim, 1)
+
+    async def _retry(
+        self,
+        request: JobRequest,
+        metadata: dict[str, Any],
+        exc: Exception,
+        claim: Claim | None,
+        delivery: Delivery | None,
+    ) -> None:
+        """After a failed first attempt: back off and try again, per the retry policy."""
+        attempt = 1
         while True:
+            permanent = isinstance(exc, ConfigurationError)
+            if permanent or attempt >= self.retry.max_attempts:
+                await self._give_up(request, metadata, exc, attempt, claim, delivery)
+                return
+            self.counters.retries += 1
+            delay = self.retry.delay(attempt)
+            logger.warning(
+                "job_creation_retry",
+                trigger=self.name,
+                job_type=request.job_type,
+                attempt=attempt,
+                delay_s=round(delay, 3),
+                error=str(exc),
+            )
+            await clock.sleep(self.scheduler, delay)
             attempt += 1
             try:
                 job = await self.job_creator.create_job(
@@ -289,38 +331,27 @@ class JobSink:
                 )
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
-                permanent = isinstance(exc, ConfigurationError)
-                if permanent or attempt >= self.retry.max_attempts:
-                    await self._give_up(request, metadata, exc, attempt, claim, delivery)
-                    return
-                self.counters.retries += 1
-                delay = self.retry.delay(attempt)
-                logger.warning(
-                    "job_creation_retry",
-                    trigger=self.name,
-                    job_type=request.job_type,
-                    attempt=attempt,
-                    delay_s=round(delay, 3),
-                    error=str(exc),
-                )
-                await clock.sleep(self.scheduler, delay)
+            except Exception as error:
+                exc = error
                 continue
-            self.counters.in_flight -= 1
-            self.counters.record_job(clock.now(self.scheduler))
-            if claim is not None:
-                claim.resolve(True, job_id=str(job.id))
-            if self._log_jobs:
-                self._log.info(
-                    "job_created",
-                    job_id=str(job.id),
-                    job_type=job.job_type,
-                    queue_name=job.queue_name,
-                    attempt=attempt,
-                )
-            if self.on_job is not None:
-                self.on_job(job)
+            self._created(job, claim, attempt)
             return
+
+    def _created(self, job: Job, claim: Claim | None, attempt: int) -> None:
+        self.counters.in_flight -= 1
+        self.counters.record_job(clock.now(self.scheduler))
+        if claim is not None:
+            claim.resolve(True, job_id=str(job.id))
+        if self._log_jobs:
+            self._log.info(
+                "job_created",
+                job_id=str(job.id),
+                job_type=job.job_type,
+                queue_name=job.queue_name,
+                attempt=attempt,
+            )
+        if self.on_job is not None:
+            self.on_job(job)
 
     async def _give_up(
         self,

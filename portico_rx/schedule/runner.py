@@ -26,7 +26,7 @@ from portico_rx.schedule.misfire import MisfirePolicy, select_runs
 from portico_rx.schedule.tick import Tick, from_micros, key_time
 from portico_rx.schedule.timer import DEFAULT_SPIN, ScheduleTimer, TimerEntry
 
-__all__ = ["ScheduleRunner", "ScheduleSpec", "ScheduleStats"]
+__all__ = ["RunCallback", "ScheduleRunner", "ScheduleSpec", "ScheduleStats"]
 
 logger = structlog.get_logger("portico_rx.schedule")
 
@@ -54,6 +54,11 @@ class ScheduleStats:
     last_scheduled_us: int | None = None
     last_lateness_s: float | None = None
     next_due_us: int | None = None
+
+
+RunCallback = Callable[["ScheduleSpec", str, Delivery], None]
+"""``on_run(spec, key, delivery)``: a run, instead of a Tick for the observer (``key`` is
+the UTC fire time in key form). The runner seals the delivery after the call."""
 
 
 class _Fires:
@@ -86,6 +91,8 @@ class ScheduleRunner:
         on_exhausted: called when the last schedule has no more fire times.
         spin: see :class:`~portico_rx.schedule.timer.ScheduleTimer` (seconds the timer
             wakes early on asyncio to fire on the exact microsecond; 0 turns it off).
+        on_run: called for each run instead of emitting a Tick to ``observer`` (a
+            consumer that needs only the key and the delivery, e.g. ``ScheduleTrigger``).
     """
 
     def __init__(
@@ -96,8 +103,10 @@ class ScheduleRunner:
         seed: int | None = None,
         on_exhausted: Callable[[], None] | None = None,
         spin: float = DEFAULT_SPIN,
+        on_run: RunCallback | None = None,
     ) -> None:
         self.observer = observer
+        self._on_run = on_run
         self.scheduler = scheduler
         self.timer = ScheduleTimer(scheduler, spin=spin)
         self.stats: dict[str, ScheduleStats] = {}
@@ -296,17 +305,6 @@ class ScheduleRunner:
         if now != self._fired_us:
             self._fired_us, self._fired = now, from_micros(now)
         fired = self._fired
-        tick = Tick.trusted(
-            scheduled_at=scheduled,
-            fired_at=fired,
-            lateness_s=lateness,
-            jitter_s=(planned - nominal) / 1_000_000,
-            expression=spec.plan.expression,
-            sequence=self._sequence,
-            schedule=spec.name,
-            catch_up=catch_up,
-            key=iso,
-        )
         delivery = Delivery(
             source=self._sources[spec.name],
             seen_at=fired,
@@ -318,5 +316,22 @@ class ScheduleRunner:
                 "schedule": spec.name,
                 "catch_up": catch_up,
             },
+        )
+        if self._on_run is not None:
+            try:
+                self._on_run(spec, iso, delivery)
+            finally:
+                delivery.seal()
+            return
+        tick = Tick.trusted(
+            scheduled_at=scheduled,
+            fired_at=fired,
+            lateness_s=lateness,
+            jitter_s=(planned - nominal) / 1_000_000,
+            expression=spec.plan.expression,
+            sequence=self._sequence,
+            schedule=spec.name,
+            catch_up=catch_up,
+            key=iso,
         )
         deliver(self.observer, tick, delivery)

@@ -460,3 +460,31 @@ async def test_a_one_shot_already_past_at_start_is_a_missed_run() -> None:
     await advance(vt, timedelta(minutes=1))
     await trigger.stop()
     assert len(creator.jobs) == 2
+
+
+def test_each_runs_request_equals_one_built_and_validated_by_jobrequest() -> None:
+    from portico_rx.models import JobRequest
+
+    payload = {"report_type": "daily_summary", "nested": {"a": [1, 2]}}
+    config = ScheduleConfig(
+        cron="0 0 * * *", job_type="report.daily", payload=payload, queue_name="reports", priority=5
+    )
+    trigger = ScheduleTrigger(RecordingJobCreator(), [config], name="reports")
+    vt = HistoricalScheduler(initial_clock=START)
+    requests: list[JobRequest] = []
+    trigger.pipeline.subscribe(requests.append, scheduler=vt)
+    vt.advance_to(START + timedelta(days=2))
+    expected = [
+        JobRequest(
+            job_type="report.daily",
+            payload=payload,
+            queue_name="reports",
+            priority=5,
+            idempotency_key=f"reports:report.daily:2025-01-0{day}T00:00:00Z",
+        )
+        for day in (5, 6)
+    ]
+    assert [r.model_dump() for r in requests] == [e.model_dump() for e in expected]
+    assert [r.model_fields_set for r in requests] == [e.model_fields_set for e in expected]
+    # the runs do not share the caller's payload object
+    assert all(r.payload is not payload for r in requests)

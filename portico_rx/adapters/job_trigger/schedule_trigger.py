@@ -25,7 +25,7 @@ from reactivex import operators as rx_ops
 from reactivex.disposable import Disposable
 
 from portico_rx import clock
-from portico_rx.delivery import current_delivery
+from portico_rx.delivery import Delivery
 from portico_rx.errors import ConfigurationError, InvalidScheduleError
 from portico_rx.models import JobRequest, check_job_fields
 from portico_rx.pipeline import PipelineTrigger
@@ -35,7 +35,7 @@ from portico_rx.schedule.dst import DstPolicy, resolve_zone
 from portico_rx.schedule.fire_plan import CronPlan, FirePlan, IntervalPlan, OncePlan
 from portico_rx.schedule.misfire import DEFAULT_GRACE_TIME, MisfirePolicy
 from portico_rx.schedule.preview import PlannedJob, preview_plans
-from portico_rx.schedule.runner import ScheduleRunner, ScheduleSpec
+from portico_rx.schedule.runner import RunCallback, ScheduleRunner, ScheduleSpec
 from portico_rx.schedule.tick import Tick, from_micros
 from portico_rx.schedule.timer import DEFAULT_SPIN, to_micros
 from portico_rx.schedule.window import check_spin, check_window, seconds_to_micros, to_instant
@@ -194,7 +194,7 @@ class ScheduleTrigger(PipelineTrigger):
             ) from None
         self.seed = seed
         self._configs: dict[str, ScheduleConfig] = {}
-        self._templates: dict[str, JobRequest] = {}
+        self._templates: dict[str, dict[str, Any]] = {}
         self._plans: dict[str, ScheduleSpec] = {}
         self._paused_schedules: set[str] = set()
         self._trigger_paused = False
@@ -240,23 +240,20 @@ class ScheduleTrigger(PipelineTrigger):
         )
         self._configs[name] = config
         self._plans[name] = spec
+        # The fields of each run's JobRequest, checked once here (as JobRequest would
+        # check them) and copied per run: the timer emits hundreds of runs per wake-up.
+        job_type, payload, queue_name, priority, _ = check_job_fields(
+            config.job_type, config.payload or None, config.queue_name, config.priority
+        )
+        self._templates[name] = {
+            "job_type": job_type,
+            "payload": dict(payload),
+            "queue_name": queue_name,
+            "priority": priority,
+            "metadata": {},
+            "idempotency_key": None,
+        }
         return spec
-
-    def _template(self, name: str) -> JobRequest | None:
-        """The validated job request of a schedule (built at its first run)."""
-        template = self._templates.get(name)
-        if template is None:
-            config = self._configs.get(name)
-            if config is None:
-                return None
-            template = JobRequest(
-                job_type=config.job_type,
-                payload=config.payload,
-                queue_name=config.queue_name,
-                priority=config.priority,
-            )
-            self._templates[name] = template
-        return template
 
     @property
     def schedules(self) -> list[ScheduleConfig]:
@@ -279,51 +276,54 @@ class ScheduleTrigger(PipelineTrigger):
     # -- the pipeline ----------------------------------------------------------------
 
     def _pipeline(self) -> Observable[Any]:
-        ticks: Observable[Tick] = reactivex.create(self._subscribe_ticks)
         if type(self)._create_scheduled_job is not ScheduleTrigger._create_scheduled_job:
+            ticks: Observable[Tick] = reactivex.create(self._subscribe_ticks)
             return ticks.pipe(rx_ops.do_action(self._call_override), rx_ops.filter(lambda _: False))
-        return reactivex.create(self._subscribe_requests(ticks))
+        return reactivex.create(self._subscribe_requests)
 
-    def _subscribe_requests(self, ticks: Observable[Tick]) -> Any:
-        """``to_job`` specialised for schedules: each schedule's request is validated
-        once (its config was), then copied per run with the run's idempotency key and the
-        delivery claim — the timer emits hundreds of runs per wake-up."""
+    def _subscribe_requests(
+        self, observer: abc.ObserverBase[JobRequest], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        """``to_job`` fused into the timer: each schedule's request was checked once (with
+        its config) and is copied per run with the run's idempotency key and a claim on
+        its delivery. No Tick is built on this path — the timer hands the runner hundreds
+        of runs per wake-up, and nothing downstream of a ``ScheduleTrigger`` sees ticks."""
+        templates = self._templates
+        prefixes: dict[str, str] = {}
+        emit = observer.on_next
 
-        def subscribe(
-            observer: abc.ObserverBase[JobRequest], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            prefixes: dict[str, str] = {}
+        def on_run(spec: ScheduleSpec, key: str, delivery: Delivery) -> None:
+            name = spec.name
+            template = templates.get(name)
+            if template is None:  # removed while the run was being emitted
+                return
+            prefix = prefixes.get(name)
+            if prefix is None:
+                prefix = prefixes[name] = self.key_prefix(name)
+            values = template.copy()
+            values["idempotency_key"] = prefix + key
+            request = JobRequest.__new__(JobRequest)
+            _set(request, "__dict__", values)
+            _set(request, "__pydantic_fields_set__", _REQUEST_FIELDS)
+            _set(request, "__pydantic_extra__", None)
+            _set(request, "__pydantic_private__", {"_claim": delivery.claim(), "_delivery": delivery})
+            emit(request)
 
-            def on_next(tick: Tick) -> None:
-                name = tick.schedule
-                template = self._templates.get(name) or self._template(name)
-                if template is None:  # removed while the run was being emitted
-                    return
-                prefix = prefixes.get(name)
-                if prefix is None:
-                    prefix = prefixes[name] = self.key_prefix(name)
-                values = template.__dict__.copy()
-                values["idempotency_key"] = prefix + tick.key
-                delivery = current_delivery()
-                claim = None if delivery is None or delivery.settled else delivery.claim()
-                request = JobRequest.__new__(JobRequest)
-                _set(request, "__dict__", values)
-                _set(request, "__pydantic_fields_set__", _REQUEST_FIELDS)
-                _set(request, "__pydantic_extra__", None)
-                _set(request, "__pydantic_private__", {"_claim": claim, "_delivery": delivery})
-                observer.on_next(request)
-
-            return ticks.subscribe(
-                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
-            )
-
-        return subscribe
+        return self._subscribe_ticks(observer, scheduler, on_run=on_run)
 
     def _subscribe_ticks(
-        self, observer: abc.ObserverBase[Tick], scheduler: abc.SchedulerBase | None = None
+        self,
+        observer: abc.ObserverBase[Any],
+        scheduler: abc.SchedulerBase | None = None,
+        *,
+        on_run: RunCallback | None = None,
     ) -> abc.DisposableBase:
         runner = ScheduleRunner(
-            observer, clock.resolve_scheduler(scheduler), seed=self.seed, spin=self.timer_spin
+            observer,
+            clock.resolve_scheduler(scheduler),
+            seed=self.seed,
+            spin=self.timer_spin,
+            on_run=on_run,
         )
         self._runner = runner
         if not self._trigger_paused:
