@@ -280,19 +280,22 @@ class JobSink:
         delivery: Delivery | None = private.get("_delivery")
         metadata = self._metadata(request, delivery)
         try:
-            job = await self.job_creator.create_job(
-                job_type=request.job_type,
-                payload=request.payload,
-                queue_name=request.queue_name,
-                priority=request.priority,
-                metadata=metadata,
-            )
+            job = await self._call_creator(request, metadata)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             await self._retry(request, metadata, exc, claim, delivery)
             return
         self._created(job, claim, 1)
+
+    def _call_creator(self, request: JobRequest, metadata: dict[str, Any]) -> Awaitable[Job]:
+        return self.job_creator.create_job(
+            job_type=request.job_type,
+            payload=request.payload,
+            queue_name=request.queue_name,
+            priority=request.priority,
+            metadata=metadata,
+        )
 
     async def _retry(
         self,
@@ -322,13 +325,7 @@ class JobSink:
             await clock.sleep(self.scheduler, delay)
             attempt += 1
             try:
-                job = await self.job_creator.create_job(
-                    job_type=request.job_type,
-                    payload=request.payload,
-                    queue_name=request.queue_name,
-                    priority=request.priority,
-                    metadata=metadata,
-                )
+                job = await self._call_creator(request, metadata)
             except asyncio.CancelledError:
                 raise
             except Exception as error:

@@ -277,14 +277,14 @@ class RecordingAsyncIOScheduler(__import__("reactivex").scheduler.eventloop.Asyn
         return super().schedule(action, state)
 
 
-async def test_the_spinning_timer_wakes_early_but_never_fires_early() -> None:
+async def run_interval(every: float, spin: float) -> tuple[list[Tick], RecordingAsyncIOScheduler]:
+    """Three ticks of ``interval(every)`` on the real asyncio loop."""
     import asyncio
 
     scheduler = RecordingAsyncIOScheduler(asyncio.get_running_loop())
     ticks: list[Tick] = []
-    subscription = sources.interval(0.25, timer_spin=0.002, scheduler=scheduler).subscribe(
-        ticks.append
-    )
+    source = sources.interval(every, timer_spin=spin, scheduler=scheduler)
+    subscription = source.subscribe(ticks.append)
     try:
         for _ in range(300):
             if len(ticks) >= 3:
@@ -293,6 +293,11 @@ async def test_the_spinning_timer_wakes_early_but_never_fires_early() -> None:
     finally:
         subscription.dispose()
     assert len(ticks) >= 3
+    return ticks, scheduler
+
+
+async def test_the_spinning_timer_wakes_early_but_never_fires_early() -> None:
+    ticks, scheduler = await run_interval(0.25, spin=0.002)
     # every run fires at or after its time, never before, however early the timer woke
     assert all(t.fired_at >= t.scheduled_at and t.lateness_s >= 0 for t in ticks)
     # it woke before the fire time and yielded to the loop (call_soon) until it
@@ -303,21 +308,8 @@ async def test_the_spinning_timer_wakes_early_but_never_fires_early() -> None:
 
 
 async def test_without_spin_the_timer_never_yields_in_between() -> None:
-    import asyncio
-
-    scheduler = RecordingAsyncIOScheduler(asyncio.get_running_loop())
-    ticks: list[Tick] = []
-    subscription = sources.interval(0.05, timer_spin=0, scheduler=scheduler).subscribe(
-        ticks.append
-    )
-    try:
-        for _ in range(300):
-            if len(ticks) >= 3:
-                break
-            await asyncio.sleep(0.01)
-    finally:
-        subscription.dispose()
-    assert len(ticks) >= 3 and scheduler.immediate == 0
+    ticks, scheduler = await run_interval(0.05, spin=0)
+    assert scheduler.immediate == 0
     assert all(t.lateness_s >= 0 for t in ticks)
 
 
