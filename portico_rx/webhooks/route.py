@@ -21,7 +21,7 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.types import Receive, Scope, Send  # noqa: E402
 
-__all__ = ["RawRequestRoute"]
+__all__ = ["JSONBytesResponse", "RawRequestRoute"]
 
 
 class RawRequestRoute(APIRoute):
@@ -50,3 +50,20 @@ class RawRequestRoute(APIRoute):
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.endpoint(Request(scope, receive, send))
         await response(scope, receive, send)
+
+
+class JSONBytesResponse(Response):
+    """A JSON response whose body is already encoded: ``Response(body, status_code,
+    media_type="application/json")`` with its two headers built directly rather than
+    through ``Response``'s generic rendering and header inspection."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, status_code: int = 200) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"content-length", b"%d" % len(body)),
+            (b"content-type", b"application/json"),
+        ]

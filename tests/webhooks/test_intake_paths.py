@@ -159,3 +159,18 @@ async def test_guard_duplicate_creates_itself_when_the_first_fails() -> None:
         await first
     assert await duplicate == ("second", False)
     assert guard._pending == {}
+
+
+# -- the response --------------------------------------------------------------------------
+
+
+def test_json_bytes_response_is_the_generic_response() -> None:
+    from starlette.responses import Response
+
+    from portico_rx.webhooks.route import JSONBytesResponse
+
+    body = b'{"job_id":"x"}'
+    fast = JSONBytesResponse(body, 201)
+    slow = Response(body, status_code=201, media_type="application/json")
+    assert (fast.status_code, fast.body, fast.raw_headers) == (201, body, slow.raw_headers)
+    assert fast.headers["content-type"] == "application/json" and fast.background is None

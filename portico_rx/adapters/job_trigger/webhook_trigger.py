@@ -48,7 +48,7 @@ from fastapi import APIRouter, HTTPException  # noqa: E402
 from fastapi.responses import Response  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 
-from portico_rx.webhooks.route import RawRequestRoute  # noqa: E402
+from portico_rx.webhooks.route import JSONBytesResponse, RawRequestRoute  # noqa: E402
 
 __all__ = [
     "WebhookConfig",
@@ -495,11 +495,7 @@ class WebhookTrigger(JobTrigger):
         job_id, repeated = await self._accept(
             job_request, key=key, client=client, provenance=provenance, body=body
         )
-        return Response(
-            b'{"job_id":"' + job_id.encode() + b'"}',
-            status_code=200 if repeated else 201,
-            media_type="application/json",
-        )
+        return JSONBytesResponse(b'{"job_id":"' + job_id.encode() + b'"}', 200 if repeated else 201)
 
     def _client(self, request: Request, headers: dict[str, str]) -> str | None:
         if self.config.client_header is not None:
