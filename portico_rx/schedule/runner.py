@@ -163,7 +163,6 @@ class ScheduleRunner:
         if spec.name in self._specs:
             self.remove(spec.name)
         self._specs[spec.name] = spec
-        self._sources[spec.name] = f"{spec.plan.kind}:{spec.plan.expression}"
         stats = self.stats.get(spec.name)
         if stats is None:
             stats = self.stats[spec.name] = ScheduleStats()
@@ -305,8 +304,11 @@ class ScheduleRunner:
         if now != self._fired_us:
             self._fired_us, self._fired = now, from_micros(now)
         fired = self._fired
+        source = self._sources.get(spec.name)
+        if source is None:
+            source = self._sources[spec.name] = f"{spec.plan.kind}:{spec.plan.expression}"
         delivery = Delivery(
-            source=self._sources[spec.name],
+            source=source,
             seen_at=fired,
             event_id=f"{spec.name}:{iso}",
             idempotency_key=iso,

@@ -240,20 +240,24 @@ class ScheduleTrigger(PipelineTrigger):
         )
         self._configs[name] = config
         self._plans[name] = spec
-        # The fields of each run's JobRequest, checked once here (as JobRequest would
-        # check them) and copied per run: the timer emits hundreds of runs per wake-up.
-        job_type, payload, queue_name, priority, _ = check_job_fields(
-            config.job_type, config.payload or None, config.queue_name, config.priority
-        )
-        self._templates[name] = {
-            "job_type": job_type,
-            "payload": dict(payload),
-            "queue_name": queue_name,
-            "priority": priority,
+        return spec
+
+    def _template(self, name: str) -> dict[str, Any] | None:
+        """The fields of a schedule's JobRequest, built at its first run and copied per run
+        (the timer emits hundreds of runs per wake-up). ScheduleConfig checked them with
+        check_job_fields, as JobRequest would, so nothing is validated again."""
+        config = self._configs.get(name)
+        if config is None:
+            return None
+        template = self._templates[name] = {
+            "job_type": config.job_type,
+            "payload": dict(config.payload),
+            "queue_name": config.queue_name,
+            "priority": config.priority,
             "metadata": {},
             "idempotency_key": None,
         }
-        return spec
+        return template
 
     @property
     def schedules(self) -> list[ScheduleConfig]:
@@ -294,7 +298,7 @@ class ScheduleTrigger(PipelineTrigger):
 
         def on_run(spec: ScheduleSpec, key: str, delivery: Delivery) -> None:
             name = spec.name
-            template = templates.get(name)
+            template = templates.get(name) or self._template(name)
             if template is None:  # removed while the run was being emitted
                 return
             prefix = prefixes.get(name)
