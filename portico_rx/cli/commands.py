@@ -33,37 +33,52 @@ logger = structlog.get_logger("portico_rx.cli")
 # -- waiting for the end -------------------------------------------------------------
 
 
-async def _wait_for_shutdown(duration: float | None, also: asyncio.Future[Any] | None) -> str:
-    """Wait for SIGINT/SIGTERM, ``duration`` seconds, or ``also`` to finish; say which."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    reason = "duration"
-    signals = (signal.SIGINT, signal.SIGTERM)
+class _Shutdown:
+    """SIGINT/SIGTERM, owned by the command from its first line.
 
-    def on_signal(signum: signal.Signals) -> None:
-        nonlocal reason
-        reason = signum.name
-        stop.set()
-        for sig in signals:  # a second Ctrl-C falls through to Python: forced exit
-            loop.remove_signal_handler(sig)
+    A signal that arrives while triggers or the web server are still starting is kept:
+    the command finishes starting, then stops gracefully. A second signal falls through
+    to Python (forced exit).
+    """
 
-    for sig in signals:
-        loop.add_signal_handler(sig, on_signal, sig)
-    stopper = asyncio.ensure_future(stop.wait())
-    waiters: set[asyncio.Future[Any]] = {stopper}
-    if also is not None:
-        waiters.add(also)
-    try:
-        done, _ = await asyncio.wait(waiters, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopper.cancel()
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-    if also is not None and also in done:
-        return "server_exited"
-    if stop.is_set():
-        logger.info("shutdown_requested", signal=reason, hint="press Ctrl-C again to force")
-    return reason
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+        self.reason = "duration"
+        for sig in self.SIGNALS:
+            self._loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, signum: signal.Signals) -> None:
+        self.reason = signum.name
+        self._event.set()
+        self.remove()
+
+    def remove(self) -> None:
+        """Give the signals back to Python."""
+        for sig in self.SIGNALS:
+            self._loop.remove_signal_handler(sig)
+
+    async def wait(self, duration: float | None, also: asyncio.Future[Any] | None) -> str:
+        """Wait for a signal, ``duration`` seconds, or ``also`` to finish; say which."""
+        stopper = asyncio.ensure_future(self._event.wait())
+        waiters: set[asyncio.Future[Any]] = {stopper}
+        if also is not None:
+            waiters.add(also)
+        try:
+            done, _ = await asyncio.wait(
+                waiters, timeout=duration, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stopper.cancel()
+            self.remove()
+        if also is not None and also in done:
+            return "server_exited"
+        if self._event.is_set():
+            logger.info("shutdown_requested", signal=self.reason, hint="press Ctrl-C again to force")
+            return self.reason
+        return "duration"
 
 
 def _console() -> Console:
@@ -187,9 +202,14 @@ async def run_app(
     """
     check_app_path(file)
     console = _console()
+    shutdown = _Shutdown()
     queue = SQLiteJobQueue(db)
     service = JobService(queue)
-    await service.open()
+    try:
+        await service.open()
+    except BaseException:
+        shutdown.remove()
+        raise
     try:
         app_file = await load_app_file(file, service)
         if not app_file.triggers and not app_file.handlers:
@@ -221,7 +241,7 @@ async def run_app(
                     **({"duration_s": duration} if duration else {"hint": "press Ctrl-C to stop"}),
                 )
                 with _live(console, render, live):
-                    reason = await _wait_for_shutdown(duration, server_task)
+                    reason = await shutdown.wait(duration, server_task)
         finally:  # triggers stopped first (no new jobs), then the worker finishes its jobs
             if job_worker is not None:
                 await job_worker.stop()
@@ -229,6 +249,7 @@ async def run_app(
         logger.info("portico_stopped", reason=reason)
         return 1 if reason == "server_exited" else 0
     finally:
+        shutdown.remove()
         await service.close()
 
 
@@ -251,9 +272,14 @@ async def run_worker(
     """
     check_app_path(file)
     console = _console()
+    shutdown = _Shutdown()
     queue = SQLiteJobQueue(db)
     service = JobService(queue)
-    await service.open()
+    try:
+        await service.open()
+    except BaseException:
+        shutdown.remove()
+        raise
     try:
         app_file = await load_app_file(file, service)
         if not app_file.handlers:
@@ -268,13 +294,14 @@ async def run_worker(
         await job_worker.start()
         try:
             with _live(console, render, live):
-                reason = await _wait_for_shutdown(duration, None)
+                reason = await shutdown.wait(duration, None)
         finally:
             await job_worker.stop()
         console.print(render())
         logger.info("portico_stopped", reason=reason)
         return 0
     finally:
+        shutdown.remove()
         await service.close()
 
 

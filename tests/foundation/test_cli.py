@@ -132,6 +132,49 @@ def test_sigterm_stops_gracefully(tmp_path: Path) -> None:
     assert asyncio.run(jobs_in(db))
 
 
+def test_a_signal_during_start_up_stops_gracefully_once_started(tmp_path: Path) -> None:
+    """Ctrl-C while the app file is still loading: no traceback, triggers stopped, exit 0."""
+    db = tmp_path / "early.db"
+    loading = tmp_path / "loading"
+    app = write(
+        tmp_path / "slow_app.py",
+        f"""
+        import time
+        from pathlib import Path
+
+        from portico_rx.adapters.job_trigger.schedule_trigger import ScheduleConfig, ScheduleTrigger
+
+        Path({str(loading)!r}).touch()
+        time.sleep(1.5)  # a slow import; the signal arrives now
+
+        def build(service):
+            return [ScheduleTrigger(service, [ScheduleConfig(cron="0 0 1 1 *", job_type="yearly")])]
+        """,
+    )
+    process = subprocess.Popen(
+        [*CLI, "run", str(app), "--db", str(db)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(600):
+            if loading.exists():
+                break
+            assert process.poll() is None, process.communicate()[1]
+            asyncio.run(asyncio.sleep(0.02))
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "shutdown_requested" in err and "signal=SIGINT" in err
+    assert "trigger_started" in err and "trigger_stopped" in err
+    assert "Traceback" not in err
+
+
 def test_worker_command_processes_jobs_already_in_the_file(tmp_path: Path) -> None:
     db = tmp_path / "work.db"
 
