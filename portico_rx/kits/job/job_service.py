@@ -80,15 +80,15 @@ class JobService(JobCreator):
         if retries < 0:
             raise InvalidJobError("max_retries", retries, "use 0 or more")
         job = _new_job(  # Job(...) without validating the checked fields again
-            job_type=job_type,
-            queue_name=queue_name,
-            payload=payload,
-            priority=priority,
-            metadata=metadata,
-            idempotency_key=key,
-            scheduled_at=scheduled_at,
-            status=JobStatus.SCHEDULED if scheduled_at is not None else JobStatus.PENDING,
-            max_retries=retries,
+            job_type,
+            queue_name,
+            payload,
+            priority,
+            metadata,
+            key,
+            scheduled_at,
+            JobStatus.SCHEDULED if scheduled_at is not None else JobStatus.PENDING,
+            retries,
         )
         stored, created = await self.job_queue.enqueue(job)
         if not created:
