@@ -64,6 +64,9 @@ _MONTH = _Field("month", 1, 12, _MONTHS)
 _DOW = _Field("day-of-week", 0, 7, _DAYS)
 
 
+_DAY_RULES: dict[tuple[object, ...], int] = {}
+
+
 @dataclass(frozen=True)
 class CronExpression:
     """A parsed cron expression: the set of values each field allows.
@@ -97,6 +100,19 @@ class CronExpression:
         return tuple(
             h * 3600 + m * 60 + s for h in self.hours for m in self.minutes for s in self.seconds
         )
+
+    @functools.cached_property
+    def day_rule(self) -> int:
+        """A small number naming the day fields (days, months, weekdays, restrictions):
+        expressions that differ only in their times of day share it."""
+        key = (
+            self.days,
+            self.months,
+            self.weekdays,
+            self.day_of_month_restricted,
+            self.day_of_week_restricted,
+        )
+        return _DAY_RULES.setdefault(key, len(_DAY_RULES))
 
     @functools.cached_property
     def _day_sets(self) -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
