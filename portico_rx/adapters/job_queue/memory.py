@@ -15,7 +15,6 @@ from portico_rx.adapters.job_queue.base import (
     DUE_STATUSES,
     check_list_args,
     check_queue_names,
-    job_matches,
 )
 from portico_rx.errors import JobNotFoundError
 from portico_rx.models import Job, JobStatus, utcnow
@@ -23,57 +22,121 @@ from portico_rx.ports.job_queue import JobQueue
 
 __all__ = ["MemoryJobQueue"]
 
+# A stored job is a row: a tuple of its fields in Job's order, with the id as its
+# 128-bit int and the status as its string. Python's cyclic garbage collector tracks one
+# object per stored row (the tuple; none once its payload and metadata hold no dicts),
+# where the same job kept as a pydantic object is five (the model, its __dict__, its
+# fields set, its UUID, its heap entry), each traversed by every full collection: with
+# many jobs stored, full collections cost several times less. Jobs are built from rows
+# when read.
+Row = tuple[Any, ...]
+_FIELDS = tuple(Job.model_fields)
+(
+    ID,
+    JOB_TYPE,
+    QUEUE_NAME,
+    PAYLOAD,
+    PRIORITY,
+    METADATA,
+    STATUS,
+    ATTEMPTS,
+    MAX_RETRIES,
+    CREATED_AT,
+    SCHEDULED_AT,
+    STARTED_AT,
+    COMPLETED_AT,
+    IDEMPOTENCY_KEY,
+    RESULT,
+    ERROR,
+) = range(len(_FIELDS))
+_DUE = frozenset(status.value for status in DUE_STATUSES)
+_STATUS = {status.value: status for status in JobStatus}
+_set = object.__setattr__
+
+
+def _row(job: Job) -> Row:
+    fields = job.__dict__
+    row = [fields[name] for name in _FIELDS]
+    row[ID] = job.id.int
+    row[STATUS] = job.status.value
+    return tuple(row)
+
+
+def _job(row: Row) -> Job:
+    """The Job a row holds (like ``Job.model_construct`` with every field given)."""
+    fields = dict(zip(_FIELDS, row, strict=True))
+    fields["id"] = UUID(int=row[ID])
+    fields["status"] = _STATUS[row[STATUS]]
+    job = Job.__new__(Job)
+    _set(job, "__dict__", fields)
+    _set(job, "__pydantic_fields_set__", set(_FIELDS))
+    _set(job, "__pydantic_extra__", None)
+    _set(job, "__pydantic_private__", None)
+    return job
+
+
+def _updated(row: Row, **changes: Any) -> Row:
+    values = list(row)
+    for name, value in changes.items():
+        values[_FIELDS.index(name)] = value
+    return tuple(values)
+
 
 class MemoryJobQueue(JobQueue):
-    """A JobQueue held in a dict and one priority heap per queue name.
+    """A JobQueue held in a dict of rows and one priority heap per queue name.
 
     Same contract as the durable adapters (idempotent keys, priority then age, due
-    times), but only for one process.
+    times), but only for one process. Like them it stores each job's fields, not the
+    ``Job`` object: ``get``, ``dequeue`` and ``list`` return jobs equal to the stored
+    ones, built when read.
     """
 
     def __init__(self) -> None:
-        self._jobs: dict[UUID, Job] = {}
-        self._by_key: dict[str, UUID] = {}
-        self._heaps: dict[str, list[tuple[int, int, UUID]]] = {}
+        self._rows: dict[int, Row] = {}  # id.int -> row, in insertion order
+        self._by_key: dict[str, int] = {}
+        self._heaps: dict[str, list[tuple[int, int, int]]] = {}  # (-priority, seq, id.int)
         self._seq = itertools.count()
         self._new_work = asyncio.Event()
 
     def __repr__(self) -> str:
-        return f"MemoryJobQueue(jobs={len(self._jobs)})"
+        return f"MemoryJobQueue(jobs={len(self._rows)})"
 
-    def _push(self, job: Job) -> None:
-        heap = self._heaps.setdefault(job.queue_name, [])
-        heapq.heappush(heap, (-job.priority, next(self._seq), job.id))
+    def _push(self, row: Row) -> None:
+        heap = self._heaps.setdefault(row[QUEUE_NAME], [])
+        heapq.heappush(heap, (-row[PRIORITY], next(self._seq), row[ID]))
         self._new_work.set()
 
     async def enqueue(self, job: Job) -> tuple[Job, bool]:
-        if job.idempotency_key is not None:
-            existing = self._by_key.get(job.idempotency_key)
+        key = job.idempotency_key
+        if key is not None:
+            existing = self._by_key.get(key)
             if existing is not None:
-                return self._jobs[existing], False
-            self._by_key[job.idempotency_key] = job.id
-        self._jobs[job.id] = job
-        if job.status in DUE_STATUSES:
-            self._push(job)
+                return _job(self._rows[existing]), False
+        row = _row(job)
+        if key is not None:
+            self._by_key[key] = row[ID]
+        self._rows[row[ID]] = row
+        if row[STATUS] in _DUE:
+            self._push(row)
         return job, True
 
     async def dequeue(
         self, queue_names: Sequence[str], *, now: datetime | None = None
     ) -> Job | None:
         now = now or utcnow()
-        best: tuple[tuple[int, int, UUID], str] | None = None
+        best: tuple[tuple[int, int, int], str] | None = None
         for name in check_queue_names(queue_names):
             heap = self._heaps.get(name)
             if not heap:
                 continue
-            later: list[tuple[int, int, UUID]] = []
+            later: list[tuple[int, int, int]] = []
             while heap:
                 entry = heap[0]
-                job = self._jobs.get(entry[2])
-                if job is None or job.status not in DUE_STATUSES:
+                row = self._rows.get(entry[2])
+                if row is None or row[STATUS] not in _DUE:
                     heapq.heappop(heap)
                     continue
-                if job.scheduled_at is not None and job.scheduled_at > now:
+                if row[SCHEDULED_AT] is not None and row[SCHEDULED_AT] > now:
                     later.append(heapq.heappop(heap))
                     continue
                 if best is None or entry < best[0]:
@@ -90,55 +153,55 @@ class MemoryJobQueue(JobQueue):
         else:  # not-yet-due jobs were pushed back above it
             heap.remove(best[0])
             heapq.heapify(heap)
-        job = self._jobs[best[0][2]].model_copy(
-            update={
-                "status": JobStatus.RUNNING,
-                "attempts": self._jobs[best[0][2]].attempts + 1,
-                "started_at": utcnow(),
-            }
+        row = self._rows[best[0][2]]
+        row = _updated(
+            row,
+            status=JobStatus.RUNNING.value,
+            attempts=row[ATTEMPTS] + 1,
+            started_at=utcnow(),
         )
-        self._jobs[job.id] = job
-        return job
+        self._rows[row[ID]] = row
+        return _job(row)
 
-    def _require(self, job_id: UUID) -> Job:
-        job = self._jobs.get(job_id)
-        if job is None:
+    def _require(self, job_id: UUID) -> Row:
+        row = self._rows.get(job_id.int)
+        if row is None:
             raise JobNotFoundError(f"no job with id {job_id}")
-        return job
+        return row
 
     async def complete(self, job_id: UUID, result: Any = None) -> Job:
-        job = self._require(job_id).model_copy(
-            update={
-                "status": JobStatus.COMPLETED,
-                "result": result,
-                "completed_at": utcnow(),
-                "error": None,
-            }
+        row = _updated(
+            self._require(job_id),
+            status=JobStatus.COMPLETED.value,
+            result=result,
+            completed_at=utcnow(),
+            error=None,
         )
-        self._jobs[job_id] = job
-        return job
+        self._rows[row[ID]] = row
+        return _job(row)
 
     async def fail(self, job_id: UUID, error: str, *, retry_at: datetime | None = None) -> Job:
         current = self._require(job_id)
         if retry_at is None:
-            job = current.model_copy(
-                update={"status": JobStatus.FAILED, "error": error, "completed_at": utcnow()}
+            row = _updated(
+                current, status=JobStatus.FAILED.value, error=error, completed_at=utcnow()
             )
-            self._jobs[job_id] = job
+            self._rows[row[ID]] = row
         else:
-            job = current.model_copy(
-                update={"status": JobStatus.SCHEDULED, "error": error, "scheduled_at": retry_at}
+            row = _updated(
+                current, status=JobStatus.SCHEDULED.value, error=error, scheduled_at=retry_at
             )
-            self._jobs[job_id] = job
-            self._push(job)
-        return job
+            self._rows[row[ID]] = row
+            self._push(row)
+        return _job(row)
 
     async def get(self, job_id: UUID) -> Job | None:
-        return self._jobs.get(job_id)
+        row = self._rows.get(job_id.int)
+        return None if row is None else _job(row)
 
     async def get_by_key(self, idempotency_key: str) -> Job | None:
         job_id = self._by_key.get(idempotency_key)
-        return self._jobs[job_id] if job_id is not None else None
+        return _job(self._rows[job_id]) if job_id is not None else None
 
     async def list(
         self,
@@ -151,19 +214,27 @@ class MemoryJobQueue(JobQueue):
         order_by: str = "created_at",
     ) -> list[Job]:
         check_list_args(limit, order_by)
-        jobs = [
-            job
-            for job in self._jobs.values()
-            if job_matches(
-                job, status=status, job_type=job_type, queue_name=queue_name, key_prefix=key_prefix
+        # base.job_matches, on rows (building a Job per stored row would cost more)
+        wanted = None if status is None else JobStatus(status).value
+        rows = [
+            row
+            for row in self._rows.values()
+            if (wanted is None or row[STATUS] == wanted)
+            and (job_type is None or row[JOB_TYPE] == job_type)
+            and (queue_name is None or row[QUEUE_NAME] == queue_name)
+            and (
+                key_prefix is None
+                or (
+                    row[IDEMPOTENCY_KEY] is not None and row[IDEMPOTENCY_KEY].startswith(key_prefix)
+                )
             )
         ]
         if order_by == "idempotency_key":
-            jobs.sort(key=lambda j: j.idempotency_key or "", reverse=True)
+            rows.sort(key=lambda r: r[IDEMPOTENCY_KEY] or "", reverse=True)
         else:
-            jobs.reverse()  # dicts keep insertion order: newest last
-            jobs.sort(key=lambda j: j.created_at, reverse=True)
-        return jobs[:limit]
+            rows.reverse()  # dicts keep insertion order: newest last
+            rows.sort(key=lambda r: r[CREATED_AT], reverse=True)
+        return [_job(row) for row in rows[:limit]]
 
     async def wait_for_jobs(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
