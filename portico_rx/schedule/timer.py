@@ -167,9 +167,14 @@ class ScheduleTimer:
             return
         now = self.now_us()
         heap = self._heap
-        if self._spin_us and heap and heap[0][0] > now and self._armed_at is not None:
-            # woke early on purpose: let the loop run, then look again
-            self._armed = self.scheduler.schedule(self._on_timer)
+        if heap and heap[0][0] > now:
+            if self._spin_us and heap[0][0] - now <= 2 * self._spin_us:
+                # woke early on purpose: let the loop run, then look again
+                self._armed = self.scheduler.schedule(self._on_timer)
+                return
+            # far too early (the wall clock was set back): sleep again, do not spin
+            self._armed_at = None
+            self._arm()
             return
         self._armed_at = None
         self._last_wake_us = now

@@ -355,3 +355,42 @@ def test_runs_of_one_wake_share_the_timers_fire_time() -> None:
     # the clock moved while the 20 runs were emitted; they all carry the timer's wake time
     assert len({t.fired_at for t in runs}) == 1
     assert len({t.lateness_s for t in runs}) == 1 and runs[0].lateness_s >= 0
+
+
+async def test_a_wall_clock_set_back_mid_spin_sleeps_again_instead_of_spinning() -> None:
+    import asyncio
+
+    from portico_rx.schedule.timer import ScheduleTimer
+
+    class SettableClock(RecordingAsyncIOScheduler):
+        moment = START
+
+        @property
+        def now(self) -> datetime:
+            return self.moment
+
+    scheduler = SettableClock(asyncio.get_running_loop())
+    timer = ScheduleTimer(scheduler, spin=0.002)
+    fired: list[int] = []
+    due = to_us(START + timedelta(seconds=1))
+    timer.add("once", iter([(due, due)]), lambda _e, runs, _now: fired.extend(n for n, _ in runs))
+    try:
+        assert scheduler.delays == [pytest.approx(0.998)]  # armed 2 ms early
+        scheduler.moment = START + timedelta(seconds=1) - timedelta(milliseconds=1)
+        timer._on_timer()  # the early wake: 1 ms to go, so it spins
+        assert scheduler.immediate == 1 and fired == []
+        scheduler.moment = START  # the wall clock steps back a second
+        timer._on_timer()
+        assert scheduler.immediate == 1  # no spin for a second ...
+        assert scheduler.delays[-1] == pytest.approx(0.998)  # ... it sleeps again
+        scheduler.moment = START + timedelta(seconds=1)
+        timer._on_timer()
+        assert fired == [due]
+    finally:
+        timer.dispose()
+
+
+def to_us(moment: datetime) -> int:
+    from portico_rx.schedule.timer import to_micros
+
+    return to_micros(moment)
