@@ -33,7 +33,6 @@ DeadLetterHook = Callable[[DeadLetter], Awaitable[None] | None]
 """``on_dead_letter(dead_letter)``, called for every dead-lettered event."""
 
 
-
 class _WorkQueue:
     """The sink's FIFO: ``asyncio.Queue`` (unbounded) minus its generic bookkeeping.
 
@@ -99,7 +98,6 @@ class _WorkQueue:
             joiner = asyncio.get_running_loop().create_future()
             self._joiners.append(joiner)
             await joiner
-
 
 
 class JobSink:

@@ -76,7 +76,9 @@ class _Shutdown:
         if also is not None and also in done:
             return "server_exited"
         if self._event.is_set():
-            logger.info("shutdown_requested", signal=self.reason, hint="press Ctrl-C again to force")
+            logger.info(
+                "shutdown_requested", signal=self.reason, hint="press Ctrl-C again to force"
+            )
             return self.reason
         return "duration"
 

@@ -68,7 +68,7 @@ def _window(start: datetime, end: datetime) -> tuple[int, int]:
 
 
 def _empty_frame(pd: Any) -> pandas.DataFrame:
-    frame = pd.DataFrame({column: [] for column in PREVIEW_COLUMNS})
+    frame: pandas.DataFrame = pd.DataFrame({column: [] for column in PREVIEW_COLUMNS})
     frame["scheduled_at"] = pd.to_datetime(frame["scheduled_at"], utc=True)
     return frame
 
@@ -129,7 +129,7 @@ def preview_plans(
         keys = [f"{p}{s}Z" for p, s in zip(prefixes.tolist(), stamps.tolist(), strict=True)]
     key_column = np.empty(len(keys), dtype=object)
     key_column[:] = keys
-    return pd.DataFrame(
+    frame: pandas.DataFrame = pd.DataFrame(
         {
             "scheduled_at": pd.to_datetime(times, unit="us", utc=True),
             "job_type": column([item.job_type for item in planned]),
@@ -140,6 +140,7 @@ def preview_plans(
             "schedule": column([item.schedule for item in planned]),
         }
     )
+    return frame
 
 
 def preview_pipeline(
@@ -194,6 +195,6 @@ def preview_pipeline(
     rows = [row for row in rows if datetime.fromisoformat(row["scheduled_at"]) < end]
     if not rows:
         return _empty_frame(pd)
-    frame = pd.DataFrame(rows, columns=PREVIEW_COLUMNS)
+    frame: pandas.DataFrame = pd.DataFrame(rows, columns=PREVIEW_COLUMNS)
     frame["scheduled_at"] = pd.to_datetime(frame["scheduled_at"], utc=True, format="ISO8601")
     return frame

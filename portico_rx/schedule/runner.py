@@ -288,7 +288,9 @@ class ScheduleRunner:
             self._time_cache[(nominal, tz)] = cached
         return cached
 
-    def _emit(self, spec: ScheduleSpec, nominal: int, planned: int, catch_up: bool, now: int) -> None:
+    def _emit(
+        self, spec: ScheduleSpec, nominal: int, planned: int, catch_up: bool, now: int
+    ) -> None:
         """Emit one run. ``now`` is when the timer fired: every run of one wake-up shares
         it, so their ``fired_at`` and lateness say when the timer fired, not how long the
         runs before them took."""

@@ -247,7 +247,11 @@ async def test_without_a_scheduler_it_runs_on_the_asyncio_loop() -> None:
 
 @pytest.mark.parametrize(
     ("spin", "words"),
-    [(-0.001, ["timer_spin=-0.001", "0 (off)"]), (2, ["timer_spin=2"]), (True, ["timer_spin=True"])],
+    [
+        (-0.001, ["timer_spin=-0.001", "0 (off)"]),
+        (2, ["timer_spin=2"]),
+        (True, ["timer_spin=True"]),
+    ],
 )
 def test_timer_spin_is_checked(spin: Any, words: list[str]) -> None:
     for call in (

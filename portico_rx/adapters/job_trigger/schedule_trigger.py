@@ -310,7 +310,9 @@ class ScheduleTrigger(PipelineTrigger):
             _set(request, "__dict__", values)
             _set(request, "__pydantic_fields_set__", _REQUEST_FIELDS)
             _set(request, "__pydantic_extra__", None)
-            _set(request, "__pydantic_private__", {"_claim": delivery.claim(), "_delivery": delivery})
+            _set(
+                request, "__pydantic_private__", {"_claim": delivery.claim(), "_delivery": delivery}
+            )
             emit(request)
 
         return self._subscribe_ticks(observer, scheduler, on_run=on_run)
