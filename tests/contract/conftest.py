@@ -4,18 +4,30 @@ To add an adapter, add one entry to ``JOB_QUEUE_FACTORIES``: an async context ma
 factory ``(tmp_path) -> AsyncIterator[JobQueue]`` yielding an *open*, *empty* queue and
 cleaning up after itself. Adapters that need a server carry its marker, e.g.
 ``pytest.param(postgres_queue, marks=pytest.mark.postgres, id="postgres")``.
+
+Stores shared by several processes also hold *leases* (``visibility_timeout``): the
+``shared_store`` fixture opens two queue objects on one store (a worker that dies, and a
+survivor) for every adapter in ``LEASED_QUEUE_FACTORIES``, and ``lease_clock`` is the
+clock their leases are taken and judged by (the adapters read ``utcnow`` for leases;
+``dequeue(now=...)`` only decides which jobs are due, as in PostgreSQL). The memory
+queue is not among them: it lives and dies with its process, its workers with it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from portico_rx.adapters.job_queue import postgres as postgres_module
+from portico_rx.adapters.job_queue import redis as redis_module
+from portico_rx.adapters.job_queue import sqlite as sqlite_module
 from portico_rx.adapters.job_queue.memory import MemoryJobQueue
 from portico_rx.adapters.job_queue.postgres import PostgresJobQueue
 from portico_rx.adapters.job_queue.redis import RedisJobQueue
@@ -91,3 +103,104 @@ async def job_queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     factory: QueueFactory = request.param
     async with factory(tmp_path) as queue:
         yield queue
+
+
+# ---- leases: two queue objects on one store ---------------------------------------------
+Pair = tuple[JobQueue, JobQueue]
+
+
+@contextlib.asynccontextmanager
+async def sqlite_pair(tmp_path: Path, *, visibility_timeout: float | None) -> AsyncIterator[Pair]:
+    """Two SQLiteJobQueue objects on one file: two connections, as two processes have."""
+    path = tmp_path / "leases.db"
+    dead = SQLiteJobQueue(path, visibility_timeout=visibility_timeout)
+    survivor = SQLiteJobQueue(path, visibility_timeout=visibility_timeout)
+    await dead.open()
+    await survivor.open()
+    try:
+        yield dead, survivor
+    finally:
+        await dead.close()
+        await survivor.close()
+
+
+@contextlib.asynccontextmanager
+async def postgres_pair(tmp_path: Path, *, visibility_timeout: float | None) -> AsyncIterator[Pair]:
+    """Two PostgresJobQueue pools on one schema, dropped afterwards."""
+    import asyncpg
+
+    schema = f"contract_{uuid.uuid4().hex[:12]}"
+    dead = PostgresJobQueue(
+        POSTGRES_DSN, schema=schema, pool_max=2, visibility_timeout=visibility_timeout
+    )
+    survivor = PostgresJobQueue(
+        POSTGRES_DSN, schema=schema, pool_max=2, visibility_timeout=visibility_timeout
+    )
+    await dead.open()
+    await survivor.open()
+    try:
+        yield dead, survivor
+    finally:
+        await dead.close()
+        await survivor.close()
+        connection = await asyncpg.connect(POSTGRES_DSN)
+        try:
+            await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def redis_pair(tmp_path: Path, *, visibility_timeout: float | None) -> AsyncIterator[Pair]:
+    """Two RedisJobQueue clients under one key prefix, deleted afterwards."""
+    prefix = f"contract-{uuid.uuid4().hex[:12]}"
+    dead = RedisJobQueue(REDIS_URL, prefix=prefix, visibility_timeout=visibility_timeout)
+    survivor = RedisJobQueue(REDIS_URL, prefix=prefix, visibility_timeout=visibility_timeout)
+    await dead.open()
+    await survivor.open()
+    try:
+        yield dead, survivor
+    finally:
+        await survivor.drop()
+        await dead.close()
+        await survivor.close()
+
+
+LEASED_QUEUE_FACTORIES: list[Any] = [
+    pytest.param(sqlite_pair, id="sqlite"),
+    pytest.param(postgres_pair, marks=pytest.mark.postgres, id="postgres"),
+    pytest.param(redis_pair, marks=pytest.mark.redis, id="redis"),
+]
+
+
+class LeaseClock:
+    """The wall clock of the queue adapters, moved by hand: leases expire without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+@pytest.fixture
+def lease_clock(monkeypatch: pytest.MonkeyPatch) -> LeaseClock:
+    """Replaces ``utcnow`` in the leasing adapters (claim time, lease expiry, sweeps)."""
+    clock = LeaseClock()
+    for module in (sqlite_module, postgres_module, redis_module):
+        monkeypatch.setattr(module, "utcnow", clock)
+    return clock
+
+
+@pytest.fixture(params=LEASED_QUEUE_FACTORIES)
+def shared_store(
+    request: pytest.FixtureRequest, tmp_path: Path, lease_clock: LeaseClock
+) -> Callable[..., contextlib.AbstractAsyncContextManager[Pair]]:
+    """``async with shared_store(visibility_timeout=30) as (dead, survivor): ...`` — two
+    open queue objects on one empty store of each adapter in ``LEASED_QUEUE_FACTORIES``,
+    built after ``lease_clock`` took over their clock."""
+    return functools.partial(request.param, tmp_path)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -12,6 +14,8 @@ import pytest
 import portico_rx as prx
 from portico_rx.models import Job, JobStatus
 from portico_rx.ports.job_queue import JobQueue
+
+from .conftest import LeaseClock, Pair
 
 NOW = datetime.now(UTC)
 
@@ -237,3 +241,163 @@ async def test_job_service_over_the_queue_honours_metadata_key(job_queue: JobQue
     with pytest.raises(prx.InvalidJobError, match="payload"):
         await service.create_job("a.b", {"when": datetime.now(UTC)})
     assert len(await job_queue.list()) == 1
+
+
+# ---- leases: a job whose worker died is claimed again ------------------------------------
+# Over every store in LEASED_QUEUE_FACTORIES (SQLite, PostgreSQL, Redis): ``dead`` claims and
+# then stops calling (a killed worker), ``survivor`` is another process on the same store.
+# ``lease_clock`` moves the adapters' clock, so no test sleeps.
+
+LEASE = 30.0
+SharedStore = Callable[..., contextlib.AbstractAsyncContextManager[Pair]]
+
+
+async def test_an_expired_lease_makes_the_job_claimable_again(
+    shared_store: SharedStore, lease_clock: LeaseClock
+) -> None:
+    async with shared_store(visibility_timeout=LEASE) as (dead, survivor):
+        stored, _ = await dead.enqueue(job(payload={"v": 1}))
+        claimed = await dead.dequeue(["default"])
+        assert claimed is not None and claimed.id == stored.id and claimed.attempts == 1
+        assert await survivor.dequeue(["default"]) is None  # leased to the dead worker
+        lease_clock.advance(LEASE - 1)
+        assert await survivor.dequeue(["default"]) is None  # not yet expired
+        lease_clock.advance(2)
+        again = await survivor.dequeue(["default"])
+        assert again is not None and again.id == stored.id and again.payload == {"v": 1}
+        assert again.status is JobStatus.RUNNING and again.attempts == 2
+        assert (await survivor.get(stored.id)) == again
+        assert await survivor.dequeue(["default"]) is None  # the new lease holds it
+        lease_clock.advance(LEASE / 2)
+        assert await dead.dequeue(["default"]) is None
+        done = await survivor.complete(stored.id, {"ok": True})
+        assert done.status is JobStatus.COMPLETED and done.result == {"ok": True}
+        lease_clock.advance(LEASE * 10)
+        assert await survivor.dequeue(["default"]) is None  # completed jobs never return
+        assert await dead.dequeue(["default"]) is None
+
+
+async def test_a_reclaimed_job_keeps_its_place_by_priority_and_age(
+    shared_store: SharedStore, lease_clock: LeaseClock
+) -> None:
+    async with shared_store(visibility_timeout=LEASE) as (dead, survivor):
+        await dead.enqueue(job(payload={"n": "lost"}))
+        lost = await dead.dequeue(["default"])
+        assert lost is not None and lost.payload == {"n": "lost"}
+        await survivor.enqueue(job(payload={"n": "urgent"}, priority=5))
+        await survivor.enqueue(job(payload={"n": "younger"}))
+        lease_clock.advance(LEASE + 1)
+        claimed = await drain(survivor, ["default"])
+        assert [j.payload["n"] for j in claimed] == ["urgent", "lost", "younger"]
+        assert [j.attempts for j in claimed] == [1, 2, 1]
+
+
+async def test_an_expired_job_comes_back_in_its_own_queue(
+    shared_store: SharedStore, lease_clock: LeaseClock
+) -> None:
+    async with shared_store(visibility_timeout=LEASE) as (dead, survivor):
+        stored, _ = await dead.enqueue(job(queue_name="emails"))
+        assert await dead.dequeue(["emails"]) is not None
+        lease_clock.advance(LEASE + 1)
+        assert await survivor.dequeue(["reports"]) is None  # never handed to another queue
+        again = await survivor.dequeue(["reports", "emails"])
+        assert again is not None and again.id == stored.id and again.attempts == 2
+        assert again.queue_name == "emails"
+
+
+async def test_the_status_shows_a_reclaimed_job_as_pending(
+    shared_store: SharedStore, lease_clock: LeaseClock
+) -> None:
+    async with shared_store(visibility_timeout=LEASE) as (dead, survivor):
+        stored, _ = await dead.enqueue(job(payload={"n": "lost"}))
+        assert await dead.dequeue(["default"]) is not None
+        lease_clock.advance(LEASE + 1)
+        # As in PostgreSQL, leases are returned by claims, not by reading: until a worker
+        # claims from the queue, the expired job still reads as running.
+        assert [j.id for j in await survivor.list(status=JobStatus.RUNNING)] == [stored.id]
+        await survivor.enqueue(job(payload={"n": "urgent"}, priority=9))
+        urgent = await survivor.dequeue(["default"])  # returns the expired lease, takes urgent
+        assert urgent is not None and urgent.payload == {"n": "urgent"}
+        [pending] = await survivor.list(status=JobStatus.PENDING)
+        assert pending.id == stored.id and pending.attempts == 1
+        assert [j.id for j in await survivor.list(status=JobStatus.RUNNING)] == [urgent.id]
+        again = await survivor.dequeue(["default"])
+        assert again is not None and again.id == stored.id and again.attempts == 2
+
+
+async def test_dequeue_now_in_the_future_does_not_take_a_live_lease(
+    shared_store: SharedStore, lease_clock: LeaseClock
+) -> None:
+    """``now=`` decides which jobs are due; leases run on the queue's clock (as in
+    PostgreSQL and Redis), so looking ahead never steals a running job."""
+    async with shared_store(visibility_timeout=LEASE) as (dead, survivor):
+        stored, _ = await dead.enqueue(job())
+        assert await dead.dequeue(["default"]) is not None
+        assert await survivor.dequeue(["default"], now=lease_clock.now + timedelta(days=1)) is None
+        got = await survivor.get(stored.id)
+        assert got is not None and got.status is JobStatus.RUNNING and got.attempts == 1
+
+
+async def test_without_a_visibility_timeout_a_claimed_job_is_never_reclaimed(
+    shared_store: SharedStore, lease_clock: LeaseClock
+) -> None:
+    async with shared_store(visibility_timeout=None) as (dead, survivor):
+        stored, _ = await dead.enqueue(job())
+        assert await dead.dequeue(["default"]) is not None
+        lease_clock.advance(10 * 365 * 86_400)
+        assert await survivor.dequeue(["default"]) is None
+        got = await survivor.get(stored.id)
+        assert got is not None and got.status is JobStatus.RUNNING and got.attempts == 1
+
+
+@pytest.mark.parametrize("outcome", ["complete", "fail", "retry"])
+async def test_settling_a_job_ends_its_lease(
+    shared_store: SharedStore, lease_clock: LeaseClock, outcome: str
+) -> None:
+    async with shared_store(visibility_timeout=LEASE) as (dead, survivor):
+        stored, _ = await dead.enqueue(job())
+        assert await dead.dequeue(["default"]) is not None
+        retry_at = lease_clock.now + timedelta(seconds=LEASE * 100)
+        if outcome == "complete":
+            settled = await dead.complete(stored.id, "done")
+        elif outcome == "fail":
+            settled = await dead.fail(stored.id, "broken")
+        else:
+            settled = await dead.fail(stored.id, "busy", retry_at=retry_at)
+        lease_clock.advance(LEASE * 2)  # the old lease would have expired by now
+        assert await survivor.dequeue(["default"]) is None
+        got = await survivor.get(stored.id)
+        assert got is not None and got.status is settled.status and got.attempts == 1
+        if outcome == "retry":
+            assert got.status is JobStatus.SCHEDULED
+            again = await survivor.dequeue(["default"], now=retry_at)
+            assert again is not None and again.id == stored.id and again.attempts == 2
+
+
+@pytest.mark.parametrize("late", ["complete", "fail"])
+async def test_a_late_settle_from_the_dead_worker_is_applied_as_in_postgresql(
+    shared_store: SharedStore, lease_clock: LeaseClock, late: str
+) -> None:
+    """No fencing: ``complete``/``fail`` settle a job by id whoever claimed it last (the
+    PostgreSQL adapter's behaviour). A worker that comes back after its lease expired
+    settles the job the survivor is running; the survivor's own settle then wins, and the
+    job is never claimed a third time. Handlers must be idempotent on ``job.id``."""
+    async with shared_store(visibility_timeout=LEASE) as (dead, survivor):
+        stored, _ = await dead.enqueue(job())
+        assert await dead.dequeue(["default"]) is not None
+        lease_clock.advance(LEASE + 1)
+        again = await survivor.dequeue(["default"])
+        assert again is not None and again.attempts == 2
+        if late == "complete":
+            first = await dead.complete(stored.id, {"by": "dead"})
+            assert first.status is JobStatus.COMPLETED and first.result == {"by": "dead"}
+        else:
+            first = await dead.fail(stored.id, "lost the connection")
+            assert first.status is JobStatus.FAILED and first.error == "lost the connection"
+        lease_clock.advance(LEASE * 2)
+        assert await survivor.dequeue(["default"]) is None  # settled: no lease, no third run
+        final = await survivor.complete(stored.id, {"by": "survivor"})
+        assert final.status is JobStatus.COMPLETED and final.result == {"by": "survivor"}
+        assert final.error is None and final.attempts == 2
+        lease_clock.advance(LEASE * 2)
+        assert await dead.dequeue(["default"]) is None

@@ -9,6 +9,11 @@ How it stays correct with several processes on one host:
   check-then-insert race, whichever process wins.
 * ``dequeue`` claims with one ``UPDATE … WHERE seq = (SELECT … LIMIT 1) RETURNING``
   under the write lock: a job is handed to one worker only.
+* A claimed job carries a lease (``visibility_timeout``): if its worker dies before
+  ``complete``/``fail``, the job is claimed again once the lease has expired.
+* The schema is versioned (table ``schema_version``) and created or migrated by
+  :meth:`SQLiteJobQueue.open` under the write lock; a file written by a newer
+  portico_rx is refused with :class:`~portico_rx.errors.SchemaVersionError`.
 
 How it stays fast and off the event loop: each queue owns one thread and one
 connection. The calls made during one event-loop iteration are handed to that thread
@@ -26,7 +31,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from uuid import UUID
@@ -48,13 +53,15 @@ __all__ = ["SCHEMA_VERSION", "SQLiteJobQueue"]
 
 logger = structlog.get_logger("portico_rx.sqlite_queue")
 
-SCHEMA_VERSION = 1
-"""The schema this version of portico_rx writes. A file with a newer one is refused."""
+SCHEMA_VERSION = 2
+"""The schema this version of portico_rx writes; :meth:`SQLiteJobQueue.open` migrates older
+files up to it and refuses newer ones. 2: ``lease_expires_at`` (``visibility_timeout``)."""
 
 T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], Any]
 
-_SCHEMA = """
+# Version 1 exactly as it shipped: a new file is created by running every migration.
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL
 );
@@ -84,6 +91,16 @@ CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at, seq);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
 """
 
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [statement for statement in _SCHEMA_V1.split(";") if statement.strip()],
+    2: [
+        "ALTER TABLE jobs ADD COLUMN lease_expires_at INTEGER",
+        "CREATE INDEX IF NOT EXISTS jobs_leased ON jobs (queue_name, lease_expires_at) "
+        "WHERE status = 'running'",
+    ],
+}
+"""Statements that bring the layout from version ``n - 1`` to ``n``, keyed by ``n``."""
+
 _COLUMNS = (
     "id, job_type, queue_name, payload, priority, metadata, status, attempts, max_retries, "
     "created_at, scheduled_at, started_at, completed_at, idempotency_key, result, error"
@@ -93,6 +110,7 @@ _INSERT = (
     "ON CONFLICT DO NOTHING"
 )
 _DUE = ("pending", "scheduled")
+_RECLAIM_LIMIT = 100
 
 _CLOSE = object()
 _JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps(separators=...) builds one per call
@@ -162,8 +180,9 @@ class SQLiteJobQueue(JobQueue):
     """A JobQueue in one SQLite file: durable, no server, safe for several processes.
 
     Every process (trigger service, workers, ``portico-rx jobs``) may open the same file.
-    Opening creates the file and its schema; a file written by a newer portico_rx is
-    refused. Keep the file on a local disk: SQLite's locking is not reliable over NFS.
+    Opening creates the file and its schema, or migrates a file written by an older
+    portico_rx; a file written by a newer portico_rx is refused. Keep the file on a local
+    disk: SQLite's locking is not reliable over NFS.
 
     Args:
         path: the database file (default ``"portico.db"``, relative to the working
@@ -177,6 +196,9 @@ class SQLiteJobQueue(JobQueue):
         poll_interval: most seconds ``wait_for_jobs`` waits before workers look again
             for jobs written by other processes (default 0.5). Jobs enqueued by this
             process wake waiting workers at once.
+        visibility_timeout: seconds a claimed job stays invisible to other workers; when a
+            worker dies without ``complete``/``fail``, the job is claimed again after it
+            (default 300; ``None`` never reclaims). Set it above your longest job.
 
     Raises:
         ConfigurationError: an argument is out of range (at construction).
@@ -194,6 +216,7 @@ class SQLiteJobQueue(JobQueue):
         synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL",
         max_batch: int = 512,
         poll_interval: float = 0.5,
+        visibility_timeout: float | None = 300.0,
     ) -> None:
         if busy_timeout < 0:
             raise ConfigurationError(f"busy_timeout={busy_timeout!r}: use 0 or more seconds")
@@ -205,11 +228,18 @@ class SQLiteJobQueue(JobQueue):
             raise ConfigurationError(f"max_batch={max_batch!r}: use 1 or more")
         if poll_interval <= 0:
             raise ConfigurationError(f"poll_interval={poll_interval!r}: use a positive number")
+        if visibility_timeout is not None and visibility_timeout <= 0:
+            raise ConfigurationError(
+                f"visibility_timeout={visibility_timeout!r}: use a positive number of seconds "
+                "or None to never reclaim"
+            )
         self.path = str(path)
         self.busy_timeout = busy_timeout
         self.synchronous = synchronous
         self.max_batch = max_batch
         self.poll_interval = poll_interval
+        self.visibility_timeout = visibility_timeout
+        self._next_sweep = utcnow()
         self._calls: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._outbox: dict[asyncio.AbstractEventLoop, list[Any]] = {}
@@ -329,12 +359,33 @@ class SQLiteJobQueue(JobQueue):
             )
         if version == SCHEMA_VERSION:
             return
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
+        current = version or 0
+        for step in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[step]:
                 conn.execute(statement)
+        leased = 0
+        if current == 1 and self.visibility_timeout is not None:
+            # Jobs left RUNNING by a version-1 worker had no lease: one that died would
+            # never come back. Give them one from now, so they are claimable again after
+            # one visibility_timeout (a worker still running them finishes normally).
+            expires = _to_micros(utcnow() + timedelta(seconds=self.visibility_timeout))
+            leased = conn.execute(
+                "UPDATE jobs SET lease_expires_at = ? "
+                "WHERE status = 'running' AND lease_expires_at IS NULL",
+                (expires,),
+            ).rowcount
         conn.execute("DELETE FROM schema_version")
         conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-        logger.info("sqlite_queue_schema_created", path=self.path, version=SCHEMA_VERSION)
+        if current == 0:
+            logger.info("sqlite_queue_schema_created", path=self.path, version=SCHEMA_VERSION)
+        else:
+            logger.info(
+                "sqlite_queue_schema_migrated",
+                path=self.path,
+                from_version=current,
+                version=SCHEMA_VERSION,
+                running_jobs_leased=leased,
+            )
 
     def _run(
         self,
@@ -480,24 +531,56 @@ class SQLiteJobQueue(JobQueue):
         self, queue_names: Sequence[str], *, now: datetime | None = None
     ) -> Job | None:
         names = check_queue_names(queue_names)
-        at = _to_micros(now or utcnow())
-        started = _to_micros(utcnow())
+        due = _to_micros(now or utcnow())
+        started = utcnow()
+        lease = (
+            started + timedelta(seconds=self.visibility_timeout)
+            if self.visibility_timeout is not None
+            else None
+        )
         marks = ", ".join("?" for _ in names)
-        sql = (
-            "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ? "
+        claim_sql = (
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, "
+            "lease_expires_at = ? "
             "WHERE seq = (SELECT seq FROM jobs "
             f"WHERE queue_name IN ({marks}) AND status IN ('pending', 'scheduled') "
             "AND (scheduled_at IS NULL OR scheduled_at <= ?) "
             "ORDER BY priority DESC, created_at, seq LIMIT 1) "
             f"RETURNING {_COLUMNS}"
         )
-        args = (started, *names, at)
+        claim_args = (_to_micros(started), _to_micros(lease), *names, due)
+        # Expired leases back to 'pending' (attempts are counted when claimed again). A
+        # separate statement, so the claim itself keeps walking the due index in order.
+        reclaim_sql = (
+            "UPDATE jobs SET status = 'pending', lease_expires_at = NULL "
+            "WHERE seq IN (SELECT seq FROM jobs "
+            f"WHERE status = 'running' AND lease_expires_at <= ? AND queue_name IN ({marks}) "
+            f"LIMIT {_RECLAIM_LIMIT})"
+        )
+        reclaim_args = (_to_micros(started), *names)
+        # Reclaim when the queue looks empty, and now and then while it is busy, so an
+        # expired job never waits behind a long backlog.
+        sweep = lease is not None and started >= self._next_sweep
 
-        def claim(conn: sqlite3.Connection) -> Job | None:
-            found = conn.execute(sql, args).fetchone()
-            return None if found is None else _job(found)
+        def claim(conn: sqlite3.Connection) -> tuple[Job | None, int]:
+            reclaimed = conn.execute(reclaim_sql, reclaim_args).rowcount if sweep else 0
+            found = conn.execute(claim_sql, claim_args).fetchone()
+            if found is None and lease is not None and not sweep:
+                reclaimed = conn.execute(reclaim_sql, reclaim_args).rowcount
+                if reclaimed:
+                    found = conn.execute(claim_sql, claim_args).fetchone()
+            return (None if found is None else _job(found)), reclaimed
 
-        job = await self._call(claim)
+        if sweep and self.visibility_timeout is not None:
+            self._next_sweep = started + timedelta(seconds=min(5.0, self.visibility_timeout / 2))
+        job, reclaimed = await self._call(claim)
+        if reclaimed:
+            logger.warning(
+                "sqlite_queue_leases_expired",
+                path=self.path,
+                queue_names=list(names),
+                jobs_reclaimed=reclaimed,
+            )
         if job is None and self._new_work is not None:
             self._new_work.clear()
         return job
@@ -522,7 +605,8 @@ class SQLiteJobQueue(JobQueue):
             ) from None
         return await self._update(
             job_id,
-            "status = 'completed', result = ?, error = NULL, completed_at = ?",
+            "status = 'completed', result = ?, error = NULL, completed_at = ?, "
+            "lease_expires_at = NULL",
             (text, _to_micros(utcnow())),
         )
 
@@ -530,12 +614,12 @@ class SQLiteJobQueue(JobQueue):
         if retry_at is None:
             return await self._update(
                 job_id,
-                "status = 'failed', error = ?, completed_at = ?",
+                "status = 'failed', error = ?, completed_at = ?, lease_expires_at = NULL",
                 (error, _to_micros(utcnow())),
             )
         job = await self._update(
             job_id,
-            "status = 'scheduled', error = ?, scheduled_at = ?",
+            "status = 'scheduled', error = ?, scheduled_at = ?, lease_expires_at = NULL",
             (error, _to_micros(retry_at)),
         )
         self._signal_new_work()
