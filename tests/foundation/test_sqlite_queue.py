@@ -7,13 +7,16 @@ import json
 import sqlite3
 import sys
 import textwrap
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 import reactivex
 
 import portico_rx as prx
+from portico_rx.adapters.job_queue import sqlite as sqlite_module
 from portico_rx.adapters.job_queue.sqlite import SCHEMA_VERSION, SQLiteJobQueue
 from portico_rx.models import JobStatus
 
@@ -256,6 +259,304 @@ def test_bad_arguments_name_the_argument() -> None:
         ({"synchronous": "MAYBE"}, "synchronous"),
         ({"max_batch": 0}, "max_batch"),
         ({"poll_interval": 0}, "poll_interval"),
+        (
+            {"visibility_timeout": 0},
+            r"visibility_timeout=0: use a positive number of seconds or None to never reclaim",
+        ),
+        ({"visibility_timeout": -1.5}, r"visibility_timeout=-1\.5"),
     ]:
         with pytest.raises(prx.ConfigurationError, match=match):
             SQLiteJobQueue("x.db", **kwargs)
+    assert SQLiteJobQueue("x.db", visibility_timeout=None).visibility_timeout is None
+    assert SQLiteJobQueue("x.db").visibility_timeout == 300.0
+
+
+# ---- leases and the version-1 -> 2 migration ---------------------------------------------
+
+# The layout portico_rx wrote as schema version 1, copied here so the migration is tested
+# against a real old file, not against whatever the current code would create.
+SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    job_type TEXT NOT NULL,
+    queue_name TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    max_retries INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    scheduled_at INTEGER,
+    started_at INTEGER,
+    completed_at INTEGER,
+    idempotency_key TEXT UNIQUE,
+    result TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_due
+    ON jobs (queue_name, priority DESC, created_at, seq)
+    WHERE status IN ('pending', 'scheduled');
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at, seq);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
+"""
+
+
+def micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def write_version_1_file(path: Path, start: datetime) -> dict[str, str]:
+    """A version-1 file as a worker of that release left it: one job of each state,
+    including one RUNNING whose worker is gone. Returns the ids by state."""
+    ids = {state: str(uuid4()) for state in ("pending", "scheduled", "completed", "running")}
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.executescript(SCHEMA_V1)
+    conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+    t = micros(start - timedelta(hours=1))
+    rows = [
+        # id, type, queue, payload, prio, metadata, status, attempts, max_retries, created,
+        # scheduled, started, completed, key, result, error
+        (
+            ids["running"],
+            "v1.stuck",
+            "default",
+            '{"n":0}',
+            0,
+            "{}",
+            "running",
+            1,
+            3,
+            t,
+            None,
+            t + 5,
+            None,
+            "v1:running",
+            None,
+            None,
+        ),
+        (
+            ids["pending"],
+            "v1.job",
+            "default",
+            '{"n":1,"deep":{"x":[1,2.5,null]}}',
+            5,
+            '{"trigger":"old"}',
+            "pending",
+            0,
+            4,
+            t + 1,
+            None,
+            None,
+            None,
+            "v1:pending",
+            None,
+            None,
+        ),
+        (
+            ids["scheduled"],
+            "v1.job",
+            "default",
+            '{"n":2}',
+            0,
+            "{}",
+            "scheduled",
+            1,
+            3,
+            t + 2,
+            t + 3,
+            t + 2,
+            None,
+            "v1:scheduled",
+            None,
+            "smtp down",
+        ),
+        (
+            ids["completed"],
+            "v1.job",
+            "default",
+            '{"n":3}',
+            0,
+            "{}",
+            "completed",
+            1,
+            3,
+            t + 4,
+            None,
+            t + 4,
+            t + 5,
+            "v1:completed",
+            '{"sent":true}',
+            None,
+        ),
+    ]
+    conn.executemany(f"INSERT INTO jobs VALUES (NULL, {', '.join('?' * 16)})", rows)
+    conn.commit()
+    conn.close()
+    return ids
+
+
+class Clock:
+    """The SQLite adapter's wall clock, moved by hand (leases expire without sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(sqlite_module, "utcnow", clock)
+    return clock
+
+
+def lease_of(path: Path, job_id: object) -> int | None:
+    with sqlite3.connect(path) as conn:
+        row = conn.execute(
+            "SELECT lease_expires_at FROM jobs WHERE id = ?", (str(job_id),)
+        ).fetchone()
+    return None if row is None else row[0]
+
+
+async def test_a_version_1_file_is_migrated_in_place_and_its_jobs_stay_claimable(
+    tmp_path: Path, clock: Clock
+) -> None:
+    db = tmp_path / "v1.db"
+    ids = write_version_1_file(db, clock.now)
+    async with SQLiteJobQueue(db, visibility_timeout=60) as queue:
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+            columns = [row[1] for row in conn.execute("PRAGMA table_info(jobs)")]
+            assert columns[-1] == "lease_expires_at" and len(columns) == 18
+            indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            assert {"jobs_due", "jobs_created", "jobs_status", "jobs_leased"} <= indexes
+        # every job and field as the old release wrote it
+        assert await queue.count() == 4
+        pending = await queue.get_by_key("v1:pending")
+        assert pending is not None and str(pending.id) == ids["pending"]
+        assert pending.payload == {"n": 1, "deep": {"x": [1, 2.5, None]}}
+        assert (pending.priority, pending.metadata, pending.max_retries) == (
+            5,
+            {"trigger": "old"},
+            4,
+        )
+        done = await queue.get_by_key("v1:completed")
+        assert done is not None and done.status is JobStatus.COMPLETED
+        assert done.result == {"sent": True}
+        # the RUNNING job its dead worker left behind got a lease from the migration
+        assert lease_of(db, ids["running"]) == micros(clock.now + timedelta(seconds=60))
+        assert lease_of(db, ids["pending"]) is None
+        # claimable: by priority, the due retry, then nothing until the stuck job's lease ends
+        first = await queue.dequeue(["default"])
+        assert first is not None and str(first.id) == ids["pending"] and first.attempts == 1
+        second = await queue.dequeue(["default"])
+        assert second is not None and str(second.id) == ids["scheduled"] and second.attempts == 2
+        assert await queue.dequeue(["default"]) is None
+        await queue.complete(first.id)
+        await queue.complete(second.id)
+        clock.now += timedelta(seconds=61)
+        stuck = await queue.dequeue(["default"])
+        assert stuck is not None and str(stuck.id) == ids["running"] and stuck.attempts == 2
+        assert await queue.dequeue(["default"]) is None  # the completed job never returns
+    async with SQLiteJobQueue(db) as reopened:  # already version 2: opened as is
+        assert await reopened.count(status=JobStatus.RUNNING) == 1
+        assert await reopened.count(status=JobStatus.COMPLETED) == 3
+
+
+async def test_processes_opening_a_version_1_file_together_migrate_it_once(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "v1-race.db"
+    write_version_1_file(db, datetime.now(UTC))
+    queues = [SQLiteJobQueue(db) for _ in range(4)]  # four connections, four threads
+    await asyncio.gather(*(queue.open() for queue in queues))
+    try:
+        for queue in queues:
+            assert await queue.count() == 4
+        claimed = await asyncio.gather(*(queue.dequeue(["default"]) for queue in queues))
+        assert len({job.id for job in claimed if job is not None}) == 2  # pending + due retry
+    finally:
+        await asyncio.gather(*(queue.close() for queue in queues))
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+    out = await run_python(READ_JOBS, str(db))  # and another process reads it
+    assert len(json.loads(out)) == 4
+
+
+async def test_a_version_1_file_opened_without_leases_keeps_running_jobs_unleased(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "v1-none.db"
+    ids = write_version_1_file(db, datetime.now(UTC))
+    async with SQLiteJobQueue(db, visibility_timeout=None):
+        pass
+    assert lease_of(db, ids["running"]) is None
+
+
+async def test_a_newer_file_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    db = tmp_path / "v3.db"
+    async with SQLiteJobQueue(db) as queue:
+        await queue.enqueue(prx.Job(job_type="future.job"))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE schema_version SET version = 3")
+    with pytest.raises(prx.SchemaVersionError, match=r"schema version 3, newer than .*\(2\)"):
+        await SQLiteJobQueue(db).open()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (1,)
+
+
+async def test_the_lease_is_set_on_claim_and_cleared_by_every_status_change(
+    tmp_path: Path, clock: Clock
+) -> None:
+    db = tmp_path / "leases.db"
+    async with SQLiteJobQueue(db, visibility_timeout=45) as queue:
+        jobs = [
+            (await queue.enqueue(prx.Job(job_type="l.job", payload={"i": i})))[0] for i in range(4)
+        ]
+        claimed = [await queue.dequeue(["default"]) for _ in jobs]
+        assert all(job is not None for job in claimed)
+        expires = micros(clock.now + timedelta(seconds=45))
+        assert [lease_of(db, job.id) for job in jobs] == [expires] * 4
+        await queue.complete(jobs[0].id, "ok")
+        await queue.fail(jobs[1].id, "broken")
+        await queue.fail(jobs[2].id, "busy", retry_at=clock.now + timedelta(hours=1))
+        assert [lease_of(db, job.id) for job in jobs] == [None, None, None, expires]
+        assert await queue.count(status=JobStatus.RUNNING) == 1
+        clock.now += timedelta(seconds=46)
+        assert await queue.dequeue(["other"]) is None  # another queue's claim leaves it
+        assert await queue.count(status=JobStatus.RUNNING) == 1
+        again = await queue.dequeue(["default"])
+        assert again is not None and again.id == jobs[3].id and again.attempts == 2
+        assert lease_of(db, jobs[3].id) == micros(clock.now + timedelta(seconds=45))
+        assert (await queue.count(status=JobStatus.RUNNING), await queue.count()) == (1, 4)
+
+
+async def test_an_expired_lease_reads_as_pending_once_returned(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """What ``portico-rx jobs`` and ``count(status=...)`` show for a job whose worker died."""
+    db = tmp_path / "status.db"
+    async with (
+        SQLiteJobQueue(db, visibility_timeout=10) as dead,
+        SQLiteJobQueue(db, visibility_timeout=10) as survivor,
+    ):
+        lost, _ = await dead.enqueue(prx.Job(job_type="lost.job"))
+        assert await dead.dequeue(["default"]) is not None
+        await survivor.enqueue(prx.Job(job_type="urgent.job", priority=9))
+        clock.now += timedelta(seconds=11)
+        urgent = await survivor.dequeue(["default"])  # returns the expired lease first
+        assert urgent is not None and urgent.job_type == "urgent.job"
+        assert await survivor.count(status=JobStatus.PENDING) == 1
+        assert await survivor.count(status=JobStatus.RUNNING) == 1
+        [pending] = await survivor.list(status=JobStatus.PENDING)
+        assert pending.id == lost.id and pending.attempts == 1
+        assert lease_of(db, lost.id) is None
