@@ -4,6 +4,7 @@
 
     portico-rx run FILE.py [--db portico.db] [--duration S] [--host H] [--port P]
     portico-rx worker FILE.py [--db portico.db] [--queue NAME ...] [--concurrency N]
+                              [--visibility-timeout S]
     portico-rx jobs [--db portico.db] [--status S] [--type T] [--queue Q] [--limit N]
 
 ``run`` loads FILE.py (see :mod:`portico_rx.cli.app_file` for what it may define), runs
@@ -72,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
             "queue_names, else 'default')",
         )
         sub.add_argument("--concurrency", type=_count, default=4, help="jobs run at once")
+        sub.add_argument(
+            "--visibility-timeout",
+            type=_positive,
+            default=300.0,
+            metavar="SECONDS",
+            help="a job whose worker died is run again after this long (default 300); "
+            "set it above your longest job",
+        )
         sub.add_argument("--no-live", action="store_true", help="no live status table")
 
     run = commands.add_parser("run", help="run the triggers (and handlers) of FILE.py")
@@ -113,6 +122,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
             live=not args.no_live,
             queue_names=args.queue_names,
             concurrency=args.concurrency,
+            visibility_timeout=args.visibility_timeout,
         )
     return await commands.run_app(
         args.file,
@@ -124,6 +134,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
         worker=not args.no_worker,
         queue_names=args.queue_names,
         concurrency=args.concurrency,
+        visibility_timeout=args.visibility_timeout,
     )
 
 

@@ -192,8 +192,12 @@ async def run_app(
     worker: bool = True,
     queue_names: Sequence[str] | None = None,
     concurrency: int = 4,
+    visibility_timeout: float = 300.0,
 ) -> int:
     """``portico-rx run``: run the file's triggers (and handlers) on the SQLite queue.
+
+    ``visibility_timeout`` is the lease of the jobs this process claims: a job whose
+    worker died is run again after it.
 
     Returns:
         The exit code: 0 after a graceful stop, 1 if the web server ended by itself.
@@ -205,7 +209,7 @@ async def run_app(
     check_app_path(file)
     console = _console()
     shutdown = _Shutdown()
-    queue = SQLiteJobQueue(db)
+    queue = SQLiteJobQueue(db, visibility_timeout=visibility_timeout)
     service = JobService(queue)
     try:
         await service.open()
@@ -263,8 +267,10 @@ async def run_worker(
     live: bool = True,
     queue_names: Sequence[str] | None = None,
     concurrency: int = 4,
+    visibility_timeout: float = 300.0,
 ) -> int:
-    """``portico-rx worker``: run the file's ``handlers`` on the SQLite queue.
+    """``portico-rx worker``: run the file's ``handlers`` on the SQLite queue (jobs are
+    claimed with a lease of ``visibility_timeout`` seconds).
 
     Returns:
         The exit code (0 after a graceful stop).
@@ -275,7 +281,7 @@ async def run_worker(
     check_app_path(file)
     console = _console()
     shutdown = _Shutdown()
-    queue = SQLiteJobQueue(db)
+    queue = SQLiteJobQueue(db, visibility_timeout=visibility_timeout)
     service = JobService(queue)
     try:
         await service.open()

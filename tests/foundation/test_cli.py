@@ -369,3 +369,58 @@ def test_corrupt_queue_file_is_left_untouched(
     assert db.read_bytes() == before
     with pytest.raises(sqlite3.DatabaseError):
         sqlite3.connect(db).execute("SELECT 1 FROM jobs")
+
+
+def test_worker_visibility_timeout_sets_the_lease_its_jobs_get(tmp_path: Path) -> None:
+    """``portico-rx worker --visibility-timeout 2`` is SIGKILLed in a blocking handler:
+    two seconds later another worker may claim the job; bad values are refused."""
+    db = tmp_path / "lease.db"
+    blocked = tmp_path / "blocked"
+    app = write(
+        tmp_path / "blocking_app.py",
+        f"""
+        import asyncio
+        from pathlib import Path
+
+        async def hang(job):
+            Path({str(blocked)!r}).touch()
+            await asyncio.Event().wait()
+
+        handlers = {{"hang": hang}}
+        """,
+    )
+
+    async def enqueue() -> None:
+        async with SQLiteJobQueue(db) as queue:
+            await prx.JobService(queue).create_job("hang", {})
+
+    asyncio.run(enqueue())
+    process = subprocess.Popen(
+        [*CLI, "worker", str(app), "--db", str(db), "--visibility-timeout", "2", "--no-live"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(600):
+            if blocked.exists():
+                break
+            assert process.poll() is None, process.communicate()[1]
+            asyncio.run(asyncio.sleep(0.02))
+        process.kill()  # SIGKILL: no complete, no fail
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    async def claim_after(seconds: float) -> prx.Job | None:
+        await asyncio.sleep(seconds)
+        async with SQLiteJobQueue(db) as queue:
+            return await queue.dequeue(["default"])
+
+    assert asyncio.run(claim_after(0)) is None  # its lease is still running
+    again = asyncio.run(claim_after(2.2))
+    assert again is not None and again.job_type == "hang" and again.attempts == 2
+    refused = cli("worker", str(app), "--db", str(db), "--visibility-timeout", "0", cwd=tmp_path)
+    assert refused.returncode == 2 and "'0': use a positive number of seconds" in refused.stderr
