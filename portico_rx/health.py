@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from portico_rx.models import RunState, TriggerHealth
 
-__all__ = ["HealthCounters"]
+__all__ = ["HealthCounters", "job_store_health"]
+
+
+def job_store_health(job_creator: object) -> dict[str, Any] | None:
+    """What the job store behind ``job_creator`` last knew of its server, if it says.
+
+    ``JobService`` over ``PostgresJobQueue`` or ``RedisJobQueue`` (whose ``health()``
+    gives ``url``, ``available``, ``last_error`` …, from the last call: no I/O here);
+    ``None`` for stores without a server (memory, SQLite) and for other creators.
+    """
+    store = getattr(job_creator, "job_queue", job_creator)
+    health = getattr(store, "health", None)
+    if not callable(health):
+        return None
+    try:
+        value = health()
+    except Exception as exc:  # a broken health() must not break get_health()
+        return {"available": False, "last_error": f"{type(exc).__name__}: {exc}"}
+    if inspect.isawaitable(value):  # not a store's passive health (e.g. a mock)
+        close = getattr(value, "close", None)
+        if callable(close):
+            close()
+        return None
+    return value if isinstance(value, dict) else None
 
 
 @dataclass
@@ -44,8 +68,17 @@ class HealthCounters:
         state: RunState,
         healthy: bool | None = None,
         details: dict[str, Any] | None = None,
+        job_store: dict[str, Any] | None = None,
     ) -> TriggerHealth:
+        """The counters as a TriggerHealth. A ``job_store`` (see :func:`job_store_health`)
+        goes into ``details["job_store"]``; a store that is not available makes the
+        trigger unhealthy: it cannot create jobs, whatever its own state."""
         running = state is RunState.RUNNING
+        if healthy is None:
+            healthy = running and self.consecutive_failures < 3
+        if job_store is not None:
+            details = {**(details or {}), "job_store": job_store}
+            healthy = healthy and job_store.get("available", True) is not False
         return TriggerHealth(
             is_running=running,
             last_job_created=self.last_job_created,
@@ -53,7 +86,7 @@ class HealthCounters:
             errors_count=self.errors,
             name=name,
             state=state,
-            healthy=running and self.consecutive_failures < 3 if healthy is None else healthy,
+            healthy=healthy,
             events_seen=self.events_seen,
             in_flight=self.in_flight,
             dead_lettered_count=self.dead_lettered,

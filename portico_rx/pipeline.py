@@ -16,7 +16,7 @@ from portico_rx import clock
 from portico_rx.dead_letter import DeadLetter
 from portico_rx.delivery import current_delivery
 from portico_rx.errors import ConfigurationError, TriggerStartError
-from portico_rx.health import HealthCounters
+from portico_rx.health import HealthCounters, job_store_health
 from portico_rx.models import Job, RunState, TriggerHealth
 from portico_rx.notebook.controls import NotebookControls
 from portico_rx.notebook.frames import JobHistory
@@ -225,7 +225,11 @@ class PipelineTrigger(NotebookControls, JobTrigger):
             and self.counters.consecutive_failures < 3
         )
         return self.counters.snapshot(
-            name=self.name, state=self._state, healthy=healthy, details=self.health_details()
+            name=self.name,
+            state=self._state,
+            healthy=healthy,
+            details=self.health_details(),
+            job_store=job_store_health(self.job_creator),
         )
 
     # -- hooks for named triggers ----------------------------------------------------

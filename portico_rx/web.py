@@ -48,7 +48,11 @@ class TriggersHealth(BaseModel):
     """The body of ``GET /health/triggers``."""
 
     status: str = Field(description="'ok', or 'degraded' when a required trigger is down")
-    down: list[str] = Field(default_factory=list, description="required triggers not running")
+    down: list[str] = Field(
+        default_factory=list,
+        description="required triggers that are not running or not healthy (e.g. their "
+        "job store is unreachable)",
+    )
     triggers: dict[str, TriggerHealth]
 
 
@@ -170,11 +174,18 @@ def create_app(
         response_model=TriggersHealth,
         tags=["health"],
         summary="Health of every trigger",
-        responses={503: {"model": TriggersHealth, "description": "a required trigger is down"}},
+        responses={
+            503: {
+                "model": TriggersHealth,
+                "description": "a required trigger is not running or not healthy",
+            }
+        },
     )
     async def triggers_health() -> JSONResponse:
         healths = {name: trigger.get_health() for name, trigger in named.items()}
-        down = sorted(name for name in must if not healths[name].is_running)
+        down = sorted(
+            name for name in must if not (healths[name].is_running and healths[name].healthy)
+        )
         body = TriggersHealth(status="degraded" if down else "ok", down=down, triggers=healths)
         return JSONResponse(body.model_dump(mode="json"), status_code=503 if down else 200)
 

@@ -203,3 +203,51 @@ def test_bad_arguments_name_the_fix() -> None:
         PostgresJobQueue(DSN, visibility_timeout=0)
     with pytest.raises(ConfigurationError, match="dsn=''"):
         PostgresJobQueue("")
+
+
+async def test_a_triggers_health_shows_its_job_store_and_an_outage_makes_it_unhealthy(
+    schema: str,
+) -> None:
+    from fastapi import FastAPI
+    from httpx import ASGITransport, AsyncClient
+
+    from portico_rx.adapters.job_trigger.schedule_trigger import ScheduleTrigger
+    from portico_rx.web import create_app
+
+    proxy = TcpProxy(5432)
+    await proxy.start()
+    queue = PostgresJobQueue(
+        f"postgresql://postgres:pw@127.0.0.1:{proxy.port}/test",
+        schema=schema,
+        pool_min=0,
+        connect_timeout=2,
+        retry=RetryPolicy(max_attempts=40, initial_delay=0.05, max_delay=0.2, seed=1),
+    )
+    await queue.open()
+    service = JobService(queue)
+    trigger = ScheduleTrigger(service, [], name="nightly")
+    app: FastAPI = create_app([trigger])
+    try:
+        await trigger.start()
+        health = trigger.get_health()
+        assert health.healthy and health.details["job_store"]["available"] is True
+        assert "pw" not in health.details["job_store"]["url"]
+        await proxy.cut()
+        creating = asyncio.create_task(service.create_job("during.outage", {}))
+        while queue.health()["available"]:
+            await asyncio.sleep(0.02)
+        down = trigger.get_health()
+        assert down.is_running and not down.healthy
+        assert down.details["job_store"]["available"] is False
+        assert down.details["job_store"]["last_error"]
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
+            answer = await client.get("/health/triggers")
+        assert answer.status_code == 503
+        assert answer.json()["triggers"]["nightly"]["details"]["job_store"]["available"] is False
+        await proxy.restore()
+        await creating
+        assert trigger.get_health().healthy
+    finally:
+        await trigger.stop()
+        await queue.close()
+        await proxy.close()

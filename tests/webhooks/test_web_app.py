@@ -191,3 +191,23 @@ async def test_real_server_refuses_an_endless_chunked_body_while_it_streams(serv
     assert status_line.startswith(b"HTTP/1.1 413"), status_line
     assert still_sending
     assert await service.list_jobs() == []
+
+
+async def test_health_is_503_when_a_running_triggers_job_store_is_down(client_for: Any) -> None:
+    class StoreDown(RecordingJobCreator):
+        """A creator whose store last failed to reach its server (as PostgresJobQueue says)."""
+
+        def health(self) -> dict[str, Any]:
+            return {"url": "postgresql://app:***@db/jobs", "available": False, "last_error": "x"}
+
+    hook = WebhookTrigger(job_creator=StoreDown())
+    fine = WebhookTrigger(job_creator=RecordingJobCreator(), name="fine")
+    app = create_app([hook, fine])
+    async with app.router.lifespan_context(app), client_for(app) as http:
+        answer = await http.get("/health/triggers")
+    body = answer.json()
+    assert answer.status_code == 503 and body["down"] == ["webhook"]
+    webhook = body["triggers"]["webhook"]
+    assert webhook["is_running"] is True and webhook["healthy"] is False
+    assert webhook["details"]["job_store"]["available"] is False
+    assert "job_store" not in body["triggers"]["fine"]["details"]  # a store without a server

@@ -32,7 +32,7 @@ from reactivex.abc import SchedulerBase
 
 from portico_rx import clock
 from portico_rx.errors import ConfigurationError, require
-from portico_rx.health import HealthCounters
+from portico_rx.health import HealthCounters, job_store_health
 from portico_rx.models import PRIORITY_MAX, PRIORITY_MIN, RunState, TriggerHealth
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_trigger import JobTrigger
@@ -278,6 +278,7 @@ class WebhookTrigger(JobTrigger):
                 "prefix": self.config.prefix,
                 "rejected": {str(code): count for code, count in sorted(self.rejected.items())},
             },
+            job_store=job_store_health(self.job_creator),
         )
 
     async def __aenter__(self) -> WebhookTrigger:
