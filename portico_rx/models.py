@@ -105,30 +105,23 @@ def _plainly_json(value: Any, depth: int = 0) -> bool:
         return False
     kind = type(value)
     if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str:
+        if not _str_keys(value):
+            return False
+        items = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return False
+    for item in items:
+        item_kind = type(item)
+        if item_kind in _JSON_SCALARS:
+            continue
+        if item_kind is float:
+            if not math.isfinite(item):
                 return False
-            item_kind = type(item)
-            if item_kind in _JSON_SCALARS:
-                continue
-            if item_kind is float:
-                if not math.isfinite(item):
-                    return False
-            elif not _plainly_json(item, depth + 1):
-                return False
-        return True
-    if kind is list:
-        for item in value:
-            item_kind = type(item)
-            if item_kind in _JSON_SCALARS:
-                continue
-            if item_kind is float:
-                if not math.isfinite(item):
-                    return False
-            elif not _plainly_json(item, depth + 1):
-                return False
-        return True
-    return False
+        elif not _plainly_json(item, depth + 1):
+            return False
+    return True
 
 
 def _check_json_object(field: str, value: object) -> dict[str, Any]:

@@ -56,10 +56,20 @@ POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
+async def drop_schema(schema: str) -> None:
+    """Drop a test's PostgreSQL schema and everything in it."""
+    import asyncpg
+
+    connection = await asyncpg.connect(POSTGRES_DSN)
+    try:
+        await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await connection.close()
+
+
 @contextlib.asynccontextmanager
 async def postgres_queue(tmp_path: Path) -> AsyncIterator[JobQueue]:
     """A PostgresJobQueue in its own schema, dropped afterwards."""
-    import asyncpg
 
     schema = f"contract_{uuid.uuid4().hex[:12]}"
     queue = PostgresJobQueue(POSTGRES_DSN, schema=schema, pool_max=4)
@@ -68,11 +78,7 @@ async def postgres_queue(tmp_path: Path) -> AsyncIterator[JobQueue]:
         yield queue
     finally:
         await queue.close()
-        connection = await asyncpg.connect(POSTGRES_DSN)
-        try:
-            await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await connection.close()
+        await drop_schema(schema)
 
 
 @contextlib.asynccontextmanager
@@ -127,7 +133,6 @@ async def sqlite_pair(tmp_path: Path, *, visibility_timeout: float | None) -> As
 @contextlib.asynccontextmanager
 async def postgres_pair(tmp_path: Path, *, visibility_timeout: float | None) -> AsyncIterator[Pair]:
     """Two PostgresJobQueue pools on one schema, dropped afterwards."""
-    import asyncpg
 
     schema = f"contract_{uuid.uuid4().hex[:12]}"
     dead = PostgresJobQueue(
@@ -143,11 +148,7 @@ async def postgres_pair(tmp_path: Path, *, visibility_timeout: float | None) -> 
     finally:
         await dead.close()
         await survivor.close()
-        connection = await asyncpg.connect(POSTGRES_DSN)
-        try:
-            await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await connection.close()
+        await drop_schema(schema)
 
 
 @contextlib.asynccontextmanager

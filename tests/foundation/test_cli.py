@@ -105,27 +105,38 @@ def test_quickstart_runs_for_a_duration_and_its_jobs_are_in_the_file(tmp_path: P
     assert f"0 of {len(jobs)} jobs" in nothing.stdout
 
 
-def test_sigterm_stops_gracefully(tmp_path: Path) -> None:
-    db = tmp_path / "signal.db"
+def signal_when(
+    args: list[str], ready: Any, sig: int, cwd: Path, poll: float = 0.02
+) -> subprocess.CompletedProcess[str]:
+    """Run ``portico-rx *args``, send ``sig`` once ``ready()`` is true, wait for the exit."""
     process = subprocess.Popen(
-        [*CLI, "run", str(QUICKSTART), "--db", str(db), "--port", port()],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [*CLI, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        for _ in range(600):
-            if db.exists() and asyncio.run(jobs_in(db)):
+        for _ in range(int(30 / poll)):
+            if ready():
                 break
             assert process.poll() is None, process.communicate()[1]
-            asyncio.run(asyncio.sleep(0.05))
-        process.send_signal(signal.SIGTERM)
-        _out, err = process.communicate(timeout=60)
+            asyncio.run(asyncio.sleep(poll))
+        process.send_signal(sig)
+        out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 0, err
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def test_sigterm_stops_gracefully(tmp_path: Path) -> None:
+    db = tmp_path / "signal.db"
+    done = signal_when(
+        ["run", str(QUICKSTART), "--db", str(db), "--port", port()],
+        lambda: db.exists() and asyncio.run(jobs_in(db)),
+        signal.SIGTERM,
+        tmp_path,
+        poll=0.05,
+    )
+    err = done.stderr
+    assert done.returncode == 0, err
     assert "shutdown_requested" in err and "signal=SIGTERM" in err
     assert "trigger_stopped" in err and "portico_stopped" in err
     assert "Traceback" not in err
@@ -151,25 +162,9 @@ def test_a_signal_during_start_up_stops_gracefully_once_started(tmp_path: Path) 
             return [ScheduleTrigger(service, [ScheduleConfig(cron="0 0 1 1 *", job_type="yearly")])]
         """,
     )
-    process = subprocess.Popen(
-        [*CLI, "run", str(app), "--db", str(db)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        for _ in range(600):
-            if loading.exists():
-                break
-            assert process.poll() is None, process.communicate()[1]
-            asyncio.run(asyncio.sleep(0.02))
-        process.send_signal(signal.SIGINT)
-        _out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, err
+    done = signal_when(["run", str(app), "--db", str(db)], loading.exists, signal.SIGINT, tmp_path)
+    err = done.stderr
+    assert done.returncode == 0, err
     assert "shutdown_requested" in err and "signal=SIGINT" in err
     assert "trigger_started" in err and "trigger_stopped" in err
     assert "Traceback" not in err
@@ -395,24 +390,12 @@ def test_worker_visibility_timeout_sets_the_lease_its_jobs_get(tmp_path: Path) -
             await prx.JobService(queue).create_job("hang", {})
 
     asyncio.run(enqueue())
-    process = subprocess.Popen(
-        [*CLI, "worker", str(app), "--db", str(db), "--visibility-timeout", "2", "--no-live"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    signal_when(
+        ["worker", str(app), "--db", str(db), "--visibility-timeout", "2", "--no-live"],
+        blocked.exists,
+        signal.SIGKILL,  # no complete, no fail
+        tmp_path,
     )
-    try:
-        for _ in range(600):
-            if blocked.exists():
-                break
-            assert process.poll() is None, process.communicate()[1]
-            asyncio.run(asyncio.sleep(0.02))
-        process.kill()  # SIGKILL: no complete, no fail
-        process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
 
     async def claim_after(seconds: float) -> prx.Job | None:
         await asyncio.sleep(seconds)

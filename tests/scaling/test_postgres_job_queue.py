@@ -90,9 +90,8 @@ async def test_a_wrong_database_is_a_clear_error_at_open() -> None:
         await queue.open()
 
 
-async def test_an_outage_while_running_is_retried_with_backoff_and_shows_in_health(
-    schema: str,
-) -> None:
+async def proxied_queue(schema: str) -> tuple[TcpProxy, PostgresJobQueue]:
+    """An open queue that reaches PostgreSQL through a proxy the test can cut."""
     proxy = TcpProxy(5432)
     await proxy.start()
     queue = PostgresJobQueue(
@@ -103,6 +102,13 @@ async def test_an_outage_while_running_is_retried_with_backoff_and_shows_in_heal
         retry=RetryPolicy(max_attempts=40, initial_delay=0.05, max_delay=0.2, seed=1),
     )
     await queue.open()
+    return proxy, queue
+
+
+async def test_an_outage_while_running_is_retried_with_backoff_and_shows_in_health(
+    schema: str,
+) -> None:
+    proxy, queue = await proxied_queue(schema)
     try:
         service = JobService(queue)
         await service.create_job("before.outage", {})
@@ -214,16 +220,7 @@ async def test_a_triggers_health_shows_its_job_store_and_an_outage_makes_it_unhe
     from portico_rx.adapters.job_trigger.schedule_trigger import ScheduleTrigger
     from portico_rx.web import create_app
 
-    proxy = TcpProxy(5432)
-    await proxy.start()
-    queue = PostgresJobQueue(
-        f"postgresql://postgres:pw@127.0.0.1:{proxy.port}/test",
-        schema=schema,
-        pool_min=0,
-        connect_timeout=2,
-        retry=RetryPolicy(max_attempts=40, initial_delay=0.05, max_delay=0.2, seed=1),
-    )
-    await queue.open()
+    proxy, queue = await proxied_queue(schema)
     service = JobService(queue)
     trigger = ScheduleTrigger(service, [], name="nightly")
     app: FastAPI = create_app([trigger])
