@@ -117,6 +117,12 @@ def fast(fields: CronExpression, zone: str, start: datetime, end: datetime, poli
 def test_five_field_fire_times_equal_the_oracle_around_dst_changes(
     expression: str, window: tuple[str, datetime, datetime], policy: DstPolicy
 ) -> None:
+    assert_fast_equals_oracle(expression, window, policy)
+
+
+def assert_fast_equals_oracle(
+    expression: str, window: tuple[str, datetime, datetime], policy: DstPolicy
+) -> None:
     fields = parsed_or_reject(expression)
     zone, start, end = window
     assert fast(fields, zone, start, end, policy) == oracle_fires(
@@ -129,11 +135,7 @@ def test_five_field_fire_times_equal_the_oracle_around_dst_changes(
 def test_five_field_fire_times_equal_the_oracle_anywhere(
     expression: str, window: tuple[str, datetime, datetime], policy: DstPolicy
 ) -> None:
-    fields = parsed_or_reject(expression)
-    zone, start, end = window
-    assert fast(fields, zone, start, end, policy) == oracle_fires(
-        fields, ZoneInfo(zone), start, end, policy
-    )
+    assert_fast_equals_oracle(expression, window, policy)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -141,11 +143,7 @@ def test_five_field_fire_times_equal_the_oracle_anywhere(
 def test_six_field_fire_times_equal_the_second_by_second_oracle(
     expression: str, window: tuple[str, datetime, datetime], policy: DstPolicy
 ) -> None:
-    fields = parsed_or_reject(expression)
-    zone, start, end = window
-    assert fast(fields, zone, start, end, policy) == oracle_fires(
-        fields, ZoneInfo(zone), start, end, policy
-    )
+    assert_fast_equals_oracle(expression, window, policy)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
