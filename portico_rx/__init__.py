@@ -6,13 +6,12 @@ turns events into job requests; a :class:`PipelineTrigger` runs the pipeline as 
 :class:`~portico_rx.ports.job_creator.JobCreator`.
 """
 
+from portico_rx import notebook as notebook  # registers the notebook presenter
 from portico_rx import operators as operators
 from portico_rx import sources as sources
 from portico_rx.adapters.job_queue.memory import MemoryJobQueue
 from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
 from portico_rx.adapters.job_trigger.schedule_trigger import ScheduleConfig, ScheduleTrigger
-from portico_rx.dead_letter import DeadLetter
-from portico_rx.delivery import Claim, Delivery, Outcome, activate, current_delivery, deliver
 from portico_rx.errors import (
     ConfigurationError,
     InvalidCronError,
@@ -29,14 +28,23 @@ from portico_rx.errors import (
     TriggerNotRunningError,
     TriggerStartError,
 )
-from portico_rx.isolation import EventFailed
 from portico_rx.kits.job.job_service import JobService
 from portico_rx.kits.job.worker import JobWorker
 from portico_rx.models import Job, JobRequest, JobStatus, RunState, TriggerHealth
 from portico_rx.pipeline import PipelineTrigger
+from portico_rx.pipeline.dead_letter import DeadLetter
+from portico_rx.pipeline.delivery import (
+    Claim,
+    Delivery,
+    Outcome,
+    activate,
+    current_delivery,
+    deliver,
+)
+from portico_rx.pipeline.isolation import EventFailed
+from portico_rx.pipeline.retry import RetryPolicy
+from portico_rx.pipeline.to_job import to_job
 from portico_rx.ports import JobCreator, JobHandler, JobQueue, JobTrigger
-from portico_rx.retry import RetryPolicy
-from portico_rx.to_job import to_job
 
 __version__ = "0.1.0"
 

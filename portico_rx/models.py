@@ -18,7 +18,7 @@ import json
 import math
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
@@ -33,7 +33,12 @@ __all__ = [
     "JobStatus",
     "RunState",
     "TriggerHealth",
+    "attach_claim",
     "check_job_fields",
+    "fields_of",
+    "request_claim",
+    "trusted",
+    "trusted_request",
     "utcnow",
 ]
 
@@ -244,6 +249,35 @@ _JOB_ARGUMENTS = (
 )
 _set = object.__setattr__
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def trusted(
+    model: type[M],
+    fields: dict[str, Any],
+    fields_set: set[str] | frozenset[str],
+    private: dict[str, Any] | None = None,
+) -> M:
+    """An instance of ``model`` from ``fields`` that were already checked, unvalidated.
+
+    The one place that skips pydantic validation (``model_construct`` minus its generic
+    bookkeeping, for the hot paths: a job per event, hundreds of ticks per timer
+    wake-up). ``fields`` must hold every field of ``model``, of the right types;
+    ``tests/test_models.py`` pins the result equal to the validated model on every
+    path that uses it.
+    """
+    instance = model.__new__(model)
+    _set(instance, "__dict__", fields)
+    _set(instance, "__pydantic_fields_set__", set(fields_set))  # model_copy updates it
+    _set(instance, "__pydantic_extra__", None)
+    _set(instance, "__pydantic_private__", private)
+    return instance
+
+
+def fields_of(instance: BaseModel) -> dict[str, Any]:
+    """The field values of a model instance, as stored (no copy: do not change it)."""
+    return instance.__dict__
+
 
 def _str_keys(mapping: dict[Any, Any]) -> bool:
     for key in mapping:  # noqa: SIM110  (a loop: faster than all() over a generator)
@@ -295,10 +329,8 @@ def _new_job(
             status=status,
             max_retries=max_retries,
         )
-    job = Job.__new__(Job)
-    _set(
-        job,
-        "__dict__",
+    return trusted(
+        Job,
         {
             "id": uuid4(),
             "job_type": job_type,
@@ -317,11 +349,8 @@ def _new_job(
             "result": None,
             "error": None,
         },
+        set(_JOB_ARGUMENTS),
     )
-    _set(job, "__pydantic_fields_set__", set(_JOB_ARGUMENTS))
-    _set(job, "__pydantic_extra__", None)
-    _set(job, "__pydantic_private__", None)
-    return job
 
 
 class JobRequest(BaseModel):
@@ -362,6 +391,50 @@ class JobRequest(BaseModel):
     @classmethod
     def _json(cls, value: object, info: Any) -> dict[str, Any]:
         return _check_json_object(info.field_name, value)
+
+
+_REQUEST_FIELDS = frozenset(JobRequest.model_fields)
+
+
+def trusted_request(
+    *,
+    job_type: str,
+    payload: dict[str, Any],
+    queue_name: str,
+    priority: int,
+    metadata: dict[str, Any],
+    idempotency_key: str | None,
+    claim: Any = None,
+    delivery: Any = None,
+) -> JobRequest:
+    """A :class:`JobRequest` from fields already checked (by ``to_job`` or a trigger's
+    config), with the claim and delivery of the event it came from."""
+    return trusted(
+        JobRequest,
+        {
+            "job_type": job_type,
+            "payload": payload,
+            "queue_name": queue_name,
+            "priority": priority,
+            "metadata": metadata,
+            "idempotency_key": idempotency_key,
+        },
+        _REQUEST_FIELDS,
+        {"_claim": claim, "_delivery": delivery},
+    )
+
+
+def request_claim(request: JobRequest) -> tuple[Any, Any]:
+    """The ``(claim, delivery)`` attached to ``request`` (``(None, None)`` if none)."""
+    private = request.__pydantic_private__  # pydantic's private-attribute lookup is slow
+    if not private:
+        return None, None
+    return private.get("_claim"), private.get("_delivery")
+
+
+def attach_claim(request: JobRequest, claim: Any, delivery: Any) -> None:
+    """Attach the claim and delivery of the event ``request`` was built from."""
+    _set(request, "__pydantic_private__", {"_claim": claim, "_delivery": delivery})
 
 
 class TriggerHealth(BaseModel):

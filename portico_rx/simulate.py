@@ -17,11 +17,12 @@ from typing import Any
 from reactivex import Observable
 from reactivex.scheduler import HistoricalScheduler
 
-from portico_rx import clock
-from portico_rx.delivery import Delivery
 from portico_rx.errors import ConfigurationError, InvalidScheduleError, require
-from portico_rx.isolation import EventFailed
-from portico_rx.models import JobRequest
+from portico_rx.models import JobRequest, request_claim
+from portico_rx.pipeline import clock
+from portico_rx.pipeline.delivery import Delivery
+from portico_rx.pipeline.isolation import EventFailed
+from portico_rx.pipeline.provenance import job_key
 from portico_rx.sources.replay import ReplayPlan, as_utc, check_window, replay_plan
 
 __all__ = ["JOB_COLUMNS", "diff", "simulate"]
@@ -79,9 +80,8 @@ class _Collector:
             )
 
     def _add(self, request: JobRequest, now: datetime) -> None:
-        private = request.__pydantic_private__ or {}  # _claim/_delivery, without __getattr__
-        claim = private.get("_claim")
-        delivery: Delivery | None = private.get("_delivery")
+        delivery: Delivery | None
+        claim, delivery = request_claim(request)
         if claim is not None:
             claim.resolve(True)
         metadata = request.metadata
@@ -92,7 +92,7 @@ class _Collector:
                 metadata = {**metadata, **delivery.attributes}
             scheduled = delivery.seen_at
             if key is None and delivery.idempotency_key is not None:
-                key = f"{self.name}:{request.job_type}:{delivery.idempotency_key}"
+                key = job_key(self.name, request.job_type, delivery.idempotency_key)
         planned = metadata.get("scheduled_at") or metadata.get("scheduled_time")
         if planned is not None:
             with contextlib.suppress(ConfigurationError):

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 import portico_rx as prx
 from portico_rx.adapters.job_queue.memory import MemoryJobQueue
-from portico_rx.delivery import Delivery, deliver
+from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.testing import RecordingJobCreator, advance, settle
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from portico_rx.notebook import controls as controls  # registers the presenter
+
 _LAZY: dict[str, str] = {
     "JobHistory": "portico_rx.notebook.frames",
     "TriggerPanel": "portico_rx.notebook.widget",

@@ -10,9 +10,9 @@ from typing import Any
 from pydantic import BaseModel
 from reactivex import Observable, abc
 
-from portico_rx import clock
-from portico_rx.delivery import claim_current, current_delivery
 from portico_rx.errors import ConfigurationError, require
+from portico_rx.pipeline import clock
+from portico_rx.pipeline.delivery import claim_current, current_delivery
 from portico_rx.sources.replay import RECORDED_COLUMNS_ATTR
 
 __all__ = ["RECORD_COLUMNS", "record"]

@@ -6,7 +6,7 @@ subscribed with (a trigger's), so the same pipeline runs live and in virtual tim
 Events they hold keep their delivery claimed (a queue message is acked only once its
 job exists); events they drop are acked as deliberately dropped; events still held
 when the pipeline stops are nacked with ``requeue=True``. A key function that raises
-for one event turns it into an :class:`~portico_rx.isolation.EventFailed` for the sink
+for one event turns it into an :class:`~portico_rx.pipeline.isolation.EventFailed` for the sink
 to dead-letter; the operator keeps going.
 
 ==================  ==========================================================

@@ -11,11 +11,11 @@ from typing import Any, TypeVar
 import reactivex
 from reactivex import Observable, abc
 
-from portico_rx.delivery import Claim, Delivery, activate
-from portico_rx.isolation import EventFailed
 from portico_rx.operators._arguments import positive_count, positive_duration
 from portico_rx.operators._held import Held, give_back, hold
 from portico_rx.operators._scheduling import pick_scheduler
+from portico_rx.pipeline.delivery import Claim, Delivery, activate
+from portico_rx.pipeline.isolation import EventFailed
 
 __all__ = ["BatchDelivery", "batch"]
 
@@ -26,7 +26,7 @@ class BatchDelivery(Delivery):
     """The deliveries of a batch's events, travelling as one.
 
     While a batch is emitted this is the current delivery, so ``to_job`` claims every
-    member at once (one :class:`~portico_rx.delivery.Claim` over all of them): each
+    member at once (one :class:`~portico_rx.pipeline.delivery.Claim` over all of them): each
     member is acked when the batch's job exists, or nacked when it cannot be created.
 
     Its idempotency key is a digest of the members' keys (when every member has one),

@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 import reactivex
 from reactivex import Observable, abc
 
-from portico_rx.isolation import EventFailed, guarded
 from portico_rx.operators._arguments import positive_count
 from portico_rx.operators._keys import KeyFunction, key_of
+from portico_rx.pipeline.isolation import EventFailed, guarded
 
 __all__ = ["changed"]
 

@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 import reactivex
 from reactivex import Observable, abc
 
-from portico_rx.isolation import EventFailed
 from portico_rx.operators._arguments import positive_count, positive_duration
 from portico_rx.operators._keys import KeyFunction, key_of
 from portico_rx.operators._scheduling import pick_scheduler
+from portico_rx.pipeline.isolation import EventFailed
 
 __all__ = ["dedupe"]
 

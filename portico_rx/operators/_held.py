@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from portico_rx.delivery import Claim, Delivery, activate, current_delivery
+from portico_rx.pipeline.delivery import Claim, Delivery, activate, current_delivery
 
 __all__ = ["Held", "discard", "give_back", "hold", "release"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from portico_rx.isolation import EventFailed, guarded
+from portico_rx.pipeline.isolation import EventFailed, guarded
 
 __all__ = ["KeyFunction", "key_of"]
 

@@ -13,13 +13,13 @@ from typing import Any, Literal, TypeVar
 import reactivex
 from reactivex import Observable, abc
 
-from portico_rx.delivery import claim_current
 from portico_rx.errors import ConfigurationError, TriggerError
-from portico_rx.isolation import EventFailed
 from portico_rx.operators._arguments import positive_count, positive_duration
 from portico_rx.operators._held import Held, give_back, hold, release
 from portico_rx.operators._keys import KeyFunction, key_of
 from portico_rx.operators._scheduling import pick_scheduler
+from portico_rx.pipeline.delivery import claim_current
+from portico_rx.pipeline.isolation import EventFailed
 
 __all__ = ["Excess", "RateLimitExceededError", "rate_limit"]
 

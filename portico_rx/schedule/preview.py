@@ -18,7 +18,8 @@ from reactivex import Observable
 from reactivex.scheduler import HistoricalScheduler
 
 from portico_rx.errors import InvalidScheduleError, require
-from portico_rx.models import JobRequest
+from portico_rx.models import JobRequest, request_claim
+from portico_rx.pipeline.provenance import job_key
 from portico_rx.schedule.fire_plan import FirePlan
 from portico_rx.schedule.tick import key_time
 from portico_rx.schedule.timer import to_micros
@@ -166,10 +167,10 @@ def preview_pipeline(
     def on_next(item: Any) -> None:
         if not isinstance(item, JobRequest):
             return
-        claim, delivery = item._claim, item._delivery
+        claim, delivery = request_claim(item)
         key = item.idempotency_key
         if key is None and delivery is not None and delivery.idempotency_key is not None:
-            key = f"{name}:{item.job_type}:{delivery.idempotency_key}"
+            key = job_key(name, item.job_type, delivery.idempotency_key)
         scheduled = (
             delivery.attributes.get("scheduled_at") if delivery is not None else None
         ) or scheduler.now.isoformat()

@@ -3,8 +3,9 @@
 Used by the ``cron``/``interval``/``at`` sources (one schedule each) and by
 ``ScheduleTrigger`` (all its schedules on one timer). Each due fire time goes through the
 misfire policy; each run becomes a :class:`~portico_rx.schedule.tick.Tick` emitted with
-:func:`~portico_rx.delivery.deliver` and a :class:`~portico_rx.delivery.Delivery` whose
-idempotency key is the UTC fire time, so replicas and restarts agree on it.
+:func:`~portico_rx.pipeline.delivery.deliver` and a
+:class:`~portico_rx.pipeline.delivery.Delivery` whose idempotency key is the UTC fire time,
+so replicas and restarts agree on it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo
 import structlog
 from reactivex.abc import DisposableBase, ObserverBase, SchedulerBase
 
-from portico_rx.delivery import Delivery, deliver
+from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.schedule.fire_plan import FirePlan
 from portico_rx.schedule.misfire import MisfirePolicy, select_runs
 from portico_rx.schedule.tick import Tick, from_micros, key_time

@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
+from portico_rx.models import trusted
+
 __all__ = ["Tick", "from_micros", "key_time"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -65,12 +67,7 @@ class Tick(BaseModel):
     def trusted(cls, **values: object) -> Tick:
         """Build a Tick from values the runner computed (all fields, already valid),
         skipping validation: the timer emits hundreds per wake-up."""
-        tick = cls.__new__(cls)
-        object.__setattr__(tick, "__dict__", values)
-        object.__setattr__(tick, "__pydantic_fields_set__", _FIELDS)
-        object.__setattr__(tick, "__pydantic_extra__", None)
-        object.__setattr__(tick, "__pydantic_private__", None)
-        return tick
+        return trusted(cls, values, _FIELDS)
 
 
 _FIELDS = frozenset(Tick.model_fields)

@@ -27,7 +27,7 @@ import structlog
 from reactivex.abc import DisposableBase, SchedulerBase
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
-from portico_rx import clock
+from portico_rx.pipeline import clock
 
 __all__ = ["DEFAULT_SPIN", "ScheduleTimer", "TimerEntry", "to_micros"]
 

@@ -17,7 +17,7 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from portico_rx import clock
+from portico_rx.pipeline import clock
 from portico_rx.schedule.cron_expression import parse_cron
 from portico_rx.schedule.dst import DstPolicy, resolve_zone
 from portico_rx.schedule.fire_plan import CronPlan, FirePlan, IntervalPlan, OncePlan

@@ -30,9 +30,10 @@ from pydantic import BaseModel, ConfigDict
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from portico_rx import clock
-from portico_rx.delivery import Delivery, deliver
 from portico_rx.errors import ConfigurationError, TriggerStartError, require
+from portico_rx.pipeline import clock
+from portico_rx.pipeline.delivery import Delivery, deliver
+from portico_rx.pipeline.provenance import row_key
 from portico_rx.sources.http_poll import check_interval
 
 __all__ = [
@@ -384,7 +385,7 @@ def db_rows(
                 source=f"db:{spec.qualified}",
                 seen_at=clock.now(sched),
                 event_id=key,
-                idempotency_key=f"{spec.qualified}:{key}",
+                idempotency_key=row_key(spec.qualified, key),
                 attributes={"table": spec.qualified, "row_id": key},
                 ack=ack_for(key),
                 nack=nack_for(key),

@@ -28,9 +28,10 @@ from pydantic import BaseModel, ConfigDict
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from portico_rx import clock
-from portico_rx.delivery import Delivery, deliver
 from portico_rx.errors import ConfigurationError, TriggerStartError, require
+from portico_rx.pipeline import clock
+from portico_rx.pipeline.delivery import Delivery, deliver
+from portico_rx.pipeline.provenance import file_key
 
 __all__ = [
     "DEFAULT_IGNORE",
@@ -392,9 +393,9 @@ def files(
             event = FileEvent(
                 path=file_path, change=change, size=stat.size, mtime=stat.mtime_ns / 1e9
             )
-            key = f"{relative}:{stat.size}:{stat.mtime_ns}"
+            key = file_key(relative, stat.size, stat.mtime_ns)
             if change is FileChange.DELETED:
-                key = f"{relative}:deleted:{stat.size}:{stat.mtime_ns}"
+                key = file_key(relative, stat.size, stat.mtime_ns, deleted=True)
             delivery = Delivery(
                 source=f"files:{root_text}",
                 seen_at=clock.now(sched),

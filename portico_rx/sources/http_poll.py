@@ -26,9 +26,9 @@ from pydantic import BaseModel, ConfigDict
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from portico_rx import clock
-from portico_rx.delivery import Delivery, deliver
 from portico_rx.errors import ConfigurationError, require
+from portico_rx.pipeline import clock
+from portico_rx.pipeline.delivery import Delivery, deliver
 
 __all__ = [
     "ChangeDetector",

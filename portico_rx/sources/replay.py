@@ -17,9 +17,9 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 
-from portico_rx import clock
-from portico_rx.delivery import Delivery, deliver
 from portico_rx.errors import ConfigurationError, InvalidScheduleError, require
+from portico_rx.pipeline import clock
+from portico_rx.pipeline.delivery import Delivery, deliver
 
 __all__ = ["RECORDED_COLUMNS_ATTR", "ReplayPlan", "as_utc", "check_window", "replay", "replay_plan"]
 

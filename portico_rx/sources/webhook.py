@@ -2,7 +2,7 @@
 
 The returned :class:`WebhookSource` is an ``Observable`` *and* carries a FastAPI
 ``router``: compose it like any source and mount its route in your app. Each POST is
-emitted with a :class:`~portico_rx.delivery.Delivery` whose settlement answers the HTTP
+emitted with a :class:`~portico_rx.pipeline.delivery.Delivery` whose settlement answers the HTTP
 request, so a sender only sees success when its job exists:
 
 =====================================  =========================================
@@ -27,9 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from portico_rx import clock
-from portico_rx.delivery import Delivery, Outcome, deliver
 from portico_rx.errors import ConfigurationError, require
+from portico_rx.pipeline import clock
+from portico_rx.pipeline.delivery import Delivery, Outcome, deliver
 from portico_rx.webhooks.auth import WebhookAuth
 from portico_rx.webhooks.idempotency import IdempotencyGuard
 from portico_rx.webhooks.intake import authenticated_body, idempotency_key, request_headers

@@ -6,7 +6,7 @@
 >>> to_marbles(out)
 '------a-b-a'
 
-Every input event travels with a real :class:`~portico_rx.delivery.Delivery`, and what
+Every input event travels with a real :class:`~portico_rx.pipeline.delivery.Delivery`, and what
 reaches the end of the pipeline is treated as a sink would (job requests and other items
 are "created", ``EventFailed`` items are dead-lettered), so :func:`trace_pipeline` also
 tells how each input event was settled: ``"created"``, ``"dropped"``, ``"failed"``,
@@ -25,10 +25,10 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.scheduler import HistoricalScheduler
 
-from portico_rx.delivery import Delivery, Outcome, claim_current, deliver
 from portico_rx.errors import ConfigurationError
-from portico_rx.isolation import EventFailed
 from portico_rx.models import JobRequest
+from portico_rx.pipeline.delivery import Delivery, Outcome, claim_current, deliver
+from portico_rx.pipeline.isolation import EventFailed
 
 __all__ = [
     "EPOCH",

@@ -11,8 +11,8 @@ import pytest
 from portico_rx import JobService
 from portico_rx.adapters.job_queue.memory import MemoryJobQueue
 from portico_rx.adapters.job_queue.postgres import PostgresJobQueue
-from portico_rx.health import HealthCounters, job_store_health
 from portico_rx.models import RunState
+from portico_rx.pipeline.health import HealthCounters, job_store_health
 from portico_rx.ports.job_creator import JobCreator
 
 

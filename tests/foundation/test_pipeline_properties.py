@@ -14,7 +14,7 @@ from reactivex import operators as rx_ops
 
 import portico_rx as prx
 from portico_rx.adapters.job_queue.memory import MemoryJobQueue
-from portico_rx.delivery import Delivery, Outcome, deliver
+from portico_rx.pipeline.delivery import Delivery, Outcome, deliver
 from portico_rx.ports.job_creator import JobCreator
 
 MAX_ATTEMPTS = 4

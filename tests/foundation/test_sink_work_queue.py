@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from portico_rx.sink import _WorkQueue
+from portico_rx.pipeline.sink import _WorkQueue
 
 
 async def test_items_come_out_in_order_and_a_waiting_getter_is_woken() -> None:

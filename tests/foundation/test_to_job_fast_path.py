@@ -9,9 +9,9 @@ import pytest
 import reactivex
 
 import portico_rx as prx
-from portico_rx.isolation import EventFailed
-from portico_rx.models import JobRequest
-from portico_rx.to_job import _request, job_request_claim
+from portico_rx.models import JobRequest, trusted_request
+from portico_rx.pipeline.isolation import EventFailed
+from portico_rx.pipeline.to_job import job_request_claim
 
 
 def emitted(operator: Any, *events: Any) -> list[Any]:
@@ -29,7 +29,7 @@ def test_fast_request_equals_a_validated_one() -> None:
         "metadata": {"m": 1},
         "idempotency_key": "k",
     }
-    fast, slow = _request(**dict(fields)), JobRequest(**fields)
+    fast, slow = trusted_request(**dict(fields)), JobRequest(**fields)
     assert fast == slow
     assert fast.model_dump() == slow.model_dump()
     assert fast.model_fields_set == slow.model_fields_set

@@ -11,7 +11,6 @@ import reactivex
 from reactivex import operators as rx_ops
 
 import portico_rx as prx
-from portico_rx.isolation import EventFailed
 from portico_rx.operators import (
     absent,
     batch,
@@ -21,6 +20,7 @@ from portico_rx.operators import (
     rate_limit,
     throttle_by,
 )
+from portico_rx.pipeline.isolation import EventFailed
 from portico_rx.testing import trace_pipeline
 
 

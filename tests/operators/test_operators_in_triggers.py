@@ -11,9 +11,9 @@ import reactivex
 from reactivex.scheduler import HistoricalScheduler
 
 import portico_rx as prx
-from portico_rx.delivery import Delivery, deliver
 from portico_rx.kits.job.job_service import JobService
 from portico_rx.operators import Absence, absent, batch, debounce_by, rate_limit
+from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.testing import RecordingJobCreator, advance, settle
 
 

@@ -10,7 +10,6 @@ from typing import Any
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from portico_rx.isolation import EventFailed
 from portico_rx.operators import (
     Absence,
     absent,
@@ -21,6 +20,7 @@ from portico_rx.operators import (
     rate_limit,
     throttle_by,
 )
+from portico_rx.pipeline.isolation import EventFailed
 from portico_rx.testing import trace_pipeline
 from portico_rx.testing.strategies import event_streams
 

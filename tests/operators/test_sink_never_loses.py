@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from reactivex.scheduler import HistoricalScheduler
 
 import portico_rx as prx
-from portico_rx.delivery import Delivery, deliver
 from portico_rx.operators import debounce_by
+from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.testing import EPOCH, RecordingJobCreator, advance, settle
 
 ATTEMPTS = 4

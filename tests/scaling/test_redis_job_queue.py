@@ -15,7 +15,7 @@ from portico_rx.adapters.job_queue.server_link import redact_url
 from portico_rx.errors import ConfigurationError, QueueUnavailableError
 from portico_rx.kits.job.job_service import JobService
 from portico_rx.models import Job, JobStatus
-from portico_rx.retry import RetryPolicy
+from portico_rx.pipeline.retry import RetryPolicy
 
 from .tcp_proxy import TcpProxy
 

@@ -22,8 +22,8 @@ from portico_rx.adapters.job_trigger.webhook_trigger import (
 )
 from portico_rx.kits.job.job_service import JobService
 from portico_rx.models import Job, RunState
+from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.ports.job_creator import JobCreator
-from portico_rx.retry import RetryPolicy
 from portico_rx.testing import RecordingJobCreator, advance
 from portico_rx.webhooks import RateLimit
 

@@ -17,7 +17,7 @@ from portico_rx.adapters.job_queue.base import (
     check_queue_names,
 )
 from portico_rx.errors import JobNotFoundError
-from portico_rx.models import Job, JobStatus, utcnow
+from portico_rx.models import Job, JobStatus, fields_of, trusted, utcnow
 from portico_rx.ports.job_queue import JobQueue
 
 __all__ = ["MemoryJobQueue"]
@@ -51,11 +51,10 @@ _FIELDS = tuple(Job.model_fields)
 ) = range(len(_FIELDS))
 _DUE = frozenset(status.value for status in DUE_STATUSES)
 _STATUS = {status.value: status for status in JobStatus}
-_set = object.__setattr__
 
 
 def _row(job: Job) -> Row:
-    fields = job.__dict__
+    fields = fields_of(job)
     row = [fields[name] for name in _FIELDS]
     row[ID] = job.id.int
     row[STATUS] = job.status.value
@@ -67,12 +66,7 @@ def _job(row: Row) -> Job:
     fields = dict(zip(_FIELDS, row, strict=True))
     fields["id"] = UUID(int=row[ID])
     fields["status"] = _STATUS[row[STATUS]]
-    job = Job.__new__(Job)
-    _set(job, "__dict__", fields)
-    _set(job, "__pydantic_fields_set__", set(_FIELDS))
-    _set(job, "__pydantic_extra__", None)
-    _set(job, "__pydantic_private__", None)
-    return job
+    return trusted(Job, fields, set(_FIELDS))
 
 
 def _updated(row: Row, **changes: Any) -> Row:

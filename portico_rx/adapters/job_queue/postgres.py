@@ -38,8 +38,8 @@ from portico_rx.errors import (
     require,
 )
 from portico_rx.models import Job, JobStatus, utcnow
+from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.ports.job_queue import JobQueue
-from portico_rx.retry import RetryPolicy
 
 __all__ = ["SCHEMA_VERSION", "PostgresJobQueue"]
 

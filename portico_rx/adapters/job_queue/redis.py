@@ -41,8 +41,8 @@ from portico_rx.adapters.job_queue.base import check_list_args, check_queue_name
 from portico_rx.adapters.job_queue.server_link import ServerLink
 from portico_rx.errors import ConfigurationError, JobNotFoundError, require
 from portico_rx.models import Job, JobStatus, utcnow
+from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.ports.job_queue import JobQueue
-from portico_rx.retry import RetryPolicy
 
 __all__ = ["RedisJobQueue"]
 

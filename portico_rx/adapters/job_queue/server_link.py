@@ -2,7 +2,7 @@
 
 Shared by :mod:`~portico_rx.adapters.job_queue.postgres` and
 :mod:`~portico_rx.adapters.job_queue.redis`. A call that fails because the server
-cannot be reached is retried with exponential backoff (a :class:`~portico_rx.retry.
+cannot be reached is retried with exponential backoff (a :class:`~portico_rx.pipeline.retry.
 RetryPolicy`); when every attempt failed it raises
 :class:`~portico_rx.errors.QueueUnavailableError` naming the URL with its password
 replaced by ``***``. :meth:`ServerLink.health` tells whether the last call reached the
@@ -23,7 +23,7 @@ import structlog
 
 from portico_rx.errors import QueueUnavailableError
 from portico_rx.models import utcnow
-from portico_rx.retry import RetryPolicy
+from portico_rx.pipeline.retry import RetryPolicy
 
 __all__ = ["ServerLink", "redact_url"]
 

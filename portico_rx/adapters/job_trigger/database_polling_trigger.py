@@ -13,6 +13,7 @@ from reactivex.abc import SchedulerBase
 from portico_rx.errors import ConfigurationError
 from portico_rx.models import TriggerHealth, check_job_fields
 from portico_rx.pipeline import PipelineTrigger
+from portico_rx.pipeline.to_job import to_job
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.sources.db_poll import (
     DbPollStats,
@@ -24,7 +25,6 @@ from portico_rx.sources.db_poll import (
     reflect_table,
 )
 from portico_rx.sources.pg_notify import pg_notify
-from portico_rx.to_job import to_job
 
 __all__ = ["DatabasePollingTrigger", "default_row_payload"]
 

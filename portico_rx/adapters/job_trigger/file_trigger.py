@@ -11,9 +11,9 @@ from reactivex.abc import SchedulerBase
 
 from portico_rx.models import check_job_fields
 from portico_rx.pipeline import PipelineTrigger
+from portico_rx.pipeline.to_job import to_job
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.sources.files import DEFAULT_IGNORE, FileChange, FileEvent, files
-from portico_rx.to_job import to_job
 
 __all__ = ["FileTrigger"]
 

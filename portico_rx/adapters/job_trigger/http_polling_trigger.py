@@ -12,6 +12,7 @@ from reactivex.abc import SchedulerBase
 from portico_rx.errors import ConfigurationError
 from portico_rx.models import TriggerHealth, check_job_fields
 from portico_rx.pipeline import PipelineTrigger
+from portico_rx.pipeline.to_job import to_job
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.sources.http_poll import (
     HttpChange,
@@ -19,7 +20,6 @@ from portico_rx.sources.http_poll import (
     close_idle_clients,
     http_poll,
 )
-from portico_rx.to_job import to_job
 
 __all__ = ["HttpPollingTrigger"]
 

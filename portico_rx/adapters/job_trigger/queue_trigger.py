@@ -19,13 +19,13 @@ from portico_rx.adapters.job_trigger.message_envelope import (
     MappedMessage,
     UnknownEventType,
 )
-from portico_rx.isolation import EventFailed, guarded
 from portico_rx.models import TriggerHealth
 from portico_rx.pipeline import PipelineTrigger
+from portico_rx.pipeline.isolation import EventFailed, guarded
+from portico_rx.pipeline.to_job import to_job
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.sources.queues.consumer import QueueSource, check_positive
 from portico_rx.sources.queues.message import QueueMessage
-from portico_rx.to_job import to_job
 
 __all__ = ["QueueTrigger"]
 

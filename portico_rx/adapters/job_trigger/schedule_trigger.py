@@ -24,11 +24,11 @@ from reactivex import Observable, abc
 from reactivex import operators as rx_ops
 from reactivex.disposable import Disposable
 
-from portico_rx import clock
-from portico_rx.delivery import Delivery
 from portico_rx.errors import ConfigurationError, InvalidScheduleError
-from portico_rx.models import JobRequest, check_job_fields
-from portico_rx.pipeline import PipelineTrigger
+from portico_rx.models import JobRequest, check_job_fields, trusted
+from portico_rx.pipeline import PipelineTrigger, clock
+from portico_rx.pipeline.delivery import Delivery
+from portico_rx.pipeline.provenance import schedule_key_prefix
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.schedule.cron_expression import parse_cron
 from portico_rx.schedule.dst import DstPolicy, resolve_zone
@@ -52,7 +52,6 @@ _KEY_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$")
 
 _DEFAULT_DST = DstPolicy()
 _REQUEST_FIELDS = frozenset({"job_type", "payload", "queue_name", "priority", "idempotency_key"})
-_set = object.__setattr__
 
 
 class ScheduleConfig(BaseModel):
@@ -266,7 +265,7 @@ class ScheduleTrigger(PipelineTrigger):
 
     def key_prefix(self, schedule: str) -> str:
         """The idempotency-key prefix of a schedule's jobs: ``{trigger}:{schedule}:``."""
-        return f"{self.name}:{schedule}:"
+        return schedule_key_prefix(self.name, schedule)
 
     def _config(self, name: str) -> ScheduleConfig:
         config = self._configs.get(name)
@@ -306,14 +305,14 @@ class ScheduleTrigger(PipelineTrigger):
                 prefix = prefixes[name] = self.key_prefix(name)
             values = template.copy()
             values["idempotency_key"] = prefix + key
-            request = JobRequest.__new__(JobRequest)
-            _set(request, "__dict__", values)
-            _set(request, "__pydantic_fields_set__", _REQUEST_FIELDS)
-            _set(request, "__pydantic_extra__", None)
-            _set(
-                request, "__pydantic_private__", {"_claim": delivery.claim(), "_delivery": delivery}
+            emit(
+                trusted(
+                    JobRequest,
+                    values,
+                    _REQUEST_FIELDS,
+                    {"_claim": delivery.claim(), "_delivery": delivery},
+                )
             )
-            emit(request)
 
         return self._subscribe_ticks(observer, scheduler, on_run=on_run)
 

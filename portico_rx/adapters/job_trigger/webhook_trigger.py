@@ -30,13 +30,14 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from reactivex.abc import SchedulerBase
 
-from portico_rx import clock
 from portico_rx.errors import ConfigurationError, require
-from portico_rx.health import HealthCounters, job_store_health
 from portico_rx.models import PRIORITY_MAX, PRIORITY_MIN, RunState, TriggerHealth
+from portico_rx.pipeline import clock
+from portico_rx.pipeline.health import HealthCounters, job_store_health
+from portico_rx.pipeline.provenance import webhook_key
+from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_trigger import JobTrigger
-from portico_rx.retry import RetryPolicy
 from portico_rx.webhooks.auth import WebhookAuth
 from portico_rx.webhooks.idempotency import IdempotencyGuard
 from portico_rx.webhooks.intake import authenticated_body, idempotency_key, request_headers
@@ -353,7 +354,7 @@ class WebhookTrigger(JobTrigger):
             if self._limiter is not None:
                 self._check_rate(job_type, client)
             return await self._create(request, payload, priority, provenance or None), False
-        scoped = f"webhook:{self.name}:{job_type}:{key}"
+        scoped = webhook_key(self.name, job_type, key)
         known = self._guard.answer(scoped)
         if known is not None:
             return known, True

@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict
 from portico_rx.adapters.job_queue.base import check_queue_names
 from portico_rx.errors import ConfigurationError
 from portico_rx.models import Job, RunState, utcnow
+from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.ports.job_handler import JobHandler
 from portico_rx.ports.job_queue import JobQueue
-from portico_rx.retry import RetryPolicy
 
 __all__ = ["HandlerFunction", "JobWorker", "WorkerHealth"]
 

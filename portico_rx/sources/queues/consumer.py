@@ -30,9 +30,9 @@ import structlog
 from reactivex import abc
 from reactivex.disposable import Disposable
 
-from portico_rx import clock
-from portico_rx.delivery import Delivery, deliver
 from portico_rx.errors import ConfigurationError, TriggerStartError
+from portico_rx.pipeline import clock
+from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.sources.queues.message import QueueMessage
 
 __all__ = ["ConnectionStatus", "Consumer", "QueueSource", "Session", "check_positive"]

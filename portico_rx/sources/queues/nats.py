@@ -11,6 +11,7 @@ import structlog
 from reactivex import abc
 
 from portico_rx.errors import ConfigurationError, MissingDependencyError
+from portico_rx.pipeline.provenance import stream_entry_key
 from portico_rx.sources.queues.consumer import Consumer, QueueSource, check_positive
 from portico_rx.sources.queues.message import QueueMessage
 
@@ -264,7 +265,7 @@ def nats(
             queue_message,
             ack=ack,
             nack=nack,
-            idempotency_key=f"{stream_name}/{queue_message.message_id}",
+            idempotency_key=stream_entry_key(stream_name, queue_message.message_id),
         )
 
     async def probe() -> None:

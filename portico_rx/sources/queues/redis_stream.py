@@ -11,6 +11,7 @@ import structlog
 from reactivex import abc
 
 from portico_rx.errors import ConfigurationError, MissingDependencyError
+from portico_rx.pipeline.provenance import stream_entry_key
 from portico_rx.sources.queues.consumer import Consumer, QueueSource, check_positive
 from portico_rx.sources.queues.message import QueueMessage
 
@@ -287,7 +288,7 @@ def redis_stream(
                     message(entry_id, fields, redelivered),
                     ack=ack,
                     nack=nack,
-                    idempotency_key=f"{stream}/{entry_id}",
+                    idempotency_key=stream_entry_key(stream, entry_id),
                 )
 
             while True:

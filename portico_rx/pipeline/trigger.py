@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -12,30 +13,28 @@ from reactivex import Observable
 from reactivex.abc import DisposableBase, SchedulerBase
 from reactivex.disposable import SerialDisposable
 
-from portico_rx import clock
-from portico_rx.dead_letter import DeadLetter
-from portico_rx.delivery import current_delivery
-from portico_rx.errors import ConfigurationError, TriggerStartError
-from portico_rx.health import HealthCounters, job_store_health
+from portico_rx.errors import ConfigurationError, TriggerNotRunningError, TriggerStartError
 from portico_rx.models import Job, RunState, TriggerHealth
-from portico_rx.notebook.controls import NotebookControls
-from portico_rx.notebook.frames import JobHistory
+from portico_rx.pipeline import clock, presentation
+from portico_rx.pipeline.dead_letter import DeadLetter
+from portico_rx.pipeline.delivery import current_delivery
+from portico_rx.pipeline.health import HealthCounters, job_store_health
+from portico_rx.pipeline.retry import RetryPolicy
+from portico_rx.pipeline.sink import AlertHook, DeadLetterHook, JobSink
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_trigger import JobTrigger
-from portico_rx.retry import RetryPolicy
-from portico_rx.sink import AlertHook, DeadLetterHook, JobSink
 
 __all__ = ["PipelineTrigger"]
 
 logger = structlog.get_logger("portico_rx.pipeline")
 
 
-class PipelineTrigger(NotebookControls, JobTrigger):
+class PipelineTrigger(JobTrigger):
     """Run a pipeline (an observable ending in :func:`~portico_rx.to_job`) as a trigger.
 
     ``start()`` subscribes, ``stop()`` disposes and drains, ``is_running`` reflects the
     subscription. Every job request the pipeline emits is created through
-    ``job_creator`` by a :class:`~portico_rx.sink.JobSink`.
+    ``job_creator`` by a :class:`~portico_rx.pipeline.sink.JobSink`.
 
     Errors never end the trigger: a request that cannot be created is retried, then
     dead-lettered; a user function that raises inside an operator ends that
@@ -58,7 +57,7 @@ class PipelineTrigger(NotebookControls, JobTrigger):
         restart_delay: first backoff before re-subscribing a failing source (default 0.5 s).
         restart_max_delay: cap on that backoff (default 30 s).
         alert: ``alert(level, message, context)``, called when a job could not be created.
-        on_dead_letter: called with each :class:`~portico_rx.dead_letter.DeadLetter`.
+        on_dead_letter: called with each :class:`~portico_rx.pipeline.dead_letter.DeadLetter`.
         history_size: how many recently created jobs ``history()`` keeps (default 100).
     """
 
@@ -117,6 +116,8 @@ class PipelineTrigger(NotebookControls, JobTrigger):
         self._starting = False
         self._stopping: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._paused = False
+        self._held: list[Any] | None = None
 
     # -- JobTrigger ------------------------------------------------------------------
 
@@ -138,7 +139,7 @@ class PipelineTrigger(NotebookControls, JobTrigger):
             if self._state is RunState.RUNNING:
                 logger.warning("trigger_already_running", trigger=self.name)
                 return
-            await self._claim_name()
+            await presentation.claim_name(self)
             self._state = RunState.STARTING
             logger.info("starting_trigger", trigger=self.name, trigger_type=type(self).__name__)
             try:
@@ -338,12 +339,85 @@ class PipelineTrigger(NotebookControls, JobTrigger):
 
     # -- conveniences ----------------------------------------------------------------
 
-    def history(self) -> JobHistory:
+    def history(self) -> list[Job]:
         """Jobs this trigger created recently, oldest first (``history_size`` at most).
 
-        A ``list`` of ``Job`` that shows as a table in Jupyter; ``.to_frame()`` for pandas.
+        A ``list`` of ``Job``; with the notebook package (``import portico_rx`` loads it)
+        it shows as a table in Jupyter and has ``.to_frame()`` for pandas.
         """
-        return JobHistory(self.recent_jobs)
+        return presentation.job_history(self.recent_jobs)
+
+    def _repr_html_(self) -> str:
+        return presentation.trigger_html(self)
+
+    def widget(self, *, jobs: int = 10, refresh: float = 0.5) -> Any:
+        """A live ipywidgets panel: status, counters, the last ``jobs`` jobs, buttons.
+
+        See :class:`portico_rx.notebook.widget.TriggerPanel`.
+        """
+        return presentation.trigger_widget(self, jobs=jobs, refresh=refresh)
+
+    # -- pause -------------------------------------------------------------------------
+    #
+    # Pause holds the job requests the pipeline emits instead of creating jobs; their
+    # events stay unsettled (a queue message is not acked), so nothing is lost.
+    # ``resume()`` creates the held jobs in order; ``stop()`` while paused creates them
+    # before draining.
+
+    @property
+    def paused(self) -> bool:
+        """Whether job requests are being held (see :meth:`pause`)."""
+        return self._paused
+
+    @property
+    def held(self) -> int:
+        """How many job requests are held while paused."""
+        return len(self._held or ())
+
+    def pause(self) -> None:
+        """Hold new job requests instead of creating jobs, until :meth:`resume`.
+
+        Raises:
+            TriggerNotRunningError: the trigger is not running (start it first).
+        """
+        if not self.is_running:
+            raise TriggerNotRunningError(
+                f"trigger {self.name!r} is not running, so it cannot be paused; start it "
+                "with `await trigger.start()` first"
+            )
+        if self._paused:
+            return
+        self._paused = True
+        self._held = []
+        logger.info("trigger_paused", trigger=self.name)
+
+    def resume(self) -> int:
+        """Create the held jobs (in order) and take new events again.
+
+        Returns:
+            How many held job requests were released.
+        """
+        if not self._paused:
+            return 0
+        self._paused = False
+        released = self._release_held(self._sink.submit) if self._sink is not None else 0
+        logger.info("trigger_resumed", trigger=self.name, released=released)
+        return released
+
+    def _hold(self, item: Any) -> bool:
+        """Called for every pipeline item: ``True`` if it was held (paused)."""
+        if not self._paused or self._held is None:
+            return False
+        self._held.append(item)
+        return True
+
+    def _release_held(self, submit: Callable[[Any], None]) -> int:
+        """Un-pause and hand every held item to ``submit``; returns how many."""
+        held, self._held = self._held or [], None
+        self._paused = False
+        for item in held:
+            submit(item)
+        return len(held)
 
     async def __aenter__(self) -> PipelineTrigger:
         await self.start()

@@ -13,19 +13,20 @@ from typing import Any
 import structlog
 from reactivex.abc import SchedulerBase
 
-from portico_rx import clock
-from portico_rx.dead_letter import DeadLetter
-from portico_rx.delivery import Claim, Delivery
 from portico_rx.errors import ConfigurationError
-from portico_rx.health import HealthCounters
-from portico_rx.isolation import EventFailed
-from portico_rx.models import Job, JobRequest
+from portico_rx.models import Job, JobRequest, request_claim
+from portico_rx.pipeline import clock
+from portico_rx.pipeline.dead_letter import DeadLetter
+from portico_rx.pipeline.delivery import Claim, Delivery
+from portico_rx.pipeline.health import HealthCounters
+from portico_rx.pipeline.isolation import EventFailed
+from portico_rx.pipeline.provenance import Provenance
+from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.ports.job_creator import JobCreator
-from portico_rx.retry import RetryPolicy
 
 __all__ = ["AlertHook", "DeadLetterHook", "JobSink"]
 
-logger = structlog.get_logger("portico_rx.sink")
+logger = structlog.get_logger("portico_rx.pipeline.sink")
 
 AlertHook = Callable[[str, str, dict[str, Any]], Awaitable[None] | None]
 """``alert(level, message, context)``, called when a job could not be created."""
@@ -140,8 +141,7 @@ class JobSink:
         )
         self.on_job = on_job
         self._queue = _WorkQueue()
-        self._seen_at: Any = None
-        self._seen_at_iso = ""
+        self._provenance = Provenance(name)
         self._workers: list[asyncio.Task[None]] = []
         self._hook_tasks: set[asyncio.Task[Any]] = set()
         self._cancelled = 0
@@ -225,7 +225,7 @@ class JobSink:
 
     def _abandon(self, request: JobRequest) -> None:
         self.counters.in_flight -= 1
-        claim, delivery = request._claim, request._delivery
+        claim, delivery = request_claim(request)
         self.dead_letter(
             stage="stop",
             error="the trigger stopped before the job was created",
@@ -252,30 +252,14 @@ class JobSink:
             queue.task_done()
 
     def _metadata(self, request: JobRequest, delivery: Delivery | None) -> dict[str, Any]:
-        meta: dict[str, Any] = dict(request.metadata)
-        meta["trigger"] = self.name
-        if delivery is not None:
-            meta.update(delivery.attributes)
-            meta["source"] = delivery.source
-            seen_at = delivery.seen_at
-            if seen_at is not self._seen_at:  # runs of one timer wake-up share their seen_at
-                self._seen_at, self._seen_at_iso = seen_at, seen_at.isoformat()
-            meta["seen_at"] = self._seen_at_iso
-            if delivery.event_id is not None:
-                meta["event_id"] = delivery.event_id
-        else:
-            meta.setdefault("source", "observable")
-        key = request.idempotency_key
-        if key is None and delivery is not None and delivery.idempotency_key is not None:
-            key = f"{self.name}:{request.job_type}:{delivery.idempotency_key}"
-        if key is not None:
-            meta["idempotency_key"] = key
-        return meta
+        return self._provenance.metadata(
+            request.job_type, request.metadata, request.idempotency_key, delivery
+        )
 
     async def _create(self, request: JobRequest) -> None:
-        private = request.__pydantic_private__ or {}  # attribute access is slow in pydantic
-        claim: Claim | None = private.get("_claim")
-        delivery: Delivery | None = private.get("_delivery")
+        claim: Claim | None
+        delivery: Delivery | None
+        claim, delivery = request_claim(request)
         metadata = self._metadata(request, delivery)
         try:
             job = await self._call_creator(request, metadata)

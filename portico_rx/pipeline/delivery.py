@@ -44,7 +44,7 @@ __all__ = [
     "deliver",
 ]
 
-logger = structlog.get_logger("portico_rx.delivery")
+logger = structlog.get_logger("portico_rx.pipeline.delivery")
 
 Settle = Callable[[], Awaitable[None] | None]
 NackSettle = Callable[[bool], Awaitable[None] | None]

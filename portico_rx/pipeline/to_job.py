@@ -10,17 +10,20 @@ import reactivex
 from pydantic import BaseModel
 from reactivex import Observable, abc
 
-from portico_rx.clock import now
-from portico_rx.delivery import Claim, Delivery, claim_current, current_delivery
 from portico_rx.errors import InvalidJobError
-from portico_rx.isolation import EventFailed
 from portico_rx.models import (
     JobRequest,
     _check_job_type,
     _check_json_object,
     _check_priority,
     _check_queue_name,
+    attach_claim,
+    request_claim,
+    trusted_request,
 )
+from portico_rx.pipeline.clock import now
+from portico_rx.pipeline.delivery import Claim, Delivery, claim_current, current_delivery
+from portico_rx.pipeline.isolation import EventFailed
 
 __all__ = ["default_payload", "job_request_claim", "to_job"]
 
@@ -47,9 +50,6 @@ def _resolve(value: Field[T], event: T) -> Any:
     return value(event) if callable(value) else value
 
 
-_REQUEST_FIELDS = frozenset(JobRequest.model_fields)
-
-
 def _check_string_keys(field: str, value: dict[Any, Any]) -> None:
     for key in value:
         if not isinstance(key, str):
@@ -57,7 +57,6 @@ def _check_string_keys(field: str, value: dict[Any, Any]) -> None:
 
 
 _ATOMS = frozenset({str, int, bool, type(None)})
-_set = object.__setattr__
 
 
 def _is_flat_json(value: object) -> bool:
@@ -71,24 +70,10 @@ def _is_flat_json(value: object) -> bool:
     return True
 
 
-def _request(**fields: Any) -> JobRequest:
-    """A JobRequest from fields ``to_job`` has already validated, without re-validating.
-
-    The hot path of every pipeline: this is ``JobRequest.model_construct`` minus its
-    generic bookkeeping. ``tests/foundation/test_to_job_fast_path.py`` pins it equal to
-    ``JobRequest(**fields)``.
-    """
-    request = JobRequest.__new__(JobRequest)
-    _set(request, "__dict__", fields)
-    _set(request, "__pydantic_fields_set__", _REQUEST_FIELDS)
-    _set(request, "__pydantic_extra__", None)
-    _set(request, "__pydantic_private__", {"_claim": None, "_delivery": None})
-    return request
-
-
 def job_request_claim(request: JobRequest) -> tuple[Claim | None, Delivery | None]:
     """The claim and delivery ``to_job`` attached to ``request`` (``None`` if built by hand)."""
-    return request._claim, request._delivery
+    claim, delivery = request_claim(request)
+    return claim, delivery
 
 
 def to_job(
@@ -109,7 +94,7 @@ def to_job(
 
     An event whose conversion raises (a payload function that fails, an invalid job
     type, a payload that is not JSON) becomes an
-    :class:`~portico_rx.isolation.EventFailed` for the sink to count and dead-letter;
+    :class:`~portico_rx.pipeline.isolation.EventFailed` for the sink to count and dead-letter;
     the stream goes on.
 
     Marble::
@@ -160,7 +145,7 @@ def to_job(
         key = idempotency_key(event) if idempotency_key is not None else None
         if key is not None and not isinstance(key, str):
             raise InvalidJobError("idempotency_key", key, "return a string or None")
-        return _request(
+        return trusted_request(
             job_type=fixed_type or _check_job_type(_resolve(job_type, event)),
             payload=body,
             queue_name=fixed_queue or _check_queue_name(_resolve(queue_name, event)),
@@ -191,10 +176,7 @@ def to_job(
                     )
                     return
                 if delivery is not None:
-                    claim = None if delivery.settled else delivery.claim()
-                    object.__setattr__(
-                        request, "__pydantic_private__", {"_claim": claim, "_delivery": delivery}
-                    )
+                    attach_claim(request, None if delivery.settled else delivery.claim(), delivery)
                 observer.on_next(request)
 
             return source.subscribe(

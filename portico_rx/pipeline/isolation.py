@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from portico_rx.delivery import Claim, claim_current
+from portico_rx.pipeline.delivery import Claim, claim_current
 
 __all__ = ["EventFailed", "guarded"]
 

@@ -1,0 +1,128 @@
+"""Idempotency keys and job provenance: every format in one place.
+
+Users' job stores already hold these keys, so each format is pinned byte for byte by
+``tests/pipeline/test_provenance.py``; change one and a replica running the old code
+creates a second job for the same event.
+
+Two levels:
+
+* an **event key** names the event at its source, the same on every replica and on
+  redelivery (a fire time, a file's path + size + mtime, a message id, a stream entry);
+* a **job key** scopes it to the trigger and job type, so two triggers (or two job types
+  built from one event) never collide.
+
+:class:`Provenance` writes what a job's ``metadata`` says of its origin: ``trigger``,
+``source``, ``seen_at``, ``event_id``, the delivery's attributes and the job key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "Provenance",
+    "file_key",
+    "job_key",
+    "row_key",
+    "schedule_key",
+    "schedule_key_prefix",
+    "stream_entry_key",
+    "webhook_key",
+]
+
+
+# -- job keys ------------------------------------------------------------------------
+
+
+def job_key(trigger: str, job_type: str, event_key: str) -> str:
+    """The key of a job built from an event that has a key: ``{trigger}:{job_type}:{key}``."""
+    return f"{trigger}:{job_type}:{event_key}"
+
+
+def schedule_key_prefix(trigger: str, schedule: str) -> str:
+    """The prefix of a schedule's run keys: ``{trigger}:{schedule}:``."""
+    return f"{trigger}:{schedule}:"
+
+
+def schedule_key(trigger: str, schedule: str, fire_time: str) -> str:
+    """A schedule run's key: ``{trigger}:{schedule}:{UTC fire time}`` (see
+    :func:`portico_rx.schedule.tick.key_time` for the time's form)."""
+    return f"{trigger}:{schedule}:{fire_time}"
+
+
+def webhook_key(trigger: str, job_type: str, delivery_key: str) -> str:
+    """A webhook request's key: ``webhook:{trigger}:{job_type}:{delivery id}``."""
+    return f"webhook:{trigger}:{job_type}:{delivery_key}"
+
+
+# -- event keys ----------------------------------------------------------------------
+
+
+def file_key(relative_path: str, size: int, mtime_ns: int, *, deleted: bool = False) -> str:
+    """A file's version: ``{path}:{size}:{mtime_ns}`` (``{path}:deleted:…`` once gone)."""
+    if deleted:
+        return f"{relative_path}:deleted:{size}:{mtime_ns}"
+    return f"{relative_path}:{size}:{mtime_ns}"
+
+
+def row_key(table: str, key: object) -> str:
+    """A database row: ``{schema.table}:{primary key}``."""
+    return f"{table}:{key}"
+
+
+def stream_entry_key(stream: str, entry_id: object) -> str:
+    """A stream entry (Redis Streams, NATS JetStream): ``{stream}/{entry id}``."""
+    return f"{stream}/{entry_id}"
+
+
+# -- metadata ------------------------------------------------------------------------
+
+
+class Provenance:
+    """Builds each job's metadata and key for one trigger.
+
+    Args:
+        trigger: the trigger's name (first part of every job key it forms).
+    """
+
+    __slots__ = ("_seen_at", "_seen_at_iso", "trigger")
+
+    def __init__(self, trigger: str) -> None:
+        self.trigger = trigger
+        self._seen_at: datetime | None = None
+        self._seen_at_iso = ""
+
+    def key(self, job_type: str, request_key: str | None, delivery: Any) -> str | None:
+        """The job's key: the request's own, else one scoped from the delivery's."""
+        if request_key is not None:
+            return request_key
+        if delivery is not None and delivery.idempotency_key is not None:
+            return job_key(self.trigger, job_type, delivery.idempotency_key)
+        return None
+
+    def metadata(
+        self,
+        job_type: str,
+        request_metadata: dict[str, Any],
+        request_key: str | None,
+        delivery: Any,
+    ) -> dict[str, Any]:
+        """The job's metadata: the request's, plus where the event came from and its key."""
+        meta: dict[str, Any] = dict(request_metadata)
+        meta["trigger"] = self.trigger
+        if delivery is not None:
+            meta.update(delivery.attributes)
+            meta["source"] = delivery.source
+            seen_at = delivery.seen_at
+            if seen_at is not self._seen_at:  # runs of one timer wake-up share their seen_at
+                self._seen_at, self._seen_at_iso = seen_at, seen_at.isoformat()
+            meta["seen_at"] = self._seen_at_iso
+            if delivery.event_id is not None:
+                meta["event_id"] = delivery.event_id
+        else:
+            meta.setdefault("source", "observable")
+        key = self.key(job_type, request_key, delivery)
+        if key is not None:
+            meta["idempotency_key"] = key
+        return meta

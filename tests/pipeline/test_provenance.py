@@ -1,0 +1,77 @@
+"""Every idempotency-key format, pinned byte for byte: stores already hold these keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import reactivex
+
+import portico_rx as prx
+from portico_rx.pipeline.delivery import Delivery
+from portico_rx.pipeline.provenance import (
+    Provenance,
+    file_key,
+    job_key,
+    row_key,
+    schedule_key,
+    schedule_key_prefix,
+    stream_entry_key,
+    webhook_key,
+)
+from portico_rx.schedule.tick import key_time
+from portico_rx.testing import RecordingJobCreator
+
+AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def test_job_key_formats() -> None:
+    assert job_key("orders", "order.ship", "msg-1") == "orders:order.ship:msg-1"
+    assert schedule_key_prefix("schedules", "report.daily") == "schedules:report.daily:"
+    assert (
+        schedule_key("schedules", "report.daily", key_time(1_796_115_600_000_000))
+        == "schedules:report.daily:2026-12-01T09:00:00Z"
+    )
+    assert key_time(1_796_115_600_500_000) == "2026-12-01T09:00:00.500000Z"
+    assert webhook_key("webhook", "email.send", "evt_1") == "webhook:webhook:email.send:evt_1"
+
+
+def test_event_key_formats() -> None:
+    assert file_key("2026/12/a.csv", 10, 123) == "2026/12/a.csv:10:123"
+    assert file_key("a.csv", 10, 123, deleted=True) == "a.csv:deleted:10:123"
+    assert row_key("public.items", 42) == "public.items:42"
+    assert stream_entry_key("orders", "1-0") == "orders/1-0"
+    assert stream_entry_key("orders", None) == "orders/None"
+
+
+def test_metadata_names_the_trigger_source_event_and_key() -> None:
+    delivery = Delivery(
+        source="rabbitmq:orders",
+        seen_at=AT,
+        event_id="m1",
+        idempotency_key="m1",
+        attributes={"routing_key": "o"},
+    )
+    meta = Provenance("orders").metadata("order.ship", {"x": 1}, None, delivery)
+    assert meta == {
+        "x": 1,
+        "routing_key": "o",
+        "trigger": "orders",
+        "source": "rabbitmq:orders",
+        "seen_at": "2026-12-01T09:00:00+00:00",
+        "event_id": "m1",
+        "idempotency_key": "orders:order.ship:m1",
+    }
+    own = Provenance("orders").metadata("t", {}, "mine", None)
+    assert own == {"trigger": "orders", "source": "observable", "idempotency_key": "mine"}
+
+
+async def test_a_trigger_stores_the_scoped_key_of_its_delivery() -> None:
+    creator = RecordingJobCreator()
+    subject: reactivex.subject.Subject[dict[str, int]] = reactivex.subject.Subject()
+    trigger = prx.PipelineTrigger(
+        subject.pipe(prx.to_job("order.ship")), job_creator=creator, name="orders"
+    )
+    await trigger.start()
+    prx.deliver(subject, {"id": 1}, Delivery(source="test", seen_at=AT, idempotency_key="m-7"))
+    await trigger.stop()
+    assert [job.metadata["idempotency_key"] for job in creator.jobs] == ["orders:order.ship:m-7"]
