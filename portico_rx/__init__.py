@@ -44,6 +44,7 @@ from portico_rx.pipeline.delivery import (
 from portico_rx.pipeline.isolation import EventFailed
 from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.pipeline.to_job import to_job
+from portico_rx.pipeline.tracking import tracked
 from portico_rx.ports import JobCreator, JobHandler, JobQueue, JobTrigger
 
 __version__ = "0.1.0"
@@ -89,4 +90,5 @@ __all__ = [
     "current_delivery",
     "deliver",
     "to_job",
+    "tracked",
 ]

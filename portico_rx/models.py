@@ -457,6 +457,8 @@ class TriggerHealth(BaseModel):
     dead_lettered_count: int = 0
     retries_count: int = 0
     restarts_count: int = 0
+    untracked_count: int = 0
+    """Events that reached ``to_job`` without a live delivery (see ``strict_settlement``)."""
     last_error: str | None = None
     last_error_at: datetime | None = None
     details: dict[str, Any] = Field(default_factory=dict)

@@ -53,6 +53,7 @@ EXPECTED = {
     "current_delivery",
     "deliver",
     "to_job",
+    "tracked",
 }
 
 

@@ -8,6 +8,8 @@ from reactivex.abc import SchedulerBase
 from reactivex.scheduler import TimeoutScheduler
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
+from portico_rx.pipeline.tracking import base_scheduler
+
 __all__ = ["pick_scheduler"]
 
 
@@ -18,8 +20,8 @@ def pick_scheduler(
     else an ``AsyncIOScheduler`` on the running loop, else reactivex's timeout scheduler."""
     if explicit is not None:
         return explicit
-    if subscribed is not None:
-        return subscribed
+    if subscribed is not None:  # settlement-aware already: not through a trigger's tracker
+        return base_scheduler(subscribed)
     try:
         return AsyncIOScheduler(loop=asyncio.get_running_loop())
     except RuntimeError:

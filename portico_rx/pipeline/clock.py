@@ -14,7 +14,9 @@ from reactivex.abc import SchedulerBase
 from reactivex.scheduler import VirtualTimeScheduler
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
-__all__ = ["is_virtual", "now", "resolve_scheduler", "sleep"]
+from portico_rx.pipeline.tracking import TrackingScheduler, base_scheduler
+
+__all__ = ["base_scheduler", "is_virtual", "now", "resolve_scheduler", "sleep"]
 
 
 def resolve_scheduler(scheduler: SchedulerBase | None) -> SchedulerBase:
@@ -37,11 +39,13 @@ def resolve_scheduler(scheduler: SchedulerBase | None) -> SchedulerBase:
 
 def is_virtual(scheduler: SchedulerBase) -> bool:
     """``True`` for schedulers whose clock only moves when advanced (virtual time)."""
-    return isinstance(scheduler, VirtualTimeScheduler)
+    return isinstance(base_scheduler(scheduler), VirtualTimeScheduler)
 
 
 def now(scheduler: SchedulerBase) -> datetime:
     """The scheduler's current time as a tz-aware UTC datetime."""
+    if type(scheduler) is TrackingScheduler:
+        scheduler = base_scheduler(scheduler)
     if type(scheduler) is AsyncIOScheduler:  # hot path: its ``now`` is the UTC wall clock
         return datetime.now(UTC)
     value = scheduler.now

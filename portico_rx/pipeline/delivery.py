@@ -30,9 +30,12 @@ import enum
 import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
+
+if TYPE_CHECKING:
+    from portico_rx.pipeline.tracking import Tracker
 
 __all__ = [
     "Claim",
@@ -52,6 +55,14 @@ NackSettle = Callable[[bool], Awaitable[None] | None]
 _current: contextvars.ContextVar[Delivery | None] = contextvars.ContextVar(
     "portico_rx_current_delivery", default=None
 )
+_tracker: contextvars.ContextVar[Tracker | None] = contextvars.ContextVar(
+    "portico_rx_tracker", default=None
+)
+"""The settlement tracker of the trigger whose pipeline runs now (see ``tracking``)."""
+_source_trackers: dict[str, Tracker] = {}
+"""Source name -> the tracker of the running trigger whose pipeline holds its events,
+for events emitted from outside any pipeline's context (a Subject fed by the caller, a
+callback of a foreign thread or library)."""
 
 
 class Outcome(enum.StrEnum):
@@ -89,6 +100,7 @@ class Delivery:
         "_settle_task",
         "ack",
         "attributes",
+        "event",
         "event_id",
         "idempotency_key",
         "job_ids",
@@ -117,11 +129,12 @@ class Delivery:
         self.ack = ack
         self.nack = nack
         self.outcome = Outcome.PENDING
+        self.event: Any = None
         self.job_ids: list[str] = []
         self._pending = 0
         self._sealed = False
         self._ok = True
-        self._nack_requeue = False
+        self._nack_requeue = True  # until a claim fails for good: then it is dead
         self._callbacks: list[Callable[[Delivery], None]] = []
         self._settle_task: asyncio.Future[None] | None = None
 
@@ -134,6 +147,11 @@ class Delivery:
     @property
     def settled(self) -> bool:
         return self.outcome is not Outcome.PENDING
+
+    @property
+    def unclaimed(self) -> bool:
+        """Nothing holds it and nothing failed: sealed now, it would settle as dropped."""
+        return self._pending == 0 and self._ok and not self.job_ids and not self.settled
 
     def claim(self) -> Claim:
         """Take a claim: the delivery will not settle before the claim is resolved."""
@@ -171,7 +189,7 @@ class Delivery:
             self.job_ids.append(job_id)
         if not ok:
             self._ok = False
-            self._nack_requeue = self._nack_requeue or requeue
+            self._nack_requeue = self._nack_requeue and requeue  # a failure for good wins
         self._maybe_settle()
 
     def _maybe_settle(self) -> None:
@@ -280,11 +298,16 @@ def activate(delivery: Delivery | None) -> Iterator[None]:
 def deliver(observer: Any, event: Any, delivery: Delivery) -> None:
     """Emit ``event`` to ``observer`` with ``delivery`` current, then seal the delivery.
 
-    Sources call this instead of ``observer.on_next(event)``.
+    Sources call this instead of ``observer.on_next(event)``. Inside a trigger, the
+    trigger's tracker may park the delivery first (see :mod:`portico_rx.pipeline.tracking`).
     """
+    delivery.event = event
     token = _current.set(delivery)
     try:
         observer.on_next(event)
     finally:
         _current.reset(token)
+        tracker = _tracker.get() or _source_trackers.get(delivery.source)
+        if tracker is not None:
+            tracker.emitted(event, delivery)
         delivery.seal()

@@ -69,6 +69,7 @@ class HealthCounters:
         healthy: bool | None = None,
         details: dict[str, Any] | None = None,
         job_store: dict[str, Any] | None = None,
+        untracked: int = 0,
     ) -> TriggerHealth:
         """The counters as a TriggerHealth. A ``job_store`` (see :func:`job_store_health`)
         goes into ``details["job_store"]``; a store that is not available makes the
@@ -92,6 +93,7 @@ class HealthCounters:
             dead_lettered_count=self.dead_lettered,
             retries_count=self.retries,
             restarts_count=self.restarts,
+            untracked_count=untracked,
             last_error=self.last_error,
             last_error_at=self.last_error_at,
             details=details or {},

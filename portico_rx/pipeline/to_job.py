@@ -22,8 +22,9 @@ from portico_rx.models import (
     trusted_request,
 )
 from portico_rx.pipeline.clock import now
-from portico_rx.pipeline.delivery import Claim, Delivery, claim_current, current_delivery
+from portico_rx.pipeline.delivery import Claim, Delivery, current_delivery
 from portico_rx.pipeline.isolation import EventFailed
+from portico_rx.pipeline.tracking import Tracker, UntrackedEventError, current_tracker
 
 __all__ = ["default_payload", "job_request_claim", "to_job"]
 
@@ -74,6 +75,53 @@ def job_request_claim(request: JobRequest) -> tuple[Claim | None, Delivery | Non
     """The claim and delivery ``to_job`` attached to ``request`` (``None`` if built by hand)."""
     claim, delivery = request_claim(request)
     return claim, delivery
+
+
+def attribute(
+    tracker: Tracker, event: Any, delivery: Delivery | None
+) -> tuple[Delivery | None, Claim | None, str | None]:
+    """Which delivery ``event`` belongs to, inside a trigger: ``(delivery, claim, kind)``.
+
+    An event a tracked operator held finds its own delivery (by identity) or the one of
+    the action that re-emits it. What cannot be attributed gets the operator ``kind`` of
+    :data:`~portico_rx.pipeline.tracking.ADVICE` and is reported; it keeps a settled
+    delivery for its provenance but claims nothing, except a batch released by a time
+    operator, which claims every parked delivery (none is acked before its job exists).
+    """
+    held = tracker.delivery_of(event)
+    running = tracker.running
+    if held is not None:
+        delivery = held
+        tracker.unpark(held)
+    elif tracker.delivering:
+        kind = _untracked_kind(tracker, event, delivery)
+        if kind is not None:
+            tracker.report(kind, event)
+            if kind == "batched":
+                return None, tracker.parked_claim(), kind
+            live = delivery is not None and not delivery.settled
+            return delivery, (delivery.claim() if live and delivery else None), kind
+    if running is not None and running.delivery is delivery:
+        running.claims += 1
+    return delivery, None, None
+
+
+def _untracked_kind(tracker: Tracker, event: Any, delivery: Delivery | None) -> str | None:
+    if isinstance(event, list | tuple) and (delivery is None or delivery.event is not event):
+        return "buffer"
+    if delivery is None:  # from a continuation with others parked: a batch of delay's
+        return "batched" if tracker.running is not None and tracker.has_parked else "timer"
+    if delivery.settled:
+        return "scheduler"
+    running = tracker.running
+    if (
+        running is not None
+        and running.delivery is delivery
+        and running.claims > 0  # a second request from this action's delivery …
+        and tracker.has_parked  # … while other deliveries wait behind it
+    ):
+        return "batched"
+    return None
 
 
 def to_job(
@@ -163,20 +211,32 @@ def to_job(
             observer: abc.ObserverBase[JobRequest | EventFailed],
             scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
+            tracker = getattr(scheduler, "tracker", None) or current_tracker()
+
             def on_next(event: T) -> None:
                 if isinstance(event, EventFailed):
                     observer.on_next(event)
                     return
                 delivery = current_delivery()
+                claim: Claim | None = None
+                kind: str | None = None
+                if tracker is not None:
+                    delivery, claim, kind = attribute(tracker, event, delivery)
+                    if kind is not None and tracker.strict:
+                        error = UntrackedEventError(kind)
+                        observer.on_next(EventFailed(event, error, "settlement", claim))
+                        return
                 try:
                     request = make_request(event, scheduler, delivery)
                 except Exception as exc:
-                    observer.on_next(
-                        EventFailed(event=event, error=exc, stage="to_job", claim=claim_current())
-                    )
+                    if claim is None and delivery is not None and not delivery.settled:
+                        claim = delivery.claim()
+                    observer.on_next(EventFailed(event, exc, "to_job", claim))
                     return
-                if delivery is not None:
-                    attach_claim(request, None if delivery.settled else delivery.claim(), delivery)
+                if claim is None and delivery is not None and not delivery.settled:
+                    claim = delivery.claim()
+                if claim is not None or delivery is not None:
+                    attach_claim(request, claim, delivery)
                 observer.on_next(request)
 
             return source.subscribe(

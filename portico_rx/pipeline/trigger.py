@@ -21,6 +21,7 @@ from portico_rx.pipeline.delivery import current_delivery
 from portico_rx.pipeline.health import HealthCounters, job_store_health
 from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.pipeline.sink import AlertHook, DeadLetterHook, JobSink
+from portico_rx.pipeline.tracking import Tracker, TrackingScheduler, bind_tracker, unbind_tracker
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_trigger import JobTrigger
 
@@ -59,6 +60,10 @@ class PipelineTrigger(JobTrigger):
         alert: ``alert(level, message, context)``, called when a job could not be created.
         on_dead_letter: called with each :class:`~portico_rx.pipeline.dead_letter.DeadLetter`.
         history_size: how many recently created jobs ``history()`` keeps (default 100).
+        strict_settlement: refuse an event that reaches ``to_job`` without a live delivery
+            (a stock operator held it where the trigger cannot see, see
+            :mod:`portico_rx.pipeline.tracking`) to the dead letters instead of creating
+            its job (default ``False``: create it, warn and count it in health).
     """
 
     def __init__(
@@ -77,6 +82,7 @@ class PipelineTrigger(JobTrigger):
         alert: AlertHook | None = None,
         on_dead_letter: DeadLetterHook | None = None,
         history_size: int = 100,
+        strict_settlement: bool = False,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError(f"name={name!r}: give the trigger a non-empty name")
@@ -103,8 +109,10 @@ class PipelineTrigger(JobTrigger):
         self.dead_letters: deque[DeadLetter] = deque(maxlen=1000)
         self.recent_jobs: deque[Job] = deque(maxlen=history_size)
         self.counters = HealthCounters()
+        self.strict_settlement = strict_settlement
+        self.tracker = Tracker(name, strict=strict_settlement)
         self._scheduler_arg = scheduler
-        self._scheduler: SchedulerBase | None = None
+        self._scheduler: SchedulerBase | None = None  # the tracking wrapper, once started
         self._state = RunState.STOPPED
         self._sink: JobSink | None = None
         self._subscription = SerialDisposable()
@@ -132,7 +140,9 @@ class PipelineTrigger(JobTrigger):
     @property
     def scheduler(self) -> SchedulerBase | None:
         """The scheduler in use (``None`` before the first ``start()``)."""
-        return self._scheduler or self._scheduler_arg
+        if self._scheduler is not None:
+            return clock.base_scheduler(self._scheduler)
+        return self._scheduler_arg
 
     async def start(self) -> None:
         async with self._lock:
@@ -145,7 +155,9 @@ class PipelineTrigger(JobTrigger):
             try:
                 await self._before_start()
                 await self.job_creator.open()
-                self._scheduler = clock.resolve_scheduler(self._scheduler_arg)
+                self._scheduler = TrackingScheduler(
+                    clock.resolve_scheduler(self._scheduler_arg), self.tracker
+                )
                 self._sink = JobSink(
                     self.job_creator,
                     name=self.name,
@@ -211,12 +223,13 @@ class PipelineTrigger(JobTrigger):
         if self._restart is not None:
             self._restart.dispose()
             self._restart = None
-        self._subscription.disposable = None
+        self.tracker.abandon(self._unsubscribe)
         unfinished = 0
         if self._sink is not None:
             unfinished = await self._sink.drain(timeout)
             self._sink = None
         await self._after_stop()
+        self.tracker.close()
         return unfinished
 
     def get_health(self) -> TriggerHealth:
@@ -225,12 +238,17 @@ class PipelineTrigger(JobTrigger):
             and self._failures_in_a_row == 0
             and self.counters.consecutive_failures < 3
         )
+        details = self.health_details()
+        untracked = self.tracker.untracked
+        if untracked:
+            details = {**details, "untracked_events": dict(untracked)}
         return self.counters.snapshot(
             name=self.name,
             state=self._state,
             healthy=healthy,
-            details=self.health_details(),
+            details=details,
             job_store=job_store_health(self.job_creator),
+            untracked=sum(untracked.values()),
         )
 
     # -- hooks for named triggers ----------------------------------------------------
@@ -279,20 +297,31 @@ class PipelineTrigger(JobTrigger):
                 return
             self._on_pipeline_completed()
 
-        self._subscription.disposable = self.pipeline.subscribe(
-            on_next, on_error, on_completed, scheduler=self._scheduler
-        )
+        token = bind_tracker(self.tracker)
+        try:
+            self._subscription.disposable = self.pipeline.subscribe(
+                on_next, on_error, on_completed, scheduler=self._scheduler
+            )
+        finally:
+            unbind_tracker(token)
+
+    def _unsubscribe(self) -> None:
+        self._subscription.disposable = None
 
     def _on_pipeline_error(self, error: Exception) -> None:
         assert self._sink is not None and self._scheduler is not None
+        # Rx disposes the failed subscription right after this callback: what its stock
+        # operators still hold goes back to the source, it is not acked as dropped.
+        self.tracker.abandoning = True
+        asyncio.get_running_loop().call_soon(setattr, self.tracker, "abandoning", False)
         message = f"{type(error).__name__}: {error}"
         self.counters.record_error(message, clock.now(self._scheduler))
-        delivery = current_delivery()
-        if delivery is not None and not delivery.settled:
+        suspects = self.tracker.suspects(current_delivery())
+        for delivery in suspects:
             self._sink.dead_letter(
                 stage="pipeline", error=message, claim=delivery.claim(), delivery=delivery
             )
-        elif self._delivered_since_subscribe:
+        if not suspects and self._delivered_since_subscribe:
             self._sink.dead_letter(stage="pipeline", error=message)
         logger.error(
             "trigger_pipeline_error",

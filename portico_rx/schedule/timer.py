@@ -77,7 +77,8 @@ class ScheduleTimer:
         if not spin >= 0:
             raise ValueError(f"spin={spin!r}: use 0 or more seconds")
         self.scheduler = scheduler
-        self._spin_us = int(spin * 1_000_000) if isinstance(scheduler, AsyncIOScheduler) else 0
+        asyncio_clock = isinstance(clock.base_scheduler(scheduler), AsyncIOScheduler)
+        self._spin_us = int(spin * 1_000_000) if asyncio_clock else 0
         self._last_wake_us: int | None = None
         self._heap: list[tuple[int, int, TimerEntry]] = []
         self._seq = itertools.count()
