@@ -34,6 +34,7 @@ from portico_rx.errors import ConfigurationError, TriggerStartError, require
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.provenance import row_key
+from portico_rx.pipeline.retry import backoff
 from portico_rx.sources.http_poll import check_interval
 
 __all__ = [
@@ -362,7 +363,7 @@ def db_rows(
                     failures += 1
                     counters.last_error = f"{type(exc).__name__}: {exc}"
                     logger.warning("db_mark_failed", table=spec.qualified, error=str(exc))
-                    await clock.sleep(sched, min(backoff_cap, interval * 2.0 ** min(failures, 30)))
+                    await clock.sleep(sched, backoff(failures, 2 * interval, backoff_cap))
                     marks_ready.set()
                     continue
                 failures = 0
@@ -402,7 +403,7 @@ def db_rows(
                 counters.failures += 1
                 counters.consecutive_failures += 1
                 counters.last_error = f"{type(exc).__name__}: {exc}"
-                delay = min(backoff_cap, interval * 2.0 ** min(counters.consecutive_failures, 30))
+                delay = backoff(counters.consecutive_failures, 2 * interval, backoff_cap)
                 logger.warning(
                     "db_poll_failed",
                     table=spec.qualified,

@@ -29,6 +29,7 @@ from reactivex.disposable import Disposable
 from portico_rx.errors import ConfigurationError, require
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
+from portico_rx.pipeline.retry import backoff
 
 __all__ = [
     "ChangeDetector",
@@ -422,9 +423,7 @@ def http_poll(
             counters.failures += 1
             counters.consecutive_failures += 1
             counters.last_error = error
-            delay: float = min(
-                backoff_cap, interval * 2.0 ** min(counters.consecutive_failures, 30)
-            )
+            delay = backoff(counters.consecutive_failures, 2 * interval, backoff_cap)
             if retry_after is not None:
                 delay = max(delay, retry_after)
             logger.warning(
