@@ -36,6 +36,7 @@ from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.provenance import row_key
 from portico_rx.pipeline.retry import backoff
 from portico_rx.sources.http_poll import check_interval
+from portico_rx.url_redaction import redact_url
 
 __all__ = [
     "DbPollStats",
@@ -157,11 +158,13 @@ def check_database_url(url: object) -> str:
     try:
         parsed = sqlalchemy.engine.make_url(url)
     except Exception as exc:
-        raise ConfigurationError(f"database URL {url!r} does not parse ({exc})") from None
+        raise ConfigurationError(
+            f"database URL {redact_url(url)!r} does not parse ({exc})"
+        ) from None
     if parsed.drivername in ("sqlite", "postgresql", "postgres"):
         suggestion = "sqlite+aiosqlite" if parsed.drivername == "sqlite" else "postgresql+asyncpg"
         raise ConfigurationError(
-            f"database URL {parsed.render_as_string(hide_password=True)!r} names a sync "
+            f"database URL {redact_url(url)!r} names a sync "
             f"driver; use an async one, e.g. {suggestion}://..."
         )
     return url
@@ -169,7 +172,7 @@ def check_database_url(url: object) -> str:
 
 def describe_url(engine: Any) -> str:
     """The engine's URL with the password hidden (for messages and logs)."""
-    return str(engine.url.render_as_string(hide_password=True))
+    return redact_url(str(engine.url.render_as_string(hide_password=False)))
 
 
 def open_engine(database: Any) -> tuple[Any, bool]:

@@ -30,6 +30,7 @@ from portico_rx.errors import ConfigurationError, require
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.retry import backoff
+from portico_rx.url_redaction import redact_url
 
 __all__ = [
     "ChangeDetector",
@@ -109,10 +110,10 @@ def check_url(url: object) -> str:
     try:
         parsed = httpx.URL(url)  # type: ignore[attr-defined]
     except Exception as exc:
-        raise ConfigurationError(f"url={url!r} does not parse ({exc})") from None
+        raise ConfigurationError(f"url={redact_url(url)!r} does not parse ({exc})") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ConfigurationError(
-            f"url={url!r}: only http:// and https:// URLs with a host can be polled, "
+            f"url={redact_url(url)!r}: only http:// and https:// URLs with a host can be polled, "
             "e.g. 'https://api.example.com/items'"
         )
     return url
@@ -326,6 +327,7 @@ def http_poll(
     origin = str(httpx.URL(url).copy_with(path="/", query=None, fragment=None))
     base_headers = dict(headers or {})
     query = dict(params or {})
+    shown = redact_url(url)
 
     def subscribe(
         observer: abc.ObserverBase[HttpChange], subscribe_scheduler: abc.SchedulerBase | None = None
@@ -414,7 +416,7 @@ def http_poll(
             except Exception as exc:
                 return fail(f"{type(exc).__name__}: {exc}", None)
             if counters.consecutive_failures:
-                logger.info("http_poll_recovered", url=url, after=counters.consecutive_failures)
+                logger.info("http_poll_recovered", url=shown, after=counters.consecutive_failures)
             counters.consecutive_failures = 0
             counters.last_error = None
             return interval
@@ -428,7 +430,7 @@ def http_poll(
                 delay = max(delay, retry_after)
             logger.warning(
                 "http_poll_failed",
-                url=url,
+                url=shown,
                 error=error,
                 consecutive_failures=counters.consecutive_failures,
                 retry_in_s=delay,
@@ -451,12 +453,12 @@ def http_poll(
 
         task = loop.create_task(run())
         task.add_done_callback(done)
-        logger.info("http_poll_started", url=url, every_s=interval)
+        logger.info("http_poll_started", url=shown, every_s=interval)
 
         def dispose() -> None:
             task.cancel()
             _pool.release(origin, loop)
-            logger.info("http_poll_stopped", url=url)
+            logger.info("http_poll_stopped", url=shown)
 
         return Disposable(dispose)
 

@@ -20,6 +20,7 @@ from portico_rx.sources.http_poll import (
     close_idle_clients,
     http_poll,
 )
+from portico_rx.url_redaction import redact_url
 
 __all__ = ["HttpPollingTrigger"]
 
@@ -141,4 +142,4 @@ class HttpPollingTrigger(PipelineTrigger):
         return health
 
     def health_details(self) -> dict[str, Any]:
-        return {"url": self.url, **asdict(self.stats)}
+        return {"url": redact_url(self.url), **asdict(self.stats)}
