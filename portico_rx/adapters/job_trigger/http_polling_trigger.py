@@ -10,7 +10,7 @@ from typing import Any
 from reactivex.abc import SchedulerBase
 
 from portico_rx.errors import ConfigurationError
-from portico_rx.models import TriggerHealth, check_job_fields
+from portico_rx.models import TriggerHealth
 from portico_rx.pipeline import PipelineTrigger
 from portico_rx.pipeline.to_job import to_job
 from portico_rx.ports.job_creator import JobCreator
@@ -94,7 +94,7 @@ class HttpPollingTrigger(PipelineTrigger):
         scheduler: SchedulerBase | None = None,
         **options: Any,
     ) -> None:
-        check_job_fields(job_type, {}, queue_name, priority)
+        as_requests = to_job(job_type, payload=payload, queue_name=queue_name, priority=priority)
         if isinstance(unhealthy_after, bool) or not isinstance(unhealthy_after, int):
             raise ConfigurationError(f"unhealthy_after={unhealthy_after!r}: use an integer >= 1")
         if unhealthy_after < 1:
@@ -120,9 +120,7 @@ class HttpPollingTrigger(PipelineTrigger):
             scheduler=scheduler,
             **extra,
         )
-        pipeline = source.pipe(
-            to_job(job_type, payload=payload, queue_name=queue_name, priority=priority)
-        )
+        pipeline = source.pipe(as_requests)
         super().__init__(
             pipeline, job_creator, name=name or f"http:{url}", scheduler=scheduler, **options
         )
