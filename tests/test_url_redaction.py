@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from portico_rx import sources
 from portico_rx.adapters.job_queue.server_link import ServerLink
-from portico_rx.errors import ConfigurationError
+from portico_rx.errors import ConfigurationError, TriggerStartError
 from portico_rx.url_redaction import redact_url
 
 names = st.text(st.characters(codec="ascii", categories=["L", "N"]), min_size=1, max_size=8)
@@ -103,3 +105,18 @@ def test_configuration_errors_do_not_show_the_password() -> None:
 def test_job_store_health_shows_the_redacted_url() -> None:
     link = ServerLink("postgresql://app:s3cret@db:5432/jobs", "PostgreSQL", (OSError,))
     assert link.health()["url"] == "postgresql://app:***@db:5432/jobs"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        lambda: sources.rabbitmq("amqp://app:s3cret@127.0.0.1:1/", "orders"),
+        lambda: sources.redis_stream("redis://:s3cret@127.0.0.1:1/0", "s", "g", "c"),
+        lambda: sources.nats("nats://app:s3cret@127.0.0.1:1", "orders.created"),
+    ],
+    ids=["rabbitmq", "redis", "nats"],
+)
+async def test_an_unreachable_broker_is_named_without_the_password(source: Any) -> None:
+    with pytest.raises(TriggerStartError) as error:
+        await source().check(timeout=5)
+    assert "s3cret" not in str(error.value) and "***@127.0.0.1:1" in str(error.value)

@@ -57,7 +57,7 @@ class ServerLink:
     def unavailable(self, exc: BaseException, *, action: str) -> QueueUnavailableError:
         """A :class:`QueueUnavailableError` for ``exc`` naming the (redacted) URL."""
         self.available = False
-        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.last_error = redact_url(f"{type(exc).__name__}: {exc}")
         self.last_error_at = utcnow()
         self.failures += 1
         return QueueUnavailableError(
@@ -83,7 +83,7 @@ class ServerLink:
                     raise self.unavailable(exc, action=action) from exc
                 delay = self.retry.delay(attempt)
                 self.available = False
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error = redact_url(f"{type(exc).__name__}: {exc}")
                 self.last_error_at = utcnow()
                 logger.warning(
                     "job_queue_server_unreachable",

@@ -35,6 +35,7 @@ from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.retry import backoff
 from portico_rx.sources.queues.message import QueueMessage
+from portico_rx.url_redaction import redact_url
 
 __all__ = ["ConnectionStatus", "Consumer", "QueueSource", "Session", "check_positive"]
 
@@ -442,8 +443,9 @@ class QueueSource(reactivex.Observable[QueueMessage]):
         except ConfigurationError:
             raise
         except Exception as exc:
+            error = redact_url(f"{type(exc).__name__}: {exc}")
             raise TriggerStartError(
-                f"cannot consume {self.describe}: {type(exc).__name__}: {exc}; check that "
+                f"cannot consume {self.describe}: {error}; check that "
                 "the broker is running and the URL, credentials and names are right"
             ) from exc
 
@@ -499,7 +501,7 @@ class QueueSource(reactivex.Observable[QueueMessage]):
             except Exception as exc:
                 if consumer.stopping.is_set():
                     return
-                error = f"{type(exc).__name__}: {exc}"
+                error = redact_url(f"{type(exc).__name__}: {exc}")
                 now = clock.now(consumer.scheduler)
                 if not consumer.ever_connected:
                     status.mark_down(error, now, outage=False)
