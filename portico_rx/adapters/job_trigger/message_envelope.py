@@ -115,7 +115,6 @@ class EnvelopeDecoder:
     def _explain(self, message: QueueMessage) -> MessageEnvelope:
         """The slow path: parse step by step to say exactly what is wrong."""
         data = message.json_body()
-        where = f"message {message.message_id!r} from {message.broker} {message.destination!r}"
         try:
             return MessageEnvelope.model_validate(data)
         except ValidationError as exc:
@@ -123,18 +122,18 @@ class EnvelopeDecoder:
                 f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
             )
             raise InvalidMessageError(
-                f"{where}: {str(data)[:80]!r} is not an event envelope ({problems}); publish "
+                f"{_where(message)}: {str(data)[:80]!r} is not an event envelope "
+                f"({problems}); publish "
                 '{"event_type": ..., "payload": {...}, "queue": ..., "priority": ...}'
             ) from None
 
     def _request(self, envelope: MessageEnvelope, message: QueueMessage) -> JobRequest | None:
-        where = f"message {message.message_id!r} from {message.broker} {message.destination!r}"
         job_type = self.job_type_mapping.get(envelope.event_type)
         if job_type is None:
             if self.unknown_event_type == "drop":
                 return None
             raise InvalidMessageError(
-                f"{where}: event_type {envelope.event_type!r} is not in job_type_mapping "
+                f"{_where(message)}: event_type {envelope.event_type!r} is not in job_type_mapping "
                 f"(known: {sorted(self.job_type_mapping)}); add it to the mapping"
             )
         payload = envelope.payload
@@ -144,7 +143,7 @@ class EnvelopeDecoder:
                 payload = schema.model_validate(payload).model_dump(mode="json")
             except ValidationError as exc:
                 raise InvalidMessageError(
-                    f"{where}: payload for {job_type!r} fails {schema.__name__}: "
+                    f"{_where(message)}: payload for {job_type!r} fails {schema.__name__}: "
                     f"{exc.error_count()} error(s), first: {exc.errors()[0]['msg']} at "
                     f"{exc.errors()[0]['loc']}; fix the publisher"
                 ) from None
@@ -153,7 +152,7 @@ class EnvelopeDecoder:
             priority = _check_priority(envelope.priority)
             payload = _check_json_object("payload", payload)
         except InvalidJobError as exc:
-            raise InvalidMessageError(f"{where}: {exc}; fix the publisher") from None
+            raise InvalidMessageError(f"{_where(message)}: {exc}; fix the publisher") from None
         return trusted_request(
             job_type=job_type,
             payload=payload,
@@ -162,3 +161,7 @@ class EnvelopeDecoder:
             metadata={},
             idempotency_key=None,
         )
+
+
+def _where(message: QueueMessage) -> str:
+    return f"message {message.message_id!r} from {message.broker} {message.destination!r}"
