@@ -1,4 +1,9 @@
-"""Retry policy: exponential backoff with jitter, shared by the sink and the worker."""
+"""Backoff: the one formula for every wait after failures, and the retry policy built on it.
+
+:func:`backoff` serves every reconnect, poll and restart loop (queue consumers, pollers,
+:class:`~portico_rx.pipeline.PipelineTrigger` restarts); :class:`RetryPolicy` adds an
+attempt budget for the sink, the job stores and the worker.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,82 @@ from dataclasses import dataclass, field
 
 from portico_rx.errors import ConfigurationError
 
-__all__ = ["RetryPolicy"]
+__all__ = ["RetryPolicy", "backoff"]
+
+_shared_random = random.Random()
+
+
+def backoff(
+    failures: int,
+    initial: float,
+    maximum: float,
+    *,
+    multiplier: float = 2.0,
+    jitter: float = 0.0,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds to wait after ``failures`` failures in a row.
+
+    ``min(maximum, initial * multiplier ** (failures - 1))``, scaled by a random factor
+    in ``[1 - jitter, 1 + jitter]``: never negative, never above ``maximum * (1 +
+    jitter)``, and (without jitter) growing with ``failures`` until it reaches
+    ``maximum``. Any number of failures is fine (no overflow).
+
+    Args:
+        failures: failures in a row so far, 1 or more.
+        initial: seconds after the first failure, >= 0.
+        maximum: cap before jitter, seconds, >= 0.
+        multiplier: growth per failure, >= 1 (default 2.0: doubling).
+        jitter: relative spread, from 0 to 1 (default 0: exact).
+        rng: the random source of the jitter; seed one for reproducible waits
+            (default: a shared unseeded one).
+
+    Raises:
+        ConfigurationError: ``failures`` below 1, a negative delay, ``multiplier``
+            below 1 or ``jitter`` outside 0 to 1.
+
+    Example:
+        >>> [backoff(n, 0.5, 3.0) for n in range(1, 6)]
+        [0.5, 1.0, 2.0, 3.0, 3.0]
+    """
+    if failures < 1:
+        raise ConfigurationError(f"failures={failures!r}: count failures from 1")
+    _check_shape(initial, maximum, multiplier, jitter)
+    try:
+        delay = min(maximum, initial * multiplier ** (failures - 1))
+    except OverflowError:
+        delay = maximum
+    if jitter:
+        delay *= 1 + (rng or _shared_random).uniform(-jitter, jitter)
+    return max(0.0, delay)
+
+
+def _check_shape(
+    initial: float,
+    maximum: float,
+    multiplier: float,
+    jitter: float,
+    names: tuple[str, str] = ("initial", "maximum"),
+) -> None:
+    if initial < 0 or maximum < 0:
+        raise ConfigurationError(
+            f"{names[0]}={initial!r}, {names[1]}={maximum!r}: delays cannot be negative"
+        )
+    if multiplier < 1:
+        raise ConfigurationError(f"multiplier={multiplier!r}: use 1 or more")
+    if not 0 <= jitter <= 1:
+        raise ConfigurationError(f"jitter={jitter!r}: use a fraction from 0 to 1")
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how patiently to retry a failing call.
 
-    Attempt ``n`` (1-based) that fails waits ``min(max_delay, initial_delay *
-    multiplier ** (n - 1))``, scaled by a random factor in ``[1 - jitter, 1 + jitter]``,
-    before attempt ``n + 1``. After ``max_attempts`` attempts the call has failed for good.
+    Attempt ``n`` (1-based) that fails waits :func:`backoff` ``(n, initial_delay,
+    max_delay, multiplier=multiplier, jitter=jitter)`` before attempt ``n + 1``: that is
+    ``min(max_delay, initial_delay * multiplier ** (n - 1))``, scaled by a random factor
+    in ``[1 - jitter, 1 + jitter]``. After ``max_attempts`` attempts the call has failed
+    for good.
 
     Args:
         max_attempts: attempts in total, including the first (default 5).
@@ -40,20 +111,22 @@ class RetryPolicy:
             raise ConfigurationError(
                 f"max_attempts={self.max_attempts!r}: use 1 or more (1 means no retry)"
             )
-        if self.initial_delay < 0 or self.max_delay < 0:
-            raise ConfigurationError(
-                f"initial_delay={self.initial_delay!r}, max_delay={self.max_delay!r}: "
-                "delays cannot be negative"
-            )
-        if self.multiplier < 1:
-            raise ConfigurationError(f"multiplier={self.multiplier!r}: use 1 or more")
-        if not 0 <= self.jitter <= 1:
-            raise ConfigurationError(f"jitter={self.jitter!r}: use a fraction from 0 to 1")
+        _check_shape(
+            self.initial_delay,
+            self.max_delay,
+            self.multiplier,
+            self.jitter,
+            names=("initial_delay", "max_delay"),
+        )
         object.__setattr__(self, "_random", random.Random(self.seed))
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        base = min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1))
-        if self.jitter:
-            base *= 1 + self._random.uniform(-self.jitter, self.jitter)
-        return max(0.0, base)
+        return backoff(
+            attempt,
+            self.initial_delay,
+            self.max_delay,
+            multiplier=self.multiplier,
+            jitter=self.jitter,
+            rng=self._random,
+        )

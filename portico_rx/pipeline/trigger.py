@@ -19,7 +19,7 @@ from portico_rx.pipeline import clock, presentation
 from portico_rx.pipeline.dead_letter import DeadLetter
 from portico_rx.pipeline.delivery import current_delivery
 from portico_rx.pipeline.health import HealthCounters, job_store_health
-from portico_rx.pipeline.retry import RetryPolicy
+from portico_rx.pipeline.retry import RetryPolicy, backoff
 from portico_rx.pipeline.sink import AlertHook, DeadLetterHook, JobSink
 from portico_rx.pipeline.tracking import Tracker, TrackingScheduler, bind_tracker, unbind_tracker
 from portico_rx.ports.job_creator import JobCreator
@@ -350,9 +350,7 @@ class PipelineTrigger(JobTrigger):
             delay = 0.0
         else:
             self._failures_in_a_row += 1
-            delay = min(
-                self.restart_max_delay, self.restart_delay * 2 ** (self._failures_in_a_row - 1)
-            )
+            delay = backoff(self._failures_in_a_row, self.restart_delay, self.restart_max_delay)
         logger.info("trigger_restarting", trigger=self.name, reason=reason, delay_s=delay)
         self._subscription.disposable = None
         if delay == 0:

@@ -34,7 +34,9 @@ from portico_rx.errors import ConfigurationError, TriggerStartError, require
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.provenance import row_key
+from portico_rx.pipeline.retry import backoff
 from portico_rx.sources.http_poll import check_interval
+from portico_rx.url_redaction import redact_url
 
 __all__ = [
     "DbPollStats",
@@ -156,11 +158,13 @@ def check_database_url(url: object) -> str:
     try:
         parsed = sqlalchemy.engine.make_url(url)
     except Exception as exc:
-        raise ConfigurationError(f"database URL {url!r} does not parse ({exc})") from None
+        raise ConfigurationError(
+            f"database URL {redact_url(url)!r} does not parse ({exc})"
+        ) from None
     if parsed.drivername in ("sqlite", "postgresql", "postgres"):
         suggestion = "sqlite+aiosqlite" if parsed.drivername == "sqlite" else "postgresql+asyncpg"
         raise ConfigurationError(
-            f"database URL {parsed.render_as_string(hide_password=True)!r} names a sync "
+            f"database URL {redact_url(url)!r} names a sync "
             f"driver; use an async one, e.g. {suggestion}://..."
         )
     return url
@@ -168,7 +172,7 @@ def check_database_url(url: object) -> str:
 
 def describe_url(engine: Any) -> str:
     """The engine's URL with the password hidden (for messages and logs)."""
-    return str(engine.url.render_as_string(hide_password=True))
+    return redact_url(str(engine.url.render_as_string(hide_password=False)))
 
 
 def open_engine(database: Any) -> tuple[Any, bool]:
@@ -362,7 +366,7 @@ def db_rows(
                     failures += 1
                     counters.last_error = f"{type(exc).__name__}: {exc}"
                     logger.warning("db_mark_failed", table=spec.qualified, error=str(exc))
-                    await clock.sleep(sched, min(backoff_cap, interval * 2.0 ** min(failures, 30)))
+                    await clock.sleep(sched, backoff(failures, 2 * interval, backoff_cap))
                     marks_ready.set()
                     continue
                 failures = 0
@@ -402,7 +406,7 @@ def db_rows(
                 counters.failures += 1
                 counters.consecutive_failures += 1
                 counters.last_error = f"{type(exc).__name__}: {exc}"
-                delay = min(backoff_cap, interval * 2.0 ** min(counters.consecutive_failures, 30))
+                delay = backoff(counters.consecutive_failures, 2 * interval, backoff_cap)
                 logger.warning(
                     "db_poll_failed",
                     table=spec.qualified,

@@ -29,6 +29,8 @@ from reactivex.disposable import Disposable
 from portico_rx.errors import ConfigurationError, require
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
+from portico_rx.pipeline.retry import backoff
+from portico_rx.url_redaction import redact_url
 
 __all__ = [
     "ChangeDetector",
@@ -108,10 +110,10 @@ def check_url(url: object) -> str:
     try:
         parsed = httpx.URL(url)  # type: ignore[attr-defined]
     except Exception as exc:
-        raise ConfigurationError(f"url={url!r} does not parse ({exc})") from None
+        raise ConfigurationError(f"url={redact_url(url)!r} does not parse ({exc})") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ConfigurationError(
-            f"url={url!r}: only http:// and https:// URLs with a host can be polled, "
+            f"url={redact_url(url)!r}: only http:// and https:// URLs with a host can be polled, "
             "e.g. 'https://api.example.com/items'"
         )
     return url
@@ -325,6 +327,7 @@ def http_poll(
     origin = str(httpx.URL(url).copy_with(path="/", query=None, fragment=None))
     base_headers = dict(headers or {})
     query = dict(params or {})
+    shown = redact_url(url)
 
     def subscribe(
         observer: abc.ObserverBase[HttpChange], subscribe_scheduler: abc.SchedulerBase | None = None
@@ -413,7 +416,7 @@ def http_poll(
             except Exception as exc:
                 return fail(f"{type(exc).__name__}: {exc}", None)
             if counters.consecutive_failures:
-                logger.info("http_poll_recovered", url=url, after=counters.consecutive_failures)
+                logger.info("http_poll_recovered", url=shown, after=counters.consecutive_failures)
             counters.consecutive_failures = 0
             counters.last_error = None
             return interval
@@ -422,14 +425,12 @@ def http_poll(
             counters.failures += 1
             counters.consecutive_failures += 1
             counters.last_error = error
-            delay: float = min(
-                backoff_cap, interval * 2.0 ** min(counters.consecutive_failures, 30)
-            )
+            delay = backoff(counters.consecutive_failures, 2 * interval, backoff_cap)
             if retry_after is not None:
                 delay = max(delay, retry_after)
             logger.warning(
                 "http_poll_failed",
-                url=url,
+                url=shown,
                 error=error,
                 consecutive_failures=counters.consecutive_failures,
                 retry_in_s=delay,
@@ -452,12 +453,12 @@ def http_poll(
 
         task = loop.create_task(run())
         task.add_done_callback(done)
-        logger.info("http_poll_started", url=url, every_s=interval)
+        logger.info("http_poll_started", url=shown, every_s=interval)
 
         def dispose() -> None:
             task.cancel()
             _pool.release(origin, loop)
-            logger.info("http_poll_stopped", url=url)
+            logger.info("http_poll_stopped", url=shown)
 
         return Disposable(dispose)
 

@@ -17,6 +17,7 @@ from reactivex.disposable import Disposable
 from portico_rx.errors import ConfigurationError, TriggerStartError, require
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
+from portico_rx.url_redaction import redact_url
 
 __all__ = ["Notification", "asyncpg_dsn", "pg_notify"]
 
@@ -59,7 +60,7 @@ def asyncpg_dsn(dsn: object) -> str:
     scheme, _, rest = url.partition("://")
     if not rest or scheme.split("+")[0] not in ("postgresql", "postgres"):
         raise ConfigurationError(
-            f"dsn={url.split('@')[-1]!r}: LISTEN/NOTIFY needs PostgreSQL; use a DSN such as "
+            f"dsn={redact_url(url)!r}: LISTEN/NOTIFY needs PostgreSQL; use a DSN such as "
             "'postgresql://user@host/db'"
         )
     return f"postgresql://{rest}"
@@ -135,7 +136,7 @@ def pg_notify(
             except Exception as exc:
                 raise TriggerStartError(
                     f"cannot LISTEN on {channel!r}: PostgreSQL at "
-                    f"{target.split('@')[-1]!r} is not reachable ({type(exc).__name__}: {exc})"
+                    f"{redact_url(target)!r} is not reachable ({type(exc).__name__}: {exc})"
                 ) from exc
             if state["disposed"]:
                 await connection.close()

@@ -40,6 +40,7 @@ from portico_rx.errors import (
 from portico_rx.models import Job, JobStatus, utcnow
 from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.ports.job_queue import JobQueue
+from portico_rx.url_redaction import redact_url
 
 __all__ = ["SCHEMA_VERSION", "PostgresJobQueue"]
 
@@ -162,7 +163,7 @@ class PostgresJobQueue(JobQueue):
         asyncpg: Any = require("asyncpg", "postgres")
         if not isinstance(dsn, str) or not dsn:
             raise ConfigurationError(
-                f"dsn={dsn!r}: give a PostgreSQL URL, e.g. 'postgresql://user@127.0.0.1/db'"
+                f"dsn={redact_url(dsn)!r}: give a PostgreSQL URL, e.g. 'postgresql://user@127.0.0.1/db'"
             )
         self.schema = _check_identifier("schema", schema)
         self.table = _check_identifier("table", table)

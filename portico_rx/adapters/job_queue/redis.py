@@ -43,6 +43,7 @@ from portico_rx.errors import ConfigurationError, JobNotFoundError, require
 from portico_rx.models import Job, JobStatus, utcnow
 from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.ports.job_queue import JobQueue
+from portico_rx.url_redaction import redact_url
 
 __all__ = ["RedisJobQueue"]
 
@@ -231,7 +232,7 @@ class RedisJobQueue(JobQueue):
 
         if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigurationError(
-                f"url={url!r}: give a Redis URL, e.g. 'redis://127.0.0.1:6379/0'"
+                f"url={redact_url(url)!r}: give a Redis URL, e.g. 'redis://127.0.0.1:6379/0'"
             )
         if not isinstance(prefix, str) or not _PREFIX.match(prefix):
             raise ConfigurationError(

@@ -12,51 +12,23 @@ server, so a health endpoint can show an outage.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
 from portico_rx.errors import QueueUnavailableError
 from portico_rx.models import utcnow
 from portico_rx.pipeline.retry import RetryPolicy
+from portico_rx.url_redaction import redact_url
 
-__all__ = ["ServerLink", "redact_url"]
+__all__ = ["ServerLink", "redact_url"]  # redact_url: re-exported from portico_rx.url_redaction
 
 T = TypeVar("T")
 
 logger = structlog.get_logger("portico_rx.job_queue")
-
-_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (URLs and libpq ``key=value`` DSNs).
-
-    >>> redact_url("postgresql://app:s3cret@db:5432/jobs")
-    'postgresql://app:***@db:5432/jobs'
-
-    Returns:
-        The URL, safe to log and to put in error messages.
-    """
-    redacted = _KEYWORD_PASSWORD.sub(r"\1***", url)
-    try:
-        parts = urlsplit(redacted)
-    except ValueError:
-        return redacted
-    if parts.password is None:
-        return redacted
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username or ''}:***@{host}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @dataclass
@@ -85,7 +57,7 @@ class ServerLink:
     def unavailable(self, exc: BaseException, *, action: str) -> QueueUnavailableError:
         """A :class:`QueueUnavailableError` for ``exc`` naming the (redacted) URL."""
         self.available = False
-        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.last_error = redact_url(f"{type(exc).__name__}: {exc}")
         self.last_error_at = utcnow()
         self.failures += 1
         return QueueUnavailableError(
@@ -111,7 +83,7 @@ class ServerLink:
                     raise self.unavailable(exc, action=action) from exc
                 delay = self.retry.delay(attempt)
                 self.available = False
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error = redact_url(f"{type(exc).__name__}: {exc}")
                 self.last_error_at = utcnow()
                 logger.warning(
                     "job_queue_server_unreachable",

@@ -11,7 +11,7 @@ from pydantic_core import to_jsonable_python
 from reactivex.abc import SchedulerBase
 
 from portico_rx.errors import ConfigurationError
-from portico_rx.models import TriggerHealth, check_job_fields
+from portico_rx.models import TriggerHealth
 from portico_rx.pipeline import PipelineTrigger
 from portico_rx.pipeline.to_job import to_job
 from portico_rx.ports.job_creator import JobCreator
@@ -96,7 +96,7 @@ class DatabasePollingTrigger(PipelineTrigger):
         scheduler: SchedulerBase | None = None,
         **options: Any,
     ) -> None:
-        check_job_fields(job_type, {}, queue_name, priority)
+        as_requests = to_job(job_type, payload=payload, queue_name=queue_name, priority=priority)
         spec_fields = set(TableSpec.__dataclass_fields__) - {"table"}
         table_options = {k: options.pop(k) for k in list(options) if k in spec_fields}
         if isinstance(table, TableSpec):
@@ -134,9 +134,7 @@ class DatabasePollingTrigger(PipelineTrigger):
             stats=self.stats,
             scheduler=scheduler,
         )
-        pipeline = source.pipe(
-            to_job(job_type, payload=payload, queue_name=queue_name, priority=priority)
-        )
+        pipeline = source.pipe(as_requests)
         super().__init__(
             pipeline,
             job_creator,

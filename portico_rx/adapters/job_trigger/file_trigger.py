@@ -9,7 +9,6 @@ from typing import Any
 
 from reactivex.abc import SchedulerBase
 
-from portico_rx.models import check_job_fields
 from portico_rx.pipeline import PipelineTrigger
 from portico_rx.pipeline.to_job import to_job
 from portico_rx.ports.job_creator import JobCreator
@@ -70,7 +69,9 @@ class FileTrigger(PipelineTrigger):
         scheduler: SchedulerBase | None = None,
         **options: Any,
     ) -> None:
-        check_job_fields(job_type, {}, queue_name, priority)
+        as_requests = to_job(
+            job_type, payload=_file_payload, queue_name=queue_name, priority=priority
+        )
         self.watch_path = Path(os.fspath(watch_path))
         self.job_type = job_type
         self.queue_name = queue_name
@@ -84,14 +85,7 @@ class FileTrigger(PipelineTrigger):
             include_existing=include_existing,
             scheduler=scheduler,
         )
-        pipeline = source.pipe(
-            to_job(
-                job_type,
-                payload=_file_payload,
-                queue_name=queue_name,
-                priority=priority,
-            )
-        )
+        pipeline = source.pipe(as_requests)
         super().__init__(
             pipeline,
             job_creator,

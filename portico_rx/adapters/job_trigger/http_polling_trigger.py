@@ -10,7 +10,7 @@ from typing import Any
 from reactivex.abc import SchedulerBase
 
 from portico_rx.errors import ConfigurationError
-from portico_rx.models import TriggerHealth, check_job_fields
+from portico_rx.models import TriggerHealth
 from portico_rx.pipeline import PipelineTrigger
 from portico_rx.pipeline.to_job import to_job
 from portico_rx.ports.job_creator import JobCreator
@@ -20,6 +20,7 @@ from portico_rx.sources.http_poll import (
     close_idle_clients,
     http_poll,
 )
+from portico_rx.url_redaction import redact_url
 
 __all__ = ["HttpPollingTrigger"]
 
@@ -93,7 +94,7 @@ class HttpPollingTrigger(PipelineTrigger):
         scheduler: SchedulerBase | None = None,
         **options: Any,
     ) -> None:
-        check_job_fields(job_type, {}, queue_name, priority)
+        as_requests = to_job(job_type, payload=payload, queue_name=queue_name, priority=priority)
         if isinstance(unhealthy_after, bool) or not isinstance(unhealthy_after, int):
             raise ConfigurationError(f"unhealthy_after={unhealthy_after!r}: use an integer >= 1")
         if unhealthy_after < 1:
@@ -119,9 +120,7 @@ class HttpPollingTrigger(PipelineTrigger):
             scheduler=scheduler,
             **extra,
         )
-        pipeline = source.pipe(
-            to_job(job_type, payload=payload, queue_name=queue_name, priority=priority)
-        )
+        pipeline = source.pipe(as_requests)
         super().__init__(
             pipeline, job_creator, name=name or f"http:{url}", scheduler=scheduler, **options
         )
@@ -141,4 +140,4 @@ class HttpPollingTrigger(PipelineTrigger):
         return health
 
     def health_details(self) -> dict[str, Any]:
-        return {"url": self.url, **asdict(self.stats)}
+        return {"url": redact_url(self.url), **asdict(self.stats)}

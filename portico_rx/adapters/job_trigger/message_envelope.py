@@ -1,24 +1,34 @@
-"""The spec's queue message format and how it maps to a job.
+"""The spec's queue message format, decoded straight into a job request.
 
 A message is a JSON object ``{"event_type", "payload", "queue", "priority"}``; the
 trigger's ``job_type_mapping`` turns the event type into a job type; an optional
-pydantic schema per job type validates the payload. Anything else is a bad message:
+pydantic schema per job type validates the payload. The decoder checks each job field
+once (the job type when it is configured, the queue name, priority and payload per
+message) and builds the :class:`~portico_rx.models.JobRequest` with
+:func:`~portico_rx.models.trusted_request`, so nothing downstream checks them again.
+Anything else is a bad message:
 :class:`~portico_rx.sources.queues.message.InvalidMessageError`, dead-lettered.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
 
-from portico_rx.errors import ConfigurationError
-from portico_rx.models import check_job_fields
+from portico_rx.errors import ConfigurationError, InvalidJobError
+from portico_rx.models import (
+    JobRequest,
+    _check_job_type,
+    _check_json_object,
+    _check_priority,
+    _check_queue_name,
+    trusted_request,
+)
 from portico_rx.sources.queues.message import InvalidMessageError, QueueMessage
 
-__all__ = ["EnvelopeDecoder", "MappedMessage", "MessageEnvelope", "UnknownEventType"]
+__all__ = ["EnvelopeDecoder", "MessageEnvelope", "UnknownEventType"]
 
 UnknownEventType = Literal["dead_letter", "drop"]
 
@@ -39,19 +49,8 @@ class MessageEnvelope(BaseModel):
     priority: StrictInt = 0
 
 
-@dataclass(frozen=True)
-class MappedMessage:
-    """A message whose event type was mapped to a job type and whose payload is valid."""
-
-    job_type: str
-    payload: dict[str, Any]
-    queue_name: str
-    priority: int
-    message: QueueMessage
-
-
 class EnvelopeDecoder:
-    """Decode a :class:`QueueMessage` body as a :class:`MessageEnvelope` and map it.
+    """Decode a :class:`QueueMessage` body as a :class:`MessageEnvelope` into a job request.
 
     Args:
         job_type_mapping: event type -> job type, e.g. ``{"user.created": "email.welcome"}``.
@@ -81,7 +80,7 @@ class EnvelopeDecoder:
                 raise ConfigurationError(
                     f"job_type_mapping key {event_type!r}: event types are non-empty strings"
                 )
-            check_job_fields(job_type, {})
+            _check_job_type(job_type)
         schemas = dict(payload_schemas or {})
         for job_type, schema in schemas.items():
             if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
@@ -96,24 +95,26 @@ class EnvelopeDecoder:
         self.payload_schemas = schemas
         self.unknown_event_type = unknown_event_type
 
-    def __call__(self, message: QueueMessage) -> MappedMessage | None:
-        """The mapped message, or ``None`` for an unknown event type with ``"drop"``.
+    def __call__(self, message: QueueMessage) -> JobRequest | None:
+        """The job request for ``message``, or ``None`` for an unknown event type with
+        ``"drop"``.
+
+        The request carries no claim: the trigger attaches the message's delivery.
 
         Raises:
             InvalidMessageError: not JSON, not an envelope, unknown event type
-                (``"dead_letter"``), or a payload failing its schema; the message names
-                the message id and the fix.
+                (``"dead_letter"``), a queue name or priority a job cannot have, or a
+                payload failing its schema; the message names the message id and the fix.
         """
         try:  # the fast path, parsing and validating in one go
             envelope = MessageEnvelope.model_validate_json(message.body)
         except ValidationError:
             envelope = self._explain(message)
-        return self._map(envelope, message)
+        return self._request(envelope, message)
 
     def _explain(self, message: QueueMessage) -> MessageEnvelope:
         """The slow path: parse step by step to say exactly what is wrong."""
         data = message.json_body()
-        where = f"message {message.message_id!r} from {message.broker} {message.destination!r}"
         try:
             return MessageEnvelope.model_validate(data)
         except ValidationError as exc:
@@ -121,18 +122,18 @@ class EnvelopeDecoder:
                 f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
             )
             raise InvalidMessageError(
-                f"{where}: {str(data)[:80]!r} is not an event envelope ({problems}); publish "
+                f"{_where(message)}: {str(data)[:80]!r} is not an event envelope "
+                f"({problems}); publish "
                 '{"event_type": ..., "payload": {...}, "queue": ..., "priority": ...}'
             ) from None
 
-    def _map(self, envelope: MessageEnvelope, message: QueueMessage) -> MappedMessage | None:
-        where = f"message {message.message_id!r} from {message.broker} {message.destination!r}"
+    def _request(self, envelope: MessageEnvelope, message: QueueMessage) -> JobRequest | None:
         job_type = self.job_type_mapping.get(envelope.event_type)
         if job_type is None:
             if self.unknown_event_type == "drop":
                 return None
             raise InvalidMessageError(
-                f"{where}: event_type {envelope.event_type!r} is not in job_type_mapping "
+                f"{_where(message)}: event_type {envelope.event_type!r} is not in job_type_mapping "
                 f"(known: {sorted(self.job_type_mapping)}); add it to the mapping"
             )
         payload = envelope.payload
@@ -142,14 +143,25 @@ class EnvelopeDecoder:
                 payload = schema.model_validate(payload).model_dump(mode="json")
             except ValidationError as exc:
                 raise InvalidMessageError(
-                    f"{where}: payload for {job_type!r} fails {schema.__name__}: "
+                    f"{_where(message)}: payload for {job_type!r} fails {schema.__name__}: "
                     f"{exc.error_count()} error(s), first: {exc.errors()[0]['msg']} at "
                     f"{exc.errors()[0]['loc']}; fix the publisher"
                 ) from None
-        return MappedMessage(
+        try:
+            queue_name = _check_queue_name(envelope.queue)
+            priority = _check_priority(envelope.priority)
+            payload = _check_json_object("payload", payload)
+        except InvalidJobError as exc:
+            raise InvalidMessageError(f"{_where(message)}: {exc}; fix the publisher") from None
+        return trusted_request(
             job_type=job_type,
             payload=payload,
-            queue_name=envelope.queue,
-            priority=envelope.priority,
-            message=message,
+            queue_name=queue_name,
+            priority=priority,
+            metadata={},
+            idempotency_key=None,
         )
+
+
+def _where(message: QueueMessage) -> str:
+    return f"message {message.message_id!r} from {message.broker} {message.destination!r}"

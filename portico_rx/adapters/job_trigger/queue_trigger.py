@@ -1,8 +1,9 @@
 """``QueueTrigger``: the shared shape of the message-queue triggers.
 
-A queue source, decoded with the spec's envelope (``{"event_type", "payload", "queue",
-"priority"}``), mapped to job types, run as a :class:`~portico_rx.pipeline.PipelineTrigger`.
-Bad messages become dead letters; a message is acked only after its job exists.
+A queue source whose messages the spec's envelope decoder (``{"event_type", "payload",
+"queue", "priority"}``) turns into job requests, each claiming its message's delivery,
+run as a :class:`~portico_rx.pipeline.PipelineTrigger`. Bad messages become dead
+letters; a message is acked only after its job exists.
 """
 
 from __future__ import annotations
@@ -14,15 +15,11 @@ from pydantic import BaseModel
 from reactivex import Observable
 from reactivex import operators as ops
 
-from portico_rx.adapters.job_trigger.message_envelope import (
-    EnvelopeDecoder,
-    MappedMessage,
-    UnknownEventType,
-)
-from portico_rx.models import TriggerHealth
+from portico_rx.adapters.job_trigger.message_envelope import EnvelopeDecoder, UnknownEventType
+from portico_rx.models import JobRequest, TriggerHealth, attach_claim
 from portico_rx.pipeline import PipelineTrigger
+from portico_rx.pipeline.delivery import claim_current, current_delivery
 from portico_rx.pipeline.isolation import EventFailed, guarded
-from portico_rx.pipeline.to_job import to_job
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.sources.queues.consumer import QueueSource, check_positive
 from portico_rx.sources.queues.message import QueueMessage
@@ -30,24 +27,8 @@ from portico_rx.sources.queues.message import QueueMessage
 __all__ = ["QueueTrigger"]
 
 
-def _is_kept(item: MappedMessage | EventFailed | None) -> bool:
+def _is_kept(item: JobRequest | EventFailed | None) -> bool:
     return item is not None
-
-
-def _job_type(mapped: MappedMessage) -> str:
-    return mapped.job_type
-
-
-def _payload(mapped: MappedMessage) -> dict[str, Any]:
-    return mapped.payload
-
-
-def _queue_name(mapped: MappedMessage) -> str:
-    return mapped.queue_name
-
-
-def _priority(mapped: MappedMessage) -> int:
-    return mapped.priority
 
 
 class QueueTrigger(PipelineTrigger):
@@ -93,13 +74,16 @@ class QueueTrigger(PipelineTrigger):
         self.connect_timeout = connect_timeout
         decoder = self.decoder
 
-        def decode(message: QueueMessage) -> MappedMessage | EventFailed | None:
-            return guarded("decode", decoder, message)
+        def request(message: QueueMessage) -> JobRequest | None:
+            job = decoder(message)
+            if job is not None:
+                attach_claim(job, claim_current(), current_delivery())
+            return job
 
-        decoded: Observable[Any] = source.pipe(ops.map(decode), ops.filter(_is_kept))
-        pipeline = decoded.pipe(
-            to_job(_job_type, payload=_payload, queue_name=_queue_name, priority=_priority)
-        )
+        def decode(message: QueueMessage) -> JobRequest | EventFailed | None:
+            return guarded("decode", request, message)
+
+        pipeline: Observable[Any] = source.pipe(ops.map(decode), ops.filter(_is_kept))
         super().__init__(pipeline, job_creator, name=name, **options)
 
     @property

@@ -289,7 +289,7 @@ class JobWorker:
                 self._slots.release()
                 self._dequeue_failures += 1
                 self._record_error(f"dequeue: {type(exc).__name__}: {exc}")
-                delay = self.retry.delay(min(self._dequeue_failures, 20))
+                delay = self.retry.delay(self._dequeue_failures)
                 logger.error("worker_dequeue_failed", worker=self.name, error=str(exc))
                 await self._pause(delay)
                 continue

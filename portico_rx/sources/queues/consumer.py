@@ -33,11 +33,16 @@ from reactivex.disposable import Disposable
 from portico_rx.errors import ConfigurationError, TriggerStartError
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
+from portico_rx.pipeline.retry import backoff
 from portico_rx.sources.queues.message import QueueMessage
+from portico_rx.url_redaction import redact_url
 
 __all__ = ["ConnectionStatus", "Consumer", "QueueSource", "Session", "check_positive"]
 
 logger = structlog.get_logger("portico_rx.sources.queues")
+
+RECONNECT_JITTER = 0.2
+"""Relative spread of reconnect waits, so competing consumers do not reconnect in step."""
 
 Session = Callable[["Consumer"], Awaitable[None]]
 """A broker's consume loop for one connection (see the module docstring)."""
@@ -438,8 +443,9 @@ class QueueSource(reactivex.Observable[QueueMessage]):
         except ConfigurationError:
             raise
         except Exception as exc:
+            error = redact_url(f"{type(exc).__name__}: {exc}")
             raise TriggerStartError(
-                f"cannot consume {self.describe}: {type(exc).__name__}: {exc}; check that "
+                f"cannot consume {self.describe}: {error}; check that "
                 "the broker is running and the URL, credentials and names are right"
             ) from exc
 
@@ -471,10 +477,6 @@ class QueueSource(reactivex.Observable[QueueMessage]):
         task.add_done_callback(self._tasks.discard)
         return Disposable(consumer.stopping.set)
 
-    def _backoff(self, failures: int) -> float:
-        base = min(self.reconnect_max_delay, self.reconnect_delay * 2.0 ** (failures - 1))
-        return base * self._random.uniform(0.8, 1.2)
-
     async def _run(self, consumer: Consumer) -> None:
         try:
             await self._consume(consumer)
@@ -499,7 +501,7 @@ class QueueSource(reactivex.Observable[QueueMessage]):
             except Exception as exc:
                 if consumer.stopping.is_set():
                     return
-                error = f"{type(exc).__name__}: {exc}"
+                error = redact_url(f"{type(exc).__name__}: {exc}")
                 now = clock.now(consumer.scheduler)
                 if not consumer.ever_connected:
                     status.mark_down(error, now, outage=False)
@@ -515,7 +517,13 @@ class QueueSource(reactivex.Observable[QueueMessage]):
                     failures = 0
                 failures += 1
                 status.mark_down(error, now, outage=True)
-                delay = self._backoff(failures)
+                delay = backoff(
+                    failures,
+                    self.reconnect_delay,
+                    self.reconnect_max_delay,
+                    jitter=RECONNECT_JITTER,
+                    rng=self._random,
+                )
                 logger.warning(
                     "queue_connection_lost",
                     source=self.describe,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,7 +12,9 @@ from portico_rx.errors import ConfigurationError
 
 __all__ = ["Broker", "InvalidMessageError", "QueueMessage"]
 
-Broker = Literal["rabbitmq", "redis", "nats", "mqtt"]
+Broker = Annotated[str, Field(min_length=1)]
+"""A broker's name, as its source writes it: ``"rabbitmq"``, ``"redis"``, ``"nats"``,
+``"mqtt"``, or whatever name a new source picks (``"kafka"``): an open string."""
 
 
 class InvalidMessageError(ConfigurationError):
@@ -23,10 +25,11 @@ class InvalidMessageError(ConfigurationError):
 
 
 class QueueMessage(BaseModel):
-    """A message received from RabbitMQ, a Redis stream, NATS JetStream or MQTT.
+    """A message received from a broker: RabbitMQ, a Redis stream, NATS JetStream, MQTT …
 
     Attributes:
-        broker: ``"rabbitmq"``, ``"redis"``, ``"nats"`` or ``"mqtt"``.
+        broker: the source's broker name: ``"rabbitmq"``, ``"redis"``, ``"nats"``,
+            ``"mqtt"`` for the built-in sources; a new source names its own (``"kafka"``).
         destination: what the source consumes: queue, stream, subject filter or topic filter.
         subject: where this message was published: routing key, stream, subject or topic.
         message_id: the broker's (or publisher's) id: AMQP ``message_id``, stream entry

@@ -14,6 +14,7 @@ from portico_rx.errors import ConfigurationError, MissingDependencyError
 from portico_rx.pipeline.provenance import stream_entry_key
 from portico_rx.sources.queues.consumer import Consumer, QueueSource, check_positive
 from portico_rx.sources.queues.message import QueueMessage
+from portico_rx.url_redaction import redact_url
 
 try:
     import nats as nats_client
@@ -37,13 +38,6 @@ _NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_-]")
 def default_durable_name(subject: str) -> str:
     """A durable consumer name derived from ``subject``: ``portico-orders_created``."""
     return "portico-" + _NOT_IN_NAME.sub("_", subject.replace(">", "all").replace("*", "any"))
-
-
-def _redact(url: str) -> str:
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
 def nats(
@@ -108,7 +102,9 @@ def nats(
         ... ).pipe(to_job("order.process", payload=lambda m: m.json_body()))
     """
     if not isinstance(url, str) or not url.startswith(("nats://", "tls://", "ws://", "wss://")):
-        raise ConfigurationError(f"url={url!r}: use a NATS URL such as 'nats://127.0.0.1:4222'")
+        raise ConfigurationError(
+            f"url={redact_url(url)!r}: use a NATS URL such as 'nats://127.0.0.1:4222'"
+        )
     if not isinstance(subject, str) or not subject or " " in subject:
         raise ConfigurationError(f"subject={subject!r}: use a subject such as 'orders.created'")
     durable_name = durable if durable is not None else default_durable_name(subject)
@@ -123,7 +119,7 @@ def nats(
     check_positive("batch", batch)
     check_positive("ack_wait", ack_wait)
     check_positive("fetch_timeout", fetch_timeout)
-    shown = _redact(url)
+    shown = redact_url(url)
 
     async def connect(closed: asyncio.Event | None = None) -> NatsClient:
         async def on_closed() -> None:

@@ -8,12 +8,12 @@ from typing import Any
 
 import structlog
 from reactivex import abc
-from yarl import URL
 
 from portico_rx.errors import ConfigurationError, MissingDependencyError
 from portico_rx.sources.queues.consumer import Consumer, QueueSource, check_positive
 from portico_rx.sources.queues.headers import json_headers
 from portico_rx.sources.queues.message import QueueMessage
+from portico_rx.url_redaction import redact_url
 
 try:
     import aio_pika
@@ -22,20 +22,11 @@ try:
 except ImportError as _exc:  # pragma: no cover - only without the extra
     raise MissingDependencyError("aio_pika", "rabbitmq") from _exc
 
-__all__ = ["dead_letter_queue_name", "rabbitmq", "redact_url"]
+__all__ = ["dead_letter_queue_name", "rabbitmq"]
 
 logger = structlog.get_logger("portico_rx.sources.rabbitmq")
 
 DEFAULT_PREFETCH = 32
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password, for logs and error messages."""
-    try:
-        parsed = URL(url)
-    except (TypeError, ValueError):
-        return "<unparsable url>"
-    return str(parsed.with_password("***")) if parsed.password else str(parsed)
 
 
 def dead_letter_queue_name(queue: str) -> str:
@@ -213,7 +204,7 @@ def rabbitmq(
     """
     if not isinstance(url, str) or not url.startswith(("amqp://", "amqps://")):
         raise ConfigurationError(
-            f"url={url!r}: use an AMQP URL such as 'amqp://guest:guest@127.0.0.1/'"
+            f"url={redact_url(url)!r}: use an AMQP URL such as 'amqp://guest:guest@127.0.0.1/'"
         )
     if not isinstance(queue, str) or not queue or len(queue) > 255:
         raise ConfigurationError(f"queue={queue!r}: use a queue name of 1-255 characters")

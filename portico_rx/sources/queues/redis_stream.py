@@ -14,6 +14,7 @@ from portico_rx.errors import ConfigurationError, MissingDependencyError
 from portico_rx.pipeline.provenance import stream_entry_key
 from portico_rx.sources.queues.consumer import Consumer, QueueSource, check_positive
 from portico_rx.sources.queues.message import QueueMessage
+from portico_rx.url_redaction import redact_url
 
 try:
     import redis.asyncio as aioredis
@@ -100,13 +101,6 @@ def _retrieve(future: asyncio.Future[None]) -> None:
         future.exception()
 
 
-def _redact(url: str) -> str:
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"
-
-
 def redis_stream(
     url: str,
     stream: str,
@@ -174,7 +168,9 @@ def redis_stream(
         ... ).pipe(to_job("email.welcome", payload=lambda m: m.json_body()))
     """
     if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigurationError(f"url={url!r}: use a Redis URL such as 'redis://127.0.0.1:6379/0'")
+        raise ConfigurationError(
+            f"url={redact_url(url)!r}: use a Redis URL such as 'redis://127.0.0.1:6379/0'"
+        )
     for arg, value in (("stream", stream), ("group", group), ("consumer", consumer)):
         if not isinstance(value, str) or not value:
             raise ConfigurationError(f"{arg}={value!r}: use a non-empty string")
@@ -189,7 +185,7 @@ def redis_stream(
     block_ms = max(1, int(block * 1000))
     claim_idle_ms = max(1, int(claim_idle * 1000))
     claim_every = min(claim_idle / 2, 10.0)
-    shown = _redact(url)
+    shown = redact_url(url)
 
     def client() -> aioredis.Redis:
         return aioredis.Redis.from_url(
