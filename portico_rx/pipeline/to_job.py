@@ -26,7 +26,7 @@ from portico_rx.pipeline.delivery import Claim, Delivery, current_delivery
 from portico_rx.pipeline.isolation import EventFailed
 from portico_rx.pipeline.tracking import Tracker, UntrackedEventError, current_tracker
 
-__all__ = ["default_payload", "job_request_claim", "to_job"]
+__all__ = ["default_payload", "job_request_claim", "requests", "to_job"]
 
 T = TypeVar("T")
 Field = Callable[[T], Any] | Any
@@ -206,14 +206,39 @@ def to_job(
             idempotency_key=key,
         )
 
-    def operator(source: Observable[T]) -> Observable[JobRequest | EventFailed]:
+    return _claiming(make_request, "to_job")
+
+
+def requests() -> Callable[[Observable[Any]], Observable[JobRequest | EventFailed]]:
+    """Pass on job requests a decoder built (and checked) itself, claiming each one's
+    delivery exactly as :func:`to_job` does (the same attribution and detection).
+
+    The message-queue triggers use it after their envelope decoder; anything that is not
+    a ``JobRequest`` becomes an :class:`~portico_rx.pipeline.isolation.EventFailed`.
+    """
+
+    def take(event: Any, _scheduler: abc.SchedulerBase | None, _d: Delivery | None) -> JobRequest:
+        if not isinstance(event, JobRequest):
+            raise TypeError(f"{type(event).__name__} {event!r:.80} is not a JobRequest")
+        return event
+
+    return _claiming(take, "decode")
+
+
+def _claiming(
+    build: Callable[[Any, abc.SchedulerBase | None, Delivery | None], JobRequest], stage: str
+) -> Callable[[Observable[Any]], Observable[JobRequest | EventFailed]]:
+    """The operator behind :func:`to_job`: ``build`` each request and attach the claim
+    on the delivery its event belongs to."""
+
+    def operator(source: Observable[Any]) -> Observable[JobRequest | EventFailed]:
         def subscribe(
             observer: abc.ObserverBase[JobRequest | EventFailed],
             scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             tracker = getattr(scheduler, "tracker", None) or current_tracker()
 
-            def on_next(event: T) -> None:
+            def on_next(event: Any) -> None:
                 if isinstance(event, EventFailed):
                     observer.on_next(event)
                     return
@@ -227,11 +252,11 @@ def to_job(
                         observer.on_next(EventFailed(event, error, "settlement", claim))
                         return
                 try:
-                    request = make_request(event, scheduler, delivery)
+                    request = build(event, scheduler, delivery)
                 except Exception as exc:
                     if claim is None and delivery is not None and not delivery.settled:
                         claim = delivery.claim()
-                    observer.on_next(EventFailed(event, exc, "to_job", claim))
+                    observer.on_next(EventFailed(event, exc, stage, claim))
                     return
                 if claim is None and delivery is not None and not delivery.settled:
                     claim = delivery.claim()

@@ -225,12 +225,3 @@ async def test_strict_settlement_refuses_an_untracked_event(name: str, queue: st
     await trigger.stop()
     assert creator.jobs == []
     assert {letter.stage for letter in trigger.dead_letters} == {"settlement"}
-
-
-def test_the_docs_table_has_a_row_for_every_operator_tested_here() -> None:
-    table = (Path(__file__).parents[2] / "docs" / "operators.md").read_text()
-    first_cells = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
-    row_names = {"flat_map_timer": "`flat_map` over `reactivex.timer`"}
-    for name in [*TRACKED, *DETECTED]:
-        wanted = row_names.get(name, f"`{name}`")
-        assert any(wanted in cell for cell in first_cells), name

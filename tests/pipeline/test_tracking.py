@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -304,3 +305,17 @@ def test_the_trigger_scheduler_reads_as_the_users_and_tracked_is_idempotent() ->
     assert tracked(wrapped) is wrapped
     assert isinstance(wrapped, TrackingScheduler) and wrapped.now == clock.now
     assert prx.pipeline.clock.is_virtual(wrapped)
+
+
+def test_the_docs_table_has_a_row_for_every_operator_tested_on_rabbitmq() -> None:
+    """docs/operators.md's table of stock operators covers every operator the RabbitMQ
+    tests exercise (tests/pipeline/test_stock_operators_rabbitmq.py)."""
+    from tests.pipeline.test_stock_operators_rabbitmq import DETECTED as ON_RABBITMQ
+    from tests.pipeline.test_stock_operators_rabbitmq import TRACKED
+
+    table = (Path(__file__).parents[2] / "docs" / "operators.md").read_text()
+    first_cells = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    row_names = {"flat_map_timer": "`flat_map` over `reactivex.timer`"}
+    for name in [*TRACKED, *ON_RABBITMQ]:
+        wanted = row_names.get(name, f"`{name}`")
+        assert any(wanted in cell for cell in first_cells), name

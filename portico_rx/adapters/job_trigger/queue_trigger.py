@@ -16,10 +16,10 @@ from reactivex import Observable
 from reactivex import operators as ops
 
 from portico_rx.adapters.job_trigger.message_envelope import EnvelopeDecoder, UnknownEventType
-from portico_rx.models import JobRequest, TriggerHealth, attach_claim
+from portico_rx.models import JobRequest, TriggerHealth
 from portico_rx.pipeline import PipelineTrigger
-from portico_rx.pipeline.delivery import claim_current, current_delivery
 from portico_rx.pipeline.isolation import EventFailed, guarded
+from portico_rx.pipeline.to_job import requests
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.sources.queues.consumer import QueueSource, check_positive
 from portico_rx.sources.queues.message import QueueMessage
@@ -74,16 +74,10 @@ class QueueTrigger(PipelineTrigger):
         self.connect_timeout = connect_timeout
         decoder = self.decoder
 
-        def request(message: QueueMessage) -> JobRequest | None:
-            job = decoder(message)
-            if job is not None:
-                attach_claim(job, claim_current(), current_delivery())
-            return job
-
         def decode(message: QueueMessage) -> JobRequest | EventFailed | None:
-            return guarded("decode", request, message)
+            return guarded("decode", decoder, message)
 
-        pipeline: Observable[Any] = source.pipe(ops.map(decode), ops.filter(_is_kept))
+        pipeline: Observable[Any] = source.pipe(ops.map(decode), ops.filter(_is_kept), requests())
         super().__init__(pipeline, job_creator, name=name, **options)
 
     @property
