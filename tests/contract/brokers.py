@@ -12,6 +12,9 @@ be asked differs, and the contracts say so with two capability flags instead of 
   message coming back after a stop instead.
 * ``reports_redelivered``: the message of a redelivery says so
   (``QueueMessage.redelivered``); aiomqtt does not expose MQTT's DUP flag.
+* ``counts_consumers``: the broker tells how many consumers a destination has (AMQP's
+  ``consumer_count``). Competing consumers split messages, so on the other brokers a
+  second consumer shows only as a second connection, which they do not report.
 
 Every broker has a dead-letter place the contracts read back: RabbitMQ's
 ``<queue>.dead`` queue, Redis's ``<stream>.dead`` stream, and for JetStream (``term``)
@@ -54,6 +57,7 @@ class Broker:
     name: ClassVar[str]
     counts_unacked: ClassVar[bool] = True
     reports_redelivered: ClassVar[bool] = True
+    counts_consumers: ClassVar[bool] = False
 
     def __init__(self, unique: str) -> None:
         self.unique = unique
@@ -86,9 +90,14 @@ class Broker:
         """Message ids found in the broker's dead-letter place."""
         raise AssertionError(f"{type(self).__name__} must implement dead_letter_ids")
 
+    async def consumers(self) -> int:
+        """Consumers of the destination (``counts_consumers`` only)."""
+        raise AssertionError(f"{type(self).__name__} cannot count consumers")
+
 
 class RabbitMQ(Broker):
     name = "rabbitmq"
+    counts_consumers = True
 
     def __init__(self, unique: str) -> None:
         super().__init__(unique)
@@ -153,6 +162,10 @@ class RabbitMQ(Broker):
             if name == self.destination:
                 return int(count)
         raise AssertionError(f"queue {self.destination!r} not listed by rabbitmqctl: {out!r}")
+
+    async def consumers(self) -> int:
+        queue = await self.channel.declare_queue(self.destination, passive=True)
+        return int(queue.declaration_result.consumer_count)
 
     async def dead_letter_ids(self) -> list[str]:
         queue = await self.channel.declare_queue(self.dead, passive=True)
@@ -312,9 +325,7 @@ class Mqtt(Broker):
 
         properties = Properties(PacketTypes.PUBLISH)
         properties.UserProperty = [("message-id", message_id)]
-        async with aiomqtt.Client(
-            MQTT_HOST, 1883, protocol=aiomqtt.ProtocolVersion.V5
-        ) as client:
+        async with aiomqtt.Client(MQTT_HOST, 1883, protocol=aiomqtt.ProtocolVersion.V5) as client:
             await client.publish(self.destination, body, qos=1, properties=properties)
         return message_id
 

@@ -9,10 +9,12 @@ the service it needs). A case holds:
 * ``fire(n)``: produce real event number ``n`` (a new one each call): write a file,
   publish a message, POST a request, advance virtual time, insert a row, change an
   HTTP resource;
-* ``pump()``: let time pass so a fired event is processed (virtual clocks advance
-  one period; real-time triggers sleep a moment);
+* ``pump()``: let time pass so a fired event is processed (pollers on virtual clocks
+  poll once more; real-time triggers sleep 50 ms);
 * ``ready()``: after ``start()``, wait until the trigger listens (e.g. the first poll
-  of a changing resource has been taken as the baseline).
+  of a changing resource has been taken as the baseline);
+* ``consumers()``: where the service can tell, how many consumers it serves for the
+  trigger (``None`` elsewhere: there a second consumer shows as a second job).
 
 The factory stops the trigger and deletes what it created when the test ends.
 """
@@ -24,7 +26,7 @@ import contextlib
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -72,7 +74,7 @@ class GatedCreator(RecordingJobCreator):
 
 
 async def _moment() -> None:
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
 
 
 async def _listening() -> None:
@@ -88,17 +90,34 @@ class TriggerCase:
     ready: Callable[[], Awaitable[None]] = _listening
     check_answer: Callable[[Any], None] = lambda answer: None
     """Checks what ``fire`` returned once its event's job exists (a webhook's response)."""
-    notes: dict[str, Any] = field(default_factory=dict)
+    consumers: Callable[[], Awaitable[int]] | None = None
 
 
-def virtual_pump(scheduler: HistoricalScheduler, period: float) -> Callable[[], Awaitable[None]]:
-    """A pump that advances ``scheduler`` by ``period`` seconds, then lets I/O run."""
+def poller(
+    scheduler: HistoricalScheduler, period: float, stats: Any
+) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """``(pump, ready)`` of a poller on a virtual clock whose ``stats`` count ``polls``
+    begun and ``completed``: the pump advances one period and waits for the poll it
+    woke to be answered; ready waits for the first poll of a new subscription."""
+
+    async def idle() -> None:
+        # Every pump waits for its poll, so no test stops the trigger mid-poll and
+        # ``polls == completed`` means idle.
+        deadline = asyncio.get_running_loop().time() + 10
+        while stats.completed < stats.polls:
+            assert asyncio.get_running_loop().time() < deadline, "a poll hangs"
+            await asyncio.sleep(0.005)
 
     async def pump() -> None:
         await advance(scheduler, period, step=period)
-        await asyncio.sleep(0.005)
+        await settle()
+        await idle()
 
-    return pump
+    async def ready() -> None:
+        await settle()  # the new subscription's first poll has begun ...
+        await idle()  # ... and is answered
+
+    return pump, ready
 
 
 # -- PipelineTrigger -------------------------------------------------------------------
@@ -162,7 +181,12 @@ def queue_case(kind: str) -> TriggerFactory:
                 await broker.publish(envelope(n), f"event-{n}")
 
             try:
-                yield TriggerCase(trigger, creator, fire, notes={"broker": broker})
+                yield TriggerCase(
+                    trigger,
+                    creator,
+                    fire,
+                    consumers=broker.consumers if broker.counts_consumers else None,
+                )
             finally:
                 await trigger.stop()
 
@@ -221,18 +245,13 @@ async def http_polling_case(tmp_path: Path) -> AsyncIterator[TriggerCase]:
         trigger = HttpPollingTrigger(
             creator, url, JOB_TYPE, every=30, emit_initial=False, scheduler=scheduler
         )
-        stats = trigger.stats
-
-        async def ready() -> None:
-            await settle()  # the new subscription's first poll has begun ...
-            while stats.completed < stats.polls:  # ... and is the baseline once done
-                await asyncio.sleep(0.005)
+        pump, ready = poller(scheduler, 30, trigger.stats)  # the first poll: the baseline
 
         async def fire(n: int) -> None:
             server.body = f"version {n}".encode()
 
         try:
-            yield TriggerCase(trigger, creator, fire, virtual_pump(scheduler, 30), ready)
+            yield TriggerCase(trigger, creator, fire, pump, ready)
         finally:
             await trigger.stop()
 
@@ -261,6 +280,8 @@ async def database_polling_case(tmp_path: Path) -> AsyncIterator[TriggerCase]:
         creator, url, 10, job_type=JOB_TYPE, queue_name="contract", scheduler=scheduler
     )
 
+    pump, ready = poller(scheduler, 10, trigger.stats)
+
     async def fire(n: int) -> None:
         async with engine.begin() as connection:
             await connection.execute(
@@ -269,7 +290,7 @@ async def database_polling_case(tmp_path: Path) -> AsyncIterator[TriggerCase]:
             )
 
     try:
-        yield TriggerCase(trigger, creator, fire, virtual_pump(scheduler, 10))
+        yield TriggerCase(trigger, creator, fire, pump, ready)
     finally:
         await trigger.stop()
         await engine.dispose()

@@ -98,7 +98,9 @@ async def test_concurrent_creates_of_one_key_make_one_job(
     key = f"{queue_prefix}:race"
     jobs = await asyncio.gather(
         *(
-            creator.create_job("race", {"i": i}, f"{queue_prefix}.race", 0, {"idempotency_key": key})
+            creator.create_job(
+                "race", {"i": i}, f"{queue_prefix}.race", 0, {"idempotency_key": key}
+            )
             for i in range(10)
         )
     )

@@ -86,6 +86,8 @@ async def test_second_start_adds_no_second_consumer(case: TriggerCase) -> None:
     await quiet(case)
     assert case.creator.entered == 1
     assert len(case.creator.jobs) == 1
+    if case.consumers is not None:
+        assert await case.consumers() == 1
     await case.trigger.stop()
 
 
@@ -131,3 +133,11 @@ async def test_stop_drains_an_in_flight_creation(case: TriggerCase) -> None:
     health = assert_health(trigger, running=False)
     assert health.in_flight == 0
     assert health.jobs_created_count == 1
+
+    # the drained event was settled with its source: started again, the trigger does
+    # not see it again (a queue message was acked, a row marked, a file remembered …)
+    await trigger.start()
+    await case.ready()
+    await quiet(case)
+    assert case.creator.entered == 1, "the drained event came back after a restart"
+    await trigger.stop()
