@@ -11,6 +11,10 @@ survivor) for every adapter in ``LEASED_QUEUE_FACTORIES``, and ``lease_clock`` i
 clock their leases are taken and judged by (the adapters read ``utcnow`` for leases;
 ``dequeue(now=...)`` only decides which jobs are due, as in PostgreSQL). The memory
 queue is not among them: it lives and dies with its process, its workers with it.
+
+The ``creator_case`` fixture does the same for every JobCreator (``JOB_CREATOR_FACTORIES``,
+below); the JobTrigger and queue-source cases live in ``conftest_triggers.py`` and
+``brokers.py``.
 """
 
 from __future__ import annotations

@@ -332,28 +332,44 @@ async def webhook_case(tmp_path: Path) -> AsyncIterator[TriggerCase]:
 # -- ScheduleTrigger -------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def schedule_case(tmp_path: Path) -> AsyncIterator[TriggerCase]:
+def schedule_case(*, override: bool) -> TriggerFactory:
     """One schedule every 60 s of virtual time; an event is the clock reaching the next
-    fire time (the clock starts between two)."""
+    fire time (the clock starts between two). With ``override``, the spec's FAQ pattern:
+    a subclass overriding ``_create_scheduled_job``, which is then called once per run
+    instead of the default path."""
     from portico_rx.adapters.job_trigger.schedule_trigger import ScheduleConfig, ScheduleTrigger
 
-    scheduler = HistoricalScheduler(initial_clock=START)
-    creator = GatedCreator()
-    trigger = ScheduleTrigger(
-        creator,
-        [ScheduleConfig(every=60, job_type=JOB_TYPE, payload={"every": 60})],
-        name=f"contract-schedule-{uuid.uuid4().hex[:8]}",
-        scheduler=scheduler,
-    )
+    class SpecScheduleTrigger(ScheduleTrigger):
+        async def _create_scheduled_job(self, config: ScheduleConfig) -> None:
+            await self.job_creator.create_job(
+                job_type=config.job_type,
+                payload={**config.payload, "scheduled_run": "from the override"},
+                queue_name=config.queue_name,
+                priority=config.priority,
+            )
 
-    async def fire(n: int) -> None:
-        await advance(scheduler, 60, step=60)
+    kind = SpecScheduleTrigger if override else ScheduleTrigger
 
-    try:
-        yield TriggerCase(trigger, creator, fire)
-    finally:
-        await trigger.stop()
+    @contextlib.asynccontextmanager
+    async def case(tmp_path: Path) -> AsyncIterator[TriggerCase]:
+        scheduler = HistoricalScheduler(initial_clock=START)
+        creator = GatedCreator()
+        trigger = kind(
+            creator,
+            [ScheduleConfig(every=60, job_type=JOB_TYPE, payload={"every": 60})],
+            name=f"contract-schedule-{uuid.uuid4().hex[:8]}",
+            scheduler=scheduler,
+        )
+
+        async def fire(n: int) -> None:
+            await advance(scheduler, 60, step=60)
+
+        try:
+            yield TriggerCase(trigger, creator, fire)
+        finally:
+            await trigger.stop()
+
+    return case
 
 
 # ---- the triggers under contract: add yours here ----------------------------------------
@@ -367,6 +383,7 @@ TRIGGER_FACTORIES: list[Any] = [
     pytest.param(http_polling_case, id="http_polling"),
     pytest.param(database_polling_case, id="database_polling"),
     pytest.param(webhook_case, id="webhook"),
-    pytest.param(schedule_case, id="schedule"),
+    pytest.param(schedule_case(override=False), id="schedule"),
+    pytest.param(schedule_case(override=True), id="schedule_override"),
 ]
 # ------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from reactivex import operators as ops
 
 import portico_rx as prx
 from portico_rx.adapters.job_queue.memory import MemoryJobQueue
-from portico_rx.errors import QueueUnavailableError
+from portico_rx.errors import InvalidJobError, QueueUnavailableError
 from portico_rx.models import Job
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.sources.queues.consumer import QueueSource
@@ -169,11 +169,36 @@ async def _is(count: Awaitable[int], expected: int) -> bool:
     return await count == expected
 
 
-async def test_a_message_whose_job_cannot_be_created_is_dead_lettered(broker: Broker) -> None:
-    """After the last retry the message goes to the broker's dead-letter place, leaves
-    the source's destination (no redelivery) and no job exists."""
+class Refusing(RecordingJobCreator):
+    """Refuses every job as invalid: a permanent failure, never retried."""
+
+    async def create_job(
+        self,
+        job_type: str,
+        payload: dict[str, Any],
+        queue_name: str = "default",
+        priority: int = 0,
+        metadata: dict[str, Any] | None = None,
+    ) -> Job:
+        self.calls.append({"job_type": job_type, "payload": payload})
+        raise InvalidJobError("payload", payload, "the contract refuses every payload")
+
+
+FAILURES = {
+    "retries_exhausted": (lambda: RecordingJobCreator(fail_first=1_000_000), 3),
+    "permanent": (Refusing, 1),
+}
+
+
+@pytest.mark.parametrize(("make_creator", "calls"), list(FAILURES.values()), ids=list(FAILURES))
+async def test_a_message_whose_job_cannot_be_created_is_dead_lettered(
+    broker: Broker, make_creator: Callable[[], RecordingJobCreator], calls: int
+) -> None:
+    """After the last retry (at once for a permanent error) the message goes to the
+    broker's dead-letter place, leaves the source's destination (no redelivery) and no
+    job exists."""
     source = broker.source()
-    creator = RecordingJobCreator(fail_first=1_000_000)
+    creator = make_creator()
     seen: list[QueueMessage] = []
     retry = prx.RetryPolicy(max_attempts=3, initial_delay=0.01, max_delay=0.02, jitter=0)
     trigger = pipeline(broker, source, creator, seen, retry=retry)
@@ -185,7 +210,7 @@ async def test_a_message_whose_job_cannot_be_created_is_dead_lettered(broker: Br
         await asyncio.sleep(0.3)  # a redelivery would arrive now
         assert source.status.received == 1
     assert dead == [message_id]
-    assert creator.jobs == [] and len(creator.calls) == 3
+    assert creator.jobs == [] and len(creator.calls) == calls
     assert [d.event_id for d in trigger.dead_letters] == [message_id]
     assert source.status.acked == 0 and source.status.in_flight == 0
     if broker.counts_unacked:
