@@ -13,8 +13,10 @@ the service it needs). A case holds:
   poll once more; real-time triggers sleep 50 ms);
 * ``ready()``: after ``start()``, wait until the trigger listens (e.g. the first poll
   of a changing resource has been taken as the baseline);
+* ``check_answer(answer)``: checks what ``fire`` returned (a webhook's HTTP response);
 * ``consumers()``: where the service can tell, how many consumers it serves for the
-  trigger (``None`` elsewhere: there a second consumer shows as a second job).
+  trigger (``None`` elsewhere: there a second consumer shows as a second
+  ``create_job`` call).
 
 The factory stops the trigger and deletes what it created when the test ends.
 """

@@ -11,7 +11,9 @@ from unittest.mock import AsyncMock
 from uuid import UUID, uuid4
 
 import pytest
+import reactivex
 
+import portico_rx as prx
 from portico_rx.errors import ConfigurationError, InvalidJobError
 from portico_rx.models import PRIORITY_MAX, PRIORITY_MIN, Job, JobStatus
 from portico_rx.ports.job_creator import JobCreator
@@ -198,6 +200,34 @@ async def test_async_mock_with_the_port_as_spec_is_a_job_creator() -> None:
             getattr(mock, name), AsyncMock
         ), name
     await mock.open()
-    assert await mock.get_job(uuid4()) is not None  # an AsyncMock answers every call
     with pytest.raises(AttributeError):
         mock.not_in_the_port  # noqa: B018
+
+
+async def test_a_trigger_runs_on_an_async_mock_of_the_port() -> None:
+    """A trigger opens the mock, creates through it and reports it healthy."""
+    mock = AsyncMock(spec=JobCreator)
+    mock.create_job.return_value = Job(job_type="test.job", payload={"n": 1})
+    events: reactivex.Subject[int] = reactivex.Subject()
+    trigger = prx.PipelineTrigger(
+        events.pipe(prx.to_job("test.job", payload=lambda n: {"n": n}, priority=4)),
+        job_creator=mock,
+        name="mocked",
+    )
+    async with trigger:
+        events.on_next(1)
+        for _ in range(100):
+            if trigger.get_health().jobs_created_count:
+                break
+            await asyncio.sleep(0.01)
+        assert trigger.get_health().healthy
+    mock.open.assert_awaited_once_with()
+    call = mock.create_job.await_args
+    assert call is not None
+    assert (call.kwargs["job_type"], call.kwargs["payload"], call.kwargs["priority"]) == (
+        "test.job",
+        {"n": 1},
+        4,
+    )
+    assert call.kwargs["metadata"]["trigger"] == "mocked"
+    assert trigger.get_health().jobs_created_count == 1
