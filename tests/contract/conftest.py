@@ -11,11 +11,16 @@ survivor) for every adapter in ``LEASED_QUEUE_FACTORIES``, and ``lease_clock`` i
 clock their leases are taken and judged by (the adapters read ``utcnow`` for leases;
 ``dequeue(now=...)`` only decides which jobs are due, as in PostgreSQL). The memory
 queue is not among them: it lives and dies with its process, its workers with it.
+
+The ``creator_case`` fixture does the same for every JobCreator (``JOB_CREATOR_FACTORIES``,
+below); the JobTrigger and queue-source cases live in ``conftest_triggers.py`` and
+``brokers.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -32,7 +37,10 @@ from portico_rx.adapters.job_queue.memory import MemoryJobQueue
 from portico_rx.adapters.job_queue.postgres import PostgresJobQueue
 from portico_rx.adapters.job_queue.redis import RedisJobQueue
 from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
+from portico_rx.kits.job.job_service import JobService
+from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_queue import JobQueue
+from portico_rx.testing.recording import RecordingJobCreator
 
 QueueFactory = Callable[[Path], contextlib.AbstractAsyncContextManager[JobQueue]]
 
@@ -205,3 +213,89 @@ def shared_store(
     open queue objects on one empty store of each adapter in ``LEASED_QUEUE_FACTORIES``,
     built after ``lease_clock`` took over their clock."""
     return functools.partial(request.param, tmp_path)
+
+
+# ---- JobCreator: every implementation, for the JobCreator contract ----------------------
+#
+# A factory ``(tmp_path, queue_prefix) -> AsyncIterator[CreatorCase]`` yields an *open*
+# creator with no jobs; the contract creates jobs only on queues named
+# ``<queue_prefix>...``, so a creator on a shared server can delete them afterwards.
+
+
+@dataclasses.dataclass
+class CreatorCase:
+    """A JobCreator under contract and what it can do.
+
+    ``searchable``: ``find_jobs`` returns the jobs created (a store you can query). A
+    bridge to an engine that cannot be queried keeps the port's default (``[]``).
+    """
+
+    creator: JobCreator
+    searchable: bool
+
+
+@contextlib.asynccontextmanager
+async def memory_service(tmp_path: Path, queue_prefix: str) -> AsyncIterator[CreatorCase]:
+    yield CreatorCase(JobService(MemoryJobQueue()), searchable=True)
+
+
+@contextlib.asynccontextmanager
+async def sqlite_service(tmp_path: Path, queue_prefix: str) -> AsyncIterator[CreatorCase]:
+    service = JobService(SQLiteJobQueue(tmp_path / "creator.db"))
+    await service.open()
+    try:
+        yield CreatorCase(service, searchable=True)
+    finally:
+        await service.close()
+
+
+@contextlib.asynccontextmanager
+async def celery_creator(tmp_path: Path, queue_prefix: str) -> AsyncIterator[CreatorCase]:
+    """A CeleryJobCreator on the local Redis (broker and result backend), no worker: its
+    tasks stay pending and are deleted afterwards, with their claims (``claim_ttl``)."""
+    import redis
+    from celery import Celery
+
+    from portico_rx.adapters.job_creator.celery_bridge import CeleryJobCreator
+
+    app = Celery("portico_contract", broker=REDIS_URL, backend=REDIS_URL)
+    try:
+        yield CreatorCase(
+            CeleryJobCreator(app, task_name="portico_contract.run", claim_ttl=600),
+            searchable=False,
+        )
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        for pattern in (f"{queue_prefix}*", f"_kombu.binding*.{queue_prefix}*"):
+            for key in client.scan_iter(match=pattern):
+                client.delete(key)
+        client.close()
+        app.close()
+
+
+@contextlib.asynccontextmanager
+async def recording_creator(tmp_path: Path, queue_prefix: str) -> AsyncIterator[CreatorCase]:
+    yield CreatorCase(RecordingJobCreator(), searchable=True)
+
+
+JOB_CREATOR_FACTORIES: list[Any] = [
+    pytest.param(memory_service, id="job_service_memory"),
+    pytest.param(sqlite_service, id="job_service_sqlite"),
+    pytest.param(celery_creator, marks=pytest.mark.redis, id="celery"),
+    pytest.param(recording_creator, id="recording"),
+]
+
+
+@pytest.fixture
+def queue_prefix() -> str:
+    """A unique prefix for the queue names a creator test uses."""
+    return f"contract-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=JOB_CREATOR_FACTORIES)
+async def creator_case(
+    request: pytest.FixtureRequest, tmp_path: Path, queue_prefix: str
+) -> AsyncIterator[CreatorCase]:
+    """An open JobCreator of each kind in ``JOB_CREATOR_FACTORIES``, with no jobs."""
+    async with request.param(tmp_path, queue_prefix) as case:
+        yield case
