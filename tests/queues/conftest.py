@@ -170,18 +170,30 @@ class PrivateServer:
     """A broker process of our own on a free 127.0.0.1 port, to stop and restart freely
     without disturbing the shared services."""
 
-    def __init__(self, argv: list[str], port: int) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        port: int,
+        env: dict[str, str] | None = None,
+        start_timeout: float = 30.0,
+    ) -> None:
         self.argv = argv
         self.port = port
+        self.env = env
+        self.start_timeout = start_timeout
         self.process: Any = None
 
     async def start(self) -> None:
+        import os
         import subprocess
 
         self.process = subprocess.Popen(
-            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            self.argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **self.env} if self.env else None,
         )
-        await wait_for_port(self.port)
+        await wait_for_port(self.port, timeout=self.start_timeout)
 
     async def stop(self) -> None:
         """Graceful shutdown (SIGTERM): the server persists its data and exits."""
@@ -219,6 +231,31 @@ async def private_nats(tmp_path: Any) -> AsyncIterator[PrivateServer]:
     server = PrivateServer(
         ["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path)], port
     )
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def private_rabbitmq(tmp_path: Any) -> AsyncIterator[PrivateServer]:
+    """A RabbitMQ node of our own (own node name, AMQP and distribution ports, data and
+    log folders in ``tmp_path``): durable queues and persistent messages survive its
+    restarts, and the shared node on 5672 is never touched."""
+    port, dist_port = free_port(), free_port()
+    (tmp_path / "enabled_plugins").write_text("[].\n")
+    env = {
+        "RABBITMQ_NODENAME": f"portico_test_{port}@localhost",
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(dist_port),
+        "RABBITMQ_MNESIA_BASE": str(tmp_path / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(tmp_path / "log"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(tmp_path / "enabled_plugins"),
+        "RABBITMQ_PID_FILE": str(tmp_path / "rabbitmq.pid"),
+        "RABBITMQ_CONFIG_FILE": str(tmp_path / "rabbitmq"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(tmp_path / "advanced.config"),
+    }
+    server = PrivateServer(["/usr/lib/rabbitmq/bin/rabbitmq-server"], port, env, 90.0)
     await server.start()
     yield server
     await server.stop()
