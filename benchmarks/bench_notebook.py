@@ -25,7 +25,7 @@ import reactivex
 from reactivex import operators as ops
 
 from portico_rx import JobRequest, to_job
-from portico_rx.simulate import simulate
+from portico_rx.notebook.simulate import simulate
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

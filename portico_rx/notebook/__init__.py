@@ -27,7 +27,7 @@ _LAZY: dict[str, str] = {
     "JobHistory": "portico_rx.notebook.frames",
     "TriggerPanel": "portico_rx.notebook.widget",
     "TriggerRegistry": "portico_rx.notebook.registry",
-    "diff": "portico_rx.simulate",
+    "diff": "portico_rx.notebook.simulate",
     "in_notebook": "portico_rx.notebook.registry",
     "jobs_frame": "portico_rx.notebook.frames",
     "jobs_to_frame": "portico_rx.notebook.frames",
@@ -35,7 +35,7 @@ _LAZY: dict[str, str] = {
     "plot_upcoming": "portico_rx.notebook.plot",
     "record": "portico_rx.notebook.record",
     "registry": "portico_rx.notebook.registry",
-    "simulate": "portico_rx.simulate",
+    "simulate": "portico_rx.notebook.simulate",
     "timeline": "portico_rx.notebook.plot",
 }
 

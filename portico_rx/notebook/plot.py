@@ -37,7 +37,7 @@ def timeline(
 
     The bottom lane shows events (a frame from :func:`~portico_rx.notebook.record`, or any
     frame with a time column), one lane per ``job_type`` shows jobs (a frame from
-    :func:`~portico_rx.simulate.simulate` or :func:`~portico_rx.notebook.jobs_frame`),
+    :func:`~portico_rx.notebook.simulate.simulate` or :func:`~portico_rx.notebook.jobs_frame`),
     and a top lane shows ``upcoming`` fire times. With ``links``, a faint line joins
     each job to its event (matched on ``event_id``), so delays and drops are visible.
 

@@ -20,8 +20,8 @@ from portico_rx.errors import ConfigurationError
 from portico_rx.notebook import jobs_frame, record
 from portico_rx.notebook.frames import JOB_FRAME_COLUMNS
 from portico_rx.notebook.plot import plot_upcoming, timeline
+from portico_rx.notebook.simulate import simulate
 from portico_rx.pipeline.delivery import Delivery, deliver
-from portico_rx.simulate import simulate
 from portico_rx.sources import replay
 from portico_rx.testing import RecordingJobCreator
 

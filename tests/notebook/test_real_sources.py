@@ -10,7 +10,7 @@ from reactivex.scheduler import HistoricalScheduler
 import portico_rx as prx
 from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
 from portico_rx.notebook import jobs_frame, record
-from portico_rx.simulate import simulate
+from portico_rx.notebook.simulate import simulate
 from portico_rx.sources import files, replay
 from portico_rx.testing import advance
 

@@ -15,7 +15,7 @@ from reactivex.scheduler import HistoricalScheduler
 
 import portico_rx as prx
 from portico_rx.errors import ConfigurationError, InvalidScheduleError
-from portico_rx.simulate import JOB_COLUMNS, diff, simulate
+from portico_rx.notebook.simulate import JOB_COLUMNS, diff, simulate
 from portico_rx.sources import replay
 from portico_rx.testing import RecordingJobCreator, advance
 

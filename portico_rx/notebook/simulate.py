@@ -211,7 +211,7 @@ def simulate(
     Example:
         >>> import pandas as pd
         >>> from portico_rx import to_job
-        >>> from portico_rx.simulate import simulate
+        >>> from portico_rx.notebook.simulate import simulate
         >>> events = pd.DataFrame({"time": ["2025-03-01 09:00", "2025-03-01 09:05"],
         ...                        "user": [1, 2]})
         >>> jobs = simulate(lambda ev: ev.pipe(to_job("email.send",
@@ -313,7 +313,7 @@ def diff(
     Example:
         >>> import pandas as pd
         >>> from portico_rx import to_job
-        >>> from portico_rx.simulate import diff
+        >>> from portico_rx.notebook.simulate import diff
         >>> events = pd.DataFrame({"time": ["2025-03-01 09:00", "2025-03-01 09:05"],
         ...                        "plan": ["free", "pro"]})
         >>> old = lambda ev: ev.pipe(to_job("welcome"))
