@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import reactivex
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from reactivex import operators as ops
 from reactivex.scheduler import HistoricalScheduler
 
@@ -319,3 +321,43 @@ def test_the_docs_table_has_a_row_for_every_operator_tested_on_rabbitmq() -> Non
     for name in [*TRACKED, *ON_RABBITMQ]:
         wanted = row_names.get(name, f"`{name}`")
         assert any(wanted in cell for cell in first_cells), name
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    gaps=st.lists(st.integers(min_value=0, max_value=4), min_size=1, max_size=12),
+    delay=st.integers(min_value=1, max_value=5),
+    mapped=st.booleans(),
+)
+async def test_delay_never_acks_before_the_job_and_makes_each_job_once(
+    gaps: list[int], delay: int, mapped: bool
+) -> None:
+    """Property (any arrival pattern, delay before or after a map): every message is
+    acked exactly once, never before a job carrying its payload exists, and the jobs are
+    exactly the messages; before ``map`` each job keeps its own message's key."""
+    first = ops.map(lambda e: {"order": e["id"]}) if mapped else ops.map(lambda e: e)
+    order = [first, ops.delay(float(delay))] if mapped else [ops.delay(float(delay)), first]
+    clock, broker, creator, trigger = await started(ops.compose(*order))
+    early: list[str] = []
+
+    def payload_id(job: prx.Job) -> str:
+        return str(job.payload.get("order", job.payload.get("id")))
+
+    try:
+        for n, gap in enumerate(gaps):
+            await advance(clock, float(gap))
+            broker.publish(f"m{n}")
+            created = {payload_id(job) for job in creator.jobs}
+            early += [m for m in broker.settled if m not in created]
+        await advance(clock, float(delay + 1))
+        await settle()
+    finally:
+        await trigger.stop()
+    ids = [f"m{n}" for n in range(len(gaps))]
+    assert early == []
+    assert sorted(payload_id(job) for job in creator.jobs) == sorted(ids)
+    assert broker.settled == dict.fromkeys(ids, "ack")
+    if not mapped:
+        assert sorted(keys(creator)) == sorted(f"orders:order.ship:{m}" for m in ids)
