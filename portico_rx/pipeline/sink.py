@@ -36,7 +36,7 @@ OverflowPolicy = Literal["dead_letter", "drop"]
 """What the sink does with a request that arrives while ``max_pending`` are pending."""
 
 DEFAULT_MAX_PENDING = 100_000
-"""Requests a sink holds (queued + being created) before it overflows (~50 MB)."""
+"""Requests a sink holds (queued + being created) before it overflows (~1 KB each)."""
 _OVERFLOW_POLICIES = ("dead_letter", "drop")
 
 
@@ -187,6 +187,8 @@ class JobSink:
         self._log = logger.bind(trigger=name)
         is_enabled_for = getattr(self._log, "is_enabled_for", None)
         self._log_jobs = True if is_enabled_for is None else bool(is_enabled_for(logging.INFO))
+        self._job_log: list[Job] | None = None
+        self._job_log_attempt = 1
 
     # -- intake (sync) -------------------------------------------------------------
 
@@ -309,6 +311,7 @@ class JobSink:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
         self._workers = []
+        self._flush_job_log()
         if self._hook_tasks:
             await asyncio.gather(*self._hook_tasks, return_exceptions=True)
         cancelled, self._cancelled = self._cancelled, 0
@@ -413,15 +416,49 @@ class JobSink:
         if claim is not None:
             claim.resolve(True, job_id=str(job.id))
         if self._log_jobs:
+            self._log_job(job, attempt)
+        if self.on_job is not None:
+            self.on_job(job)
+
+    def _log_job(self, job: Job, attempt: int) -> None:
+        """Log ``job_created`` once the loop iteration that created ``job`` ends.
+
+        A job created alone gets its own ``job_created`` line; jobs created in the same
+        loop iteration (a burst over a fast store) share one ``jobs_created`` line with
+        their count per job type, so a burst does not pay one rendered line per job.
+        """
+        batch = self._job_log
+        if batch is None:
+            self._job_log = [job]
+            self._job_log_attempt = attempt
+            asyncio.get_running_loop().call_soon(self._flush_job_log)
+        else:
+            batch.append(job)
+
+    def _flush_job_log(self) -> None:
+        batch, self._job_log = self._job_log, None
+        if not batch:
+            return
+        if len(batch) == 1:
+            job = batch[0]
             self._log.info(
                 "job_created",
                 job_id=str(job.id),
                 job_type=job.job_type,
                 queue_name=job.queue_name,
-                attempt=attempt,
+                attempt=self._job_log_attempt,
             )
-        if self.on_job is not None:
-            self.on_job(job)
+            return
+        job_types: dict[str, int] = {}
+        for job in batch:
+            job_types[job.job_type] = job_types.get(job.job_type, 0) + 1
+        self._log.info(
+            "jobs_created",
+            count=len(batch),
+            job_types=job_types,
+            first_job_id=str(batch[0].id),
+            last_job_id=str(batch[-1].id),
+        )
 
     async def _give_up(
         self,

@@ -68,7 +68,8 @@ class PipelineTrigger(JobTrigger):
         on_dead_letter: called with each :class:`~portico_rx.pipeline.dead_letter.DeadLetter`.
         history_size: how many recently created jobs ``history()`` keeps (default 100).
         max_pending: job requests held at once, queued or being created (default
-            100,000, about 50 MB). A request beyond that overflows per ``overflow``.
+            100,000: about 100 MB at ~1 KB a request). A request beyond that overflows
+            per ``overflow``.
         overflow: ``"dead_letter"`` (default: the request is dead-lettered with stage
             ``"overflow"`` and its delivery nacked with requeue, so a broker redelivers
             it) or ``"drop"`` (dropped, its delivery nacked without requeue). Counted in
@@ -284,7 +285,7 @@ class PipelineTrigger(JobTrigger):
                 return
             self._delivered_since_subscribe = True
             self._failures_in_a_row = 0
-            if not self._hold(item):
+            if not (self._paused and self._hold(item)):
                 self._sink.submit(item)
 
         def on_error(error: Exception) -> None:
