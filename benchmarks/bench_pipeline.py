@@ -160,8 +160,9 @@ def bench_cost(events: int, rounds: int) -> bool:
         wall_ratios.append(full_wall / bare_wall)
     ratio = statistics.median(ratios)
     passed = ratio <= COST_TARGET
-    print(f"    bare Rx -> asyncio.Queue -> consumer: {statistics.median(bares):7.2f} us/event (CPU)")
-    print(f"    deliver -> to_job -> JobSink:         {statistics.median(fulls):7.2f} us/event (CPU)")
+    bare_us, full_us = statistics.median(bares), statistics.median(fulls)
+    print(f"    bare Rx -> asyncio.Queue -> consumer: {bare_us:7.2f} us/event (CPU)")
+    print(f"    deliver -> to_job -> JobSink:         {full_us:7.2f} us/event (CPU)")
     print(
         f"    full/bare, median of paired ratios:   {ratio:.2f}x "
         f"(min {min(ratios):.2f}x - max {max(ratios):.2f}x; target <= {COST_TARGET:.1f}x) "
