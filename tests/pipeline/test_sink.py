@@ -181,3 +181,44 @@ async def test_the_default_bound_is_documented_and_generous() -> None:
 def test_a_bad_bound_or_policy_is_refused_by_name(options: dict[str, Any], named: str) -> None:
     with pytest.raises(ConfigurationError, match=named.replace(".", r"\.")):
         bounded_trigger(RecordingJobCreator(), reactivex.Subject(), **options)
+
+
+async def test_a_burst_logs_one_jobs_created_line_and_a_lone_job_its_own() -> None:
+    creator = RecordingJobCreator()
+    subject: reactivex.Subject[int] = reactivex.Subject()
+    trigger = bounded_trigger(creator, subject)
+    await trigger.start()
+    with capture_logs() as logs:
+        for n in range(3):
+            subject.on_next(n)  # created in one loop iteration
+        await until(lambda: len(creator.jobs) == 3)
+        await asyncio.sleep(0)
+    burst = [e for e in logs if e["event"] in ("job_created", "jobs_created")]
+    assert [(e["event"], e["count"], e["job_types"]) for e in burst] == [
+        ("jobs_created", 3, {"n.seen": 3})
+    ]
+    assert burst[0]["first_job_id"] == str(creator.jobs[0].id)
+    assert burst[0]["last_job_id"] == str(creator.jobs[2].id)
+    with capture_logs() as logs:
+        subject.on_next(3)
+        await until(lambda: len(creator.jobs) == 4)
+        await asyncio.sleep(0)
+    alone = [e for e in logs if e["event"] in ("job_created", "jobs_created")]
+    assert [(e["event"], e["job_id"], e["attempt"]) for e in alone] == [
+        ("job_created", str(creator.jobs[3].id), 1)
+    ]
+    await trigger.stop()
+
+
+def test_requests_sharing_one_fields_set_still_copy_and_compare() -> None:
+    """The sink holds many pending requests: they share one fields set (less memory)."""
+    requests: list[Any] = []
+    reactivex.of(1, 2).pipe(prx.to_job("n.seen", payload=lambda n: {"n": n})).subscribe(
+        requests.append
+    )
+    first, second = requests
+    copied = first.model_copy(update={"priority": 5})
+    assert copied.priority == 5 and first.priority == 0
+    assert first.model_fields_set is second.model_fields_set
+    assert copied.model_fields_set is not first.model_fields_set  # pydantic copied it
+    assert first == first.model_copy() and first != second
