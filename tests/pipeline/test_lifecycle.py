@@ -7,7 +7,10 @@ import asyncio
 import pytest
 from structlog.testing import capture_logs
 
-from portico_rx.models import RunState
+from portico_rx.adapters.job_queue.memory import MemoryJobQueue
+from portico_rx.kits.job.job_service import JobService
+from portico_rx.kits.job.worker import JobWorker
+from portico_rx.models import Job, JobStatus, RunState
 from portico_rx.pipeline.lifecycle import Lifecycle
 
 
@@ -205,3 +208,27 @@ async def test_a_failing_teardown_still_ends_stopped_and_raises() -> None:
     with pytest.raises(OSError, match="teardown failed"):
         await owner.lifecycle.stop(1.0)
     assert owner.lifecycle.state is RunState.STOPPED
+
+
+async def test_the_worker_stops_within_its_timeout_even_with_every_slot_stuck() -> None:
+    """One slot, one stuck job: the dispatcher waits for a slot that never frees."""
+    queue = MemoryJobQueue()
+    stuck_job = await JobService(queue).create_job("stuck.job", {})
+    await JobService(queue).create_job("stuck.job", {})
+    started = asyncio.Event()
+
+    async def stuck(job: Job) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    worker = JobWorker(queue, {"stuck.job": stuck}, concurrency=1, stop_timeout=0.05)
+    await worker.start()
+    await started.wait()
+    with capture_logs() as logs:
+        await asyncio.wait_for(worker.stop(), 5)
+    assert worker.state is RunState.STOPPED
+    stored = await queue.get(stuck_job.id)
+    assert stored is not None and stored.status is JobStatus.SCHEDULED  # rescheduled
+    stopped = next(e for e in logs if e["event"] == "worker_stopped")
+    assert stopped["unfinished"] == 1
+    assert "worker_drain_timeout" in [e["event"] for e in logs]

@@ -208,9 +208,10 @@ class JobWorker:
             self._stopping.set()
 
     async def _on_drain(self) -> None:
+        # asyncio.wait: a cancelled drain (the stop timeout) cancels neither the
+        # dispatcher nor the jobs; the teardown does, and reschedules the jobs
         if self._dispatcher is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(self._dispatcher)
+            await asyncio.wait({self._dispatcher})
         if self._running:
             await asyncio.wait(set(self._running))
 
