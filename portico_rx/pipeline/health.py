@@ -46,6 +46,7 @@ class HealthCounters:
     retries: int = 0
     restarts: int = 0
     in_flight: int = 0
+    overflowed: int = 0
     consecutive_failures: int = 0
     last_job_created: datetime | None = None
     last_error: str | None = None

@@ -8,7 +8,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from reactivex.abc import SchedulerBase
@@ -24,7 +24,7 @@ from portico_rx.pipeline.provenance import Provenance
 from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.ports.job_creator import JobCreator
 
-__all__ = ["AlertHook", "DeadLetterHook", "JobSink"]
+__all__ = ["DEFAULT_MAX_PENDING", "AlertHook", "DeadLetterHook", "JobSink", "OverflowPolicy"]
 
 logger = structlog.get_logger("portico_rx.pipeline.sink")
 
@@ -32,6 +32,12 @@ AlertHook = Callable[[str, str, dict[str, Any]], Awaitable[None] | None]
 """``alert(level, message, context)``, called when a job could not be created."""
 DeadLetterHook = Callable[[DeadLetter], Awaitable[None] | None]
 """``on_dead_letter(dead_letter)``, called for every dead-lettered event."""
+OverflowPolicy = Literal["dead_letter", "drop"]
+"""What the sink does with a request that arrives while ``max_pending`` are pending."""
+
+DEFAULT_MAX_PENDING = 100_000
+"""Requests a sink holds (queued + being created) before it overflows (~1 KB each)."""
+_OVERFLOW_POLICIES = ("dead_letter", "drop")
 
 
 class _WorkQueue:
@@ -101,6 +107,17 @@ class _WorkQueue:
             await joiner
 
 
+def check_pending(max_pending: object, overflow: object) -> None:
+    """Raise ``ConfigurationError`` for a bad ``max_pending`` or ``overflow``."""
+    if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+        raise ConfigurationError(
+            f"max_pending={max_pending!r}: use a whole number of requests, 1 or more "
+            f"(default {DEFAULT_MAX_PENDING})"
+        )
+    if overflow not in _OVERFLOW_POLICIES:
+        raise ConfigurationError(f"overflow={overflow!r}: use 'dead_letter' or 'drop'")
+
+
 class JobSink:
     """Creates a job for each request it is given, with bounded concurrency and retries.
 
@@ -110,6 +127,20 @@ class JobSink:
     invalid requests (``ConfigurationError``) are not retried. A request out of retries
     calls ``alert``, is dead-lettered and its delivery is nacked. Created jobs resolve
     their delivery claim ``ok``.
+
+    At most ``max_pending`` requests are pending (queued or being created). A request
+    that arrives beyond that overflows, per ``overflow``:
+
+    * ``"dead_letter"`` (default): it is dead-lettered with stage ``"overflow"`` and its
+      delivery nacked with ``requeue=True``, so a broker redelivers it later;
+    * ``"drop"``: it is dropped and its delivery nacked without requeue (a broker
+      dead-letters or discards it per its own configuration).
+
+    Either way the overflow is counted (``counters.overflowed``, in health as
+    ``details["sink"]["overflowed"]``) and logged: ``sink_overflow`` when an overflow
+    starts, ``sink_overflow_ended`` (with how many overflowed) when a request is accepted
+    again. A broker source bounds itself (prefetch) long before this; a hot ``Subject``
+    cannot be back-pressured, so for it this bound is the only one.
     """
 
     def __init__(
@@ -125,9 +156,15 @@ class JobSink:
         on_dead_letter: DeadLetterHook | None = None,
         dead_letters: deque[DeadLetter] | None = None,
         on_job: Callable[[Job], None] | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        overflow: OverflowPolicy = "dead_letter",
     ) -> None:
         if max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency={max_concurrency!r}: use 1 or more")
+        check_pending(max_pending, overflow)
+        self.max_pending = max_pending
+        self.overflow = overflow
+        self._overflowing = 0
         self.job_creator = job_creator
         self.name = name
         self.scheduler = scheduler
@@ -150,6 +187,8 @@ class JobSink:
         self._log = logger.bind(trigger=name)
         is_enabled_for = getattr(self._log, "is_enabled_for", None)
         self._log_jobs = True if is_enabled_for is None else bool(is_enabled_for(logging.INFO))
+        self._job_log: list[Job] | None = None
+        self._job_log_attempt = 1
 
     # -- intake (sync) -------------------------------------------------------------
 
@@ -161,9 +200,15 @@ class JobSink:
 
     def submit(self, item: JobRequest | EventFailed | Any) -> None:
         """Accept one pipeline item. Never raises."""
-        self.counters.events_seen += 1
+        counters = self.counters
+        counters.events_seen += 1
         if isinstance(item, JobRequest):
-            self.counters.in_flight += 1
+            if counters.in_flight >= self.max_pending:
+                self._overflow(item)
+                return
+            if self._overflowing:
+                self._overflow_ended()
+            counters.in_flight += 1
             self._queue.put_nowait(item)
         elif isinstance(item, EventFailed):
             self.counters.record_error(str(item), clock.now(self.scheduler))
@@ -190,6 +235,40 @@ class JobSink:
             logger.error("pipeline_emitted_non_request", trigger=self.name, error=error)
             self.dead_letter(stage="pipeline", error=error, event=item)
 
+    def _overflow(self, request: JobRequest) -> None:
+        self.counters.overflowed += 1
+        self._overflowing += 1
+        if self._overflowing == 1:
+            logger.warning(
+                "sink_overflow",
+                trigger=self.name,
+                max_pending=self.max_pending,
+                policy=self.overflow,
+            )
+        claim, delivery = request_claim(request)
+        if self.overflow == "drop":
+            if claim is not None:
+                claim.resolve(False, requeue=False)
+            return
+        self.dead_letter(
+            stage="overflow",
+            error=f"{self.max_pending} requests were pending (max_pending)",
+            request=request,
+            claim=claim,
+            delivery=delivery,
+            requeue=True,
+            log=False,
+        )
+
+    def _overflow_ended(self) -> None:
+        logger.warning(
+            "sink_overflow_ended",
+            trigger=self.name,
+            overflowed=self._overflowing,
+            policy=self.overflow,
+        )
+        self._overflowing = 0
+
     # -- draining ------------------------------------------------------------------
 
     @property
@@ -197,14 +276,28 @@ class JobSink:
         return self.counters.in_flight
 
     async def drain(self, timeout: float) -> int:
-        """Wait for queued and running creations; stop the workers.
+        """Wait (at most ``timeout`` s) for queued and running creations, then :meth:`close`.
 
         Returns:
-            How many requests were still unfinished at ``timeout``: they are cancelled,
-            their deliveries nacked with ``requeue=True`` and dead-lettered as ``"stop"``.
+            How many requests were still unfinished at ``timeout`` (see :meth:`close`).
         """
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), timeout)
+        return await self.close()
+
+    async def join(self) -> None:
+        """Wait until every submitted request is created or dead-lettered."""
+        await self._queue.join()
+
+    async def close(self) -> int:
+        """Stop the workers; abandon what is left.
+
+        Returns:
+            How many requests were unfinished: they are cancelled, their deliveries
+            nacked with ``requeue=True`` and dead-lettered as ``"stop"``.
+        """
+        if self._overflowing:
+            self._overflow_ended()
         unfinished = 0
         while not self._queue.empty():
             item = self._queue.get_nowait()
@@ -218,6 +311,7 @@ class JobSink:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
         self._workers = []
+        self._flush_job_log()
         if self._hook_tasks:
             await asyncio.gather(*self._hook_tasks, return_exceptions=True)
         cancelled, self._cancelled = self._cancelled, 0
@@ -322,15 +416,49 @@ class JobSink:
         if claim is not None:
             claim.resolve(True, job_id=str(job.id))
         if self._log_jobs:
+            self._log_job(job, attempt)
+        if self.on_job is not None:
+            self.on_job(job)
+
+    def _log_job(self, job: Job, attempt: int) -> None:
+        """Log ``job_created`` once the loop iteration that created ``job`` ends.
+
+        A job created alone gets its own ``job_created`` line; jobs created in the same
+        loop iteration (a burst over a fast store) share one ``jobs_created`` line with
+        their count per job type, so a burst does not pay one rendered line per job.
+        """
+        batch = self._job_log
+        if batch is None:
+            self._job_log = [job]
+            self._job_log_attempt = attempt
+            asyncio.get_running_loop().call_soon(self._flush_job_log)
+        else:
+            batch.append(job)
+
+    def _flush_job_log(self) -> None:
+        batch, self._job_log = self._job_log, None
+        if not batch:
+            return
+        if len(batch) == 1:
+            job = batch[0]
             self._log.info(
                 "job_created",
                 job_id=str(job.id),
                 job_type=job.job_type,
                 queue_name=job.queue_name,
-                attempt=attempt,
+                attempt=self._job_log_attempt,
             )
-        if self.on_job is not None:
-            self.on_job(job)
+            return
+        job_types: dict[str, int] = {}
+        for job in batch:
+            job_types[job.job_type] = job_types.get(job.job_type, 0) + 1
+        self._log.info(
+            "jobs_created",
+            count=len(batch),
+            job_types=job_types,
+            first_job_id=str(batch[0].id),
+            last_job_id=str(batch[-1].id),
+        )
 
     async def _give_up(
         self,
@@ -382,8 +510,12 @@ class JobSink:
         delivery: Delivery | None = None,
         requeue: bool = False,
         attempts: int = 0,
+        log: bool = True,
     ) -> DeadLetter:
-        """Record a dead letter, nack its delivery and call ``on_dead_letter``."""
+        """Record a dead letter, nack its delivery and call ``on_dead_letter``.
+
+        ``log=False`` skips the per-letter log line (an overflow logs once per burst).
+        """
         letter = DeadLetter(
             trigger=self.name,
             stage=stage,
@@ -399,14 +531,15 @@ class JobSink:
         self.dead_letters.append(letter)
         if claim is not None:
             claim.resolve(False, requeue=requeue)
-        logger.warning(
-            "event_dead_lettered",
-            trigger=self.name,
-            stage=stage,
-            error=error,
-            source=letter.source,
-            event_id=letter.event_id,
-        )
+        if log:
+            logger.warning(
+                "event_dead_lettered",
+                trigger=self.name,
+                stage=stage,
+                error=error,
+                source=letter.source,
+                event_id=letter.event_id,
+            )
         if self.on_dead_letter is not None:
             result = self._safe_call(self.on_dead_letter, letter)
             if inspect.isawaitable(result):

@@ -19,8 +19,16 @@ from portico_rx.pipeline import clock, presentation
 from portico_rx.pipeline.dead_letter import DeadLetter
 from portico_rx.pipeline.delivery import current_delivery
 from portico_rx.pipeline.health import HealthCounters, job_store_health
+from portico_rx.pipeline.lifecycle import Lifecycle
 from portico_rx.pipeline.retry import RetryPolicy, backoff
-from portico_rx.pipeline.sink import AlertHook, DeadLetterHook, JobSink
+from portico_rx.pipeline.sink import (
+    DEFAULT_MAX_PENDING,
+    AlertHook,
+    DeadLetterHook,
+    JobSink,
+    OverflowPolicy,
+    check_pending,
+)
 from portico_rx.pipeline.tracking import Tracker, TrackingScheduler, bind_tracker, unbind_tracker
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_trigger import JobTrigger
@@ -64,6 +72,15 @@ class PipelineTrigger(JobTrigger):
             (a stock operator held it where the trigger cannot see, see
             :mod:`portico_rx.pipeline.tracking`) to the dead letters instead of creating
             its job (default ``False``: create it, warn and count it in health).
+        max_pending: job requests held at once, queued or being created (default
+            100,000: about 100 MB at ~1 KB a request). A request beyond that overflows
+            per ``overflow``.
+        overflow: ``"dead_letter"`` (default: the request is dead-lettered with stage
+            ``"overflow"`` and its delivery nacked with requeue, so a broker redelivers
+            it) or ``"drop"`` (dropped, its delivery nacked without requeue). Counted in
+            ``get_health().details["sink"]["overflowed"]`` and logged once per burst
+            (``sink_overflow`` … ``sink_overflow_ended``). A hot ``Subject`` cannot be
+            back-pressured: this bound is what keeps its bursts in memory.
     """
 
     def __init__(
@@ -83,6 +100,8 @@ class PipelineTrigger(JobTrigger):
         on_dead_letter: DeadLetterHook | None = None,
         history_size: int = 100,
         strict_settlement: bool = False,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        overflow: OverflowPolicy = "dead_letter",
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError(f"name={name!r}: give the trigger a non-empty name")
@@ -95,10 +114,13 @@ class PipelineTrigger(JobTrigger):
             )
         if max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency={max_concurrency!r}: use 1 or more")
+        check_pending(max_pending, overflow)
         self.pipeline = pipeline
         self.job_creator = job_creator
         self.name = name
         self.max_concurrency = max_concurrency
+        self.max_pending = max_pending
+        self.overflow: OverflowPolicy = overflow
         self.retry = retry or RetryPolicy()
         self.stop_timeout = stop_timeout
         self.on_complete = on_complete
@@ -113,7 +135,16 @@ class PipelineTrigger(JobTrigger):
         self.tracker = Tracker(name, strict=strict_settlement)
         self._scheduler_arg = scheduler
         self._scheduler: SchedulerBase | None = None  # the tracking wrapper, once started
-        self._state = RunState.STOPPED
+        self._lifecycle = Lifecycle(
+            name,
+            kind="trigger",
+            on_start=self._on_start,
+            on_running=self._on_running,
+            on_stopping=self._on_stopping,
+            on_drain=self._on_drain,
+            on_teardown=self._on_teardown,
+            stats=self._lifecycle_stats,
+        )
         self._sink: JobSink | None = None
         self._subscription = SerialDisposable()
         self._restart: DisposableBase | None = None
@@ -122,8 +153,6 @@ class PipelineTrigger(JobTrigger):
         self._failures_in_a_row = 0
         self._start_error: BaseException | None = None
         self._starting = False
-        self._stopping: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
         self._paused = False
         self._held: list[Any] | None = None
 
@@ -131,11 +160,11 @@ class PipelineTrigger(JobTrigger):
 
     @property
     def is_running(self) -> bool:
-        return self._state is RunState.RUNNING
+        return self._lifecycle.is_running
 
     @property
     def state(self) -> RunState:
-        return self._state
+        return self._lifecycle.state
 
     @property
     def scheduler(self) -> SchedulerBase | None:
@@ -145,96 +174,85 @@ class PipelineTrigger(JobTrigger):
         return self._scheduler_arg
 
     async def start(self) -> None:
-        async with self._lock:
-            if self._state is RunState.RUNNING:
-                logger.warning("trigger_already_running", trigger=self.name)
-                return
-            await presentation.claim_name(self)
-            self._state = RunState.STARTING
-            logger.info("starting_trigger", trigger=self.name, trigger_type=type(self).__name__)
-            try:
-                await self._before_start()
-                await self.job_creator.open()
-                self._scheduler = TrackingScheduler(
-                    clock.resolve_scheduler(self._scheduler_arg), self.tracker
-                )
-                self._sink = JobSink(
-                    self.job_creator,
-                    name=self.name,
-                    scheduler=self._scheduler,
-                    counters=self.counters,
-                    retry=self.retry,
-                    max_concurrency=self.max_concurrency,
-                    alert=self.alert,
-                    on_dead_letter=self.on_dead_letter,
-                    dead_letters=self.dead_letters,
-                    on_job=self.recent_jobs.append,
-                )
-                self._sink.start()
-                self._state = RunState.RUNNING
-                self._start_error = None
-                self._starting = True
-                try:
-                    self._subscribe(initial=True)
-                finally:
-                    self._starting = False
-                if self._start_error is not None:
-                    raise self._start_error
-            except BaseException:
-                await self._teardown(timeout=0)
-                self._state = RunState.STOPPED
-                raise
-            await self._after_start()
-            logger.info("trigger_started", trigger=self.name, is_running=self.is_running)
+        await self._lifecycle.start()
 
     async def stop(self) -> None:
-        if self._stopping is not None:
-            await asyncio.shield(self._stopping)
-            return
-        if self._state is RunState.STOPPED:
-            return
-        self._stopping = asyncio.ensure_future(self._stop())
+        await self._lifecycle.stop(self.stop_timeout)
+
+    # -- the lifecycle's steps (see portico_rx.pipeline.lifecycle) ---------------------
+
+    async def _on_start(self) -> None:
+        await presentation.claim_name(self)
+        logger.info("starting_trigger", trigger=self.name, trigger_type=type(self).__name__)
+        await self._before_start()
+        await self.job_creator.open()
+        self._scheduler = TrackingScheduler(
+            clock.resolve_scheduler(self._scheduler_arg), self.tracker
+        )
+        self._sink = JobSink(
+            self.job_creator,
+            name=self.name,
+            scheduler=self._scheduler,
+            counters=self.counters,
+            retry=self.retry,
+            max_concurrency=self.max_concurrency,
+            alert=self.alert,
+            on_dead_letter=self.on_dead_letter,
+            dead_letters=self.dead_letters,
+            on_job=self.recent_jobs.append,
+            max_pending=self.max_pending,
+            overflow=self.overflow,
+        )
+        self._sink.start()
+
+    async def _on_running(self) -> None:
+        self._start_error = None
+        self._starting = True
         try:
-            await asyncio.shield(self._stopping)
+            self._subscribe(initial=True)
         finally:
-            self._stopping = None
+            self._starting = False
+        if self._start_error is not None:
+            raise self._start_error
+        await self._after_start()
+        logger.info("trigger_started", trigger=self.name, is_running=self.is_running)
 
-    async def _stop(self) -> None:
-        async with self._lock:
-            if self._state is RunState.STOPPED:
-                return
-            logger.info("stopping_trigger", trigger=self.name, in_flight=self.counters.in_flight)
-            self._state = RunState.STOPPING
-            if self._sink is not None:
-                self._release_held(self._sink.submit)
-            await self._before_stop()
-            unfinished = await self._teardown(timeout=self.stop_timeout)
-            self._state = RunState.STOPPED
-            logger.info(
-                "trigger_stopped",
-                trigger=self.name,
-                is_running=False,
-                jobs_created=self.counters.jobs_created,
-                unfinished=unfinished,
-            )
+    async def _on_stopping(self) -> None:
+        if self._sink is not None:
+            self._release_held(self._sink.submit)
+        await self._before_stop()
+        self._unsubscribe()
 
-    async def _teardown(self, timeout: float) -> int:
+    async def _on_drain(self) -> None:
+        if self._sink is not None:
+            await self._sink.join()
+
+    def _unsubscribe(self) -> None:
         self._generation += 1
         if self._restart is not None:
             self._restart.dispose()
             self._restart = None
-        self.tracker.abandon(self._unsubscribe)
+        self.tracker.abandon(self._dispose_subscription)
+
+    def _dispose_subscription(self) -> None:
+        self._subscription.disposable = None
+
+    async def _on_teardown(self) -> int:
+        self._unsubscribe()
         unfinished = 0
         if self._sink is not None:
-            unfinished = await self._sink.drain(timeout)
+            unfinished = await self._sink.close()
             self._sink = None
         await self._after_stop()
         self.tracker.close()
         return unfinished
 
+    def _lifecycle_stats(self) -> dict[str, Any]:
+        return {"in_flight": self.counters.in_flight, "jobs_created": self.counters.jobs_created}
+
     def get_health(self) -> TriggerHealth:
         healthy = (
-            self._state is RunState.RUNNING
+            self.is_running
             and self._failures_in_a_row == 0
             and self.counters.consecutive_failures < 3
         )
@@ -244,12 +262,19 @@ class PipelineTrigger(JobTrigger):
             details = {**details, "untracked_events": dict(untracked)}
         return self.counters.snapshot(
             name=self.name,
-            state=self._state,
+            state=self.state,
             healthy=healthy,
-            details=details,
+            details={**details, "sink": self._sink_details()},
             job_store=job_store_health(self.job_creator),
             untracked=sum(untracked.values()),
         )
+
+    def _sink_details(self) -> dict[str, Any]:
+        return {
+            "max_pending": self.max_pending,
+            "overflow": self.overflow,
+            "overflowed": self.counters.overflowed,
+        }
 
     # -- hooks for named triggers ----------------------------------------------------
 
@@ -281,7 +306,7 @@ class PipelineTrigger(JobTrigger):
                 return
             self._delivered_since_subscribe = True
             self._failures_in_a_row = 0
-            if not self._hold(item):
+            if not (self._paused and self._hold(item)):
                 self._sink.submit(item)
 
         def on_error(error: Exception) -> None:
@@ -304,9 +329,6 @@ class PipelineTrigger(JobTrigger):
             )
         finally:
             unbind_tracker(token)
-
-    def _unsubscribe(self) -> None:
-        self._subscription.disposable = None
 
     def _on_pipeline_error(self, error: Exception) -> None:
         assert self._sink is not None and self._scheduler is not None
@@ -359,7 +381,7 @@ class PipelineTrigger(JobTrigger):
 
         def resubscribe(_scheduler: Any, _state: Any = None) -> None:
             self._restart = None
-            if self._state is RunState.RUNNING:
+            if self.is_running:
                 self._subscribe()
 
         self._restart = self._scheduler.schedule_relative(timedelta(seconds=delay), resubscribe)
@@ -456,7 +478,7 @@ class PipelineTrigger(JobTrigger):
     def __repr__(self) -> str:
         health = self.counters
         return (
-            f"{type(self).__name__}(name={self.name!r}, state={self._state.value}, "
+            f"{type(self).__name__}(name={self.name!r}, state={self.state.value}, "
             f"jobs_created={health.jobs_created}, errors={health.errors}, "
             f"in_flight={health.in_flight})"
         )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from portico_rx.adapters.job_queue.base import check_queue_names
 from portico_rx.errors import ConfigurationError
 from portico_rx.models import Job, RunState, utcnow
+from portico_rx.pipeline.lifecycle import Lifecycle
 from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.ports.job_handler import JobHandler
 from portico_rx.ports.job_queue import JobQueue
@@ -130,7 +131,16 @@ class JobWorker:
         self.job_timeout = job_timeout
         self.stop_timeout = stop_timeout
         self.name = name
-        self._state = RunState.STOPPED
+        self._lifecycle = Lifecycle(
+            name,
+            kind="worker",
+            on_start=self._on_start,
+            on_running=self._on_running,
+            on_stopping=self._on_stopping,
+            on_drain=self._on_drain,
+            on_teardown=self._on_teardown,
+            stats=self._lifecycle_stats,
+        )
         self._dispatcher: asyncio.Task[None] | None = None
         self._running: dict[asyncio.Task[None], Job] = {}
         self._slots: asyncio.Semaphore | None = None
@@ -146,7 +156,7 @@ class JobWorker:
 
     def __repr__(self) -> str:
         return (
-            f"JobWorker(name={self.name!r}, state={self._state.value}, "
+            f"JobWorker(name={self.name!r}, state={self.state.value}, "
             f"completed={self._completed}, failed={self._failed}, in_flight={len(self._running)})"
         )
 
@@ -154,11 +164,11 @@ class JobWorker:
 
     @property
     def is_running(self) -> bool:
-        return self._state is RunState.RUNNING
+        return self._lifecycle.is_running
 
     @property
     def state(self) -> RunState:
-        return self._state
+        return self._lifecycle.state
 
     async def start(self) -> None:
         """Open the queue and start taking jobs. A second call logs and does nothing.
@@ -166,19 +176,25 @@ class JobWorker:
         Raises:
             QueueUnavailableError: the queue cannot be opened; the worker stays stopped.
         """
-        if self._state is not RunState.STOPPED:
-            logger.warning("worker_already_running", worker=self.name)
-            return
-        self._state = RunState.STARTING
-        try:
-            await self.job_queue.open()
-        except BaseException:
-            self._state = RunState.STOPPED
-            raise
+        await self._lifecycle.start()
+
+    async def stop(self) -> None:
+        """Stop taking jobs; wait up to ``stop_timeout`` for running ones. Idempotent.
+
+        Jobs still running at the timeout are cancelled and rescheduled (``fail`` with
+        ``retry_at`` = now), so another worker picks them up.
+        """
+        await self._lifecycle.stop(self.stop_timeout)
+
+    # -- the lifecycle's steps (see portico_rx.pipeline.lifecycle) ---------------------
+
+    async def _on_start(self) -> None:
+        await self.job_queue.open()
         self._slots = asyncio.Semaphore(self.concurrency)
         self._stopping = asyncio.Event()
         self._dispatcher = asyncio.ensure_future(self._dispatch())
-        self._state = RunState.RUNNING
+
+    async def _on_running(self) -> None:
         logger.info(
             "worker_started",
             worker=self.name,
@@ -187,36 +203,37 @@ class JobWorker:
             concurrency=self.concurrency,
         )
 
-    async def stop(self) -> None:
-        """Stop taking jobs; wait up to ``stop_timeout`` for running ones. Idempotent.
+    async def _on_stopping(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
 
-        Jobs still running at the timeout are cancelled and rescheduled (``fail`` with
-        ``retry_at`` = now), so another worker picks them up.
-        """
-        if self._state is not RunState.RUNNING:
-            return
-        self._state = RunState.STOPPING
-        logger.info("stopping_worker", worker=self.name, in_flight=len(self._running))
-        assert self._stopping is not None and self._dispatcher is not None
-        self._stopping.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._dispatcher
-        unfinished = 0
+    async def _on_drain(self) -> None:
+        # asyncio.wait: a cancelled drain (the stop timeout) cancels neither the
+        # dispatcher nor the jobs; the teardown does, and reschedules the jobs
+        if self._dispatcher is not None:
+            await asyncio.wait({self._dispatcher})
         if self._running:
-            _done, pending = await asyncio.wait(set(self._running), timeout=self.stop_timeout)
-            unfinished = len(pending)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
-        self._state = RunState.STOPPED
-        logger.info(
-            "worker_stopped",
-            worker=self.name,
-            jobs_completed=self._completed,
-            jobs_failed=self._failed,
-            unfinished=unfinished,
-        )
+            await asyncio.wait(set(self._running))
+
+    async def _on_teardown(self) -> int:
+        dispatcher, self._dispatcher = self._dispatcher, None
+        if dispatcher is not None and not dispatcher.done():
+            dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dispatcher
+        pending = set(self._running)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        return len(pending)
+
+    def _lifecycle_stats(self) -> dict[str, Any]:
+        return {
+            "in_flight": len(self._running),
+            "jobs_completed": self._completed,
+            "jobs_failed": self._failed,
+        }
 
     async def run_until_idle(self, timeout: float = 60.0) -> int:
         """Process due jobs until none is left, then return how many finished.
@@ -249,10 +266,10 @@ class JobWorker:
 
     def get_health(self) -> WorkerHealth:
         """Counters and state; cheap and synchronous."""
-        running = self._state is RunState.RUNNING
+        running = self.is_running
         return WorkerHealth(
             name=self.name,
-            state=self._state,
+            state=self.state,
             is_running=running,
             healthy=running and self._dequeue_failures == 0,
             concurrency=self.concurrency,
