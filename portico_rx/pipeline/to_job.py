@@ -172,7 +172,10 @@ def to_job(
     )
 
     def make_request(
-        event: T, scheduler: abc.SchedulerBase | None, delivery: Delivery | None
+        event: T,
+        scheduler: abc.SchedulerBase | None,
+        delivery: Delivery | None,
+        claim: Claim | None,
     ) -> JobRequest:
         if fixed_payload is not None:
             body = dict(fixed_payload)
@@ -204,6 +207,8 @@ def to_job(
             ),
             metadata=meta,
             idempotency_key=key,
+            claim=claim,
+            delivery=delivery,
         )
 
     return _claiming(make_request, "to_job")
@@ -217,16 +222,20 @@ def requests() -> Callable[[Observable[Any]], Observable[JobRequest | EventFaile
     a ``JobRequest`` becomes an :class:`~portico_rx.pipeline.isolation.EventFailed`.
     """
 
-    def take(event: Any, _scheduler: abc.SchedulerBase | None, _d: Delivery | None) -> JobRequest:
+    def take(
+        event: Any, _scheduler: abc.SchedulerBase | None, delivery: Delivery | None, claim: Any
+    ) -> JobRequest:
         if not isinstance(event, JobRequest):
             raise TypeError(f"{type(event).__name__} {event!r:.80} is not a JobRequest")
+        attach_claim(event, claim, delivery)
         return event
 
     return _claiming(take, "decode")
 
 
 def _claiming(
-    build: Callable[[Any, abc.SchedulerBase | None, Delivery | None], JobRequest], stage: str
+    build: Callable[[Any, abc.SchedulerBase | None, Delivery | None, Claim | None], JobRequest],
+    stage: str,
 ) -> Callable[[Observable[Any]], Observable[JobRequest | EventFailed]]:
     """The operator behind :func:`to_job`: ``build`` each request and attach the claim
     on the delivery its event belongs to."""
@@ -251,17 +260,13 @@ def _claiming(
                         error = UntrackedEventError(kind)
                         observer.on_next(EventFailed(event, error, "settlement", claim))
                         return
-                try:
-                    request = build(event, scheduler, delivery)
-                except Exception as exc:
-                    if claim is None and delivery is not None and not delivery.settled:
-                        claim = delivery.claim()
-                    observer.on_next(EventFailed(event, exc, stage, claim))
-                    return
                 if claim is None and delivery is not None and not delivery.settled:
                     claim = delivery.claim()
-                if claim is not None or delivery is not None:
-                    attach_claim(request, claim, delivery)
+                try:
+                    request = build(event, scheduler, delivery, claim)
+                except Exception as exc:
+                    observer.on_next(EventFailed(event, exc, stage, claim))
+                    return
                 observer.on_next(request)
 
             return source.subscribe(

@@ -71,8 +71,9 @@ async def main() -> None:
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
     store = SQLiteJobQueue(args.db)
     creator: JobCreator = Blocking() if args.block else JobService(store)
+    source = prx.sources.rabbitmq(URL, args.queue)
     trigger = prx.PipelineTrigger(
-        prx.sources.rabbitmq(URL, args.queue).pipe(
+        source.pipe(
             operator(args.operator, args.seconds),
             prx.to_job("job.e", payload=lambda m: json.loads(m.body)),
         ),
@@ -86,6 +87,9 @@ async def main() -> None:
     sys.stdout.flush()
     await stop.wait()
     await trigger.stop()
+    # a bare pipeline does not wait for its source's connection to close (the named
+    # queue triggers do): without this, asyncio.run may cancel aio-pika mid-close
+    await source.wait_closed(timeout=15)
     await store.close()
 
 
