@@ -306,6 +306,7 @@ class RowSource(reactivex.Observable[RowEvent]):
 
     Attributes:
         spec: the table.
+        stats: the :class:`DbPollStats` all its subscriptions update.
         drain_timeout: seconds a disposed subscription keeps marking (see :func:`db_rows`).
     """
 
@@ -328,13 +329,17 @@ class RowSource(reactivex.Observable[RowEvent]):
         self.backoff_cap = backoff_cap
         self.drain_timeout = drain_timeout
         self.wake = wake
-        self.stats = stats
+        self.stats = stats if stats is not None else DbPollStats()
         self._scheduler = scheduler
         self._pollers: set[_RowPoller] = set()
         self._closing: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"RowSource({self.spec.qualified!r}, subscriptions={len(self._pollers)})"
+
+    def rows_in_flight(self) -> int:
+        """Rows emitted and not finished with, over every live or draining subscription."""
+        return sum(len(poller.in_flight) for poller in self._pollers)
 
     def busy_ids(self) -> list[Any]:
         """Primary keys some subscription emitted and has not finished with (a restarted
@@ -390,7 +395,7 @@ class _RowPoller:
         self.loop = asyncio.get_running_loop()
         self.sql: Any = require("sqlalchemy", "db")
         self.engine, self.owns_engine = open_engine(source.database)
-        self.counters = source.stats if source.stats is not None else DbPollStats()
+        self.counters = source.stats
         self.in_flight: dict[str, Any] = {}
         self.to_mark: dict[str, Any] = {}
         self.max_in_flight = self.spec.batch_size * 4
@@ -422,7 +427,7 @@ class _RowPoller:
         def nack(_requeue: bool) -> None:
             if self.in_flight.pop(key, None) is not None:
                 self.counters.rows_nacked += 1
-                self.counters.in_flight = len(self.in_flight)
+                self.counters.in_flight = self.source.rows_in_flight()
                 self._settled.set()
                 logger.warning("db_row_nacked", table=self.spec.qualified, key=key)
 
@@ -505,7 +510,7 @@ class _RowPoller:
             self.to_mark.pop(key, None)
             self.in_flight.pop(key, None)
         self.counters.rows_marked += len(batch)
-        self.counters.in_flight = len(self.in_flight)
+        self.counters.in_flight = self.source.rows_in_flight()
         self._settled.set()
         if was_full:
             self._woken.set()  # room again for the rest of a backlog
@@ -518,7 +523,7 @@ class _RowPoller:
         qualified = self.spec.qualified
         self.in_flight[key] = raw
         self.counters.rows_emitted += 1
-        self.counters.in_flight = len(self.in_flight)
+        self.counters.in_flight = self.source.rows_in_flight()
         delivery = Delivery(
             source=f"db:{qualified}",
             seen_at=clock.now(self.scheduler),
@@ -630,12 +635,10 @@ class _RowPoller:
         logger.info("db_poll_stopping", table=self.spec.qualified, in_flight=len(self.in_flight))
 
     async def _close(self) -> None:
-        with contextlib.suppress(BaseException):
-            await self._poll_task
+        await asyncio.wait([self._poll_task])  # its error, if any, went to the observer
         left = await self._drain(self.source.drain_timeout)
         self._marker_task.cancel()
-        with contextlib.suppress(BaseException):
-            await self._marker_task
+        await asyncio.wait([self._marker_task])
         if left:
             logger.warning(
                 "db_poll_drain_timeout",
@@ -649,7 +652,7 @@ class _RowPoller:
             )
         self.in_flight.clear()
         self.to_mark.clear()
-        self.counters.in_flight = 0
+        self.counters.in_flight = self.source.rows_in_flight()
         if self.owns_engine:
             await self.engine.dispose()
         logger.info(
