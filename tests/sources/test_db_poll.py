@@ -599,3 +599,35 @@ async def test_the_drain_of_a_disposed_source_is_bounded_and_says_what_it_left(
     await asyncio.sleep(0.05)
     assert await statuses(engine) == {"a": "pending"}
     assert stats.rows_marked == 0
+
+
+async def test_a_new_subscription_skips_the_rows_a_draining_one_still_holds(
+    sqlite_db: tuple[str, AsyncEngine],
+) -> None:
+    """A trigger re-subscribes at once after a pipeline error while the old subscription
+    still drains: the new one does not emit the old one's rows a second time."""
+    _url, engine = sqlite_db
+    await insert(engine, "a", "b")
+    vt = virtual()
+    source = sources.db_rows(engine, "items", every=60, scheduler=vt)
+    first: list[Any] = []
+    old = source.subscribe(lambda event: first.append((event.key, claim_current())))
+    await wait_for(lambda: len(first) == 2)
+    old.dispose()
+    second: list[Any] = []
+    new = source.subscribe(lambda event: second.append((event.key, claim_current())))
+    try:
+        await wait_for(lambda: source.stats.completed == 2)
+        await insert(engine, "c")
+        await advance(vt, 60, step=60)
+        await wait_for(lambda: source.stats.completed == 3)
+        assert [key for key, _claim in second] == ["3"]
+        assert source.stats.in_flight == 3  # two draining, one live
+        for _key, claim in first:
+            claim.resolve(True, job_id="job")
+        second[0][1].resolve(False, requeue=True)
+        assert await source.wait_closed(timeout=10) is True
+        assert await statuses(engine) == {"a": "queued", "b": "queued", "c": "pending"}
+    finally:
+        new.dispose()
+        await source.wait_closed(timeout=10)
