@@ -6,7 +6,9 @@ between the rows' database and the job store:
 1. select pending rows (``status = pending``) not already in flight;
 2. emit each as a :class:`RowEvent` whose idempotency key is ``table:primary key``;
 3. only when the job exists (the event's delivery is acked) mark the row ``queued``
-   (``UPDATE … WHERE id IN (…) AND status = pending``, batched).
+   (``UPDATE … WHERE id IN (…) AND status = pending``, batched);
+4. on dispose (a trigger's ``stop()``), stop polling at once but go on marking until
+   every emitted row is marked or handed back (nacked), or ``drain_timeout`` passes.
 
 A crash between 2 and 3 leaves the row pending: the next poll emits it again and the job
 store returns the job it already has for that key (no double). A crash before the job
