@@ -9,6 +9,9 @@ Field rules (enforced by :func:`check_job_fields`, by the models and by every ad
   runs first.
 * ``payload`` and ``metadata``: a ``dict`` with string keys that ``json.dumps`` accepts
   (no NaN/Infinity, no sets, no datetimes: convert them to strings first).
+* the idempotency key (``idempotency_key=`` or ``metadata["idempotency_key"]``): ``None``
+  or a non-empty string of at most ``IDEMPOTENCY_KEY_MAX`` (512) characters, enforced by
+  :func:`check_idempotency_key` in every job creator.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from portico_rx.errors import InvalidJobError
 
 __all__ = [
+    "IDEMPOTENCY_KEY_MAX",
     "PRIORITY_MAX",
     "PRIORITY_MIN",
     "Job",
@@ -34,6 +38,7 @@ __all__ = [
     "RunState",
     "TriggerHealth",
     "attach_claim",
+    "check_idempotency_key",
     "check_job_fields",
     "fields_of",
     "request_claim",
@@ -44,6 +49,8 @@ __all__ = [
 
 PRIORITY_MIN = -100
 PRIORITY_MAX = 100
+IDEMPOTENCY_KEY_MAX = 512
+"""Longest idempotency key a job creator accepts (the stores index it)."""
 _STRICT_JSON = json.JSONEncoder(allow_nan=False)  # one encoder: json.dumps builds one per call
 _JOB_TYPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$")
@@ -168,6 +175,34 @@ def check_job_fields(
         _check_priority(priority),
         _check_json_object("metadata", metadata),
     )
+
+
+def check_idempotency_key(key: object, metadata: dict[str, Any]) -> str | None:
+    """The job's idempotency key: ``key`` if given, else ``metadata["idempotency_key"]``.
+
+    Every job creator calls it once, after :func:`check_job_fields` (``metadata`` is the
+    checked dict), so the rule below is the same for ``JobService``, the Celery bridge
+    and ``RecordingJobCreator``.
+
+    Returns:
+        ``None`` (no key) or the key: a non-empty string of at most
+        :data:`IDEMPOTENCY_KEY_MAX` characters.
+
+    Raises:
+        InvalidJobError: ``field == "idempotency_key"``, naming the value and the fix.
+    """
+    if key is None:
+        key = metadata.get("idempotency_key")
+        if key is None:
+            return None
+    if not isinstance(key, str) or not key or len(key) > IDEMPOTENCY_KEY_MAX:
+        fix = f"use a non-empty string of at most {IDEMPOTENCY_KEY_MAX} characters"
+        if isinstance(key, str) and key:
+            fix = f"it has {len(key)} characters; {fix} (e.g. a hash of the long part)"
+        else:
+            fix = f"{fix}, e.g. 'orders:1234'"
+        raise InvalidJobError("idempotency_key", key, fix)
+    return key
 
 
 class JobStatus(enum.StrEnum):

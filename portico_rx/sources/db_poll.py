@@ -6,7 +6,9 @@ between the rows' database and the job store:
 1. select pending rows (``status = pending``) not already in flight;
 2. emit each as a :class:`RowEvent` whose idempotency key is ``table:primary key``;
 3. only when the job exists (the event's delivery is acked) mark the row ``queued``
-   (``UPDATE … WHERE id IN (…) AND status = pending``, batched).
+   (``UPDATE … WHERE id IN (…) AND status = pending``, batched);
+4. on dispose (a trigger's ``stop()``), stop polling at once but go on marking until
+   every emitted row is marked or handed back (nacked), or ``drain_timeout`` passes.
 
 A crash between 2 and 3 leaves the row pending: the next poll emits it again and the job
 store returns the job it already has for that key (no double). A crash before the job
@@ -41,6 +43,7 @@ from portico_rx.url_redaction import redact_url
 __all__ = [
     "DbPollStats",
     "RowEvent",
+    "RowSource",
     "TableSpec",
     "check_database_url",
     "db_rows",
@@ -226,8 +229,9 @@ def db_rows(
     max_backoff: float = 300.0,
     stats: DbPollStats | None = None,
     scheduler: abc.SchedulerBase | None = None,
+    drain_timeout: float = 30.0,
     **table_options: Any,
-) -> Observable[RowEvent]:
+) -> RowSource:
     """Poll a table for pending rows; emit each once, mark it ``queued`` once handled.
 
     See the module docstring for the order that makes this crash-safe. Each event's
@@ -241,22 +245,29 @@ def db_rows(
     are logged, counted in ``stats``, and the next poll backs off (``every * 2**n``, at
     most ``max_backoff``).
 
+    Disposing a subscription stops its polling at once, but it keeps marking: every row
+    it emitted is marked once its delivery is acked, until none is left unsettled or
+    ``drain_timeout`` passes (the rows left are logged and stay pending, so a later poll
+    emits them again). :meth:`RowSource.wait_closed` waits for that.
+
     Args:
         database: an ``AsyncEngine``, an object with an ``.engine``, or a URL such as
             ``"sqlite+aiosqlite:///app.db"`` (then the engine is created on subscribe and
-            disposed on dispose).
+            disposed once the subscription has drained).
         table: the table name or a :class:`TableSpec`.
         every: seconds (or a timedelta) between polls when idle, > 0 (default 60).
         wake: an observable whose items trigger an early poll (default none).
         max_backoff: cap on the backoff after failures, seconds (default 300).
         stats: a :class:`DbPollStats` to update (default a private one).
         scheduler: scheduler for intervals and event times (default the running loop).
+        drain_timeout: seconds a disposed subscription keeps marking the rows of its
+            deliveries still in flight, > 0 (default 30).
         **table_options: :class:`TableSpec` fields when ``table`` is a name
             (``id_column``, ``status_column``, ``pending``, ``queued``, ``where``,
             ``schema``, ``batch_size``).
 
     Returns:
-        A cold observable of :class:`RowEvent`.
+        A cold observable of :class:`RowEvent` (a :class:`RowSource`).
 
     Raises:
         ConfigurationError: at once, for bad identifiers, statuses, intervals or URLs.
@@ -276,231 +287,388 @@ def db_rows(
         raise ConfigurationError(
             f"table options {sorted(table_options)} given with a TableSpec; set them on it"
         )
-    interval = check_interval("every", every)
-    backoff_cap = check_interval("max_backoff", max_backoff)
     if isinstance(database, str):
         check_database_url(database)
-    sqlalchemy: Any = require("sqlalchemy", "db")
+    require("sqlalchemy", "db")  # a missing extra fails here, not on subscribe
+    return RowSource(
+        database,
+        spec,
+        interval=check_interval("every", every),
+        backoff_cap=check_interval("max_backoff", max_backoff),
+        drain_timeout=check_interval("drain_timeout", drain_timeout),
+        wake=wake,
+        stats=stats,
+        scheduler=scheduler,
+    )
 
-    def subscribe(
-        observer: abc.ObserverBase[RowEvent], subscribe_scheduler: abc.SchedulerBase | None = None
+
+class RowSource(reactivex.Observable[RowEvent]):
+    """What :func:`db_rows` returns: a cold observable of :class:`RowEvent`; each
+    subscription runs one :class:`_RowPoller`.
+
+    Attributes:
+        spec: the table.
+        stats: the :class:`DbPollStats` all its subscriptions update.
+        drain_timeout: seconds a disposed subscription keeps marking (see :func:`db_rows`).
+    """
+
+    def __init__(
+        self,
+        database: Any,
+        spec: TableSpec,
+        *,
+        interval: float,
+        backoff_cap: float,
+        drain_timeout: float,
+        wake: Observable[Any] | None,
+        stats: DbPollStats | None,
+        scheduler: abc.SchedulerBase | None,
+    ) -> None:
+        super().__init__(self._subscribe_poller)
+        self.database = database
+        self.spec = spec
+        self.interval = interval
+        self.backoff_cap = backoff_cap
+        self.drain_timeout = drain_timeout
+        self.wake = wake
+        self.stats = stats if stats is not None else DbPollStats()
+        self._scheduler = scheduler
+        self._pollers: set[_RowPoller] = set()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"RowSource({self.spec.qualified!r}, subscriptions={len(self._pollers)})"
+
+    def rows_in_flight(self) -> int:
+        """Rows emitted and not finished with, over every live or draining subscription."""
+        return sum(len(poller.in_flight) for poller in self._pollers)
+
+    def busy_ids(self) -> list[Any]:
+        """Primary keys some subscription emitted and has not finished with (a restarted
+        subscription must not emit them again while an old one still marks them)."""
+        return [raw for poller in self._pollers for raw in poller.in_flight.values()]
+
+    async def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait until every disposed subscription has marked the rows it emitted (or
+        given up after ``drain_timeout``) and closed its engine.
+
+        Returns:
+            Whether all of them closed within ``timeout`` seconds (default: no limit).
+        """
+        if not self._closing:
+            return True
+        _done, pending = await asyncio.wait(set(self._closing), timeout=timeout)
+        return not pending
+
+    def _subscribe_poller(
+        self, observer: abc.ObserverBase[RowEvent], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        sched = clock.resolve_scheduler(scheduler or subscribe_scheduler)
-        loop = asyncio.get_running_loop()
-        engine, owned = open_engine(database)
-        counters = stats if stats is not None else DbPollStats()
-        in_flight: dict[str, Any] = {}
-        to_mark: dict[str, Any] = {}
-        woken = asyncio.Event()
-        marks_ready = asyncio.Event()
-        max_in_flight = spec.batch_size * 4
-        state: dict[str, Any] = {"table": None, "disposed": False}
-        wake_subscription: list[abc.DisposableBase] = []
+        poller = _RowPoller(self, observer, clock.resolve_scheduler(self._scheduler or scheduler))
+        self._pollers.add(poller)
+        return Disposable(poller.dispose)
 
-        def ack_for(key: str) -> Callable[[], None]:
-            def ack() -> None:
-                if key in in_flight:
-                    to_mark[key] = in_flight[key]
-                    marks_ready.set()
+    def _closed(self, poller: _RowPoller, task: asyncio.Task[None]) -> None:
+        self._closing.add(task)
 
-            return ack
+        def done(_task: asyncio.Task[None]) -> None:
+            self._closing.discard(task)
+            self._pollers.discard(poller)
 
-        def nack_for(key: str) -> Callable[[bool], None]:
-            def nack(_requeue: bool) -> None:
-                if in_flight.pop(key, None) is not None:
-                    counters.rows_nacked += 1
-                    counters.in_flight = len(in_flight)
-                    logger.warning("db_row_nacked", table=spec.qualified, key=key)
+        task.add_done_callback(done)
 
-            return nack
 
-        async def select_pending() -> list[dict[str, Any]]:
-            tbl = state["table"]
-            if tbl is None:
-                tbl = state["table"] = await reflect_table(engine, spec)
-            id_col = tbl.c[spec.id_column]
-            query = sqlalchemy.select(tbl).where(tbl.c[spec.status_column] == spec.pending)
-            if spec.where:
-                query = query.where(sqlalchemy.text(spec.where))
-            if in_flight:
-                query = query.where(id_col.not_in(list(in_flight.values())))
-            query = query.order_by(id_col).limit(spec.batch_size)
-            async with engine.connect() as connection:
-                result = await connection.execute(query)
-                return [dict(row._mapping) for row in result]
+class _RowPoller:
+    """One subscription of a :class:`RowSource`: a poll task and a marker task.
 
-        async def mark(keys: dict[str, Any]) -> None:
-            tbl = state["table"]
-            statement = (
-                sqlalchemy.update(tbl)
-                .where(
-                    tbl.c[spec.id_column].in_(list(keys.values())),
-                    tbl.c[spec.status_column] == spec.pending,
-                )
-                .values({spec.status_column: spec.queued})
+    ``in_flight`` holds the rows emitted and not yet finished with (marked, or nacked);
+    ``to_mark`` those of them acked and waiting for the batched ``UPDATE``.
+    """
+
+    def __init__(
+        self,
+        source: RowSource,
+        observer: abc.ObserverBase[RowEvent],
+        scheduler: abc.SchedulerBase,
+    ) -> None:
+        self.source = source
+        self.spec = source.spec
+        self.observer = observer
+        self.scheduler = scheduler
+        self.loop = asyncio.get_running_loop()
+        self.sql: Any = require("sqlalchemy", "db")
+        self.engine, self.owns_engine = open_engine(source.database)
+        self.counters = source.stats
+        self.in_flight: dict[str, Any] = {}
+        self.to_mark: dict[str, Any] = {}
+        self.max_in_flight = self.spec.batch_size * 4
+        self.disposed = False
+        self._table: Any = None
+        self._woken = asyncio.Event()
+        self._marks_ready = asyncio.Event()
+        self._settled = asyncio.Event()
+        self._wake_subscriptions: list[abc.DisposableBase] = []
+        self._poll_task = self.loop.create_task(self._run())
+        self._marker_task = self.loop.create_task(self._marker())
+        for task in (self._poll_task, self._marker_task):
+            task.add_done_callback(self._crashed)
+        if source.wake is not None:
+            self._subscribe_wake()
+        logger.info("db_poll_started", table=self.spec.qualified, every_s=source.interval)
+
+    # -- settlement ------------------------------------------------------------------
+
+    def _ack_for(self, key: str) -> Callable[[], None]:
+        def ack() -> None:
+            if key in self.in_flight:
+                self.to_mark[key] = self.in_flight[key]
+                self._marks_ready.set()
+
+        return ack
+
+    def _nack_for(self, key: str) -> Callable[[bool], None]:
+        def nack(_requeue: bool) -> None:
+            if self.in_flight.pop(key, None) is not None:
+                self.counters.rows_nacked += 1
+                self.counters.in_flight = self.source.rows_in_flight()
+                self._settled.set()
+                logger.warning("db_row_nacked", table=self.spec.qualified, key=key)
+
+        return nack
+
+    # -- SQL ---------------------------------------------------------------------------
+
+    async def _select_pending(self) -> list[dict[str, Any]]:
+        sqlalchemy, spec = self.sql, self.spec
+        if self._table is None:
+            self._table = await reflect_table(self.engine, spec)
+        tbl = self._table
+        id_col = tbl.c[spec.id_column]
+        query = sqlalchemy.select(tbl).where(tbl.c[spec.status_column] == spec.pending)
+        if spec.where:
+            query = query.where(sqlalchemy.text(spec.where))
+        busy = self.source.busy_ids()
+        if busy:
+            query = query.where(id_col.not_in(busy))
+        query = query.order_by(id_col).limit(spec.batch_size)
+        async with self.engine.connect() as connection:
+            result = await connection.execute(query)
+            return [dict(row._mapping) for row in result]
+
+    async def _mark(self, keys: dict[str, Any]) -> None:
+        sqlalchemy, spec, tbl = self.sql, self.spec, self._table
+        statement = (
+            sqlalchemy.update(tbl)
+            .where(
+                tbl.c[spec.id_column].in_(list(keys.values())),
+                tbl.c[spec.status_column] == spec.pending,
             )
-            async with engine.begin() as connection:
-                await connection.execute(statement)
+            .values({spec.status_column: spec.queued})
+        )
+        async with self.engine.begin() as connection:
+            await connection.execute(statement)
 
-        async def marker() -> None:
-            failures = 0
-            while True:
-                await marks_ready.wait()
-                marks_ready.clear()
-                if not to_mark:
-                    continue
-                waiting = len(to_mark)
-                for _ in range(_COALESCE_ROUNDS):  # let the acks of this burst come in
-                    await asyncio.sleep(0)
-                    if len(to_mark) >= spec.batch_size:
-                        break
-                    if len(to_mark) == waiting and not in_flight.keys() - to_mark.keys():
-                        break
-                    waiting = len(to_mark)
-                batch = dict(to_mark)
-                try:
-                    await mark(batch)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    failures += 1
-                    counters.last_error = f"{type(exc).__name__}: {exc}"
-                    logger.warning("db_mark_failed", table=spec.qualified, error=str(exc))
-                    await clock.sleep(sched, backoff(failures, 2 * interval, backoff_cap))
-                    marks_ready.set()
-                    continue
-                failures = 0
-                was_full = len(in_flight) >= max_in_flight
-                for key in batch:
-                    to_mark.pop(key, None)
-                    in_flight.pop(key, None)
-                counters.rows_marked += len(batch)
-                counters.in_flight = len(in_flight)
-                if was_full:
-                    woken.set()  # room again for the rest of a backlog
+    # -- the marker task -----------------------------------------------------------------
 
-        def emit(row: dict[str, Any]) -> None:
-            raw = row[spec.id_column]
-            key = str(raw)
-            in_flight[key] = raw
-            counters.rows_emitted += 1
-            counters.in_flight = len(in_flight)
-            delivery = Delivery(
-                source=f"db:{spec.qualified}",
-                seen_at=clock.now(sched),
-                event_id=key,
-                idempotency_key=row_key(spec.qualified, key),
-                attributes={"table": spec.qualified, "row_id": key},
-                ack=ack_for(key),
-                nack=nack_for(key),
-            )
-            deliver(observer, RowEvent(table=spec.qualified, key=key, row=row), delivery)
-
-        async def poll_once() -> float:
-            counters.polls += 1
+    async def _marker(self) -> None:
+        failures = 0
+        while True:
+            await self._marks_ready.wait()
+            self._marks_ready.clear()
+            if not self.to_mark:
+                continue
+            await self._coalesce()
+            batch = dict(self.to_mark)
             try:
-                rows = await select_pending()
+                await self._mark(batch)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                counters.failures += 1
-                counters.consecutive_failures += 1
-                counters.last_error = f"{type(exc).__name__}: {exc}"
-                delay = backoff(counters.consecutive_failures, 2 * interval, backoff_cap)
-                logger.warning(
-                    "db_poll_failed",
-                    table=spec.qualified,
-                    error=counters.last_error,
-                    consecutive_failures=counters.consecutive_failures,
-                    retry_in_s=delay,
+                failures += 1
+                self.counters.last_error = f"{type(exc).__name__}: {exc}"
+                logger.warning("db_mark_failed", table=self.spec.qualified, error=str(exc))
+                source = self.source
+                await clock.sleep(
+                    self.scheduler, backoff(failures, 2 * source.interval, source.backoff_cap)
                 )
-                return delay
-            if counters.consecutive_failures:
-                logger.info("db_poll_recovered", table=spec.qualified)
-            counters.consecutive_failures = 0
-            counters.last_error = None
-            for row in rows:
-                if state["disposed"]:
-                    break
-                emit(row)
-            full = len(rows) == spec.batch_size and len(in_flight) < max_in_flight
-            return 0.0 if full else interval
+                self._marks_ready.set()
+                continue
+            failures = 0
+            self._marked(batch)
 
-        async def wait(delay: float) -> None:
-            if delay <= 0:
-                await asyncio.sleep(0)
+    async def _coalesce(self) -> None:
+        """Let the acks of this burst come in, so one ``UPDATE`` marks them all."""
+        waiting = len(self.to_mark)
+        for _ in range(_COALESCE_ROUNDS):
+            await asyncio.sleep(0)
+            if len(self.to_mark) >= self.spec.batch_size:
                 return
-            sleeper: asyncio.Future[Any] = clock.sleep(sched, delay)
-            waker: asyncio.Future[Any] = asyncio.ensure_future(woken.wait())
-            try:
-                await asyncio.wait([sleeper, waker], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                waker.cancel()
-            if woken.is_set():
-                woken.clear()
+            if len(self.to_mark) == waiting and not self.in_flight.keys() - self.to_mark.keys():
+                return
+            waiting = len(self.to_mark)
 
-        async def run() -> None:
-            while True:
-                delay = await poll_once()
-                counters.next_delay = delay
-                counters.completed += 1
-                if counters.consecutive_failures == 0 and len(in_flight) >= max_in_flight:
-                    delay = interval  # wait for marks (they wake us) before selecting more
-                await wait(delay)
+    def _marked(self, batch: dict[str, Any]) -> None:
+        was_full = len(self.in_flight) >= self.max_in_flight
+        for key in batch:
+            self.to_mark.pop(key, None)
+            self.in_flight.pop(key, None)
+        self.counters.rows_marked += len(batch)
+        self.counters.in_flight = self.source.rows_in_flight()
+        self._settled.set()
+        if was_full:
+            self._woken.set()  # room again for the rest of a backlog
 
-        def on_wake(_item: Any) -> None:
-            counters.wakeups += 1
-            woken.set()
+    # -- the poll task -------------------------------------------------------------------
 
-        def on_wake_error(error: Exception) -> None:
-            logger.warning("db_wake_failed", table=spec.qualified, error=str(error))
+    def _emit(self, row: dict[str, Any]) -> None:
+        raw = row[self.spec.id_column]
+        key = str(raw)
+        qualified = self.spec.qualified
+        self.in_flight[key] = raw
+        self.counters.rows_emitted += 1
+        self.counters.in_flight = self.source.rows_in_flight()
+        delivery = Delivery(
+            source=f"db:{qualified}",
+            seen_at=clock.now(self.scheduler),
+            event_id=key,
+            idempotency_key=row_key(qualified, key),
+            attributes={"table": qualified, "row_id": key},
+            ack=self._ack_for(key),
+            nack=self._nack_for(key),
+        )
+        deliver(self.observer, RowEvent(table=qualified, key=key, row=row), delivery)
 
-            def again(_scheduler: Any, _state: Any = None) -> None:
-                if not state["disposed"] and wake is not None:
-                    wake_subscription.append(
-                        wake.subscribe(on_wake, on_wake_error, scheduler=sched)
-                    )
+    async def _poll_once(self) -> float:
+        counters, source = self.counters, self.source
+        counters.polls += 1
+        try:
+            rows = await self._select_pending()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            counters.failures += 1
+            counters.consecutive_failures += 1
+            counters.last_error = f"{type(exc).__name__}: {exc}"
+            delay = backoff(counters.consecutive_failures, 2 * source.interval, source.backoff_cap)
+            logger.warning(
+                "db_poll_failed",
+                table=self.spec.qualified,
+                error=counters.last_error,
+                consecutive_failures=counters.consecutive_failures,
+                retry_in_s=delay,
+            )
+            return delay
+        if counters.consecutive_failures:
+            logger.info("db_poll_recovered", table=self.spec.qualified)
+        counters.consecutive_failures = 0
+        counters.last_error = None
+        for row in rows:
+            if self.disposed:
+                break
+            self._emit(row)
+        full = len(rows) == self.spec.batch_size and len(self.in_flight) < self.max_in_flight
+        return 0.0 if full else source.interval
 
-            wake_subscription.append(
-                sched.schedule_relative(timedelta(seconds=min(backoff_cap, interval)), again)
+    async def _wait(self, delay: float) -> None:
+        if delay <= 0:
+            await asyncio.sleep(0)
+            return
+        sleeper: asyncio.Future[Any] = clock.sleep(self.scheduler, delay)
+        waker: asyncio.Future[Any] = asyncio.ensure_future(self._woken.wait())
+        try:
+            await asyncio.wait([sleeper, waker], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+        if self._woken.is_set():
+            self._woken.clear()
+
+    async def _run(self) -> None:
+        counters = self.counters
+        while True:
+            delay = await self._poll_once()
+            counters.next_delay = delay
+            counters.completed += 1
+            if counters.consecutive_failures == 0 and len(self.in_flight) >= self.max_in_flight:
+                delay = self.source.interval  # wait for marks (they wake us) before selecting
+            await self._wait(delay)
+
+    def _crashed(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and isinstance(task.exception(), Exception) and not self.disposed:
+            error = task.exception()
+            assert isinstance(error, Exception)
+            self.observer.on_error(error)
+
+    # -- wake-ups ----------------------------------------------------------------------
+
+    def _subscribe_wake(self) -> None:
+        wake = self.source.wake
+        if wake is not None and not self.disposed:
+            self._wake_subscriptions.append(
+                wake.subscribe(self._on_wake, self._on_wake_error, scheduler=self.scheduler)
             )
 
-        tasks = [loop.create_task(run()), loop.create_task(marker())]
+    def _on_wake(self, _item: Any) -> None:
+        self.counters.wakeups += 1
+        self._woken.set()
 
-        def crashed(task: asyncio.Task[None]) -> None:
-            if not task.cancelled() and isinstance(task.exception(), Exception):
-                error = task.exception()
-                assert isinstance(error, Exception)
-                observer.on_error(error)
+    def _on_wake_error(self, error: Exception) -> None:
+        logger.warning("db_wake_failed", table=self.spec.qualified, error=str(error))
+        delay = min(self.source.backoff_cap, self.source.interval)
+        self._wake_subscriptions.append(
+            self.scheduler.schedule_relative(timedelta(seconds=delay), self._resubscribe_wake)
+        )
 
-        for task in tasks:
-            task.add_done_callback(crashed)
-        if wake is not None:
-            wake_subscription.append(wake.subscribe(on_wake, on_wake_error, scheduler=sched))
-        logger.info("db_poll_started", table=spec.qualified, every_s=interval)
+    def _resubscribe_wake(self, _scheduler: Any, _state: Any = None) -> None:
+        self._subscribe_wake()
 
-        def dispose() -> None:
-            state["disposed"] = True
-            for task in tasks:
-                task.cancel()
-            for subscription in wake_subscription:
-                subscription.dispose()
-            if owned:
-                closing = loop.create_task(_dispose_after(tasks, engine))
-                _closing.add(closing)
-                closing.add_done_callback(_closing.discard)
-            logger.info("db_poll_stopped", table=spec.qualified)
+    # -- dispose and drain -------------------------------------------------------------
 
-        return Disposable(dispose)
+    def dispose(self) -> None:
+        """Stop polling now; keep marking in the background until drained (see
+        :func:`db_rows`), then close the engine if it was opened here."""
+        if self.disposed:
+            return
+        self.disposed = True
+        self._poll_task.cancel()
+        for subscription in self._wake_subscriptions:
+            subscription.dispose()
+        self._wake_subscriptions.clear()
+        self.source._closed(self, self.loop.create_task(self._close()))
+        logger.info("db_poll_stopping", table=self.spec.qualified, in_flight=len(self.in_flight))
 
-    return reactivex.create(subscribe)
+    async def _close(self) -> None:
+        await asyncio.wait([self._poll_task])  # its error, if any, went to the observer
+        left = await self._drain(self.source.drain_timeout)
+        self._marker_task.cancel()
+        await asyncio.wait([self._marker_task])
+        if left:
+            logger.warning(
+                "db_poll_drain_timeout",
+                table=self.spec.qualified,
+                unmarked=len(left),
+                acked_unmarked=len(left.keys() & self.to_mark.keys()),
+                keys=sorted(left)[:20],
+                drain_timeout_s=self.source.drain_timeout,
+                hint="these rows stay pending; the next poll emits them again and the "
+                "job store returns their existing jobs by idempotency key",
+            )
+        self.in_flight.clear()
+        self.to_mark.clear()
+        self.counters.in_flight = self.source.rows_in_flight()
+        if self.owns_engine:
+            await self.engine.dispose()
+        logger.info(
+            "db_poll_stopped", table=self.spec.qualified, rows_marked=self.counters.rows_marked
+        )
 
-
-_closing: set[asyncio.Task[None]] = set()
-
-
-async def _dispose_after(tasks: list[asyncio.Task[None]], engine: Any) -> None:
-    with contextlib.suppress(BaseException):
-        await asyncio.gather(*tasks, return_exceptions=True)
-    await engine.dispose()
+    async def _drain(self, timeout: float) -> dict[str, Any]:
+        """Wait until every emitted row is marked or nacked; the rows left at ``timeout``."""
+        deadline = self.loop.time() + timeout
+        while self.in_flight:
+            remaining = deadline - self.loop.time()
+            if remaining <= 0 or self._marker_task.done():
+                break
+            self._settled.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), remaining)
+        return dict(self.in_flight)

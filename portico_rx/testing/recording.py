@@ -8,7 +8,7 @@ from uuid import UUID
 
 from portico_rx.adapters.job_queue.base import job_matches
 from portico_rx.errors import ConfigurationError, QueueUnavailableError
-from portico_rx.models import Job, JobStatus, check_job_fields
+from portico_rx.models import Job, JobStatus, check_idempotency_key, check_job_fields
 from portico_rx.ports.job_creator import JobCreator
 
 __all__ = ["RecordingJobCreator"]
@@ -65,12 +65,12 @@ class RecordingJobCreator(JobCreator):
         job_type, payload, queue_name, priority, metadata = check_job_fields(
             job_type, payload, queue_name, priority, metadata
         )
+        key = check_idempotency_key(None, metadata)
         if len(self.calls) <= self.fail_first or (
             self.fail_rate and self._random.random() < self.fail_rate
         ):
             self.failures += 1
             raise QueueUnavailableError(f"RecordingJobCreator: planned failure #{self.failures}")
-        key = metadata.get("idempotency_key")
         if key is not None and key in self._by_key:
             return self._by_key[key]
         job = Job(

@@ -18,11 +18,13 @@ import pytest
 import sqlalchemy as sa
 from reactivex.scheduler import HistoricalScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from structlog.testing import capture_logs
 
 import portico_rx as prx
 from portico_rx import sources
 from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
 from portico_rx.adapters.job_trigger.database_polling_trigger import DatabasePollingTrigger
+from portico_rx.pipeline.delivery import claim_current
 from portico_rx.sources.db_poll import DbPollStats, TableSpec
 from portico_rx.testing import RecordingJobCreator, advance
 
@@ -430,3 +432,202 @@ async def test_a_database_object_with_an_engine_is_accepted(
     assert [j.payload for j in creator.jobs] == [{"item_id": "1", "data": "a"}]
     async with engine.connect() as connection:  # the caller's engine was not disposed
         assert (await connection.execute(sa.text("select 1"))).scalar() == 1
+
+
+# -- a graceful stop marks the rows of the jobs it let finish ------------------------------
+
+
+class GatedCreator(RecordingJobCreator):
+    """Counts every ``create_job`` call (repeated keys included); holds them at ``gate``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = 0
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def create_job(self, *args: Any, **kwargs: Any) -> Any:
+        self.entered += 1
+        await self.gate.wait()
+        return await super().create_job(*args, **kwargs)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def items_table(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[AsyncEngine, str, dict[str, Any]]]:
+    """``(engine, table, trigger options)`` of an empty items table in SQLite or PostgreSQL."""
+    if request.param == "sqlite":
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'stop.db'}")
+        await make_items(engine)
+        yield engine, "items", {}
+        await engine.dispose()
+        return
+    engine = create_async_engine(PG_URL)
+    schema = f"p5_{uuid.uuid4().hex[:10]}"
+    async with engine.begin() as connection:
+        await connection.execute(sa.text(f"create schema {schema}"))
+    await make_items(engine, schema=schema)
+    try:
+        yield engine, f"{schema}.items", {"schema": schema}
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(sa.text(f"drop schema {schema} cascade"))
+        await engine.dispose()
+
+
+async def test_stop_right_after_the_jobs_exist_marks_their_rows(
+    items_table: tuple[AsyncEngine, str, dict[str, Any]],
+) -> None:
+    """The jobs exist, their marks are not written yet, ``stop()`` comes: when it returns
+    every row is queued, and a restarted trigger calls ``create_job`` for none of them."""
+    engine, table, options = items_table
+    await insert(engine, "a", "b", "c", table=table)
+    creator = GatedCreator()
+    trigger = DatabasePollingTrigger(creator, engine, 3600, scheduler=virtual(), **options)
+    await trigger.start()
+    await wait_for(lambda: len(creator.jobs) == 3)
+    await trigger.stop()  # at once: the acks are still on their way to the marker
+    assert await statuses(engine, table) == {"a": "queued", "b": "queued", "c": "queued"}
+    assert (trigger.stats.rows_marked, trigger.stats.in_flight) == (3, 0)
+
+    await insert(engine, "d", table=table)
+    await trigger.start()
+    await wait_for(lambda: trigger.stats.rows_marked == 4)
+    await asyncio.sleep(0.05)
+    await trigger.stop()
+    assert creator.entered == 4  # a, b, c once each, then d
+    assert [j.payload["data"] for j in creator.jobs] == ["a", "b", "c", "d"]
+    assert await statuses(engine, table) == {k: "queued" for k in "abcd"}
+
+
+async def test_stop_waits_for_creations_in_flight_and_marks_their_rows(
+    items_table: tuple[AsyncEngine, str, dict[str, Any]],
+) -> None:
+    """Acks that arrive while ``stop()`` drains the creations in flight mark their rows."""
+    engine, table, options = items_table
+    await insert(engine, "a", "b", table=table)
+    creator = GatedCreator()
+    creator.gate.clear()
+    trigger = DatabasePollingTrigger(creator, engine, 3600, scheduler=virtual(), **options)
+    await trigger.start()
+    await wait_for(lambda: creator.entered == 2)
+    stopping = asyncio.ensure_future(trigger.stop())
+    await asyncio.sleep(0.1)
+    assert not stopping.done()
+    assert await statuses(engine, table) == {"a": "pending", "b": "pending"}
+    creator.gate.set()
+    await asyncio.wait_for(stopping, 15)
+    assert await statuses(engine, table) == {"a": "queued", "b": "queued"}
+    assert trigger.get_health().details["in_flight"] == 0
+
+    await trigger.start()
+    await wait_for(lambda: trigger.stats.completed >= 1 and trigger.stats.polls >= 1)
+    await asyncio.sleep(0.1)
+    await trigger.stop()
+    assert creator.entered == 2
+    assert len(creator.jobs) == 2
+
+
+async def test_a_creation_that_outlasts_stop_timeout_leaves_its_row_pending(
+    sqlite_db: tuple[str, AsyncEngine],
+) -> None:
+    """``stop()`` is bounded: a job not created within ``stop_timeout`` is abandoned, its
+    row stays pending (no loss) and the next start creates it."""
+    url, engine = sqlite_db
+    await insert(engine, "a")
+    creator = GatedCreator()
+    creator.gate.clear()
+    trigger = DatabasePollingTrigger(creator, url, 3600, scheduler=virtual(), stop_timeout=0.2)
+    await trigger.start()
+    await wait_for(lambda: creator.entered == 1)
+    started = time.monotonic()
+    await trigger.stop()
+    assert time.monotonic() - started < 5
+    assert await statuses(engine) == {"a": "pending"}
+    assert (trigger.stats.rows_marked, trigger.stats.rows_nacked) == (0, 1)
+    creator.gate.set()
+    await trigger.start()
+    await wait_for(lambda: trigger.stats.rows_marked == 1)
+    await trigger.stop()
+    assert [j.payload["data"] for j in creator.jobs] == ["a"]
+    assert await statuses(engine) == {"a": "queued"}
+
+
+async def test_a_disposed_db_rows_source_marks_rows_acked_later(
+    sqlite_db: tuple[str, AsyncEngine],
+) -> None:
+    """On the bare source: after ``dispose()`` nothing more is polled, but a row whose
+    delivery is acked afterwards is still marked; ``wait_closed`` waits for it."""
+    _url, engine = sqlite_db
+    await insert(engine, "a", "b")
+    stats = DbPollStats()
+    claims: list[Any] = []
+    source = sources.db_rows(engine, "items", every=3600, stats=stats, scheduler=virtual())
+    subscription = source.subscribe(lambda _event: claims.append(claim_current()))
+    await wait_for(lambda: len(claims) == 2)
+    subscription.dispose()
+    assert stats.in_flight == 2
+    closing = asyncio.ensure_future(source.wait_closed(timeout=10))
+    await asyncio.sleep(0.05)
+    assert not closing.done()
+    claims[0].resolve(True, job_id="job-a")
+    claims[1].resolve(False, requeue=True)  # its job failed: the row stays pending
+    assert await asyncio.wait_for(closing, 10) is True
+    assert await statuses(engine) == {"a": "queued", "b": "pending"}
+    assert (stats.rows_marked, stats.rows_nacked, stats.in_flight, stats.polls) == (1, 1, 0, 1)
+
+
+async def test_the_drain_of_a_disposed_source_is_bounded_and_says_what_it_left(
+    sqlite_db: tuple[str, AsyncEngine],
+) -> None:
+    _url, engine = sqlite_db
+    await insert(engine, "a")
+    stats = DbPollStats()
+    claims: list[Any] = []
+    source = sources.db_rows(
+        engine, "items", every=3600, stats=stats, scheduler=virtual(), drain_timeout=0.2
+    )
+    subscription = source.subscribe(lambda _event: claims.append(claim_current()))
+    await wait_for(lambda: len(claims) == 1)
+    with capture_logs() as logs:
+        subscription.dispose()
+        assert await source.wait_closed(timeout=5) is True
+    [left] = [e for e in logs if e["event"] == "db_poll_drain_timeout"]
+    assert (left["unmarked"], left["keys"], left["log_level"]) == (1, ["1"], "warning")
+    claims[0].resolve(True, job_id="too-late")  # after the drain: not marked, stays pending
+    await asyncio.sleep(0.05)
+    assert await statuses(engine) == {"a": "pending"}
+    assert stats.rows_marked == 0
+
+
+async def test_a_new_subscription_skips_the_rows_a_draining_one_still_holds(
+    sqlite_db: tuple[str, AsyncEngine],
+) -> None:
+    """A trigger re-subscribes at once after a pipeline error while the old subscription
+    still drains: the new one does not emit the old one's rows a second time."""
+    _url, engine = sqlite_db
+    await insert(engine, "a", "b")
+    vt = virtual()
+    source = sources.db_rows(engine, "items", every=60, scheduler=vt)
+    first: list[Any] = []
+    old = source.subscribe(lambda event: first.append((event.key, claim_current())))
+    await wait_for(lambda: len(first) == 2)
+    old.dispose()
+    second: list[Any] = []
+    new = source.subscribe(lambda event: second.append((event.key, claim_current())))
+    try:
+        await wait_for(lambda: source.stats.completed == 2)
+        await insert(engine, "c")
+        await advance(vt, 60, step=60)
+        await wait_for(lambda: source.stats.completed == 3)
+        assert [key for key, _claim in second] == ["3"]
+        assert source.stats.in_flight == 3  # two draining, one live
+        for _key, claim in first:
+            claim.resolve(True, job_id="job")
+        second[0][1].resolve(False, requeue=True)
+        assert await source.wait_closed(timeout=10) is True
+        assert await statuses(engine) == {"a": "queued", "b": "queued", "c": "pending"}
+    finally:
+        new.dispose()
+        await source.wait_closed(timeout=10)

@@ -32,7 +32,15 @@ from uuid import UUID, uuid4, uuid5
 import structlog
 
 from portico_rx.errors import ConfigurationError, InvalidJobError, QueueUnavailableError, require
-from portico_rx.models import PRIORITY_MAX, PRIORITY_MIN, Job, JobStatus, check_job_fields, utcnow
+from portico_rx.models import (
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    Job,
+    JobStatus,
+    check_idempotency_key,
+    check_job_fields,
+    utcnow,
+)
 from portico_rx.ports.job_creator import JobCreator
 
 __all__ = ["CELERY_JOB_NAMESPACE", "CeleryJobCreator", "celery_state_to_status"]
@@ -252,11 +260,7 @@ class CeleryJobCreator(JobCreator):
         job_type, payload, queue_name, priority, metadata = check_job_fields(
             job_type, payload, queue_name, priority, metadata
         )
-        key = idempotency_key if idempotency_key is not None else metadata.get("idempotency_key")
-        if key is not None and (not isinstance(key, str) or not key or len(key) > 512):
-            raise InvalidJobError(
-                "idempotency_key", key, "use a non-empty string of at most 512 characters"
-            )
+        key = check_idempotency_key(idempotency_key, metadata)
         task = self.task_for(job_type)
         job = Job(
             id=self.task_id_for(key) if key is not None else uuid4(),

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
+import structlog
 from pydantic_core import to_jsonable_python
 from reactivex.abc import SchedulerBase
 
@@ -25,8 +26,15 @@ from portico_rx.sources.db_poll import (
     reflect_table,
 )
 from portico_rx.sources.pg_notify import pg_notify
+from portico_rx.sources.queues.consumer import check_positive
 
 __all__ = ["DatabasePollingTrigger", "default_row_payload"]
+
+logger = structlog.get_logger("portico_rx.database_trigger")
+
+MARK_MARGIN = 10.0
+"""Seconds ``stop()`` allows, beyond ``stop_timeout`` (the creations in flight), for the
+``UPDATE`` that marks the rows of the last jobs created."""
 
 
 def default_row_payload(event: RowEvent) -> dict[str, Any]:
@@ -47,7 +55,9 @@ class DatabasePollingTrigger(PipelineTrigger):
     ``start()`` connects and loads the table's definition: an unreachable database, a
     missing table or column raises ``TriggerStartError``. While running, database errors
     are retried with backoff; ``get_health()`` turns unhealthy after ``unhealthy_after``
-    failed polls in a row and shows the last error.
+    failed polls in a row and shows the last error. ``stop()`` stops polling, lets the
+    jobs in flight be created (``stop_timeout``) and marks their rows before it returns,
+    so a restarted trigger does not see them again.
 
     Args:
         job_creator: where jobs are created.
@@ -125,7 +135,9 @@ class DatabasePollingTrigger(PipelineTrigger):
                 )
             wake = pg_notify(self.engine, notify_channel, scheduler=scheduler)
         self.notify_channel = notify_channel
-        source = db_rows(
+        stop_timeout = options.get("stop_timeout", 30.0)
+        check_positive("stop_timeout", stop_timeout, allow_zero=True)
+        self.source = db_rows(
             self.engine,
             self.spec,
             every=poll_interval_seconds,
@@ -133,8 +145,9 @@ class DatabasePollingTrigger(PipelineTrigger):
             max_backoff=max_backoff,
             stats=self.stats,
             scheduler=scheduler,
+            drain_timeout=stop_timeout + MARK_MARGIN,
         )
-        pipeline = source.pipe(as_requests)
+        pipeline = self.source.pipe(as_requests)
         super().__init__(
             pipeline,
             job_creator,
@@ -147,6 +160,10 @@ class DatabasePollingTrigger(PipelineTrigger):
         await reflect_table(self.engine, self.spec)
 
     async def _after_stop(self) -> None:
+        # the sink has drained: every row's delivery is settled; wait for the marks of
+        # the acked ones (the source's drain is bounded by stop_timeout + MARK_MARGIN)
+        if not await self.source.wait_closed(timeout=self.source.drain_timeout + MARK_MARGIN):
+            logger.warning("db_trigger_close_timeout", trigger=self.name, **asdict(self.stats))
         if self._owns_engine:
             await self.engine.dispose()
 

@@ -9,7 +9,7 @@ from uuid import UUID
 import structlog
 
 from portico_rx.errors import InvalidJobError
-from portico_rx.models import Job, JobStatus, _new_job, check_job_fields
+from portico_rx.models import Job, JobStatus, _new_job, check_idempotency_key, check_job_fields
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_queue import JobQueue
 
@@ -67,11 +67,7 @@ class JobService(JobCreator):
         job_type, payload, queue_name, priority, metadata = check_job_fields(
             job_type, payload, queue_name, priority, metadata
         )
-        key = idempotency_key if idempotency_key is not None else metadata.get("idempotency_key")
-        if key is not None and (not isinstance(key, str) or not key or len(key) > 512):
-            raise InvalidJobError(
-                "idempotency_key", key, "use a non-empty string of at most 512 characters"
-            )
+        key = check_idempotency_key(idempotency_key, metadata)
         if scheduled_at is not None and scheduled_at.tzinfo is None:
             raise InvalidJobError(
                 "scheduled_at", scheduled_at, "use a timezone-aware datetime (e.g. UTC)"
