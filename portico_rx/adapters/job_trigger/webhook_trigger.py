@@ -17,6 +17,17 @@ rate limit per job type / per client         429 (with ``Retry-After``)
 ==========================================  ====
 
 A repeated ``Idempotency-Key`` (or ``webhook-id``) answers ``200`` with the first job's id.
+
+The trigger is a configured :class:`~portico_rx.pipeline.PipelineTrigger`: an accepted
+request becomes a job request (its fields checked once, above) under a
+:class:`~portico_rx.pipeline.delivery.Delivery` (source ``webhook:{prefix}/jobs``, the
+time it arrived, its idempotency key as event id and key), and the trigger's
+:class:`~portico_rx.pipeline.sink.JobSink` creates the job with its one retry loop,
+dead-letters it when out of retries, and settles the delivery; the answer is that
+settlement (created: 201; failed: 500; abandoned by ``stop()``: 503). The sink runs the
+creation in the request's own task (``await sink.create(request)``); while the trigger
+is paused the request goes through the pipeline, is held, and is created on
+``resume()``. The idempotency key is :func:`~portico_rx.pipeline.provenance.webhook_key`.
 """
 
 from __future__ import annotations
