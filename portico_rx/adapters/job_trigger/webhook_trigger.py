@@ -218,7 +218,10 @@ class WebhookTrigger(PipelineTrigger):
             attempts, 50 ms doubling).
         stop_timeout: seconds ``stop()`` waits for requests in flight (default 30).
         **options: passed to :class:`~portico_rx.pipeline.PipelineTrigger`
-            (``alert``, ``on_dead_letter``, ``history_size`` …).
+            (``alert``, ``on_dead_letter``, ``history_size`` …). ``max_concurrency``
+            bounds the sink's workers, which create the requests held while paused;
+            other requests are created in their own tasks, as many at once as the
+            server serves.
 
     Example:
         >>> from portico_rx.testing import RecordingJobCreator
@@ -302,9 +305,8 @@ class WebhookTrigger(PipelineTrigger):
         return clock.now(self._clock())
 
     def _clock(self) -> SchedulerBase:
-        if self._scheduler is None:
-            self._scheduler = clock.resolve_scheduler(self._scheduler_arg)
-        return self._scheduler
+        """The running trigger's scheduler; before ``start()``, the one it will use."""
+        return self._scheduler or clock.resolve_scheduler(self._scheduler_arg)
 
     async def _accept(
         self,
@@ -468,7 +470,7 @@ class WebhookTrigger(PipelineTrigger):
         try:
             if self._state is not RunState.RUNNING:
                 raise self._not_running()
-            now = clock.now(self._scheduler or self._clock())
+            now = self._now()
             config = self.config
             headers = request_headers(request)
             body = await authenticated_body(
