@@ -167,10 +167,12 @@ def _field_errors(exc: ValidationError, prefix: tuple[str, ...] = ()) -> list[di
 
 
 class _Intake(Observable[JobRequest]):
-    """The trigger's source: each accepted request, emitted under its delivery.
+    """The trigger's pipeline source: open while subscribed (from ``start()`` until
+    ``stop()`` disposes it); while closed the route answers 503.
 
-    Subscribing (the trigger's ``start()``) opens it, disposing (``stop()``) closes it;
-    while closed the route answers 503.
+    A request that arrives while the trigger is paused is emitted here under its
+    delivery, so the trigger holds it like any event; the others go straight to the
+    sink's ``create`` (the same creation, run in the request's task).
     """
 
     def __init__(self) -> None:
