@@ -252,3 +252,53 @@ async def test_the_spec_call_out_of_retries_is_500_and_dead_lettered() -> None:
     assert refused.value.status_code == 500
     [letter] = trigger.dead_letters
     assert (letter.stage, letter.attempts, letter.source) == ("create_job", 3, None)
+
+
+async def test_a_request_whose_trigger_stops_while_its_body_streams_in_is_503(
+    client_for: Any,
+) -> None:
+    creator = RecordingJobCreator()
+    trigger = WebhookTrigger(job_creator=creator)
+    await trigger.start()
+    first_chunk_sent = asyncio.Event()
+    release = asyncio.Event()
+
+    async def body() -> Any:
+        yield b'{"job_type": '
+        first_chunk_sent.set()
+        await release.wait()
+        yield b'"x.y"}'
+
+    async with client_for(app_with(trigger)) as http:
+        request = asyncio.ensure_future(http.post("/webhooks/jobs", content=body()))
+        await asyncio.wait_for(first_chunk_sent.wait(), 5)
+        await trigger.stop()
+        release.set()
+        response = await request
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert creator.calls == []
+
+
+async def test_a_held_request_abandoned_by_stop_timeout_is_503_and_dead_lettered(
+    client_for: Any,
+) -> None:
+    creator = GatedCreator()
+    trigger = WebhookTrigger(job_creator=creator, stop_timeout=0.05)
+    await trigger.start()
+    trigger.pause()
+    async with client_for(app_with(trigger)) as http:
+        request = asyncio.ensure_future(
+            http.post("/webhooks/jobs", json={"job_type": "x.y"}, headers={"webhook-id": "m9"})
+        )
+        for _ in range(100):
+            if trigger.held:
+                break
+            await asyncio.sleep(0.01)
+        assert trigger.held == 1
+        await trigger.stop()  # releases the held request to the sink, which cannot finish it
+        response = await request
+    assert response.status_code == 503  # the sender retries with the same key
+    assert creator.jobs == []
+    [letter] = trigger.dead_letters
+    assert (letter.stage, letter.event_id) == ("stop", "m9")
