@@ -335,10 +335,10 @@ class WebhookTrigger(PipelineTrigger):
             job_id = await self._create(request, payload, priority, None, None, client, seen_at)
             return job_id, False
         scoped = webhook_key(self.name, job_type, key)
-        known = self._guard.answer(scoped)
-        if known is not None:
-            return known, True
-        if self._limiter is not None:
+        if self._limiter is not None:  # a repeat of an answered key spends no token
+            known = self._guard.answer(scoped)
+            if known is not None:
+                return known, True
             self._check_rate(job_type, client)
         return await self._guard.once(
             scoped, self._create, request, payload, priority, key, scoped, client, seen_at
