@@ -19,6 +19,7 @@ Targets: trigger throughput >= 1.0x bare, trigger p99 <= 1.2x bare.
 
     python benchmarks/bench_webhooks.py            # full run (8 s per server, 2 rounds)
     python benchmarks/bench_webhooks.py --quick    # a tiny run (smoke test)
+    python benchmarks/bench_webhooks.py --in-process --rounds 7   # no server: CPU per request
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import json
 import logging
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -271,6 +273,26 @@ async def measure(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
         process.wait(timeout=30)
 
 
+def paired(results: dict[str, list[Result]], mode: str, value: str) -> str:
+    """The median over rounds of ``mode``'s ratio to ``bare`` in the same round, with
+    the min-max beside it (``value``: ``"rate"``, or ``"cpu"`` as bare/this)."""
+    ratios = sorted(
+        (
+            run.rate / bare.rate
+            if value == "rate"
+            else bare.cpu_per_request_us / run.cpu_per_request_us
+        )
+        for run, bare in zip(results[mode], results["bare"], strict=True)
+        if (bare.rate and run.rate) and (value == "rate" or run.cpu_per_request_us)
+    )
+    if not ratios:
+        return "n/a"
+    return (
+        f"{statistics.median(ratios):.2f}x (min-max {ratios[0]:.2f}-{ratios[-1]:.2f} "
+        f"over {len(ratios)} rounds)"
+    )
+
+
 def report(results: dict[str, list[Result]]) -> None:
     best = {mode: max(runs, key=lambda r: r.rate) for mode, runs in results.items()}
     cpu = {mode: min(r.cpu_per_request_us for r in runs) for mode, runs in results.items()}
@@ -300,11 +322,99 @@ def report(results: dict[str, list[Result]]) -> None:
             f"p99 ratio {mode}/bare: {result.percentile(0.99) / bare.percentile(0.99):.2f}x "
             f"({goal[1]})"
         )
+        print(f"paired median throughput ratio {mode}/bare: {paired(results, mode, 'rate')}")
+        print(f"paired median CPU ratio {mode}/bare: {paired(results, mode, 'cpu')} (bare / this)")
         if cpu["bare"] and cpu[mode]:
             print(
                 f"CPU-bound capacity ratio {mode}/bare: {cpu['bare'] / cpu[mode]:.2f}x "
                 "(server CPU per request, bare / this; >= 1.0x means as cheap as bare)"
             )
+
+
+# -- in process: the route's own CPU cost, without an HTTP server --------------------------
+
+
+async def in_process(args: argparse.Namespace) -> None:
+    """``bare`` and ``trigger`` (in-memory queue) called as ASGI apps in this process, in
+    alternating rounds; prints the median of the paired CPU-per-request ratios.
+
+    Without uvicorn and the socket the ratio isolates what the library adds per request
+    (and is steadier on a shared machine than the served throughput).
+    """
+    servers = {mode: build_server(mode, "") for mode in ("bare", "trigger")}
+    contexts = [app.router.lifespan_context(app) for app in servers.values()]
+    for context in contexts:
+        await context.__aenter__()
+    cpu: dict[str, list[float]] = {mode: [] for mode in servers}
+    try:
+        for _ in range(args.rounds):
+            for mode, app in servers.items():
+                cpu[mode].append(await asgi_round(app, args.requests, args.connections))
+    finally:
+        for context in reversed(contexts):
+            await context.__aexit__(None, None, None)
+    ratios = sorted(b / t for b, t in zip(cpu["bare"], cpu["trigger"], strict=True))
+    print(
+        f"in process: {args.requests} requests per round, {args.connections} concurrent, "
+        f"{args.rounds} rounds alternating"
+    )
+    for mode, values in cpu.items():
+        print(
+            f"{mode:<10} CPU us/request: median {statistics.median(values):.1f} "
+            f"(rounds {', '.join(f'{v:.0f}' for v in values)})"
+        )
+    print(
+        f"paired median in-process CPU ratio bare/trigger: {statistics.median(ratios):.2f}x "
+        f"(min-max {ratios[0]:.2f}-{ratios[-1]:.2f}; >= 1.0x means the trigger is as cheap)"
+    )
+
+
+async def asgi_round(app: Any, count: int, connections: int) -> float:
+    """CPU microseconds per request for ``count`` signed POSTs sent straight to ``app``."""
+    requests = [request.split(b"\r\n\r\n", 1) for request in signed_requests(count, 80)]
+    statuses: list[int] = []
+
+    async def one(head: bytes, body: bytes) -> None:
+        headers = [
+            (name.strip().lower(), value.strip())
+            for name, _, value in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+        ]
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": PATH,
+            "raw_path": PATH.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 80),
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await app(scope, receive, send)
+
+    pending = iter(requests)
+
+    async def connection() -> None:
+        for head, body in pending:
+            await one(head, body)
+
+    started = time.process_time()
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    spent = time.process_time() - started
+    if set(statuses) != {201}:
+        raise RuntimeError(f"in-process round answered {sorted(set(statuses))}, not only 201")
+    return spent / count * 1e6
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -328,13 +438,19 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--max-requests", type=int, default=200_000)
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="call the apps as ASGI in this process (CPU per request, paired rounds)",
+    )
+    parser.add_argument("--requests", type=int, default=10_000, help="per in-process round")
     parser.add_argument("--serve", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.duration, args.warmup, args.connections, args.rounds = 0.5, 0.2, 4, 1
-        args.max_requests = 5_000
+        args.max_requests, args.requests = 5_000, 500
     return args
 
 
@@ -342,5 +458,7 @@ if __name__ == "__main__":
     arguments = parse()
     if arguments.serve:
         serve(arguments.serve, arguments.port, arguments.db)
+    elif arguments.in_process:
+        asyncio.run(in_process(arguments))
     else:
         asyncio.run(main(arguments))

@@ -12,7 +12,8 @@ Two levels:
   built from one event) never collide.
 
 :class:`Provenance` writes what a job's ``metadata`` says of its origin: ``trigger``,
-``source``, ``seen_at``, ``event_id``, the delivery's attributes and the job key.
+``source``, ``seen_at``, ``event_id``, the delivery's attributes and the job key (and
+nothing for a bare request that has no delivery, key or metadata).
 """
 
 from __future__ import annotations
@@ -108,7 +109,15 @@ class Provenance:
         request_key: str | None,
         delivery: Any,
     ) -> dict[str, Any]:
-        """The job's metadata: the request's, plus where the event came from and its key."""
+        """The job's metadata: the request's, plus where the event came from and its key.
+
+        A bare request (no delivery, no key, no metadata of its own: a direct call such
+        as the spec's ``WebhookTrigger._create_job_endpoint(request)``) has no origin to
+        record and gets none (``{}``); the sink then calls ``create_job`` without
+        ``metadata``.
+        """
+        if delivery is None and request_key is None and not request_metadata:
+            return {}
         meta: dict[str, Any] = dict(request_metadata)
         meta["trigger"] = self.trigger
         if delivery is not None:

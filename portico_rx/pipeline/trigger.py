@@ -189,10 +189,15 @@ class PipelineTrigger(JobTrigger):
         self._scheduler = TrackingScheduler(
             clock.resolve_scheduler(self._scheduler_arg), self.tracker
         )
-        self._sink = JobSink(
+        self._sink = self._new_sink(self._scheduler)
+        self._sink.start()
+
+    def _new_sink(self, scheduler: SchedulerBase) -> JobSink:
+        """The trigger's sink: its creator, retries, bounds, hooks and health."""
+        return JobSink(
             self.job_creator,
             name=self.name,
-            scheduler=self._scheduler,
+            scheduler=scheduler,
             counters=self.counters,
             retry=self.retry,
             max_concurrency=self.max_concurrency,
@@ -203,7 +208,6 @@ class PipelineTrigger(JobTrigger):
             max_pending=self.max_pending,
             overflow=self.overflow,
         )
-        self._sink.start()
 
     async def _on_running(self) -> None:
         self._start_error = None

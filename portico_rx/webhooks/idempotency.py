@@ -80,10 +80,12 @@ class IdempotencyGuard:
 
     def remember(self, key: str, job_id: str) -> None:
         """Record that ``key`` produced ``job_id``."""
-        self._answers[key] = job_id
-        self._answers.move_to_end(key)
-        while len(self._answers) > self.max_keys:
-            self._answers.popitem(last=False)
+        answers = self._answers
+        if key in answers:
+            answers.move_to_end(key)
+        answers[key] = job_id  # a new key goes to the end by itself
+        while len(answers) > self.max_keys:
+            answers.popitem(last=False)
 
     @contextlib.asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:

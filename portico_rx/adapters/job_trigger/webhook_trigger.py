@@ -17,27 +17,40 @@ rate limit per job type / per client         429 (with ``Retry-After``)
 ==========================================  ====
 
 A repeated ``Idempotency-Key`` (or ``webhook-id``) answers ``200`` with the first job's id.
+
+The trigger is a configured :class:`~portico_rx.pipeline.PipelineTrigger`: an accepted
+request becomes a job request (its fields checked once, above) under a
+:class:`~portico_rx.pipeline.delivery.Delivery` (source ``webhook:{prefix}/jobs``, the
+time it arrived, its idempotency key as event id and key), and the trigger's
+:class:`~portico_rx.pipeline.sink.JobSink` creates the job with its one retry loop,
+dead-letters it when out of retries, and settles the delivery; the answer is that
+settlement (created: 201; failed: 500; abandoned by ``stop()``: 503). The sink runs the
+creation in the request's own task (``await sink.create(request)``); while the trigger
+is paused the request goes through the pipeline, is held, and is created on
+``resume()``. The idempotency key is :func:`~portico_rx.pipeline.provenance.webhook_key`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime
 from typing import Any
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from reactivex import Observable, abc
 from reactivex.abc import SchedulerBase
+from reactivex.disposable import Disposable
 
 from portico_rx.errors import ConfigurationError, require
-from portico_rx.models import PRIORITY_MAX, PRIORITY_MIN, RunState, TriggerHealth
+from portico_rx.models import PRIORITY_MAX, PRIORITY_MIN, JobRequest, trusted_request
 from portico_rx.pipeline import clock
-from portico_rx.pipeline.health import HealthCounters, job_store_health
+from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.provenance import webhook_key
 from portico_rx.pipeline.retry import RetryPolicy
+from portico_rx.pipeline.sink import JobSink
+from portico_rx.pipeline.trigger import PipelineTrigger
 from portico_rx.ports.job_creator import JobCreator
-from portico_rx.ports.job_trigger import JobTrigger
 from portico_rx.webhooks.auth import WebhookAuth
 from portico_rx.webhooks.idempotency import IdempotencyGuard
 from portico_rx.webhooks.intake import authenticated_body, idempotency_key, request_headers
@@ -153,8 +166,43 @@ def _field_errors(exc: ValidationError, prefix: tuple[str, ...] = ()) -> list[di
     ]
 
 
-class WebhookTrigger(JobTrigger):
+class _Intake(Observable[JobRequest]):
+    """The trigger's pipeline source: open while subscribed (from ``start()`` until
+    ``stop()`` disposes it); while closed the route answers 503.
+
+    A request that arrives while the trigger is paused is emitted here under its
+    delivery, so the trigger holds it like any event; the others go straight to the
+    sink's ``create`` (the same creation, run in the request's task).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.observer: abc.ObserverBase[JobRequest] | None = None
+
+    def _subscribe_core(
+        self,
+        observer: abc.ObserverBase[JobRequest],
+        scheduler: abc.SchedulerBase | None = None,
+    ) -> abc.DisposableBase:
+        self.observer = observer
+
+        def close() -> None:
+            if self.observer is observer:
+                self.observer = None
+
+        return Disposable(close)
+
+
+class WebhookTrigger(PipelineTrigger):
     """Creates jobs from authenticated, validated, rate-limited, idempotent HTTP POSTs.
+
+    A configured pipeline: each accepted request becomes a job request under a
+    :class:`~portico_rx.pipeline.delivery.Delivery` (source ``webhook:{prefix}/jobs``,
+    the time it arrived, its idempotency key as event id and key), created by the
+    trigger's :class:`~portico_rx.pipeline.sink.JobSink` with its retries and dead
+    letters; the HTTP answer is the delivery's settlement. Lifecycle (``start``,
+    ``stop`` with a graceful drain, ``pause``), health, ``history()`` and
+    ``dead_letters`` are :class:`~portico_rx.pipeline.PipelineTrigger`'s.
 
     Mount ``trigger.router`` in a FastAPI app (or use :func:`portico_rx.web.create_app`,
     whose lifespan starts and stops the trigger). While stopped the route answers 503.
@@ -171,6 +219,11 @@ class WebhookTrigger(JobTrigger):
         retry: retries of a failing ``create_job`` before answering 500 (default 3
             attempts, 50 ms doubling).
         stop_timeout: seconds ``stop()`` waits for requests in flight (default 30).
+        **options: passed to :class:`~portico_rx.pipeline.PipelineTrigger`
+            (``alert``, ``on_dead_letter``, ``history_size`` …). ``max_concurrency``
+            bounds the sink's workers, which create the requests held while paused;
+            other requests are created in their own tasks, as many at once as the
+            server serves.
 
     Example:
         >>> from portico_rx.testing import RecordingJobCreator
@@ -188,112 +241,40 @@ class WebhookTrigger(JobTrigger):
         scheduler: SchedulerBase | None = None,
         retry: RetryPolicy | None = None,
         stop_timeout: float = 30.0,
+        **options: Any,
     ) -> None:
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigurationError(f"name={name!r}: give the trigger a non-empty name")
-        if stop_timeout < 0:
-            raise ConfigurationError(f"stop_timeout={stop_timeout!r}: cannot be negative")
         schemas = dict(payload_schemas or {})
         for job_type, schema in schemas.items():
             if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
                 raise ConfigurationError(
                     f"payload_schemas[{job_type!r}]={schema!r}: use a pydantic model class"
                 )
-        self.job_creator = job_creator
+        self._intake = _Intake()
+        super().__init__(
+            self._intake,
+            job_creator,
+            name=name,
+            scheduler=scheduler,
+            retry=retry or DEFAULT_RETRY,
+            stop_timeout=stop_timeout,
+            **options,
+        )
         self.config = config if config is not None else WebhookConfig()
         self.payload_schemas = schemas
-        self.name = name
-        self.retry = retry or DEFAULT_RETRY
-        self.stop_timeout = stop_timeout
-        self.counters = HealthCounters()
         self.rejected: dict[int, int] = {}
-        self._scheduler_arg = scheduler
-        self._scheduler: SchedulerBase | None = scheduler
-        self._state = RunState.STOPPED
         self._allowed = frozenset(self.config.allowed_job_types)
         self._source = f"webhook:{self.config.prefix}/jobs"
         self._guard = IdempotencyGuard(self.config.idempotency_cache_size)
         self._limiter = (
             RateLimiter(self.config.rate_limit, self._now) if self.config.rate_limit else None
         )
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._lock = asyncio.Lock()
         self.router = self._build_router()
 
-    # -- JobTrigger ------------------------------------------------------------------
-
-    @property
-    def is_running(self) -> bool:
-        return self._state is RunState.RUNNING
-
-    @property
-    def state(self) -> RunState:
-        return self._state
-
-    async def start(self) -> None:
-        async with self._lock:
-            if self._state is RunState.RUNNING:
-                logger.warning("trigger_already_running", trigger=self.name)
-                return
-            logger.info(
-                "starting_webhook_trigger",
-                trigger=self.name,
-                prefix=self.config.prefix,
-                allowed_types=self.config.allowed_job_types,
-            )
-            self._state = RunState.STARTING
-            try:
-                await self.job_creator.open()
-                self._scheduler = clock.resolve_scheduler(self._scheduler_arg)
-            except BaseException:
-                self._state = RunState.STOPPED
-                raise
-            self._state = RunState.RUNNING
-            logger.info("webhook_trigger_started", trigger=self.name)
-
-    async def stop(self) -> None:
-        async with self._lock:
-            if self._state is RunState.STOPPED:
-                return
-            logger.info("stopping_webhook_trigger", trigger=self.name, in_flight=self._in_flight)
-            self._state = RunState.STOPPING
-            try:
-                await asyncio.wait_for(self._idle.wait(), self.stop_timeout)
-            except TimeoutError:
-                logger.warning(
-                    "webhook_trigger_stop_timeout", trigger=self.name, in_flight=self._in_flight
-                )
-            self._state = RunState.STOPPED
-            logger.info(
-                "webhook_trigger_stopped",
-                trigger=self.name,
-                jobs_created=self.counters.jobs_created,
-            )
-
-    def get_health(self) -> TriggerHealth:
-        return self.counters.snapshot(
-            name=self.name,
-            state=self._state,
-            details={
-                "prefix": self.config.prefix,
-                "rejected": {str(code): count for code, count in sorted(self.rejected.items())},
-            },
-            job_store=job_store_health(self.job_creator),
-        )
-
-    async def __aenter__(self) -> WebhookTrigger:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    def __repr__(self) -> str:
-        return (
-            f"WebhookTrigger(name={self.name!r}, prefix={self.config.prefix!r}, "
-            f"state={self._state.value}, jobs_created={self.counters.jobs_created})"
-        )
+    def health_details(self) -> dict[str, Any]:
+        return {
+            "prefix": self.config.prefix,
+            "rejected": {str(code): count for code, count in sorted(self.rejected.items())},
+        }
 
     # -- the spec's endpoint -----------------------------------------------------------
 
@@ -304,10 +285,12 @@ class WebhookTrigger(JobTrigger):
         idempotency_key: str | None = None,
         client: str | None = None,
     ) -> dict[str, str]:
-        """Validate ``request`` and create its job (the spec's FAQ entry point).
+        """Check ``request`` and create its job (the spec's FAQ entry point).
 
-        Called without options it calls ``create_job(job_type=, payload=, queue_name=,
-        priority=)`` and nothing else; an ``idempotency_key`` adds ``metadata``.
+        A direct call, not an HTTP request: there is no delivery, so a call without
+        options calls ``create_job(job_type=, payload=, queue_name=, priority=)`` and
+        nothing else (an ``idempotency_key`` adds ``metadata``). The job is created by
+        the trigger's sink (a stopped trigger's call by a sink of the same settings).
 
         Returns:
             ``{"job_id": "<uuid>"}``.
@@ -315,21 +298,17 @@ class WebhookTrigger(JobTrigger):
         Raises:
             HTTPException: 403, 400, 429 or 500 as in the module's table.
         """
-        job_id, _repeated = await self._accept(
-            request, key=idempotency_key, client=client, provenance=None
-        )
+        job_id, _repeated = await self._accept(request, key=idempotency_key, client=client)
         return {"job_id": job_id}
 
-    # -- the pipeline of one request ---------------------------------------------------
+    # -- one request: checked once, then a delivery for the sink ----------------------
 
     def _now(self) -> datetime:
-        if self._scheduler is None:
-            self._scheduler = clock.resolve_scheduler(self._scheduler_arg)
-        return clock.now(self._scheduler)
+        return clock.now(self._clock())
 
-    @property
-    def _in_flight(self) -> int:
-        return self.counters.in_flight
+    def _clock(self) -> SchedulerBase:
+        """The running trigger's scheduler; before ``start()``, the one it will use."""
+        return self._scheduler or clock.resolve_scheduler(self._scheduler_arg)
 
     async def _accept(
         self,
@@ -337,13 +316,13 @@ class WebhookTrigger(JobTrigger):
         *,
         key: str | None,
         client: str | None,
-        provenance: dict[str, Any] | None,
+        seen_at: datetime | None = None,
         body: bytes | None = None,
     ) -> tuple[str, bool]:
         """Check ``request`` (403, 400, 429) and create its job once per ``key``.
 
-        ``provenance`` becomes the job's metadata (with the scoped idempotency key
-        added); pass a dict of your own, as it is filled in, not copied.
+        ``seen_at`` is given for an HTTP request (it gets a delivery); a direct call
+        has none. Returns ``(job_id, repeated)``.
         """
         job_type = request.job_type
         if self._allowed and job_type not in self._allowed:
@@ -353,16 +332,17 @@ class WebhookTrigger(JobTrigger):
         if key is None:
             if self._limiter is not None:
                 self._check_rate(job_type, client)
-            return await self._create(request, payload, priority, provenance or None), False
+            job_id = await self._create(request, payload, priority, None, None, client, seen_at)
+            return job_id, False
         scoped = webhook_key(self.name, job_type, key)
-        known = self._guard.answer(scoped)
-        if known is not None:
-            return known, True
-        if self._limiter is not None:
+        if self._limiter is not None:  # a repeat of an answered key spends no token
+            known = self._guard.answer(scoped)
+            if known is not None:
+                return known, True
             self._check_rate(job_type, client)
-        metadata = provenance if provenance is not None else {}
-        metadata["idempotency_key"] = scoped
-        return await self._guard.once(scoped, self._create, request, payload, priority, metadata)
+        return await self._guard.once(
+            scoped, self._create, request, payload, priority, key, scoped, client, seen_at
+        )
 
     def _checked_payload(
         self, job_type: str, payload: dict[str, Any], body: bytes | None = None
@@ -404,84 +384,83 @@ class WebhookTrigger(JobTrigger):
         request: WebhookJobRequest,
         payload: dict[str, Any],
         priority: int,
-        metadata: dict[str, Any] | None,
+        key: str | None,
+        scoped: str | None,
+        client: str | None,
+        seen_at: datetime | None,
     ) -> str:
-        """Create the job (retrying as ``self.retry`` says) and return its id."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                if metadata is None:  # the spec's exact call (its FAQ test asserts it)
-                    job = await self.job_creator.create_job(
-                        job_type=request.job_type,
-                        payload=payload,
-                        queue_name=request.queue_name,
-                        priority=priority,
-                    )
-                else:
-                    job = await self.job_creator.create_job(
-                        job_type=request.job_type,
-                        payload=payload,
-                        queue_name=request.queue_name,
-                        priority=priority,
-                        metadata=metadata,
-                    )
-            except ConfigurationError as exc:
-                self.counters.record_error(f"{type(exc).__name__}: {exc}", self._now())
-                raise HTTPException(400, str(exc)) from None
-            except Exception as exc:
-                if attempt < self.retry.max_attempts:
-                    self.counters.retries += 1
-                    delay = self.retry.delay(attempt)
-                    logger.warning(
-                        "webhook_job_creation_retry",
-                        trigger=self.name,
-                        job_type=request.job_type,
-                        attempt=attempt,
-                        delay_s=round(delay, 3),
-                        error=str(exc),
-                    )
-                    await clock.sleep(self._scheduler_for_sleep(), delay)
-                    continue
-                self.counters.consecutive_failures += 1
-                self.counters.record_error(f"{type(exc).__name__}: {exc}", self._now())
-                logger.error(
-                    "webhook_job_creation_failed",
-                    trigger=self.name,
-                    job_type=request.job_type,
-                    attempts=attempt,
-                    error=str(exc),
-                    error_type=type(exc).__name__,
-                )
-                raise HTTPException(500, "Job creation failed") from None
-            self.counters.record_job(self._now())
-            job_id = str(job.id)
-            logger.info(
-                "job_created_from_webhook",
-                trigger=self.name,
-                job_id=job_id,
-                job_type=job.job_type,
-                queue_name=job.queue_name,
-            )
-            return job_id
+        """Hand the checked request to the sink and answer with its job id.
 
-    def _scheduler_for_sleep(self) -> SchedulerBase:
-        self._now()
-        assert self._scheduler is not None
-        return self._scheduler
+        Every field was checked above (pydantic, allow-list, schema, priority map), so
+        the job request is built with :func:`~portico_rx.models.trusted_request`. An
+        HTTP request (``seen_at``) carries a delivery and is answered from the
+        delivery's settlement; a direct call has none and is answered with the job.
+        """
+        if seen_at is None:
+            job = await self._direct_sink().create(
+                trusted_request(
+                    job_type=request.job_type,
+                    payload=payload,
+                    queue_name=request.queue_name,
+                    priority=priority,
+                    metadata={},
+                    idempotency_key=scoped,
+                )
+            )
+            if job is None:
+                raise HTTPException(500, "Job creation failed")
+            return str(job.id)
+        sink, observer = self._sink, self._intake.observer
+        if sink is None or observer is None:  # stopped while the request was read
+            raise self._not_running()
+        delivery = Delivery(
+            source=self._source,
+            seen_at=seen_at,
+            event_id=key,
+            idempotency_key=key,
+            attributes={} if client is None else {"client": client},
+        )
+        job_request = trusted_request(
+            job_type=request.job_type,
+            payload=payload,
+            queue_name=request.queue_name,
+            priority=priority,
+            metadata={},
+            idempotency_key=scoped,
+            claim=delivery.claim(),
+            delivery=delivery,
+        )
+        if self.paused:
+            # Into the pipeline, which holds it until resume() (or stop()) and then
+            # submits it to the sink's workers; the answer waits for the settlement.
+            deliver(observer, job_request, delivery)
+            await delivery.wait_settled()
+        else:
+            # The sink's own creation, run in this request's task (no work-queue hop).
+            delivery.seal()
+            await sink.create(job_request)
+        if delivery.job_ids:
+            return delivery.job_ids[0]
+        if not self.is_running:  # abandoned by stop(): try again later
+            raise self._not_running()
+        raise HTTPException(500, "Job creation failed")
+
+    def _direct_sink(self) -> JobSink:
+        """The running trigger's sink; for a direct call on a stopped trigger (the spec's
+        FAQ test calls the endpoint without ``start()``), a sink of the same settings."""
+        if self._sink is not None:
+            return self._sink
+        return self._new_sink(self._clock())
+
+    def _not_running(self) -> HTTPException:
+        return HTTPException(
+            503, f"webhook trigger {self.name!r} is not running", headers={"Retry-After": "5"}
+        )
 
     async def _receive(self, request: Request) -> Response:
-        counters = self.counters
-        counters.events_seen += 1
-        counters.in_flight += 1
-        self._idle.clear()
         try:
-            if self._state is not RunState.RUNNING:
-                raise HTTPException(
-                    503,
-                    f"webhook trigger {self.name!r} is not running",
-                    headers={"Retry-After": "5"},
-                )
+            if not self.is_running:
+                raise self._not_running()
             now = self._now()
             config = self.config
             headers = request_headers(request)
@@ -494,11 +473,8 @@ class WebhookTrigger(JobTrigger):
                 raise HTTPException(422, _field_errors(exc, ("body",))) from None
             key = idempotency_key(headers, config.auth)
             client = self._client(request, headers)
-            provenance = {"trigger": self.name, "source": self._source, "seen_at": now.isoformat()}
-            if client is not None:
-                provenance["client"] = client
             job_id, repeated = await self._accept(
-                job_request, key=key, client=client, provenance=provenance, body=body
+                job_request, key=key, client=client, seen_at=now, body=body
             )
             return JSONBytesResponse(
                 b'{"job_id":"' + job_id.encode() + b'"}', 200 if repeated else 201
@@ -507,10 +483,6 @@ class WebhookTrigger(JobTrigger):
             self.rejected[exc.status_code] = self.rejected.get(exc.status_code, 0) + 1
             logger.info("webhook_request_rejected", trigger=self.name, status=exc.status_code)
             raise
-        finally:
-            counters.in_flight -= 1
-            if counters.in_flight == 0:
-                self._idle.set()
 
     def _client(self, request: Request, headers: dict[str, str]) -> str | None:
         if self.config.client_header is not None:
