@@ -59,6 +59,7 @@ _tracker: contextvars.ContextVar[Tracker | None] = contextvars.ContextVar(
     "portico_rx_tracker", default=None
 )
 """The settlement tracker of the trigger whose pipeline runs now (see ``tracking``)."""
+_NO_ATTRIBUTES: dict[str, Any] = {}  # shared by deliveries without attributes: never written
 _source_trackers: dict[str, Tracker] = {}
 """Source name -> the tracker of the running trigger whose pipeline holds its events,
 for events emitted from outside any pipeline's context (a Subject fed by the caller, a
@@ -125,17 +126,17 @@ class Delivery:
         self.seen_at = seen_at
         self.event_id = event_id
         self.idempotency_key = idempotency_key
-        self.attributes = attributes or {}
+        self.attributes = attributes if attributes is not None else _NO_ATTRIBUTES
         self.ack = ack
         self.nack = nack
         self.outcome = Outcome.PENDING
         self.event: Any = None
-        self.job_ids: list[str] = []
+        self.job_ids: list[str] | tuple[str, ...] = ()  # a list once a job exists
         self._pending = 0
         self._sealed = False
         self._ok = True
         self._nack_requeue = True  # until a claim fails for good: then it is dead
-        self._callbacks: list[Callable[[Delivery], None]] = []
+        self._callbacks: list[Callable[[Delivery], None]] | None = None
         self._settle_task: asyncio.Future[None] | None = None
 
     def __repr__(self) -> str:
@@ -170,7 +171,10 @@ class Delivery:
         if self.settled:
             callback(self)
         else:
-            self._callbacks.append(callback)
+            if self._callbacks is None:
+                self._callbacks = [callback]
+            else:
+                self._callbacks.append(callback)
 
     async def wait_settled(self) -> Outcome:
         """Wait until settled (including an async ack/nack) and return the outcome."""
@@ -186,7 +190,10 @@ class Delivery:
     def _resolve(self, ok: bool, requeue: bool, job_id: str | None) -> None:
         self._pending -= 1
         if job_id is not None:
-            self.job_ids.append(job_id)
+            if isinstance(self.job_ids, list):
+                self.job_ids.append(job_id)
+            else:
+                self.job_ids = [job_id]
         if not ok:
             self._ok = False
             self._nack_requeue = self._nack_requeue and requeue  # a failure for good wins
@@ -204,8 +211,8 @@ class Delivery:
             call = self.ack
         if call is not None:
             self._run_settle(call)
-        callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
+        callbacks, self._callbacks = self._callbacks, None
+        for callback in callbacks or ():
             try:
                 callback(self)
             except Exception:  # a callback must not break settlement of others
