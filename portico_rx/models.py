@@ -346,7 +346,7 @@ def _new_job(
     ``metadata``, as pydantic makes them. Arguments of other than the plain types
     (``int`` subclasses, datetime subclasses, keys that are not ``str`` …) take
     pydantic's path, which converts or refuses them.
-    ``tests/foundation/test_job_fast_path.py`` pins both.
+    ``tests/test_models_job_fast_path.py`` pins both.
     """
     if not (
         type(priority) is int
