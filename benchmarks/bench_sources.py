@@ -206,7 +206,7 @@ async def bench_http(quick: bool) -> None:
     import httpx
     from reactivex.scheduler import HistoricalScheduler
 
-    from portico_rx.sources.http_poll import HttpPollStats, http_poll
+    from portico_rx.sources._http_poll import HttpPollStats, http_poll
     from portico_rx.testing import advance
 
     polls = 100 if quick else 1000

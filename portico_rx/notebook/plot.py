@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from portico_rx.errors import ConfigurationError, require
-from portico_rx.sources.replay import as_utc
+from portico_rx.sources._replay import as_utc
 
 __all__ = ["plot_upcoming", "timeline"]
 

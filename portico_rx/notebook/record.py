@@ -13,7 +13,7 @@ from reactivex import Observable, abc
 from portico_rx.errors import ConfigurationError, require
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import claim_current, current_delivery
-from portico_rx.sources.replay import RECORDED_COLUMNS_ATTR
+from portico_rx.sources._replay import RECORDED_COLUMNS_ATTR
 
 __all__ = ["RECORD_COLUMNS", "record"]
 

@@ -23,7 +23,7 @@ from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery
 from portico_rx.pipeline.isolation import EventFailed
 from portico_rx.pipeline.provenance import job_key
-from portico_rx.sources.replay import ReplayPlan, as_utc, check_window, replay_plan
+from portico_rx.sources._replay import ReplayPlan, as_utc, check_window, replay_plan
 
 __all__ = ["JOB_COLUMNS", "diff", "simulate"]
 

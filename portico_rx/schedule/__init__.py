@@ -1,6 +1,6 @@
 """The schedule engine: cron parsing, fire times, DST and misfire policies, one timer.
 
-Public entry points are the sources (``portico_rx.sources.cron``/``interval``/``at``) and
+Public entry points are the sources (``portico_rx.sources._cron``/``interval``/``at``) and
 ``portico_rx.adapters.job_trigger.schedule_trigger.ScheduleTrigger``; this package holds
 the parts they share.
 """

@@ -25,34 +25,77 @@ name                what it emits                                 extra
 from __future__ import annotations
 
 import importlib
-import sys
-import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names for type checkers; at run time each loads on first use
+    from portico_rx.sources._cron import Tick, at, cron, interval
+    from portico_rx.sources._db_poll import RowEvent, db_rows
+    from portico_rx.sources._files import FileChange, FileEvent, FileStat, SettleRule, Stable, files
+    from portico_rx.sources._http_poll import HttpChange, http_poll
+    from portico_rx.sources._pg_notify import Notification, pg_notify
+    from portico_rx.sources._replay import replay
+    from portico_rx.sources._webhook import WebhookEvent, webhook
+    from portico_rx.sources.queues.message import QueueMessage
+    from portico_rx.sources.queues.mqtt import mqtt
+    from portico_rx.sources.queues.nats import nats
+    from portico_rx.sources.queues.rabbitmq import rabbitmq
+    from portico_rx.sources.queues.redis_stream import redis_stream
 
 _LAZY: dict[str, str] = {
-    "cron": "portico_rx.sources.cron",
-    "interval": "portico_rx.sources.cron",
-    "at": "portico_rx.sources.cron",
-    "Tick": "portico_rx.sources.cron",
-    "files": "portico_rx.sources.files",
-    "FileEvent": "portico_rx.sources.files",
-    "http_poll": "portico_rx.sources.http_poll",
-    "HttpChange": "portico_rx.sources.http_poll",
-    "db_rows": "portico_rx.sources.db_poll",
-    "RowEvent": "portico_rx.sources.db_poll",
-    "pg_notify": "portico_rx.sources.pg_notify",
-    "Notification": "portico_rx.sources.pg_notify",
-    "webhook": "portico_rx.sources.webhook",
-    "WebhookEvent": "portico_rx.sources.webhook",
+    "cron": "portico_rx.sources._cron",
+    "interval": "portico_rx.sources._cron",
+    "at": "portico_rx.sources._cron",
+    "Tick": "portico_rx.sources._cron",
+    "files": "portico_rx.sources._files",
+    "FileEvent": "portico_rx.sources._files",
+    "FileChange": "portico_rx.sources._files",
+    "FileStat": "portico_rx.sources._files",
+    "SettleRule": "portico_rx.sources._files",
+    "Stable": "portico_rx.sources._files",
+    "http_poll": "portico_rx.sources._http_poll",
+    "HttpChange": "portico_rx.sources._http_poll",
+    "db_rows": "portico_rx.sources._db_poll",
+    "RowEvent": "portico_rx.sources._db_poll",
+    "pg_notify": "portico_rx.sources._pg_notify",
+    "Notification": "portico_rx.sources._pg_notify",
+    "webhook": "portico_rx.sources._webhook",
+    "WebhookEvent": "portico_rx.sources._webhook",
     "QueueMessage": "portico_rx.sources.queues.message",
     "rabbitmq": "portico_rx.sources.queues.rabbitmq",
     "redis_stream": "portico_rx.sources.queues.redis_stream",
     "nats": "portico_rx.sources.queues.nats",
     "mqtt": "portico_rx.sources.queues.mqtt",
-    "replay": "portico_rx.sources.replay",
+    "replay": "portico_rx.sources._replay",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "FileChange",
+    "FileEvent",
+    "FileStat",
+    "HttpChange",
+    "Notification",
+    "QueueMessage",
+    "RowEvent",
+    "SettleRule",
+    "Stable",
+    "Tick",
+    "WebhookEvent",
+    "at",
+    "cron",
+    "db_rows",
+    "files",
+    "http_poll",
+    "interval",
+    "mqtt",
+    "nats",
+    "pg_notify",
+    "rabbitmq",
+    "redis_stream",
+    "replay",
+    "webhook",
+]
+
+assert sorted(__all__) == sorted(_LAZY), "every lazy name is exported, and only those"
 
 
 def __getattr__(name: str) -> Any:
@@ -66,17 +109,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
-
-
-class _SourcesModule(types.ModuleType):
-    """Keeps ``sources.files`` the function after ``portico_rx.sources.files`` (the module of
-    the same name) is imported: the import system sets the submodule as an attribute of the
-    package, which would shadow the lazily exported function."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _LAZY.get(name) == value.__name__:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _SourcesModule

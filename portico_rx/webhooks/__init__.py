@@ -1,7 +1,7 @@
 """Webhook building blocks: authentication schemes, bounded bodies, rate limits, idempotency.
 
 Used by :class:`~portico_rx.adapters.job_trigger.webhook_trigger.WebhookTrigger` and
-:func:`portico_rx.sources.webhook`; importable on their own (no FastAPI needed here).
+:func:`portico_rx.sources._webhook`; importable on their own (no FastAPI needed here).
 """
 
 from portico_rx.webhooks.auth import (

@@ -16,7 +16,7 @@ from portico_rx.errors import InvalidCronError
 from portico_rx.schedule.cron_expression import CronExpression, parse_cron
 from portico_rx.schedule.dst import DstPolicy
 from portico_rx.schedule.fire_times import FireTimes
-from portico_rx.sources.cron import cron
+from portico_rx.sources._cron import cron
 from portico_rx.testing.strategies import cron_expressions as shared_cron_expressions
 
 ZONES = [

@@ -25,7 +25,7 @@ from portico_rx import sources
 from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
 from portico_rx.adapters.job_trigger.database_polling_trigger import DatabasePollingTrigger
 from portico_rx.pipeline.delivery import claim_current
-from portico_rx.sources.db_poll import DbPollStats, TableSpec
+from portico_rx.sources._db_poll import DbPollStats, TableSpec
 from portico_rx.testing import RecordingJobCreator, advance
 
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 import portico_rx as prx
 from portico_rx import sources
 from portico_rx.adapters.job_trigger.file_trigger import FileTrigger
-from portico_rx.sources.files import FileChange, FileStat, SettleRule, Stable
+from portico_rx.sources._files import FileChange, FileStat, SettleRule, Stable
 from portico_rx.testing import RecordingJobCreator, advance
 
 

@@ -19,7 +19,7 @@ from reactivex.scheduler import HistoricalScheduler
 import portico_rx as prx
 from portico_rx import sources
 from portico_rx.adapters.job_trigger.http_polling_trigger import HttpPollingTrigger
-from portico_rx.sources.http_poll import (
+from portico_rx.sources._http_poll import (
     ChangeDetector,
     HttpPollStats,
     _pool,

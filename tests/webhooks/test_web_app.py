@@ -18,7 +18,7 @@ from portico_rx.adapters.job_queue.memory import MemoryJobQueue
 from portico_rx.adapters.job_trigger.webhook_trigger import WebhookConfig, WebhookTrigger
 from portico_rx.errors import ConfigurationError, TriggerStartError
 from portico_rx.models import TriggerHealth
-from portico_rx.sources.webhook import webhook
+from portico_rx.sources._webhook import webhook
 from portico_rx.testing import RecordingJobCreator
 from portico_rx.web import create_app
 from portico_rx.webhooks import StandardWebhooksAuth, sign_standard_webhook

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 import portico_rx as prx
 from portico_rx.adapters.job_trigger.webhook_trigger import WebhookConfig, WebhookTrigger
-from portico_rx.sources.webhook import webhook
+from portico_rx.sources._webhook import webhook
 from portico_rx.testing import RecordingJobCreator
 from portico_rx.web import create_app
 from portico_rx.webhooks import RateLimit

@@ -15,7 +15,7 @@ import portico_rx as prx
 from portico_rx import sources
 from portico_rx.adapters.job_queue.memory import MemoryJobQueue
 from portico_rx.errors import ConfigurationError
-from portico_rx.sources.webhook import WebhookEvent, WebhookSource, webhook
+from portico_rx.sources._webhook import WebhookEvent, WebhookSource, webhook
 from portico_rx.testing import RecordingJobCreator
 from portico_rx.webhooks import GitHubAuth, sign_github
 

@@ -16,7 +16,7 @@ from portico_rx.models import TriggerHealth
 from portico_rx.pipeline import PipelineTrigger
 from portico_rx.pipeline.to_job import to_job
 from portico_rx.ports.job_creator import JobCreator
-from portico_rx.sources.db_poll import (
+from portico_rx.sources._db_poll import (
     DbPollStats,
     RowEvent,
     TableSpec,
@@ -25,7 +25,7 @@ from portico_rx.sources.db_poll import (
     open_engine,
     reflect_table,
 )
-from portico_rx.sources.pg_notify import pg_notify
+from portico_rx.sources._pg_notify import pg_notify
 from portico_rx.sources.queues.consumer import check_positive
 
 __all__ = ["DatabasePollingTrigger", "default_row_payload"]

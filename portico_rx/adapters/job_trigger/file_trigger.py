@@ -12,7 +12,7 @@ from reactivex.abc import SchedulerBase
 from portico_rx.pipeline import PipelineTrigger
 from portico_rx.pipeline.to_job import to_job
 from portico_rx.ports.job_creator import JobCreator
-from portico_rx.sources.files import DEFAULT_IGNORE, FileChange, FileEvent, files
+from portico_rx.sources._files import DEFAULT_IGNORE, FileChange, FileEvent, files
 
 __all__ = ["FileTrigger"]
 

@@ -14,7 +14,7 @@ from portico_rx.models import TriggerHealth
 from portico_rx.pipeline import PipelineTrigger
 from portico_rx.pipeline.to_job import to_job
 from portico_rx.ports.job_creator import JobCreator
-from portico_rx.sources.http_poll import (
+from portico_rx.sources._http_poll import (
     HttpChange,
     HttpPollStats,
     close_idle_clients,
@@ -58,7 +58,7 @@ class HttpPollingTrigger(PipelineTrigger):
         name: trigger name (default ``"http:<url>"``).
         scheduler: Rx scheduler (default the running loop); pass a virtual one in tests.
         method, headers, params, auth, timeout, key, items, item_key, emit_initial,
-        max_backoff: as for :func:`portico_rx.sources.http_poll`.
+        max_backoff: as for :func:`portico_rx.sources._http_poll`.
         **options: passed to :class:`~portico_rx.pipeline.PipelineTrigger`.
 
     Example:

@@ -37,7 +37,7 @@ from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.provenance import row_key
 from portico_rx.pipeline.retry import backoff
-from portico_rx.sources.http_poll import check_interval
+from portico_rx.sources._http_poll import check_interval
 from portico_rx.url_redaction import redact_url
 
 __all__ = [
@@ -51,7 +51,7 @@ __all__ = [
     "open_engine",
 ]
 
-logger = structlog.get_logger("portico_rx.sources.db_poll")
+logger = structlog.get_logger("portico_rx.sources._db_poll")
 
 _COALESCE_ROUNDS = 50
 """Loop iterations the marker waits for more acks before one batched UPDATE."""
@@ -241,7 +241,7 @@ def db_rows(
 
     A full batch is followed at once by the next poll (a backlog drains at full speed);
     otherwise the poller waits ``every`` seconds, or less when ``wake`` emits (e.g.
-    :func:`~portico_rx.sources.pg_notify`). Database errors never end the stream: they
+    :func:`~portico_rx.sources._pg_notify`). Database errors never end the stream: they
     are logged, counted in ``stats``, and the next poll backs off (``every * 2**n``, at
     most ``max_backoff``).
 

@@ -44,7 +44,7 @@ __all__ = [
     "files",
 ]
 
-logger = structlog.get_logger("portico_rx.sources.files")
+logger = structlog.get_logger("portico_rx.sources._files")
 
 DEFAULT_IGNORE: tuple[str, ...] = (".*", "*~", "*.swp", "*.tmp", "*.part", "*.crdownload")
 """Names skipped unless ``ignore=`` says otherwise: hidden files and partial downloads."""

@@ -42,7 +42,7 @@ __all__ = [
     "retry_after_seconds",
 ]
 
-logger = structlog.get_logger("portico_rx.sources.http_poll")
+logger = structlog.get_logger("portico_rx.sources._http_poll")
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _CONNECTIONS_PER_HOST = 4

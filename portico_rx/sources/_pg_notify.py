@@ -21,7 +21,7 @@ from portico_rx.url_redaction import redact_url
 
 __all__ = ["Notification", "asyncpg_dsn", "pg_notify"]
 
-logger = structlog.get_logger("portico_rx.sources.pg_notify")
+logger = structlog.get_logger("portico_rx.sources._pg_notify")
 
 _CHANNEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
