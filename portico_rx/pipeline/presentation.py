@@ -25,19 +25,15 @@ class Presenter(Protocol):
 
     def html(self, trigger: Any) -> str:
         """An HTML card for ``trigger``."""
-        ...
 
     def widget(self, trigger: Any, *, jobs: int, refresh: float) -> Any:
         """A live panel for ``trigger``."""
-        ...
 
     def history(self, jobs: Iterable[Job]) -> list[Job]:
         """``jobs`` as a list that shows as a table (and has ``to_frame()``)."""
-        ...
 
     async def claim_name(self, trigger: Any) -> None:
         """Called by ``start()``: one running copy per trigger name (in a notebook)."""
-        ...
 
 
 _presenter: Presenter | None = None
