@@ -24,7 +24,7 @@ from portico_rx.pipeline.provenance import Provenance
 from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.ports.job_creator import JobCreator
 
-__all__ = ["AlertHook", "DeadLetterHook", "JobSink"]
+__all__ = ["AlertHook", "CreateStep", "DeadLetterHook", "JobSink"]
 
 logger = structlog.get_logger("portico_rx.pipeline.sink")
 
@@ -32,6 +32,10 @@ AlertHook = Callable[[str, str, dict[str, Any]], Awaitable[None] | None]
 """``alert(level, message, context)``, called when a job could not be created."""
 DeadLetterHook = Callable[[DeadLetter], Awaitable[None] | None]
 """``on_dead_letter(dead_letter)``, called for every dead-lettered event."""
+CreateStep = Callable[[JobRequest, dict[str, Any]], Awaitable[Job | None]]
+"""``create(request, metadata)``: a trigger's own create step, called (and retried,
+dead-lettered, counted) by the sink instead of ``job_creator.create_job``. It may return
+``None`` when it has no ``Job`` to report (the spec's ``_create_scheduled_job`` override)."""
 
 
 class _WorkQueue:
@@ -110,6 +114,9 @@ class JobSink:
     invalid requests (``ConfigurationError``) are not retried. A request out of retries
     calls ``alert``, is dead-lettered and its delivery is nacked. Created jobs resolve
     their delivery claim ``ok``.
+
+    ``create`` (settable per trigger, before the first request): a :data:`CreateStep`
+    called instead of ``job_creator.create_job``, inside the same retry loop.
     """
 
     def __init__(
@@ -125,6 +132,7 @@ class JobSink:
         on_dead_letter: DeadLetterHook | None = None,
         dead_letters: deque[DeadLetter] | None = None,
         on_job: Callable[[Job], None] | None = None,
+        create: CreateStep | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency={max_concurrency!r}: use 1 or more")
@@ -140,6 +148,7 @@ class JobSink:
             dead_letters if dead_letters is not None else deque(maxlen=1000)
         )
         self.on_job = on_job
+        self.create = create
         self._queue = _WorkQueue()
         self._provenance = Provenance(name)
         self._workers: list[asyncio.Task[None]] = []
@@ -268,9 +277,11 @@ class JobSink:
         except Exception as exc:
             await self._retry(request, metadata, exc, claim, delivery)
             return
-        self._created(job, claim, 1)
+        self._created(job, claim, 1, request)
 
-    def _call_creator(self, request: JobRequest, metadata: dict[str, Any]) -> Awaitable[Job]:
+    def _call_creator(self, request: JobRequest, metadata: dict[str, Any]) -> Awaitable[Job | None]:
+        if self.create is not None:
+            return self.create(request, metadata)
         return self.job_creator.create_job(
             job_type=request.job_type,
             payload=request.payload,
@@ -313,23 +324,26 @@ class JobSink:
             except Exception as error:
                 exc = error
                 continue
-            self._created(job, claim, attempt)
+            self._created(job, claim, attempt, request)
             return
 
-    def _created(self, job: Job, claim: Claim | None, attempt: int) -> None:
+    def _created(
+        self, job: Job | None, claim: Claim | None, attempt: int, request: JobRequest
+    ) -> None:
         self.counters.in_flight -= 1
         self.counters.record_job(clock.now(self.scheduler))
+        job_id = None if job is None else str(job.id)  # None: see CreateStep
         if claim is not None:
-            claim.resolve(True, job_id=str(job.id))
+            claim.resolve(True, job_id=job_id)
         if self._log_jobs:
             self._log.info(
                 "job_created",
-                job_id=str(job.id),
-                job_type=job.job_type,
-                queue_name=job.queue_name,
+                job_id=job_id,
+                job_type=request.job_type if job is None else job.job_type,
+                queue_name=request.queue_name if job is None else job.queue_name,
                 attempt=attempt,
             )
-        if self.on_job is not None:
+        if self.on_job is not None and job is not None:
             self.on_job(job)
 
     async def _give_up(

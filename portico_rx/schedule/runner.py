@@ -1,15 +1,18 @@
-"""ScheduleRunner: many schedules on one timer, emitting Ticks with their deliveries.
+"""ScheduleRunner: many schedules on one timer, emitting runs with their deliveries.
 
 Used by the ``cron``/``interval``/``at`` sources (one schedule each) and by
 ``ScheduleTrigger`` (all its schedules on one timer). Each due fire time goes through the
-misfire policy; each run becomes a :class:`~portico_rx.schedule.tick.Tick` emitted with
-:func:`~portico_rx.pipeline.delivery.deliver` and a
-:class:`~portico_rx.pipeline.delivery.Delivery` whose idempotency key is the UTC fire time,
-so replicas and restarts agree on it.
+misfire policy; each run is emitted with :func:`~portico_rx.pipeline.delivery.deliver`
+and a :class:`~portico_rx.pipeline.delivery.Delivery` whose idempotency key is the UTC
+fire time, so replicas and restarts agree on it. The event is a
+:class:`~portico_rx.schedule.tick.Tick` (the sources), or the run's
+:class:`ScheduleSpec` (``ticks=False``: ``ScheduleTrigger``, whose mapping needs only the
+schedule and the delivery).
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -27,7 +30,7 @@ from portico_rx.schedule.misfire import MisfirePolicy, select_runs
 from portico_rx.schedule.tick import Tick, from_micros, key_time
 from portico_rx.schedule.timer import DEFAULT_SPIN, ScheduleTimer, TimerEntry
 
-__all__ = ["RunCallback", "ScheduleRunner", "ScheduleSpec", "ScheduleStats"]
+__all__ = ["ScheduleRunner", "ScheduleSpec", "ScheduleStats"]
 
 logger = structlog.get_logger("portico_rx.schedule")
 
@@ -57,13 +60,8 @@ class ScheduleStats:
     next_due_us: int | None = None
 
 
-RunCallback = Callable[["ScheduleSpec", str, Delivery], None]
-"""``on_run(spec, key, delivery)``: a run, instead of a Tick for the observer (``key`` is
-the UTC fire time in key form). The runner seals the delivery after the call."""
-
-
-class _Fires:
-    """``(nominal, due)`` pairs of a schedule: its fire times plus any jitter."""
+class _Jittered:
+    """``(nominal, delay)`` pairs of a schedule with jitter: a random delay per run."""
 
     __slots__ = ("_jitter", "_plan_times", "_random")
 
@@ -72,42 +70,44 @@ class _Fires:
         self._jitter = jitter
         self._random = rng
 
-    def __iter__(self) -> _Fires:
+    def __iter__(self) -> _Jittered:
         return self
 
     def __next__(self) -> tuple[int, int]:
-        nominal = next(self._plan_times)
-        if self._jitter:
-            return nominal, nominal + self._random.randint(0, self._jitter)
-        return nominal, nominal
+        return next(self._plan_times), self._random.randint(0, self._jitter)
+
+
+_NO_DELAY = itertools.repeat(0)  # stateless: shared by every schedule without jitter
 
 
 class ScheduleRunner:
     """Runs schedules on one :class:`~portico_rx.schedule.timer.ScheduleTimer`.
 
     Args:
-        observer: receives each Tick (via ``deliver``).
+        observer: receives each run (via ``deliver``, the run's delivery current).
         scheduler: the Rx scheduler for time and timers.
         seed: seed for jitter (default: unseeded).
         on_exhausted: called when the last schedule has no more fire times.
         spin: see :class:`~portico_rx.schedule.timer.ScheduleTimer` (seconds the timer
             wakes early on asyncio to fire on the exact microsecond; 0 turns it off).
-        on_run: called for each run instead of emitting a Tick to ``observer`` (a
-            consumer that needs only the key and the delivery, e.g. ``ScheduleTrigger``).
+        ticks: emit a :class:`~portico_rx.schedule.tick.Tick` per run (default), or
+            ``False``: the run's :class:`ScheduleSpec` (its time, key, lateness and
+            catch-up flag are in the delivery). ``ScheduleTrigger`` hands the timer
+            hundreds of runs per wake-up and needs no Tick.
     """
 
     def __init__(
         self,
-        observer: ObserverBase[Tick],
+        observer: ObserverBase[Any],
         scheduler: SchedulerBase,
         *,
         seed: int | None = None,
         on_exhausted: Callable[[], None] | None = None,
         spin: float = DEFAULT_SPIN,
-        on_run: RunCallback | None = None,
+        ticks: bool = True,
     ) -> None:
         self.observer = observer
-        self._on_run = on_run
+        self._ticks = ticks
         self.scheduler = scheduler
         self.timer = ScheduleTimer(scheduler, spin=spin)
         self.stats: dict[str, ScheduleStats] = {}
@@ -118,6 +118,11 @@ class ScheduleRunner:
         self._random = random.Random(seed)
         self._on_exhausted = on_exhausted
         self._time_cache: dict[tuple[int, ZoneInfo], tuple[datetime, str, str]] = {}
+        self._last_time: tuple[int, ZoneInfo | None, tuple[datetime, str, str] | None] = (
+            -1,
+            None,
+            None,
+        )
         self._sources: dict[str, str] = {}
         self._fired_us = -1
         self._fired = from_micros(0)
@@ -128,7 +133,10 @@ class ScheduleRunner:
 
     def _fires(self, spec: ScheduleSpec, from_us: int) -> Iterator[tuple[int, int]]:
         start = from_us if spec.start_us is None else max(from_us, spec.start_us)
-        return _Fires(spec.plan.iter_from(start, spec.end_us), spec.jitter_us, self._random)
+        plan_times = spec.plan.iter_from(start, spec.end_us)
+        if spec.jitter_us:
+            return _Jittered(plan_times, spec.jitter_us, self._random)
+        return zip(plan_times, _NO_DELAY, strict=False)  # pairs built in C: the hot path
 
     def add(
         self,
@@ -301,9 +309,14 @@ class ScheduleRunner:
         if catch_up:
             stats.caught_up += 1
         stats.last_scheduled_us = nominal
-        lateness = (now - planned) / 1_000_000
+        lateness = (now - planned) / 1_000_000  # exact to the microsecond, as is
         stats.last_lateness_s = lateness
-        scheduled, iso, scheduled_iso = self._times(nominal, spec.tz)
+        tz = spec.tz
+        last_nominal, last_tz, times = self._last_time
+        if last_nominal != nominal or last_tz is not tz or times is None:
+            times = self._times(nominal, tz)  # runs of one wake-up mostly share a time
+            self._last_time = (nominal, tz, times)
+        scheduled, iso, scheduled_iso = times
         if now != self._fired_us:
             self._fired_us, self._fired = now, from_micros(now)
         fired = self._fired
@@ -317,16 +330,13 @@ class ScheduleRunner:
             idempotency_key=iso,
             attributes={
                 "scheduled_at": scheduled_iso,
-                "lateness_s": round(lateness, 6),
+                "lateness_s": lateness,
                 "schedule": spec.name,
                 "catch_up": catch_up,
             },
         )
-        if self._on_run is not None:
-            try:
-                self._on_run(spec, iso, delivery)
-            finally:
-                delivery.seal()
+        if not self._ticks:
+            deliver(self.observer, spec, delivery)
             return
         tick = Tick.trusted(
             scheduled_at=scheduled,

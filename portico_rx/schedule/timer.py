@@ -49,7 +49,11 @@ def to_micros(moment: datetime) -> int:
 
 
 class TimerEntry:
-    """One schedule in the timer: its fire times (nominal, due) and its callback."""
+    """One schedule in the timer: its fire times and its callback.
+
+    ``fires`` yields ``(nominal_us, delay_us)`` ascending (``delay_us``: jitter, usually
+    0); ``next_fire`` is the next ``(nominal_us, due_us)``.
+    """
 
     __slots__ = ("active", "callback", "fires", "key", "next_fire")
 
@@ -97,7 +101,7 @@ class ScheduleTimer:
     def add(
         self, key: Any, fires: Iterator[tuple[int, int]], callback: DueCallback, *, arm: bool = True
     ) -> TimerEntry:
-        """Add a schedule; ``fires`` yields ``(nominal_us, due_us)`` ascending.
+        """Add a schedule; ``fires`` yields ``(nominal_us, delay_us)`` (see TimerEntry).
 
         ``arm=False`` defers arming (adding many entries); call :meth:`arm` after.
         """
@@ -127,6 +131,8 @@ class ScheduleTimer:
 
     def _push_next(self, entry: TimerEntry) -> bool:
         fire = next(entry.fires, None)
+        if fire is not None:
+            fire = (fire[0], fire[0] + fire[1])
         entry.next_fire = fire
         if fire is None or not entry.active:
             return False
@@ -186,10 +192,16 @@ class ScheduleTimer:
                 if not entry.active or entry.next_fire is None:
                     continue
                 due = [entry.next_fire]
-                following = next(entry.fires, None)
-                while following is not None and following[1] <= now:
-                    due.append(following)
-                    following = next(entry.fires, None)
+                fires = entry.fires
+                following = next(fires, None)
+                if following is not None:
+                    following = (following[0], following[0] + following[1])
+                    while following[1] <= now:
+                        due.append(following)
+                        following = next(fires, None)
+                        if following is None:
+                            break
+                        following = (following[0], following[0] + following[1])
                 entry.next_fire = following
                 if following is not None:
                     heapq.heappush(heap, (following[1], next(self._seq), entry))
