@@ -332,18 +332,29 @@ class JobSink:
     ) -> None:
         self.counters.in_flight -= 1
         self.counters.record_job(clock.now(self.scheduler))
-        job_id = None if job is None else str(job.id)  # None: see CreateStep
+        if job is None:  # a create step with no Job to report (see CreateStep)
+            if claim is not None:
+                claim.resolve(True)
+            if self._log_jobs:
+                self._log.info(
+                    "job_created",
+                    job_id=None,
+                    job_type=request.job_type,
+                    queue_name=request.queue_name,
+                    attempt=attempt,
+                )
+            return
         if claim is not None:
-            claim.resolve(True, job_id=job_id)
+            claim.resolve(True, job_id=str(job.id))
         if self._log_jobs:
             self._log.info(
                 "job_created",
-                job_id=job_id,
-                job_type=request.job_type if job is None else job.job_type,
-                queue_name=request.queue_name if job is None else job.queue_name,
+                job_id=str(job.id),
+                job_type=job.job_type,
+                queue_name=job.queue_name,
                 attempt=attempt,
             )
-        if self.on_job is not None and job is not None:
+        if self.on_job is not None:
             self.on_job(job)
 
     async def _give_up(

@@ -244,8 +244,9 @@ class ScheduleRunner:
             if self._specs.get(spec.name) is not spec:
                 return
             now = self.now_us()
+            stats = self.stats[spec.name]
             for nominal in runs:
-                self._emit(spec, nominal, nominal, True, now)
+                self._emit(spec, stats, nominal, nominal, True, now)
             entry = self._entries.get(spec.name)
             if entry is None or entry.next_fire is None:
                 self._check_exhausted()
@@ -259,7 +260,7 @@ class ScheduleRunner:
         stats = self.stats[spec.name]
         grace = spec.misfire.grace_time
         if len(due) == 1 and (grace is None or now - due[0][0] <= grace * 1_000_000):
-            self._emit(spec, due[0][0], due[0][1], False, now)
+            self._emit(spec, stats, due[0][0], due[0][1], False, now)
         else:
             runs = select_runs([nominal for nominal, _ in due], now, spec.misfire)
             if len(runs) < len(due):
@@ -274,7 +275,7 @@ class ScheduleRunner:
                 )
             planned = dict(due)
             for nominal in runs:
-                self._emit(spec, nominal, planned[nominal], len(due) > 1, now)
+                self._emit(spec, stats, nominal, planned[nominal], len(due) > 1, now)
         stats.next_due_us = entry.next_fire[0] if entry.next_fire else None
         if entry.next_fire is None:
             self._check_exhausted()
@@ -298,13 +299,17 @@ class ScheduleRunner:
         return cached
 
     def _emit(
-        self, spec: ScheduleSpec, nominal: int, planned: int, catch_up: bool, now: int
+        self,
+        spec: ScheduleSpec,
+        stats: ScheduleStats,
+        nominal: int,
+        planned: int,
+        catch_up: bool,
+        now: int,
     ) -> None:
         """Emit one run. ``now`` is when the timer fired: every run of one wake-up shares
         it, so their ``fired_at`` and lateness say when the timer fired, not how long the
         runs before them took."""
-        self._sequence += 1
-        stats = self.stats[spec.name]
         stats.fired += 1
         if catch_up:
             stats.caught_up += 1
@@ -338,6 +343,7 @@ class ScheduleRunner:
         if not self._ticks:
             deliver(self.observer, spec, delivery)
             return
+        self._sequence += 1
         tick = Tick.trusted(
             scheduled_at=scheduled,
             fired_at=fired,
