@@ -314,7 +314,7 @@ class ScheduleRunner:
         if catch_up:
             stats.caught_up += 1
         stats.last_scheduled_us = nominal
-        lateness = (now - planned) / 1_000_000  # exact to the microsecond, as is
+        lateness = (now - planned) / 1_000_000  # whole µs / 1e6: already 6 decimals
         stats.last_lateness_s = lateness
         tz = spec.tz
         last_nominal, last_tz, times = self._last_time
