@@ -255,7 +255,7 @@ class ScheduleRunner:
 
     def _on_due(self, entry: TimerEntry, due: list[tuple[int, int]], now: int) -> None:
         spec = self._specs.get(entry.key)
-        if spec is None or self._entries.get(entry.key) is not entry:
+        if spec is None:  # removed (a removed or replaced entry is inactive: not called)
             return
         stats = self.stats[spec.name]
         grace = spec.misfire.grace_time

@@ -289,7 +289,8 @@ class ScheduleTrigger(PipelineTrigger):
                 delivery = current_delivery()
                 if config is None or delivery is None:  # removed while its run was emitted
                     return
-                assert delivery.idempotency_key is not None  # the runner keys every run
+                key = delivery.idempotency_key
+                assert key is not None  # the runner keys every run with its fire time
                 emit(
                     trusted_request(
                         job_type=config.job_type,
@@ -297,7 +298,7 @@ class ScheduleTrigger(PipelineTrigger):
                         queue_name=config.queue_name,
                         priority=config.priority,
                         metadata={},
-                        idempotency_key=schedule_key(trigger, name, delivery.idempotency_key),
+                        idempotency_key=schedule_key(trigger, name, key),
                         claim=delivery.claim(),
                         delivery=delivery,
                     )
