@@ -12,7 +12,7 @@ schedule and the delivery).
 
 from __future__ import annotations
 
-import itertools
+import functools
 import random
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -58,26 +58,6 @@ class ScheduleStats:
     last_scheduled_us: int | None = None
     last_lateness_s: float | None = None
     next_due_us: int | None = None
-
-
-class _Jittered:
-    """``(nominal, delay)`` pairs of a schedule with jitter: a random delay per run."""
-
-    __slots__ = ("_jitter", "_plan_times", "_random")
-
-    def __init__(self, plan_times: Iterator[int], jitter: int, rng: random.Random) -> None:
-        self._plan_times = plan_times
-        self._jitter = jitter
-        self._random = rng
-
-    def __iter__(self) -> _Jittered:
-        return self
-
-    def __next__(self) -> tuple[int, int]:
-        return next(self._plan_times), self._random.randint(0, self._jitter)
-
-
-_NO_DELAY = itertools.repeat(0)  # stateless: shared by every schedule without jitter
 
 
 class ScheduleRunner:
@@ -131,12 +111,15 @@ class ScheduleRunner:
         """The scheduler's clock in epoch microseconds."""
         return self.timer.now_us()
 
-    def _fires(self, spec: ScheduleSpec, from_us: int) -> Iterator[tuple[int, int]]:
+    def _fires(self, spec: ScheduleSpec, from_us: int) -> Iterator[int]:
         start = from_us if spec.start_us is None else max(from_us, spec.start_us)
-        plan_times = spec.plan.iter_from(start, spec.end_us)
-        if spec.jitter_us:
-            return _Jittered(plan_times, spec.jitter_us, self._random)
-        return zip(plan_times, _NO_DELAY, strict=False)  # pairs built in C: the hot path
+        return spec.plan.iter_from(start, spec.end_us)
+
+    def _jitter(self, spec: ScheduleSpec) -> Callable[[], int] | None:
+        """Each run's random delay (µs) for a schedule with jitter, else ``None``."""
+        if not spec.jitter_us:
+            return None
+        return functools.partial(self._random.randint, 0, spec.jitter_us)
 
     def add(
         self,
@@ -177,7 +160,9 @@ class ScheduleRunner:
             stats = self.stats[spec.name] = ScheduleStats()
         if missed_after_us is not None:
             self._catch_up(spec, missed_after_us, now, single_on_time=missed_single_on_time)
-        entry = self.timer.add(spec.name, self._fires(spec, now), self._on_due, arm=arm)
+        entry = self.timer.add(
+            spec.name, self._fires(spec, now), self._on_due, jitter=self._jitter(spec), arm=arm
+        )
         self._entries[spec.name] = entry
         stats.next_due_us = entry.next_fire[0] if entry.next_fire else None
         if entry.next_fire is None and spec.name not in self._pending:

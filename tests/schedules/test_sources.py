@@ -385,7 +385,7 @@ async def test_a_wall_clock_set_back_mid_spin_sleeps_again_instead_of_spinning()
     timer = ScheduleTimer(scheduler, spin=0.002)
     fired: list[int] = []
     due = to_us(START + timedelta(seconds=1))
-    timer.add("once", iter([(due, 0)]), lambda _e, runs, _now: fired.extend(n for n, _ in runs))
+    timer.add("once", iter([due]), lambda _e, runs, _now: fired.extend(n for n, _ in runs))
     try:
         assert scheduler.delays == [pytest.approx(0.998)]  # armed 2 ms early
         scheduler.moment = START + timedelta(seconds=1) - timedelta(milliseconds=1)
