@@ -1,7 +1,8 @@
 """Schedules benchmark: portico_rx vs APScheduler 3 (AsyncIOScheduler), same run.
 
-    python benchmarks/bench_schedules.py            # full run (~2 minutes)
-    python benchmarks/bench_schedules.py --quick    # a few seconds, for the smoke test
+    python benchmarks/bench_schedules.py              # full run, 3 rounds (~6 minutes)
+    python benchmarks/bench_schedules.py --rounds 5   # more rounds
+    python benchmarks/bench_schedules.py --quick      # a few seconds, for the smoke test
 
 Each measurement runs in a fresh child process with the same setup for both engines;
 before the lateness runs each child imports its engine, builds its schedules and collects
@@ -9,7 +10,9 @@ garbage once (gc.collect()), so CPython's first full collection of import-time o
 does not land inside one engine's measurement and not the other's.
 Printed: lateness p50/p99 of 200 every-second schedules; start time, RSS per schedule
 and idle CPU of 10,000 cron schedules; preview rate vs raw croniter iteration, and
-whether the preview equals the brute-force oracle. Lines starting with ``RATIO`` compare.
+whether the preview equals the brute-force oracle. The engines run alternately, in
+rounds (the order reversed each round); each figure is the median over rounds with the
+min-max beside, and each ``RATIO`` line is the median of the per-round (paired) ratios.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import gc
 import json
 import math
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -310,9 +314,100 @@ def quiet_logs() -> None:
     logging.basicConfig(level=logging.WARNING)
 
 
+def spread(values: list[float], scale: float = 1.0, unit: str = "", digits: int = 2) -> str:
+    """``median (min-max)`` of per-round values."""
+    low, mid, high = (v * scale for v in (min(values), statistics.median(values), max(values)))
+    return f"{mid:.{digits}f}{unit} ({low:.{digits}f}-{high:.{digits}f})"
+
+
+def lateness_rounds(rounds: int, seconds: float, count: int) -> None:
+    engines = (
+        ("portico_rx", "lateness_portico"),
+        ("apscheduler", "lateness_apscheduler"),
+        ("call_later", "lateness_call_later"),
+    )
+    print(
+        f"== lateness: {count} schedules firing every second for {seconds:g} s, "
+        f"{rounds} round(s), engines alternating; median (min-max) over rounds =="
+    )
+    per: dict[str, dict[str, list[float]]] = {
+        name: {"p50": [], "p99": [], "cpu": []} for name in (*dict(engines), "portico_rx_fire")
+    }
+    for index in range(rounds):
+        order = engines if index % 2 == 0 else tuple(reversed(engines))
+        for name, mode in order:
+            data = run_child(mode, seconds=seconds, count=count)
+            per[name]["p50"].append(percentile(data["created"], 0.5))
+            per[name]["p99"].append(percentile(data["created"], 0.99))
+            per[name]["cpu"].append(data["cpu_per_run"])
+            if "recorded" in data:
+                per["portico_rx_fire"]["p50"].append(percentile(data["recorded"], 0.5))
+                per["portico_rx_fire"]["p99"].append(percentile(data["recorded"], 0.99))
+    for name, where in (
+        ("portico_rx", "at create_job"),
+        ("portico_rx_fire", "at fire (lateness_s in job metadata)"),
+        ("apscheduler", "in the job"),
+        ("call_later", "in the callback"),
+    ):
+        data = per[name]
+        cpu = f" cpu/run={spread(data['cpu'], 1e6, ' us')}" if data["cpu"] else ""
+        print(
+            f"lateness {name:15s} {where}: p50={spread(data['p50'], 1e3, ' ms')} "
+            f"p99={spread(data['p99'], 1e3, ' ms')}{cpu}"
+        )
+    ours, theirs, fire = per["portico_rx"], per["apscheduler"], per["portico_rx_fire"]
+    p99 = statistics.median(ours["p99"])
+    verdict = "met" if p99 <= 0.005 else "NOT met"
+    print(f"TARGET lateness p99 <= 5 ms at create_job: {ms(p99)} median ({verdict})")
+
+    def ratio(label: str, a: list[float], b: list[float], note: str = "") -> None:
+        print(f"RATIO {label} = {spread([x / y for x, y in zip(a, b, strict=True)], 1, 'x')}{note}")
+
+    ratio("lateness p99 apscheduler/portico_rx(create_job)", theirs["p99"], ours["p99"])
+    ratio("lateness p50 apscheduler/portico_rx(create_job)", theirs["p50"], ours["p50"])
+    ratio("lateness p99 apscheduler/portico_rx(fire)", theirs["p99"], fire["p99"])
+    ratio(
+        "cpu_per_run apscheduler/portico_rx",
+        theirs["cpu"],
+        ours["cpu"],
+        " (CPU time, robust to load)",
+    )
+
+
+def start_rounds(rounds: int, schedules: int, idle: float) -> None:
+    print(
+        f"== {schedules} cron schedules: start, RSS per schedule, idle CPU over {idle:g} s, "
+        f"{rounds} round(s), engines alternating =="
+    )
+    per: dict[str, list[dict[str, Any]]] = {"portico_rx": [], "apscheduler": []}
+    for index in range(rounds):
+        order = ("start_portico", "start_apscheduler")
+        for mode in order if index % 2 == 0 else tuple(reversed(order)):
+            name = "portico_rx" if mode == "start_portico" else "apscheduler"
+            per[name].append(run_child(mode, count=schedules, idle=idle))
+    for name, data in per.items():
+        print(
+            f"start {name:12s} {spread([d['start_s'] for d in data], 1, ' s', 3)} wall, "
+            f"{spread([d['start_cpu_s'] for d in data], 1, ' s', 3)} CPU  "
+            f"rss/schedule={spread([d['rss_per_schedule'] for d in data], 1, ' B', 0)}  "
+            f"idle_cpu={spread([d['idle_cpu'] for d in data], 100, '%')}"
+        )
+    pairs = list(zip(per["apscheduler"], per["portico_rx"], strict=True))
+    for label, key, note in (
+        ("start", "start_s", " (wall)"),
+        ("start_cpu", "start_cpu_s", " (CPU time, robust to machine load)"),
+        ("rss_per_schedule", "rss_per_schedule", ""),
+    ):
+        ratios = [a[key] / max(b[key], 1e-9) for a, b in pairs]
+        print(f"RATIO {label} apscheduler/portico_rx = {spread(ratios, 1, 'x')}{note}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tiny run for smoke tests")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="alternating rounds (default 3, quick 1)"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -320,64 +415,9 @@ def main() -> None:
         child(args.child[0], json.loads(args.child[1]))
         return
     quick = args.quick
-    seconds = 2.0 if quick else 20.0
-    count = 200
-    print(f"== lateness: {count} schedules firing every second for {seconds:g} s ==")
-    results = {}
-    cpu_per_run: dict[str, float] = {}
-    for name, mode in (
-        ("portico_rx", "lateness_portico"),
-        ("apscheduler", "lateness_apscheduler"),
-        ("call_later", "lateness_call_later"),
-    ):
-        data = run_child(mode, seconds=seconds, count=count)
-        values = data["created"]
-        results[name] = (percentile(values, 0.5), percentile(values, 0.99))
-        p50, p99 = results[name]
-        where = "at create_job" if name == "portico_rx" else "in the job/callback"
-        print(
-            f"lateness {name:12s} {where}: p50={ms(p50)} p99={ms(p99)} n={len(values)} "
-            f"cpu/run={data['cpu_per_run'] * 1e6:.1f} us"
-        )
-        cpu_per_run[name] = data["cpu_per_run"]
-        if "recorded" in data:
-            rec = data["recorded"]
-            results["portico_rx_fire"] = (percentile(rec, 0.5), percentile(rec, 0.99))
-            print(
-                f"lateness {name:12s} at fire (Tick.lateness_s in job metadata): "
-                f"p50={ms(results['portico_rx_fire'][0])} p99={ms(results['portico_rx_fire'][1])}"
-            )
-    aps, ours, fire = results["apscheduler"], results["portico_rx"], results["portico_rx_fire"]
-    verdict = "met" if ours[1] <= 0.005 else "NOT met"
-    print(f"TARGET lateness p99 <= 5 ms at create_job: {ms(ours[1])} ({verdict})")
-    print(f"RATIO lateness p99 apscheduler/portico_rx(create_job) = {aps[1] / ours[1]:.1f}x")
-    print(f"RATIO lateness p50 apscheduler/portico_rx(create_job) = {aps[0] / ours[0]:.1f}x")
-    print(f"RATIO lateness p99 apscheduler/portico_rx(fire) = {aps[1] / fire[1]:.1f}x")
-    print(
-        f"RATIO cpu_per_run apscheduler/portico_rx = "
-        f"{cpu_per_run['apscheduler'] / cpu_per_run['portico_rx']:.1f}x (CPU time, robust to load)"
-    )
-
-    schedules = 500 if quick else 10_000
-    idle = 1.0 if quick else 30.0
-    print(f"== {schedules} cron schedules: start, RSS per schedule, idle CPU over {idle:g} s ==")
-    ours = run_child("start_portico", count=schedules, idle=idle)
-    theirs = run_child("start_apscheduler", count=schedules, idle=idle)
-    for name, data in (("portico_rx", ours), ("apscheduler", theirs)):
-        print(
-            f"start {name:12s} {data['start_s']:.3f} s wall, {data['start_cpu_s']:.3f} s CPU  "
-            f"rss/schedule={data['rss_per_schedule']:.0f} B  "
-            f"idle_cpu={data['idle_cpu'] * 100:.2f}%"
-        )
-    print(f"RATIO start apscheduler/portico_rx = {theirs['start_s'] / ours['start_s']:.1f}x (wall)")
-    print(
-        f"RATIO start_cpu apscheduler/portico_rx = "
-        f"{theirs['start_cpu_s'] / ours['start_cpu_s']:.1f}x (CPU time, robust to machine load)"
-    )
-    print(
-        f"RATIO rss_per_schedule apscheduler/portico_rx = "
-        f"{theirs['rss_per_schedule'] / max(ours['rss_per_schedule'], 1):.1f}x"
-    )
+    rounds = args.rounds or (1 if quick else 3)
+    lateness_rounds(rounds, 2.0 if quick else 20.0, 200)
+    start_rounds(rounds, 500 if quick else 10_000, 1.0 if quick else 30.0)
 
     preview = run_child(
         "preview",

@@ -1,15 +1,18 @@
-"""ScheduleRunner: many schedules on one timer, emitting Ticks with their deliveries.
+"""ScheduleRunner: many schedules on one timer, emitting runs with their deliveries.
 
 Used by the ``cron``/``interval``/``at`` sources (one schedule each) and by
 ``ScheduleTrigger`` (all its schedules on one timer). Each due fire time goes through the
-misfire policy; each run becomes a :class:`~portico_rx.schedule.tick.Tick` emitted with
-:func:`~portico_rx.pipeline.delivery.deliver` and a
-:class:`~portico_rx.pipeline.delivery.Delivery` whose idempotency key is the UTC fire time,
-so replicas and restarts agree on it.
+misfire policy; each run is emitted with :func:`~portico_rx.pipeline.delivery.deliver`
+and a :class:`~portico_rx.pipeline.delivery.Delivery` whose idempotency key is the UTC
+fire time, so replicas and restarts agree on it. The event is a
+:class:`~portico_rx.schedule.tick.Tick` (the sources), or the run's
+:class:`ScheduleSpec` (``ticks=False``: ``ScheduleTrigger``, whose mapping needs only the
+schedule and the delivery).
 """
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -27,7 +30,7 @@ from portico_rx.schedule.misfire import MisfirePolicy, select_runs
 from portico_rx.schedule.tick import Tick, from_micros, key_time
 from portico_rx.schedule.timer import DEFAULT_SPIN, ScheduleTimer, TimerEntry
 
-__all__ = ["RunCallback", "ScheduleRunner", "ScheduleSpec", "ScheduleStats"]
+__all__ = ["ScheduleRunner", "ScheduleSpec", "ScheduleStats"]
 
 logger = structlog.get_logger("portico_rx.schedule")
 
@@ -57,57 +60,34 @@ class ScheduleStats:
     next_due_us: int | None = None
 
 
-RunCallback = Callable[["ScheduleSpec", str, Delivery], None]
-"""``on_run(spec, key, delivery)``: a run, instead of a Tick for the observer (``key`` is
-the UTC fire time in key form). The runner seals the delivery after the call."""
-
-
-class _Fires:
-    """``(nominal, due)`` pairs of a schedule: its fire times plus any jitter."""
-
-    __slots__ = ("_jitter", "_plan_times", "_random")
-
-    def __init__(self, plan_times: Iterator[int], jitter: int, rng: random.Random) -> None:
-        self._plan_times = plan_times
-        self._jitter = jitter
-        self._random = rng
-
-    def __iter__(self) -> _Fires:
-        return self
-
-    def __next__(self) -> tuple[int, int]:
-        nominal = next(self._plan_times)
-        if self._jitter:
-            return nominal, nominal + self._random.randint(0, self._jitter)
-        return nominal, nominal
-
-
 class ScheduleRunner:
     """Runs schedules on one :class:`~portico_rx.schedule.timer.ScheduleTimer`.
 
     Args:
-        observer: receives each Tick (via ``deliver``).
+        observer: receives each run (via ``deliver``, the run's delivery current).
         scheduler: the Rx scheduler for time and timers.
         seed: seed for jitter (default: unseeded).
         on_exhausted: called when the last schedule has no more fire times.
         spin: see :class:`~portico_rx.schedule.timer.ScheduleTimer` (seconds the timer
             wakes early on asyncio to fire on the exact microsecond; 0 turns it off).
-        on_run: called for each run instead of emitting a Tick to ``observer`` (a
-            consumer that needs only the key and the delivery, e.g. ``ScheduleTrigger``).
+        ticks: emit a :class:`~portico_rx.schedule.tick.Tick` per run (default), or
+            ``False``: the run's :class:`ScheduleSpec` (its time, key, lateness and
+            catch-up flag are in the delivery). ``ScheduleTrigger`` hands the timer
+            hundreds of runs per wake-up and needs no Tick.
     """
 
     def __init__(
         self,
-        observer: ObserverBase[Tick],
+        observer: ObserverBase[Any],
         scheduler: SchedulerBase,
         *,
         seed: int | None = None,
         on_exhausted: Callable[[], None] | None = None,
         spin: float = DEFAULT_SPIN,
-        on_run: RunCallback | None = None,
+        ticks: bool = True,
     ) -> None:
         self.observer = observer
-        self._on_run = on_run
+        self._ticks = ticks
         self.scheduler = scheduler
         self.timer = ScheduleTimer(scheduler, spin=spin)
         self.stats: dict[str, ScheduleStats] = {}
@@ -118,6 +98,11 @@ class ScheduleRunner:
         self._random = random.Random(seed)
         self._on_exhausted = on_exhausted
         self._time_cache: dict[tuple[int, ZoneInfo], tuple[datetime, str, str]] = {}
+        self._last_time: tuple[int, ZoneInfo | None, tuple[datetime, str, str] | None] = (
+            -1,
+            None,
+            None,
+        )
         self._sources: dict[str, str] = {}
         self._fired_us = -1
         self._fired = from_micros(0)
@@ -126,9 +111,15 @@ class ScheduleRunner:
         """The scheduler's clock in epoch microseconds."""
         return self.timer.now_us()
 
-    def _fires(self, spec: ScheduleSpec, from_us: int) -> Iterator[tuple[int, int]]:
+    def _fires(self, spec: ScheduleSpec, from_us: int) -> Iterator[int]:
         start = from_us if spec.start_us is None else max(from_us, spec.start_us)
-        return _Fires(spec.plan.iter_from(start, spec.end_us), spec.jitter_us, self._random)
+        return spec.plan.iter_from(start, spec.end_us)
+
+    def _jitter(self, spec: ScheduleSpec) -> Callable[[], int] | None:
+        """Each run's random delay (µs) for a schedule with jitter, else ``None``."""
+        if not spec.jitter_us:
+            return None
+        return functools.partial(self._random.randint, 0, spec.jitter_us)
 
     def add(
         self,
@@ -169,7 +160,9 @@ class ScheduleRunner:
             stats = self.stats[spec.name] = ScheduleStats()
         if missed_after_us is not None:
             self._catch_up(spec, missed_after_us, now, single_on_time=missed_single_on_time)
-        entry = self.timer.add(spec.name, self._fires(spec, now), self._on_due, arm=arm)
+        entry = self.timer.add(
+            spec.name, self._fires(spec, now), self._on_due, jitter=self._jitter(spec), arm=arm
+        )
         self._entries[spec.name] = entry
         stats.next_due_us = entry.next_fire[0] if entry.next_fire else None
         if entry.next_fire is None and spec.name not in self._pending:
@@ -236,8 +229,9 @@ class ScheduleRunner:
             if self._specs.get(spec.name) is not spec:
                 return
             now = self.now_us()
+            stats = self.stats[spec.name]
             for nominal in runs:
-                self._emit(spec, nominal, nominal, True, now)
+                self._emit(spec, stats, nominal, nominal, True, now)
             entry = self._entries.get(spec.name)
             if entry is None or entry.next_fire is None:
                 self._check_exhausted()
@@ -246,12 +240,12 @@ class ScheduleRunner:
 
     def _on_due(self, entry: TimerEntry, due: list[tuple[int, int]], now: int) -> None:
         spec = self._specs.get(entry.key)
-        if spec is None or self._entries.get(entry.key) is not entry:
+        if spec is None:  # removed (a removed or replaced entry is inactive: not called)
             return
         stats = self.stats[spec.name]
         grace = spec.misfire.grace_time
         if len(due) == 1 and (grace is None or now - due[0][0] <= grace * 1_000_000):
-            self._emit(spec, due[0][0], due[0][1], False, now)
+            self._emit(spec, stats, due[0][0], due[0][1], False, now)
         else:
             runs = select_runs([nominal for nominal, _ in due], now, spec.misfire)
             if len(runs) < len(due):
@@ -266,7 +260,7 @@ class ScheduleRunner:
                 )
             planned = dict(due)
             for nominal in runs:
-                self._emit(spec, nominal, planned[nominal], len(due) > 1, now)
+                self._emit(spec, stats, nominal, planned[nominal], len(due) > 1, now)
         stats.next_due_us = entry.next_fire[0] if entry.next_fire else None
         if entry.next_fire is None:
             self._check_exhausted()
@@ -290,20 +284,29 @@ class ScheduleRunner:
         return cached
 
     def _emit(
-        self, spec: ScheduleSpec, nominal: int, planned: int, catch_up: bool, now: int
+        self,
+        spec: ScheduleSpec,
+        stats: ScheduleStats,
+        nominal: int,
+        planned: int,
+        catch_up: bool,
+        now: int,
     ) -> None:
         """Emit one run. ``now`` is when the timer fired: every run of one wake-up shares
         it, so their ``fired_at`` and lateness say when the timer fired, not how long the
         runs before them took."""
-        self._sequence += 1
-        stats = self.stats[spec.name]
         stats.fired += 1
         if catch_up:
             stats.caught_up += 1
         stats.last_scheduled_us = nominal
-        lateness = (now - planned) / 1_000_000
+        lateness = (now - planned) / 1_000_000  # whole µs / 1e6: already 6 decimals
         stats.last_lateness_s = lateness
-        scheduled, iso, scheduled_iso = self._times(nominal, spec.tz)
+        tz = spec.tz
+        last_nominal, last_tz, times = self._last_time
+        if last_nominal != nominal or last_tz is not tz or times is None:
+            times = self._times(nominal, tz)  # runs of one wake-up mostly share a time
+            self._last_time = (nominal, tz, times)
+        scheduled, iso, scheduled_iso = times
         if now != self._fired_us:
             self._fired_us, self._fired = now, from_micros(now)
         fired = self._fired
@@ -317,17 +320,15 @@ class ScheduleRunner:
             idempotency_key=iso,
             attributes={
                 "scheduled_at": scheduled_iso,
-                "lateness_s": round(lateness, 6),
+                "lateness_s": lateness,
                 "schedule": spec.name,
                 "catch_up": catch_up,
             },
         )
-        if self._on_run is not None:
-            try:
-                self._on_run(spec, iso, delivery)
-            finally:
-                delivery.seal()
+        if not self._ticks:
+            deliver(self.observer, spec, delivery)
             return
+        self._sequence += 1
         tick = Tick.trusted(
             scheduled_at=scheduled,
             fired_at=fired,

@@ -43,20 +43,37 @@ DueCallback = Callable[["TimerEntry", list[tuple[int, int]], int], None]
 """``callback(entry, [(nominal_us, due_us), ...], now_us)``."""
 
 
+def _paired(nominal: int, jitter: Callable[[], int] | None) -> tuple[int, int]:
+    return (nominal, nominal) if jitter is None else (nominal, nominal + jitter())
+
+
 def to_micros(moment: datetime) -> int:
     """A tz-aware datetime as integer microseconds since the epoch."""
     return (moment - _EPOCH) // _MICRO
 
 
 class TimerEntry:
-    """One schedule in the timer: its fire times (nominal, due) and its callback."""
+    """One schedule in the timer: its fire times and its callback.
 
-    __slots__ = ("active", "callback", "fires", "key", "next_fire")
+    ``fires`` yields nominal fire times (epoch µs, ascending); ``jitter()``, if given,
+    the delay of each run (µs). ``next_fire`` is the next ``(nominal_us, due_us)``. No
+    wrapper per schedule: the timer keeps ten thousand of these and pairs each fire time
+    with its due time itself.
+    """
 
-    def __init__(self, key: Any, fires: Iterator[tuple[int, int]], callback: DueCallback) -> None:
+    __slots__ = ("active", "callback", "fires", "jitter", "key", "next_fire")
+
+    def __init__(
+        self,
+        key: Any,
+        fires: Iterator[int],
+        callback: DueCallback,
+        jitter: Callable[[], int] | None = None,
+    ) -> None:
         self.key = key
         self.fires = fires
         self.callback = callback
+        self.jitter = jitter
         self.active = True
         self.next_fire: tuple[int, int] | None = None
 
@@ -96,13 +113,19 @@ class ScheduleTimer:
         return to_micros(clock.now(self.scheduler))
 
     def add(
-        self, key: Any, fires: Iterator[tuple[int, int]], callback: DueCallback, *, arm: bool = True
+        self,
+        key: Any,
+        fires: Iterator[int],
+        callback: DueCallback,
+        *,
+        jitter: Callable[[], int] | None = None,
+        arm: bool = True,
     ) -> TimerEntry:
-        """Add a schedule; ``fires`` yields ``(nominal_us, due_us)`` ascending.
+        """Add a schedule: its fire times and an optional per-run delay (see TimerEntry).
 
         ``arm=False`` defers arming (adding many entries); call :meth:`arm` after.
         """
-        entry = TimerEntry(key, fires, callback)
+        entry = TimerEntry(key, fires, callback, jitter)
         if self._push_next(entry) and arm:
             self._arm()
         return entry
@@ -127,7 +150,8 @@ class ScheduleTimer:
         self._heap.clear()
 
     def _push_next(self, entry: TimerEntry) -> bool:
-        fire = next(entry.fires, None)
+        nominal = next(entry.fires, None)
+        fire = None if nominal is None else _paired(nominal, entry.jitter)
         entry.next_fire = fire
         if fire is None or not entry.active:
             return False
@@ -187,10 +211,16 @@ class ScheduleTimer:
                 if not entry.active or entry.next_fire is None:
                     continue
                 due = [entry.next_fire]
-                following = next(entry.fires, None)
-                while following is not None and following[1] <= now:
+                fires, jitter = entry.fires, entry.jitter
+                following: tuple[int, int] | None = None
+                for nominal in fires:
+                    following = (
+                        (nominal, nominal) if jitter is None else (nominal, nominal + jitter())
+                    )
+                    if following[1] > now:
+                        break
                     due.append(following)
-                    following = next(entry.fires, None)
+                    following = None
                 entry.next_fire = following
                 if following is not None:
                     heapq.heappush(heap, (following[1], next(self._seq), entry))

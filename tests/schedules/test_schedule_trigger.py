@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import NAMESPACE_DNS, uuid5
 
 import pytest
 from reactivex.scheduler import HistoricalScheduler
@@ -19,11 +18,12 @@ from portico_rx.errors import (
     InvalidCronError,
     InvalidJobError,
     InvalidScheduleError,
+    TriggerNotRunningError,
 )
 from portico_rx.models import JobStatus
 from portico_rx.schedule.cron_expression import parse_cron
 from portico_rx.schedule.preview import PREVIEW_COLUMNS, preview_pipeline
-from portico_rx.testing import RecordingJobCreator, advance
+from portico_rx.testing import RecordingJobCreator, advance, settle
 
 START = datetime(2025, 1, 4, 23, 30, tzinfo=UTC)  # a Saturday evening
 
@@ -107,39 +107,6 @@ async def test_faq_prevent_duplicates_holds_by_construction_across_replicas() ->
     keys = [j.idempotency_key for j in jobs]
     assert len(keys) == len(set(keys)) == 6 + 1  # hourly 00:00..05:00 + the backup
     assert sum(r.get_health().jobs_created_count for r in replicas) == 3 * 7
-
-
-async def test_faq_subclass_overriding_create_scheduled_job_runs() -> None:
-    """The spec FAQ's own pattern (deterministic id, check, create) runs unchanged."""
-
-    class DedupScheduleTrigger(ScheduleTrigger):
-        async def _create_scheduled_job(self, config: ScheduleConfig) -> None:
-            job_id = uuid5(NAMESPACE_DNS, f"{config.job_type}:{config.cron}")
-            existing = await self.job_creator.get_job(job_id)
-            if existing and existing.status in [JobStatus.PENDING, JobStatus.SCHEDULED]:
-                return
-            await self.job_creator.create_job(
-                job_type=config.job_type,
-                payload={**config.payload, "scheduled_run": datetime.now().isoformat()},
-                metadata={"idempotency_key": str(job_id)},
-            )
-
-    vt = HistoricalScheduler(initial_clock=START)
-    service = prx.JobService(job_queue=MemoryJobQueue())
-    trigger = DedupScheduleTrigger(
-        job_creator=service,
-        schedules=[
-            ScheduleConfig(cron="*/5 * * * *", job_type="health.check", payload={}, priority=1)
-        ],
-        scheduler=vt,
-    )
-    await trigger.start()
-    await advance(vt, timedelta(minutes=30), step=60)
-    await trigger.stop()
-    jobs = await service.list_jobs()
-    assert len(jobs) == 1  # the FAQ's key is per (job type, cron): one job ever
-    assert jobs[0].payload["scheduled_run"]
-    assert trigger.get_health().jobs_created_count == 7  # 23:30, 23:35 … 00:00
 
 
 def test_faq_priorities_are_kept() -> None:
@@ -296,7 +263,7 @@ async def test_restart_after_downtime_applies_the_coalesce_policy(
 # -- control ------------------------------------------------------------------------
 
 
-async def test_pause_resume_add_remove_while_running() -> None:
+async def test_pause_schedule_resume_schedule_add_remove_while_running() -> None:
     vt = HistoricalScheduler(initial_clock=datetime(2025, 1, 1, tzinfo=UTC))
     creator = RecordingJobCreator()
     trigger = ScheduleTrigger(
@@ -309,19 +276,24 @@ async def test_pause_resume_add_remove_while_running() -> None:
     )
     await trigger.start()
     await advance(vt, timedelta(minutes=5), step=60)  # a, b at 00:00
-    trigger.pause("a")
+    trigger.pause_schedule("a")
+    trigger.pause_schedule("a")  # twice is once
     assert trigger.paused_schedules == ["a"] and not trigger.paused
     await advance(vt, timedelta(minutes=10), step=60)  # b at 00:10
-    trigger.resume("a")
+    assert trigger.resume_schedule("a") is True
+    assert trigger.resume_schedule("a") is False  # it fires already
     trigger.add_schedule(ScheduleConfig(every=300, job_type="c"))
     await advance(
         vt, timedelta(minutes=10), step=60
     )  # 00:15..00:25: a,b 00:20; c 00:15,00:20,00:25
     trigger.remove_schedule("b")
-    trigger.pause()
-    assert trigger.paused and trigger.paused_schedules == ["a", "c"]
-    await advance(vt, timedelta(minutes=20), step=60)  # nothing
-    assert trigger.resume() == 2
+    for name in ("a", "c"):
+        trigger.pause_schedule(name)
+    assert trigger.paused_schedules == ["a", "c"] and not trigger.paused
+    assert trigger.get_health().details["paused_schedules"] == ["a", "c"]
+    await advance(vt, timedelta(minutes=20), step=60)  # nothing, and nothing held
+    assert trigger.held == 0
+    assert [trigger.resume_schedule(name) for name in ("a", "c")] == [True, True]
     await advance(
         vt, timedelta(minutes=10), step=60
     )  # a 00:50; c 00:45 (resumed at 00:45), 00:50, 00:55
@@ -335,9 +307,110 @@ async def test_pause_resume_add_remove_while_running() -> None:
         ]
     )  # fmt: skip
     with pytest.raises(ConfigurationError, match="schedule='zzz' is not in trigger"):
-        trigger.pause("zzz")
+        trigger.pause_schedule("zzz")
+    with pytest.raises(ConfigurationError, match="schedule='zzz' is not in trigger"):
+        trigger.resume_schedule("zzz")
     with pytest.raises(ConfigurationError, match="two schedules are named 'a'"):
         trigger.add_schedule(ScheduleConfig(cron="0 * * * *", job_type="a"))
+
+
+async def test_a_schedule_paused_before_start_starts_paused() -> None:
+    vt = HistoricalScheduler(initial_clock=datetime(2025, 1, 1, tzinfo=UTC))
+    creator = RecordingJobCreator()
+    trigger = ScheduleTrigger(
+        job_creator=creator,
+        schedules=[
+            ScheduleConfig(cron="*/10 * * * *", job_type="a"),
+            ScheduleConfig(cron="*/10 * * * *", job_type="b"),
+        ],
+        scheduler=vt,
+    )
+    trigger.pause_schedule("b")
+    await trigger.start()
+    await advance(vt, timedelta(minutes=25), step=60)
+    await trigger.stop()
+    assert [j.job_type for j in creator.jobs] == ["a", "a", "a"]
+
+
+async def test_trigger_pause_holds_the_runs_and_resume_creates_them_in_order() -> None:
+    """``pause()`` means what it means on every PipelineTrigger: runs keep firing, their
+    job requests are held, and ``resume()`` creates them, each with its own key."""
+    vt = HistoricalScheduler(initial_clock=datetime(2025, 1, 1, tzinfo=UTC))
+    creator = RecordingJobCreator()
+    trigger = ScheduleTrigger(
+        job_creator=creator,
+        schedules=[ScheduleConfig(cron="*/10 * * * *", job_type="poll", payload={"n": 1})],
+        scheduler=vt,
+    )
+    with pytest.raises(TriggerNotRunningError, match="start it"):
+        trigger.pause()
+    await trigger.start()
+    await advance(vt, timedelta(minutes=5), step=60)  # 00:00
+    trigger.pause()
+    assert trigger.paused and trigger.paused_schedules == []
+    await advance(vt, timedelta(minutes=30), step=60)  # 00:10, 00:20, 00:30 held
+    assert len(creator.jobs) == 1
+    assert trigger.held == 3 and trigger.get_health().details["held"] == 3
+    assert trigger.resume() == 3
+    await settle()
+    assert not trigger.paused
+    assert [j.idempotency_key for j in creator.jobs] == [
+        f"schedules:poll:2025-01-01T00:{m}0:00Z" for m in range(4)
+    ]
+    assert all(j.payload == {"n": 1} for j in creator.jobs)
+    trigger.pause()
+    await advance(vt, timedelta(minutes=10), step=60)  # 00:40 held ...
+    await trigger.stop()  # ... and created by stop
+    assert creator.jobs[-1].idempotency_key == "schedules:poll:2025-01-01T00:40:00Z"
+    assert trigger.get_health().jobs_created_count == 5
+
+
+async def test_runs_take_the_same_path_as_a_users_cron_pipeline() -> None:
+    """A ScheduleTrigger creates what a PipelineTrigger over ``sources.cron | to_job``
+    creates for the same schedule: job fields, key and the run's provenance."""
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    ours, theirs = RecordingJobCreator(), RecordingJobCreator()
+    vt = HistoricalScheduler(initial_clock=start)
+    schedule = ScheduleTrigger(
+        job_creator=ours,
+        schedules=[
+            ScheduleConfig(
+                cron="*/20 * * * *", job_type="sync", payload={"a": 1}, queue_name="q", priority=3
+            )
+        ],
+        name="jobs",
+        scheduler=vt,
+    )
+    pipeline = prx.PipelineTrigger(
+        sources.cron("*/20 * * * *").pipe(
+            prx.to_job("sync", payload={"a": 1}, queue_name="q", priority=3)
+        ),
+        theirs,
+        name="jobs",
+        scheduler=vt,
+    )
+    for trigger in (schedule, pipeline):
+        await trigger.start()
+    await advance(vt, timedelta(hours=1), step=60)
+    for trigger in (schedule, pipeline):
+        await trigger.stop()
+
+    def seen(creator: RecordingJobCreator) -> list[tuple[Any, ...]]:
+        return [
+            (
+                j.job_type,
+                j.payload,
+                j.queue_name,
+                j.priority,
+                j.idempotency_key,
+                {k: j.metadata[k] for k in ("trigger", "source", "scheduled_at", "catch_up")},
+            )
+            for j in creator.jobs
+        ]
+
+    assert seen(ours) == seen(theirs)
+    assert len(ours.jobs) == 4  # 00:00, 00:20, 00:40, 01:00
+    assert ours.jobs[0].idempotency_key == "jobs:sync:2025-01-01T00:00:00Z"
 
 
 def test_upcoming_lists_the_next_fire_times_per_schedule_in_their_zones() -> None:
@@ -480,6 +553,7 @@ def test_each_runs_request_equals_one_built_and_validated_by_jobrequest() -> Non
             payload=payload,
             queue_name="reports",
             priority=5,
+            metadata={},
             idempotency_key=f"reports:report.daily:2025-01-0{day}T00:00:00Z",
         )
         for day in (5, 6)

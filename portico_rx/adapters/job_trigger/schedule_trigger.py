@@ -6,11 +6,16 @@ a job at every fire time. Each job's idempotency key is
 ``{trigger name}:{schedule name}:{UTC fire time}`` (the schedule name defaults to the job
 type), so replicas sharing a job store create each run once, and a restart finds the
 last run in the store and catches up missed runs by the misfire policy.
+
+The trigger is a :class:`~portico_rx.pipeline.PipelineTrigger` whose pipeline is the
+schedules' runner as a source (one timer, each run emitted with its delivery) mapped to
+job requests like ``to_job`` does; the sink creates them (retries, dead letters, health).
+A subclass overriding ``_create_scheduled_job`` (the spec's FAQ pattern) replaces only
+the sink's create step.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -21,22 +26,22 @@ import reactivex
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable, abc
-from reactivex import operators as rx_ops
 from reactivex.disposable import Disposable
 
 from portico_rx.errors import ConfigurationError, InvalidScheduleError
-from portico_rx.models import JobRequest, check_job_fields, trusted
+from portico_rx.models import Job, JobRequest, check_job_fields, trusted_request
 from portico_rx.pipeline import PipelineTrigger, clock
-from portico_rx.pipeline.delivery import Delivery
-from portico_rx.pipeline.provenance import schedule_key_prefix
+from portico_rx.pipeline.delivery import current_delivery
+from portico_rx.pipeline.provenance import schedule_key, schedule_key_prefix
+from portico_rx.pipeline.sink import JobSink
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.schedule.cron_expression import parse_cron
 from portico_rx.schedule.dst import DstPolicy, resolve_zone
 from portico_rx.schedule.fire_plan import CronPlan, FirePlan, IntervalPlan, OncePlan
 from portico_rx.schedule.misfire import DEFAULT_GRACE_TIME, MisfirePolicy
 from portico_rx.schedule.preview import PlannedJob, preview_plans
-from portico_rx.schedule.runner import RunCallback, ScheduleRunner, ScheduleSpec
-from portico_rx.schedule.tick import Tick, from_micros
+from portico_rx.schedule.runner import ScheduleRunner, ScheduleSpec
+from portico_rx.schedule.tick import from_micros
 from portico_rx.schedule.timer import DEFAULT_SPIN, to_micros
 from portico_rx.schedule.window import check_spin, check_window, seconds_to_micros, to_instant
 
@@ -51,7 +56,6 @@ _KEY_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$")
 
 
 _DEFAULT_DST = DstPolicy()
-_REQUEST_FIELDS = frozenset({"job_type", "payload", "queue_name", "priority", "idempotency_key"})
 
 
 class ScheduleConfig(BaseModel):
@@ -193,13 +197,10 @@ class ScheduleTrigger(PipelineTrigger):
             ) from None
         self.seed = seed
         self._configs: dict[str, ScheduleConfig] = {}
-        self._templates: dict[str, dict[str, Any]] = {}
         self._plans: dict[str, ScheduleSpec] = {}
         self._paused_schedules: set[str] = set()
-        self._trigger_paused = False
         self._runner: ScheduleRunner | None = None
         self._last_fired: dict[str, int] = {}
-        self._override_tasks: set[asyncio.Task[Any]] = set()
         for config in schedules:
             self._register(config)
         super().__init__(self._pipeline(), job_creator, name=name, scheduler=scheduler, **options)
@@ -241,23 +242,6 @@ class ScheduleTrigger(PipelineTrigger):
         self._plans[name] = spec
         return spec
 
-    def _template(self, name: str) -> dict[str, Any] | None:
-        """The fields of a schedule's JobRequest, built at its first run and copied per run
-        (the timer emits hundreds of runs per wake-up). ScheduleConfig checked them with
-        check_job_fields, as JobRequest would, so nothing is validated again."""
-        config = self._configs.get(name)
-        if config is None:
-            return None
-        template = self._templates[name] = {
-            "job_type": config.job_type,
-            "payload": dict(config.payload),
-            "queue_name": config.queue_name,
-            "priority": config.priority,
-            "metadata": {},
-            "idempotency_key": None,
-        }
-        return template
-
     @property
     def schedules(self) -> list[ScheduleConfig]:
         """The schedules, in the order they were added."""
@@ -278,67 +262,76 @@ class ScheduleTrigger(PipelineTrigger):
 
     # -- the pipeline ----------------------------------------------------------------
 
-    def _pipeline(self) -> Observable[Any]:
-        if type(self)._create_scheduled_job is not ScheduleTrigger._create_scheduled_job:
-            ticks: Observable[Tick] = reactivex.create(self._subscribe_ticks)
-            return ticks.pipe(rx_ops.do_action(self._call_override), rx_ops.filter(lambda _: False))
-        return reactivex.create(self._subscribe_requests)
+    def _pipeline(self) -> Observable[JobRequest]:
+        """The runner as a source, then the runs mapped to job requests."""
+        runs: Observable[ScheduleSpec] = reactivex.create(self._subscribe_runs)
+        return runs.pipe(self._to_job)
 
-    def _subscribe_requests(
-        self, observer: abc.ObserverBase[JobRequest], scheduler: abc.SchedulerBase | None = None
-    ) -> abc.DisposableBase:
-        """``to_job`` fused into the timer: each schedule's request was checked once (with
-        its config) and is copied per run with the run's idempotency key and a claim on
-        its delivery. No Tick is built on this path — the timer hands the runner hundreds
-        of runs per wake-up, and nothing downstream of a ``ScheduleTrigger`` sees ticks."""
-        templates = self._templates
-        prefixes: dict[str, str] = {}
-        emit = observer.on_next
+    def _to_job(self, runs: Observable[ScheduleSpec]) -> Observable[JobRequest]:
+        """``to_job`` for schedule runs: each run's request, with the run's key and a
+        claim on its delivery.
 
-        def on_run(spec: ScheduleSpec, key: str, delivery: Delivery) -> None:
-            name = spec.name
-            template = templates.get(name) or self._template(name)
-            if template is None:  # removed while the run was being emitted
-                return
-            prefix = prefixes.get(name)
-            if prefix is None:
-                prefix = prefixes[name] = self.key_prefix(name)
-            values = template.copy()
-            values["idempotency_key"] = prefix + key
-            emit(
-                trusted(
-                    JobRequest,
-                    values,
-                    _REQUEST_FIELDS,
-                    {"_claim": delivery.claim(), "_delivery": delivery},
+        The schedule's fields were checked once, by its ``ScheduleConfig`` (with
+        ``check_job_fields``, as ``to_job`` checks constant fields once), so each run is
+        built by the trusted constructor with nothing validated again: the timer hands
+        the pipeline hundreds of runs per wake-up.
+        """
+        configs = self._configs
+
+        def subscribe(
+            observer: abc.ObserverBase[JobRequest], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            emit = observer.on_next
+            trigger = self.name
+
+            def on_next(spec: ScheduleSpec) -> None:
+                name = spec.name
+                config = configs.get(name)
+                delivery = current_delivery()
+                if config is None or delivery is None:  # removed while its run was emitted
+                    return
+                key = delivery.idempotency_key
+                assert key is not None  # the runner keys every run with its fire time
+                emit(
+                    trusted_request(
+                        job_type=config.job_type,
+                        payload=config.payload.copy(),
+                        queue_name=config.queue_name,
+                        priority=config.priority,
+                        metadata={},
+                        idempotency_key=schedule_key(trigger, name, key),
+                        claim=delivery.claim(),
+                        delivery=delivery,
+                    )
                 )
+
+            return runs.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
             )
 
-        return self._subscribe_ticks(observer, scheduler, on_run=on_run)
+        return reactivex.create(subscribe)
 
-    def _subscribe_ticks(
-        self,
-        observer: abc.ObserverBase[Any],
-        scheduler: abc.SchedulerBase | None = None,
-        *,
-        on_run: RunCallback | None = None,
+    def _subscribe_runs(
+        self, observer: abc.ObserverBase[ScheduleSpec], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
+        """The source: every schedule on one runner, from the last runs known (missed runs
+        are caught up per the misfire policy); each run is its ``ScheduleSpec``, emitted
+        with its delivery (key: the UTC fire time)."""
         runner = ScheduleRunner(
             observer,
             clock.resolve_scheduler(scheduler),
             seed=self.seed,
             spin=self.timer_spin,
-            on_run=on_run,
+            ticks=False,
         )
         self._runner = runner
-        if not self._trigger_paused:
-            missed = dict(self._last_fired)
-            for name, spec in self._plans.items():
-                if name not in missed and isinstance(spec.plan, OncePlan):
-                    missed[name] = spec.plan.when_us - 1  # a one-shot already past is missed
-            runner.add_many(
-                [s for n, s in self._plans.items() if n not in self._paused_schedules], missed
-            )
+        missed = dict(self._last_fired)
+        for name, spec in self._plans.items():
+            if name not in missed and isinstance(spec.plan, OncePlan):
+                missed[name] = spec.plan.when_us - 1  # a one-shot already past is missed
+        runner.add_many(
+            [s for n, s in self._plans.items() if n not in self._paused_schedules], missed
+        )
 
         def dispose() -> None:
             for name, stats in runner.stats.items():
@@ -353,40 +346,47 @@ class ScheduleTrigger(PipelineTrigger):
 
         return Disposable(dispose)
 
-    async def _create_scheduled_job(self, config: ScheduleConfig) -> None:
-        """Create the job for one run of ``config``.
+    # -- the create step -------------------------------------------------------------
 
-        Not called by default — runs go through the pipeline's sink (retries, dead
-        letters, keys). A subclass that overrides it (the spec's FAQ pattern) is called
-        once per run instead, in a task.
+    def _overrides_create(self) -> bool:
+        return type(self)._create_scheduled_job is not ScheduleTrigger._create_scheduled_job
+
+    def _new_sink(self, scheduler: abc.SchedulerBase) -> JobSink:
+        # A subclass's override becomes the sink's create step (the one retry loop).
+        sink = super()._new_sink(scheduler)
+        if self._overrides_create():
+            sink.create_step = self._create_run
+        return sink
+
+    async def _create_run(self, request: JobRequest, metadata: dict[str, Any]) -> Job | None:
+        """The sink's create step when a subclass overrides ``_create_scheduled_job``:
+        the override, called with the run's schedule, inside the sink's retry loop."""
+        name = metadata.get("schedule")
+        config = self._configs.get(name) if isinstance(name, str) else None
+        if config is None:
+            raise ConfigurationError(
+                f"schedule={name!r} was removed from trigger {self.name!r} before its run "
+                f"{request.idempotency_key!r} was created; nothing to pass to "
+                "_create_scheduled_job"
+            )
+        result = await self._create_scheduled_job(config)
+        return result if isinstance(result, Job) else None  # the spec's return None
+
+    async def _create_scheduled_job(self, config: ScheduleConfig) -> Job | None:
+        """Create the job for one run of ``config`` (the spec's override hook).
+
+        Not called by default: each run's request (with its key and provenance) is
+        created by the sink. A subclass that overrides it replaces the sink's create
+        step: the override is called once per run, and a run whose override raises is
+        retried per ``retry``, then dead-lettered, like any job request. It may return
+        ``None`` (the spec's examples do) or the ``Job`` it created.
         """
-        await self.job_creator.create_job(
+        return await self.job_creator.create_job(
             job_type=config.job_type,
             payload=config.payload,
             queue_name=config.queue_name,
             priority=config.priority,
         )
-
-    def _call_override(self, tick: Tick) -> None:
-        config = self._configs.get(tick.schedule)
-        if config is None:
-            return
-        task = asyncio.ensure_future(self._create_scheduled_job(config))
-        self._override_tasks.add(task)
-        task.add_done_callback(self._override_done)
-
-    def _override_done(self, task: asyncio.Task[Any]) -> None:
-        self._override_tasks.discard(task)
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is None:
-            self.counters.record_job(
-                clock.now(self.scheduler) if self.scheduler else datetime.now(UTC)
-            )
-        else:
-            self.counters.record_error(f"{type(error).__name__}: {error}", datetime.now(UTC))
-            logger.error("scheduled_job_creation_failed", trigger=self.name, error=str(error))
 
     # -- lifecycle hooks -------------------------------------------------------------
 
@@ -406,66 +406,50 @@ class ScheduleTrigger(PipelineTrigger):
                 return moment
         return None
 
-    async def _after_stop(self) -> None:
-        if self._override_tasks:
-            await asyncio.wait(set(self._override_tasks), timeout=self.stop_timeout)
-
     # -- control ---------------------------------------------------------------------
 
-    def pause(self, schedule: str | None = None) -> None:
-        """Pause one schedule (by name), or every schedule of the trigger (no argument).
+    # ``pause()`` / ``resume()`` / ``paused`` / ``held`` are PipelineTrigger's, with the
+    # same meaning on every trigger: runs keep firing and their job requests are held
+    # (created, in order, on resume). To stop a schedule firing, pause the schedule.
 
-        A paused schedule does not fire; the runs it would have made are not caught up
-        on resume. Works before ``start()`` too (the schedule then starts paused).
+    def pause_schedule(self, schedule: str) -> None:
+        """Stop firing one schedule until :meth:`resume_schedule`.
+
+        A paused schedule makes no runs, and the runs it would have made are not caught
+        up on resume (unlike :meth:`pause`, which holds the runs' jobs). Works before
+        ``start()`` too (the schedule then starts paused). Pausing a paused schedule
+        does nothing.
 
         Raises:
             ConfigurationError: no schedule has this name.
         """
-        if schedule is None:
-            self._trigger_paused = True
-            if self._runner is not None:
-                for name in self._plans:
-                    self._runner.remove(name)
-            logger.info("schedule_trigger_paused", trigger=self.name)
-            return
         self._config(schedule)
         self._paused_schedules.add(schedule)
         if self._runner is not None:
             self._runner.remove(schedule)
         logger.info("schedule_paused", trigger=self.name, schedule=schedule)
 
-    def resume(self, schedule: str | None = None) -> int:
-        """Resume one schedule, or the whole trigger; firing continues from now.
+    def resume_schedule(self, schedule: str) -> bool:
+        """Fire a paused schedule again, from now (missed runs are not caught up).
 
         Returns:
-            How many schedules started firing again.
+            ``True`` if the schedule was paused, ``False`` if it was firing already.
 
         Raises:
             ConfigurationError: no schedule has this name.
         """
-        if schedule is None:
-            self._trigger_paused = False
-            names = [n for n in self._plans if n not in self._paused_schedules]
-        else:
-            self._config(schedule)
-            self._paused_schedules.discard(schedule)
-            names = [] if self._trigger_paused else [schedule]
+        self._config(schedule)
+        if schedule not in self._paused_schedules:
+            return False
+        self._paused_schedules.discard(schedule)
         if self._runner is not None:
-            for name in names:
-                self._runner.add(self._plans[name])
+            self._runner.add(self._plans[schedule])
         logger.info("schedule_resumed", trigger=self.name, schedule=schedule)
-        return len(names)
-
-    @property
-    def paused(self) -> bool:
-        """Whether the whole trigger is paused (see :attr:`paused_schedules` for each)."""
-        return self._trigger_paused
+        return True
 
     @property
     def paused_schedules(self) -> list[str]:
-        """Names of schedules that do not fire now (all of them while the trigger is paused)."""
-        if self._trigger_paused:
-            return list(self._configs)
+        """Names of the schedules paused with :meth:`pause_schedule`, in schedule order."""
         return [name for name in self._configs if name in self._paused_schedules]
 
     def add_schedule(self, config: ScheduleConfig) -> None:
@@ -475,7 +459,7 @@ class ScheduleTrigger(PipelineTrigger):
             ConfigurationError: a schedule with this name exists.
         """
         spec = self._register(config)
-        if self._runner is not None and not self._trigger_paused:
+        if self._runner is not None:
             self._runner.add(spec)
         logger.info("schedule_added", trigger=self.name, schedule=spec.name, when=config.when)
 
@@ -489,7 +473,6 @@ class ScheduleTrigger(PipelineTrigger):
         if self._runner is not None:
             self._runner.remove(schedule)
         del self._configs[schedule]
-        self._templates.pop(schedule, None)
         del self._plans[schedule]
         self._paused_schedules.discard(schedule)
         logger.info("schedule_removed", trigger=self.name, schedule=schedule)
@@ -557,7 +540,8 @@ class ScheduleTrigger(PipelineTrigger):
         next_due = [s.next_due_us for s in stats.values() if s.next_due_us is not None]
         details: dict[str, Any] = {
             "schedules": len(self._configs),
-            "paused": self.paused_schedules,
+            "paused_schedules": self.paused_schedules,
+            "held": self.held,
             "tz": self.tz,
             "misfire_grace_time": self.misfire.grace_time,
             "coalesce": self.misfire.coalesce,
