@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_IGNORE",
     "FileChange",
     "FileEvent",
+    "FileSource",
     "FileStat",
     "SettleRule",
     "Stable",
@@ -331,181 +332,250 @@ def files(
         >>> pipeline = sources.files("uploads", patterns="*.csv").pipe(
         ...     to_job("csv.import", payload=lambda e: {"file_path": e.path}))
     """
-    wanted = check_patterns("patterns", patterns)
-    skipped = check_patterns("ignore", ignore)
-    kinds = _check_changes(changes)
-    settle_s = check_settle(settle)
-    watch_root = Path(os.fspath(path))
+    spec = _WatchSpec(
+        root=Path(os.fspath(path)),
+        wanted=check_patterns("patterns", patterns),
+        skipped=check_patterns("ignore", ignore),
+        recursive=recursive,
+        kinds=_check_changes(changes),
+        settle=check_settle(settle),
+        include_existing=include_existing,
+    )
+    return FileSource(spec, scheduler)
 
-    def subscribe(
-        observer: abc.ObserverBase[FileEvent], subscribe_scheduler: abc.SchedulerBase | None = None
+
+@dataclass(frozen=True)
+class _WatchSpec:
+    """The validated arguments of :func:`files`."""
+
+    root: Path
+    wanted: tuple[str, ...]
+    skipped: tuple[str, ...]
+    recursive: bool
+    kinds: frozenset[FileChange]
+    settle: float
+    include_existing: bool
+
+
+class FileSource(reactivex.Observable[FileEvent]):
+    """What :func:`files` returns: a cold observable of :class:`FileEvent`; each
+    subscription runs one :class:`_FolderWatch`."""
+
+    def __init__(self, spec: _WatchSpec, scheduler: abc.SchedulerBase | None) -> None:
+        super().__init__(self._subscribe_watch)
+        self.spec = spec
+        self._scheduler = scheduler
+
+    def __repr__(self) -> str:
+        return f"FileSource({str(self.spec.root)!r})"
+
+    def _subscribe_watch(
+        self, observer: abc.ObserverBase[FileEvent], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
+        watch = _FolderWatch(self.spec, observer, self._scheduler or scheduler)
+        return Disposable(watch.dispose)
+
+
+class _FolderWatch:
+    """One subscription of a :class:`FileSource`: a watcher thread feeding the settle
+    rule on the loop, and one scheduler timer per file waiting to settle."""
+
+    def __init__(
+        self,
+        spec: _WatchSpec,
+        observer: abc.ObserverBase[FileEvent],
+        scheduler: abc.SchedulerBase | None,
+    ) -> None:
         rust = require("watchfiles._rust_notify", "files")
-        root = _open_root(watch_root)
-        root_text = str(root)
-        sched = clock.resolve_scheduler(scheduler or subscribe_scheduler)
-        loop = asyncio.get_running_loop()
-        rule = SettleRule(settle_s)
-        timers: dict[str, abc.DisposableBase] = {}
-        stopped = threading.Event()
-        disposed = False
-
+        self.spec = spec
+        self.observer = observer
+        self.root = _open_root(spec.root)
+        self.root_text = str(self.root)
+        self.scheduler = clock.resolve_scheduler(scheduler)
+        self.loop = asyncio.get_running_loop()
+        self.rule = SettleRule(spec.settle)
+        self.timers: dict[str, abc.DisposableBase] = {}
+        self.stopped = threading.Event()
+        self.disposed = False
         try:
-            watcher: Any = rust.RustNotify([root_text], False, False, 300, recursive, True)  # type: ignore[attr-defined]
+            self.watcher: Any = rust.RustNotify(  # type: ignore[attr-defined]
+                [self.root_text], False, False, 300, spec.recursive, True
+            )
         except (FileNotFoundError, PermissionError, OSError) as exc:
-            raise TriggerStartError(f"watch path {root_text!r} cannot be watched: {exc}") from exc
-
-        def seconds() -> float:
-            return clock.now(sched).timestamp()
-
-        def relative_of(file_path: str) -> str | None:
-            """The path relative to root, or None when it must be ignored."""
-            try:
-                relative = os.path.relpath(file_path, root_text)
-            except ValueError:
-                relative = ".."
-            if relative == ".." or relative.startswith(".." + os.sep) or os.path.isabs(relative):
-                logger.warning("file_outside_root_ignored", path=file_path, root=root_text)
-                return None
-            current = root_text
-            for part in relative.split(os.sep):
-                current = os.path.join(current, part)
-                if os.path.islink(current):
-                    target = os.path.realpath(current)
-                    outside = not (target == root_text or target.startswith(root_text + os.sep))
-                    logger.warning(
-                        "file_outside_root_ignored" if outside else "file_symlink_ignored",
-                        path=file_path,
-                        target=target,
-                        root=root_text,
-                    )
-                    return None
-            relative = relative.replace(os.sep, "/")
-            if not recursive and "/" in relative:
-                return None
-            if skipped and any(_matches(part_path, skipped) for part_path in _prefixes(relative)):
-                return None
-            if wanted and not _matches(relative, wanted):
-                return None
-            return relative
-
-        def emit(file_path: str, relative: str, change: FileChange, stat: FileStat) -> None:
-            event = FileEvent(
-                path=file_path, change=change, size=stat.size, mtime=stat.mtime_ns / 1e9
-            )
-            key = file_key(relative, stat.size, stat.mtime_ns)
-            if change is FileChange.DELETED:
-                key = file_key(relative, stat.size, stat.mtime_ns, deleted=True)
-            delivery = Delivery(
-                source=f"files:{root_text}",
-                seen_at=clock.now(sched),
-                event_id=key,
-                idempotency_key=key,
-                attributes={"file_path": file_path, "change": change.value},
-            )
-            logger.debug("file_settled", path=file_path, change=change.value, size=stat.size)
-            deliver(observer, event, delivery)
-
-        def schedule_check(file_path: str, relative: str, due: float) -> None:
-            if file_path in timers:
-                return
-            delay = max(0.0, due - seconds())
-
-            def run(_scheduler: Any, _state: Any = None) -> None:
-                timers.pop(file_path, None)
-                if disposed:
-                    return
-                verdict = rule.check(file_path, _stat(file_path), seconds())
-                if isinstance(verdict, Stable):
-                    if verdict.change in kinds or verdict.change is FileChange.EXISTING:
-                        emit(file_path, relative, verdict.change, verdict.stat)
-                elif verdict is not None:
-                    schedule_check(file_path, relative, verdict)
-
-            timers[file_path] = sched.schedule_relative(timedelta(seconds=delay), run)
-
-        def on_change(file_path: str, change: FileChange) -> None:
-            relative = relative_of(file_path)
-            if relative is None:
-                return
-            if change is FileChange.DELETED:
-                timer = timers.pop(file_path, None)
-                if timer is not None:
-                    timer.dispose()
-                last = rule.forget(file_path)
-                if FileChange.DELETED in kinds and _stat(file_path) is None:
-                    emit(file_path, relative, FileChange.DELETED, last or FileStat(0, 0))
-                return
-            stat = _stat(file_path)
-            if stat is None:
-                return
-            if change not in kinds and change is not FileChange.EXISTING and file_path not in rule:
-                return
-            due = rule.observe(file_path, change, stat, seconds())
-            schedule_check(file_path, relative, due)
-
-        def on_batch(raw: set[tuple[int, str]]) -> None:
-            if disposed:
-                return
-            codes: dict[str, set[int]] = {}
-            for code, file_path in raw:
-                codes.setdefault(file_path, set()).add(code)
-            for file_path in sorted(codes):
-                seen = codes[file_path]
-                if 3 in seen and not os.path.lexists(file_path):
-                    on_change(file_path, FileChange.DELETED)
-                elif 1 in seen:
-                    on_change(file_path, FileChange.ADDED)
-                else:
-                    on_change(file_path, FileChange.MODIFIED)
-
-        def watch_thread() -> None:
-            try:
-                while not stopped.is_set():
-                    result = watcher.watch(_DEBOUNCE_MS, _STEP_MS, _TIMEOUT_MS, stopped)
-                    if result == "stop":
-                        break
-                    if not os.path.isdir(root_text):
-                        raise TriggerStartError(
-                            f"watch path {root_text!r} disappeared while watched; "
-                            "restore it (the trigger retries with backoff)"
-                        )
-                    if isinstance(result, set) and result:
-                        loop.call_soon_threadsafe(on_batch, result)
-            except Exception as exc:  # the watcher died: end the stream, the trigger restarts
-                error = exc
-                if not stopped.is_set():
-                    loop.call_soon_threadsafe(
-                        lambda: None if disposed else observer.on_error(error)
-                    )
-            finally:
-                watcher.close()
-
-        if include_existing:
-            for directory, subdirs, names in os.walk(root_text):
-                if not recursive:
-                    subdirs.clear()
-                for name in sorted(names):
-                    file_path = os.path.join(directory, name)
-                    if relative_of(file_path) is not None and _stat(file_path) is not None:
-                        on_change(file_path, FileChange.EXISTING)
-
-        thread = threading.Thread(target=watch_thread, name=f"portico-files:{root}", daemon=True)
+            raise TriggerStartError(
+                f"watch path {self.root_text!r} cannot be watched: {exc}"
+            ) from exc
+        if spec.include_existing:
+            self._emit_existing()
+        thread = threading.Thread(
+            target=self._watch_thread, name=f"portico-files:{self.root}", daemon=True
+        )
         thread.start()
-        logger.info("file_watch_started", path=root_text, settle_s=settle_s)
+        logger.info("file_watch_started", path=self.root_text, settle_s=spec.settle)
 
-        def dispose() -> None:
-            nonlocal disposed
-            disposed = True
-            stopped.set()
-            for timer in list(timers.values()):
+    def _seconds(self) -> float:
+        return clock.now(self.scheduler).timestamp()
+
+    # -- which paths count -------------------------------------------------------------
+
+    def _relative_of(self, file_path: str) -> str | None:
+        """The path relative to root, or None when it must be ignored."""
+        root_text = self.root_text
+        try:
+            relative = os.path.relpath(file_path, root_text)
+        except ValueError:
+            relative = ".."
+        if relative == ".." or relative.startswith(".." + os.sep) or os.path.isabs(relative):
+            logger.warning("file_outside_root_ignored", path=file_path, root=root_text)
+            return None
+        if self._crosses_symlink(file_path, relative):
+            return None
+        relative = relative.replace(os.sep, "/")
+        spec = self.spec
+        if not spec.recursive and "/" in relative:
+            return None
+        if spec.skipped and any(
+            _matches(part_path, spec.skipped) for part_path in _prefixes(relative)
+        ):
+            return None
+        if spec.wanted and not _matches(relative, spec.wanted):
+            return None
+        return relative
+
+    def _crosses_symlink(self, file_path: str, relative: str) -> bool:
+        """Whether a part of ``relative`` (under root) is a symlink; logs it if so."""
+        root_text = self.root_text
+        current = root_text
+        for part in relative.split(os.sep):
+            current = os.path.join(current, part)
+            if os.path.islink(current):
+                target = os.path.realpath(current)
+                outside = not (target == root_text or target.startswith(root_text + os.sep))
+                logger.warning(
+                    "file_outside_root_ignored" if outside else "file_symlink_ignored",
+                    path=file_path,
+                    target=target,
+                    root=root_text,
+                )
+                return True
+        return False
+
+    # -- settling and emitting ---------------------------------------------------------
+
+    def _emit(self, file_path: str, relative: str, change: FileChange, stat: FileStat) -> None:
+        event = FileEvent(path=file_path, change=change, size=stat.size, mtime=stat.mtime_ns / 1e9)
+        key = file_key(relative, stat.size, stat.mtime_ns)
+        if change is FileChange.DELETED:
+            key = file_key(relative, stat.size, stat.mtime_ns, deleted=True)
+        delivery = Delivery(
+            source=f"files:{self.root_text}",
+            seen_at=clock.now(self.scheduler),
+            event_id=key,
+            idempotency_key=key,
+            attributes={"file_path": file_path, "change": change.value},
+        )
+        logger.debug("file_settled", path=file_path, change=change.value, size=stat.size)
+        deliver(self.observer, event, delivery)
+
+    def _schedule_check(self, file_path: str, relative: str, due: float) -> None:
+        if file_path in self.timers:
+            return
+        delay = max(0.0, due - self._seconds())
+
+        def run(_scheduler: Any, _state: Any = None) -> None:
+            self._check(file_path, relative)
+
+        self.timers[file_path] = self.scheduler.schedule_relative(timedelta(seconds=delay), run)
+
+    def _check(self, file_path: str, relative: str) -> None:
+        self.timers.pop(file_path, None)
+        if self.disposed:
+            return
+        verdict = self.rule.check(file_path, _stat(file_path), self._seconds())
+        if isinstance(verdict, Stable):
+            if verdict.change in self.spec.kinds or verdict.change is FileChange.EXISTING:
+                self._emit(file_path, relative, verdict.change, verdict.stat)
+        elif verdict is not None:
+            self._schedule_check(file_path, relative, verdict)
+
+    def _on_change(self, file_path: str, change: FileChange) -> None:
+        relative = self._relative_of(file_path)
+        if relative is None:
+            return
+        kinds = self.spec.kinds
+        if change is FileChange.DELETED:
+            timer = self.timers.pop(file_path, None)
+            if timer is not None:
                 timer.dispose()
-            timers.clear()
-            logger.info("file_watch_stopped", path=root_text)
+            last = self.rule.forget(file_path)
+            if FileChange.DELETED in kinds and _stat(file_path) is None:
+                self._emit(file_path, relative, FileChange.DELETED, last or FileStat(0, 0))
+            return
+        stat = _stat(file_path)
+        if stat is None:
+            return
+        if change not in kinds and change is not FileChange.EXISTING and file_path not in self.rule:
+            return
+        due = self.rule.observe(file_path, change, stat, self._seconds())
+        self._schedule_check(file_path, relative, due)
 
-        return Disposable(dispose)
+    def _on_batch(self, raw: set[tuple[int, str]]) -> None:
+        if self.disposed:
+            return
+        codes: dict[str, set[int]] = {}
+        for code, file_path in raw:
+            codes.setdefault(file_path, set()).add(code)
+        for file_path in sorted(codes):
+            seen = codes[file_path]
+            if 3 in seen and not os.path.lexists(file_path):
+                self._on_change(file_path, FileChange.DELETED)
+            elif 1 in seen:
+                self._on_change(file_path, FileChange.ADDED)
+            else:
+                self._on_change(file_path, FileChange.MODIFIED)
 
-    return reactivex.create(subscribe)
+    def _emit_existing(self) -> None:
+        for directory, subdirs, names in os.walk(self.root_text):
+            if not self.spec.recursive:
+                subdirs.clear()
+            for name in sorted(names):
+                file_path = os.path.join(directory, name)
+                if self._relative_of(file_path) is not None and _stat(file_path) is not None:
+                    self._on_change(file_path, FileChange.EXISTING)
+
+    # -- the watcher thread ------------------------------------------------------------
+
+    def _watch_thread(self) -> None:
+        try:
+            while not self.stopped.is_set():
+                result = self.watcher.watch(_DEBOUNCE_MS, _STEP_MS, _TIMEOUT_MS, self.stopped)
+                if result == "stop":
+                    break
+                if not os.path.isdir(self.root_text):
+                    raise TriggerStartError(
+                        f"watch path {self.root_text!r} disappeared while watched; "
+                        "restore it (the trigger retries with backoff)"
+                    )
+                if isinstance(result, set) and result:
+                    self.loop.call_soon_threadsafe(self._on_batch, result)
+        except Exception as exc:  # the watcher died: end the stream, the trigger restarts
+            if not self.stopped.is_set():
+                self.loop.call_soon_threadsafe(self._fail, exc)
+        finally:
+            self.watcher.close()
+
+    def _fail(self, error: Exception) -> None:
+        if not self.disposed:
+            self.observer.on_error(error)
+
+    def dispose(self) -> None:
+        """Stop the watcher thread and every settle timer."""
+        self.disposed = True
+        self.stopped.set()
+        for timer in list(self.timers.values()):
+            timer.dispose()
+        self.timers.clear()
+        logger.info("file_watch_stopped", path=self.root_text)
 
 
 def _prefixes(relative: str) -> list[str]:

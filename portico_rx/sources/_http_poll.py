@@ -35,6 +35,7 @@ from portico_rx.url_redaction import redact_url
 __all__ = [
     "ChangeDetector",
     "HttpChange",
+    "HttpPollSource",
     "HttpPollStats",
     "check_interval",
     "check_url",
@@ -320,149 +321,262 @@ def http_poll(
             f"max_backoff={max_backoff!r} is shorter than every={every!r}; "
             f"use at least {interval:g}"
         )
+    request = _HttpRequest(
+        url=url,
+        verb=_check_method(method),
+        headers=dict(headers or {}),
+        params=dict(params or {}),
+        auth=auth,
+        timeout=timeout_s,
+        origin=_origin_of(url),
+    )
+    detection = _Detection(key=key, items=items, item_key=item_key, emit_initial=emit_initial)
+    return HttpPollSource(
+        request,
+        detection,
+        interval=interval,
+        backoff_cap=backoff_cap,
+        stats=stats,
+        scheduler=scheduler,
+    )
+
+
+def _check_method(method: object) -> str:
+    """``method`` upper-cased; raises ConfigurationError unless it is an HTTP method."""
     verb = method.upper() if isinstance(method, str) else method
     if verb not in _METHODS:
         raise ConfigurationError(f"method={method!r}: use one of {', '.join(sorted(_METHODS))}")
+    assert isinstance(verb, str)
+    return verb
+
+
+def _origin_of(url: str) -> str:
+    """``scheme://host[:port]/``: the key of the client shared by the pollers of a host."""
     httpx: Any = require("httpx", "http")
-    origin = str(httpx.URL(url).copy_with(path="/", query=None, fragment=None))
-    base_headers = dict(headers or {})
-    query = dict(params or {})
-    shown = redact_url(url)
+    return str(httpx.URL(url).copy_with(path="/", query=None, fragment=None))
 
-    def subscribe(
-        observer: abc.ObserverBase[HttpChange], subscribe_scheduler: abc.SchedulerBase | None = None
+
+@dataclass(frozen=True)
+class _HttpRequest:
+    """The validated request of :func:`http_poll`."""
+
+    url: str
+    verb: str
+    headers: dict[str, str]
+    params: dict[str, Any]
+    auth: Any
+    timeout: float
+    origin: str
+
+    @property
+    def shown(self) -> str:
+        """The URL with its credentials hidden (for logs)."""
+        return redact_url(self.url)
+
+
+@dataclass(frozen=True)
+class _Detection:
+    """How :func:`http_poll` tells a change: ``key``, ``items``/``item_key``, ``emit_initial``."""
+
+    key: Callable[[Any], object] | None
+    items: Callable[[Any], Iterable[Any]] | None
+    item_key: Callable[[Any], object]
+    emit_initial: bool
+
+
+class HttpPollSource(reactivex.Observable[HttpChange]):
+    """What :func:`http_poll` returns: a cold observable of :class:`HttpChange`; each
+    subscription runs one :class:`_HttpPoller`."""
+
+    def __init__(
+        self,
+        request: _HttpRequest,
+        detection: _Detection,
+        *,
+        interval: float,
+        backoff_cap: float,
+        stats: HttpPollStats | None,
+        scheduler: abc.SchedulerBase | None,
+    ) -> None:
+        super().__init__(self._subscribe_poller)
+        self.request = request
+        self.detection = detection
+        self.interval = interval
+        self.backoff_cap = backoff_cap
+        self.stats = stats
+        self._scheduler = scheduler
+
+    def __repr__(self) -> str:
+        return f"HttpPollSource({self.request.shown!r}, every={self.interval:g})"
+
+    def _subscribe_poller(
+        self, observer: abc.ObserverBase[HttpChange], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        sched = clock.resolve_scheduler(scheduler or subscribe_scheduler)
-        loop = asyncio.get_running_loop()
-        counters = stats if stats is not None else HttpPollStats()
-        client = _pool.acquire(origin)
-        detector = ChangeDetector(emit_initial=emit_initial)
-        validators: dict[str, str] = {}
+        poller = _HttpPoller(self, observer, clock.resolve_scheduler(self._scheduler or scheduler))
+        return Disposable(poller.dispose)
 
-        def emit(response: Any, fingerprint: str, idempotency_key: str, item: Any) -> None:
-            change = HttpChange(
-                url=url,
-                status_code=response.status_code,
-                headers={k.lower(): v for k, v in response.headers.items()},
-                text=response.text,
-                fingerprint=fingerprint,
-                etag=response.headers.get("etag"),
-                last_modified=response.headers.get("last-modified"),
-                item=item,
+
+class _HttpPoller:
+    """One subscription of an :class:`HttpPollSource`: a poll task with its own
+    validators (``ETag`` / ``Last-Modified``), change detector and (unless ``stats=``
+    was given) counters, on a client shared per origin."""
+
+    def __init__(
+        self,
+        source: HttpPollSource,
+        observer: abc.ObserverBase[HttpChange],
+        scheduler: abc.SchedulerBase,
+    ) -> None:
+        self.source = source
+        self.request = source.request
+        self.detection = source.detection
+        self.observer = observer
+        self.scheduler = scheduler
+        self.loop = asyncio.get_running_loop()
+        self.counters = source.stats if source.stats is not None else HttpPollStats()
+        self.client = _pool.acquire(self.request.origin)
+        self.detector = ChangeDetector(emit_initial=self.detection.emit_initial)
+        self.validators: dict[str, str] = {}
+        self.shown = self.request.shown
+        self._task = self.loop.create_task(self._run())
+        self._task.add_done_callback(self._done)
+        logger.info("http_poll_started", url=self.shown, every_s=source.interval)
+
+    # -- responses -----------------------------------------------------------------------
+
+    def _emit(self, response: Any, fingerprint: str, idempotency_key: str, item: Any) -> None:
+        url = self.request.url
+        change = HttpChange(
+            url=url,
+            status_code=response.status_code,
+            headers={k.lower(): v for k, v in response.headers.items()},
+            text=response.text,
+            fingerprint=fingerprint,
+            etag=response.headers.get("etag"),
+            last_modified=response.headers.get("last-modified"),
+            item=item,
+        )
+        self.counters.changes += 1
+        delivery = Delivery(
+            source=f"http:{url}",
+            seen_at=clock.now(self.scheduler),
+            event_id=fingerprint,
+            idempotency_key=idempotency_key,
+            attributes={"url": url, "status_code": response.status_code},
+        )
+        deliver(self.observer, change, delivery)
+
+    def _handle(self, response: Any) -> None:
+        if response.status_code == 304:
+            self.counters.not_modified += 1
+            return
+        for header, validator in (
+            ("etag", "If-None-Match"),
+            ("last-modified", "If-Modified-Since"),
+        ):
+            value = response.headers.get(header)
+            if value is not None:
+                self.validators[validator] = value
+        if self.detection.items is not None:
+            self._handle_items(response, self.detection.items)
+        else:
+            self._handle_whole(response)
+
+    def _handle_items(self, response: Any, items: Callable[[Any], Iterable[Any]]) -> None:
+        url, item_key = self.request.url, self.detection.item_key
+        entries = list(items(response.json()))
+        keyed = {str(item_key(entry)): entry for entry in entries}
+        fresh = self.detector.new_items(keyed)
+        if not fresh:
+            self.counters.unchanged += 1
+        for entry_key in fresh:
+            self._emit(response, entry_key, f"{url}:item:{entry_key}", keyed[entry_key])
+
+    def _handle_whole(self, response: Any) -> None:
+        key = self.detection.key
+        if key is not None:
+            value = key(response)
+            fingerprint = value if isinstance(value, str) else repr(value)
+        else:
+            fingerprint = hashlib.sha256(response.content).hexdigest()
+        if self.detector.whole(fingerprint):
+            self._emit(response, fingerprint, f"{self.request.url}:{fingerprint}", None)
+        else:
+            self.counters.unchanged += 1
+
+    # -- the poll task -------------------------------------------------------------------
+
+    async def _poll_once(self) -> float:
+        """One request; returns the delay before the next."""
+        counters, request = self.counters, self.request
+        counters.polls += 1
+        try:
+            response = await self.client.request(
+                request.verb,
+                request.url,
+                headers={**request.headers, **self.validators},
+                params=request.params or None,
+                auth=request.auth,
+                timeout=request.timeout,
             )
-            counters.changes += 1
-            delivery = Delivery(
-                source=f"http:{url}",
-                seen_at=clock.now(sched),
-                event_id=fingerprint,
-                idempotency_key=idempotency_key,
-                attributes={"url": url, "status_code": response.status_code},
-            )
-            deliver(observer, change, delivery)
-
-        def handle(response: Any) -> None:
-            if response.status_code == 304:
-                counters.not_modified += 1
-                return
-            for header, validator in (
-                ("etag", "If-None-Match"),
-                ("last-modified", "If-Modified-Since"),
-            ):
-                value = response.headers.get(header)
-                if value is not None:
-                    validators[validator] = value
-            if items is not None:
-                entries = list(items(response.json()))
-                keyed = {str(item_key(entry)): entry for entry in entries}
-                fresh = detector.new_items(keyed)
-                if not fresh:
-                    counters.unchanged += 1
-                for entry_key in fresh:
-                    emit(response, entry_key, f"{url}:item:{entry_key}", keyed[entry_key])
-                return
-            if key is not None:
-                value = key(response)
-                fingerprint = value if isinstance(value, str) else repr(value)
-            else:
-                fingerprint = hashlib.sha256(response.content).hexdigest()
-            if detector.whole(fingerprint):
-                emit(response, fingerprint, f"{url}:{fingerprint}", None)
-            else:
-                counters.unchanged += 1
-
-        async def poll_once() -> float:
-            """One request; returns the delay before the next."""
-            counters.polls += 1
-            try:
-                response = await client.request(
-                    verb,
-                    url,
-                    headers={**base_headers, **validators},
-                    params=query or None,
-                    auth=auth,
-                    timeout=timeout_s,
+            counters.requests += 1
+            counters.bytes_received += len(response.content)
+            counters.last_status = response.status_code
+            if response.status_code >= 400:  # 4xx (429 included) and 5xx
+                wait = retry_after_seconds(
+                    response.headers.get("retry-after"), clock.now(self.scheduler).timestamp()
                 )
-                counters.requests += 1
-                counters.bytes_received += len(response.content)
-                counters.last_status = response.status_code
-                if response.status_code >= 400:  # 4xx (429 included) and 5xx
-                    wait = retry_after_seconds(
-                        response.headers.get("retry-after"), clock.now(sched).timestamp()
-                    )
-                    return fail(f"HTTP {response.status_code}", wait)
-                handle(response)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                return fail(f"{type(exc).__name__}: {exc}", None)
-            if counters.consecutive_failures:
-                logger.info("http_poll_recovered", url=shown, after=counters.consecutive_failures)
-            counters.consecutive_failures = 0
-            counters.last_error = None
-            return interval
+                return self._fail(f"HTTP {response.status_code}", wait)
+            self._handle(response)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return self._fail(f"{type(exc).__name__}: {exc}", None)
+        if counters.consecutive_failures:
+            logger.info("http_poll_recovered", url=self.shown, after=counters.consecutive_failures)
+        counters.consecutive_failures = 0
+        counters.last_error = None
+        return self.source.interval
 
-        def fail(error: str, retry_after: float | None) -> float:
-            counters.failures += 1
-            counters.consecutive_failures += 1
-            counters.last_error = error
-            delay = backoff(counters.consecutive_failures, 2 * interval, backoff_cap)
-            if retry_after is not None:
-                delay = max(delay, retry_after)
-            logger.warning(
-                "http_poll_failed",
-                url=shown,
-                error=error,
-                consecutive_failures=counters.consecutive_failures,
-                retry_in_s=delay,
-            )
-            return delay
+    def _fail(self, error: str, retry_after: float | None) -> float:
+        counters = self.counters
+        counters.failures += 1
+        counters.consecutive_failures += 1
+        counters.last_error = error
+        delay = backoff(
+            counters.consecutive_failures, 2 * self.source.interval, self.source.backoff_cap
+        )
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        logger.warning(
+            "http_poll_failed",
+            url=self.shown,
+            error=error,
+            consecutive_failures=counters.consecutive_failures,
+            retry_in_s=delay,
+        )
+        return delay
 
-        async def run() -> None:
-            while True:
-                delay = await poll_once()
-                counters.next_delay = delay
-                counters.completed += 1
-                await clock.sleep(sched, delay)
+    async def _run(self) -> None:
+        counters = self.counters
+        while True:
+            delay = await self._poll_once()
+            counters.next_delay = delay
+            counters.completed += 1
+            await clock.sleep(self.scheduler, delay)
 
-        def done(finished: asyncio.Task[None]) -> None:
-            if finished.cancelled():
-                return
-            error = finished.exception()
-            if isinstance(error, Exception):  # unexpected: end this subscription, it restarts
-                observer.on_error(error)
+    def _done(self, finished: asyncio.Task[None]) -> None:
+        if finished.cancelled():
+            return
+        error = finished.exception()
+        if isinstance(error, Exception):  # unexpected: end this subscription, it restarts
+            self.observer.on_error(error)
 
-        task = loop.create_task(run())
-        task.add_done_callback(done)
-        logger.info("http_poll_started", url=shown, every_s=interval)
-
-        def dispose() -> None:
-            task.cancel()
-            _pool.release(origin, loop)
-            logger.info("http_poll_stopped", url=shown)
-
-        return Disposable(dispose)
-
-    return reactivex.create(subscribe)
+    def dispose(self) -> None:
+        """Stop polling and release the shared client."""
+        self._task.cancel()
+        _pool.release(self.request.origin, self.loop)
+        logger.info("http_poll_stopped", url=self.shown)
 
 
 async def close_idle_clients() -> None:

@@ -19,7 +19,7 @@ from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.url_redaction import redact_url
 
-__all__ = ["Notification", "asyncpg_dsn", "pg_notify"]
+__all__ = ["Notification", "NotifySource", "asyncpg_dsn", "pg_notify"]
 
 logger = structlog.get_logger("portico_rx.sources._pg_notify")
 
@@ -104,79 +104,113 @@ def pg_notify(
             f"channel={channel!r}: use a plain identifier (letters, digits, '_'), e.g. 'jobs'"
         )
 
-    def subscribe(
-        observer: abc.ObserverBase[Notification],
-        subscribe_scheduler: abc.SchedulerBase | None = None,
+    return NotifySource(target, channel, scheduler)
+
+
+class NotifySource(reactivex.Observable[Notification]):
+    """What :func:`pg_notify` returns: a cold observable of :class:`Notification`; each
+    subscription runs one :class:`_Listener` on its own connection."""
+
+    def __init__(self, dsn: str, channel: str, scheduler: abc.SchedulerBase | None) -> None:
+        super().__init__(self._subscribe_listener)
+        self.dsn = dsn
+        self.channel = channel
+        self._scheduler = scheduler
+
+    def __repr__(self) -> str:
+        return f"NotifySource({redact_url(self.dsn)!r}, channel={self.channel!r})"
+
+    def _subscribe_listener(
+        self, observer: abc.ObserverBase[Notification], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        asyncpg: Any = require("asyncpg", "db")
-        sched = clock.resolve_scheduler(scheduler or subscribe_scheduler)
-        loop = asyncio.get_running_loop()
-        counter = itertools.count(1)
-        state: dict[str, Any] = {"connection": None, "disposed": False}
+        listener = _Listener(self, observer, scheduler)
+        return Disposable(listener.dispose)
 
-        def on_notify(_connection: Any, pid: int, name: str, payload: str) -> None:
-            if state["disposed"]:
-                return
-            number = next(counter)
-            delivery = Delivery(
-                source=f"pg_notify:{name}",
-                seen_at=clock.now(sched),
-                event_id=f"{pid}:{number}",
-                attributes={"channel": name},
+
+class _Listener:
+    """One subscription of a :class:`NotifySource`: a connection opened in the background
+    that runs ``LISTEN`` on the channel until disposed (then closed, also in the background)."""
+
+    def __init__(
+        self,
+        source: NotifySource,
+        observer: abc.ObserverBase[Notification],
+        scheduler: abc.SchedulerBase | None,
+    ) -> None:
+        self.asyncpg: Any = require("asyncpg", "db")
+        self.dsn = source.dsn
+        self.channel = source.channel
+        self.observer = observer
+        self.scheduler = clock.resolve_scheduler(source._scheduler or scheduler)
+        self.loop = asyncio.get_running_loop()
+        self.counter = itertools.count(1)
+        self.connection: Any = None
+        self.disposed = False
+        # one bound method each, so the listener removed is the one added
+        self._notify_callback = self._on_notify
+        self._lost_callback = self._on_lost
+        self._task = self.loop.create_task(self._connect())
+        self._task.add_done_callback(self._connected)
+
+    def _on_notify(self, _connection: Any, pid: int, name: str, payload: str) -> None:
+        if self.disposed:
+            return
+        number = next(self.counter)
+        delivery = Delivery(
+            source=f"pg_notify:{name}",
+            seen_at=clock.now(self.scheduler),
+            event_id=f"{pid}:{number}",
+            attributes={"channel": name},
+        )
+        deliver(self.observer, Notification(channel=name, payload=payload, pid=pid), delivery)
+
+    def _on_lost(self, _connection: Any) -> None:
+        if not self.disposed:
+            self.observer.on_error(
+                ConnectionError(f"LISTEN connection for {self.channel!r} was lost")
             )
-            deliver(observer, Notification(channel=name, payload=payload, pid=pid), delivery)
 
-        def on_lost(_connection: Any) -> None:
-            if not state["disposed"]:
-                observer.on_error(ConnectionError(f"LISTEN connection for {channel!r} was lost"))
+    async def _connect(self) -> None:
+        try:
+            connection = await self.asyncpg.connect(self.dsn)
+        except Exception as exc:
+            raise TriggerStartError(
+                f"cannot LISTEN on {self.channel!r}: PostgreSQL at "
+                f"{redact_url(self.dsn)!r} is not reachable ({type(exc).__name__}: {exc})"
+            ) from exc
+        if self.disposed:
+            await connection.close()
+            return
+        self.connection = connection
+        connection.add_termination_listener(self._lost_callback)
+        await connection.add_listener(self.channel, self._notify_callback)
+        logger.info("pg_listen_started", channel=self.channel)
 
-        async def connect() -> None:
-            try:
-                connection = await asyncpg.connect(target)
-            except Exception as exc:
-                raise TriggerStartError(
-                    f"cannot LISTEN on {channel!r}: PostgreSQL at "
-                    f"{redact_url(target)!r} is not reachable ({type(exc).__name__}: {exc})"
-                ) from exc
-            if state["disposed"]:
-                await connection.close()
-                return
-            state["connection"] = connection
-            connection.add_termination_listener(on_lost)
-            await connection.add_listener(channel, on_notify)
-            logger.info("pg_listen_started", channel=channel)
+    def _connected(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self.disposed:
+            return
+        error = task.exception()
+        if isinstance(error, Exception):
+            self.observer.on_error(error)
 
-        def connected(task: asyncio.Task[None]) -> None:
-            if task.cancelled() or state["disposed"]:
-                return
-            error = task.exception()
-            if isinstance(error, Exception):
-                observer.on_error(error)
+    async def _close(self) -> None:
+        with contextlib.suppress(BaseException):
+            await self._task
+        connection = self.connection
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.remove_termination_listener(self._lost_callback)
+                await connection.remove_listener(self.channel, self._notify_callback)
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=5)
 
-        task = loop.create_task(connect())
-        task.add_done_callback(connected)
-
-        async def close() -> None:
-            with contextlib.suppress(BaseException):
-                await task
-            connection = state["connection"]
-            if connection is not None:
-                with contextlib.suppress(Exception):
-                    connection.remove_termination_listener(on_lost)
-                    await connection.remove_listener(channel, on_notify)
-                with contextlib.suppress(Exception):
-                    await connection.close(timeout=5)
-
-        def dispose() -> None:
-            state["disposed"] = True
-            closing = loop.create_task(close())
-            _closing.add(closing)
-            closing.add_done_callback(_closing.discard)
-            logger.info("pg_listen_stopped", channel=channel)
-
-        return Disposable(dispose)
-
-    return reactivex.create(subscribe)
+    def dispose(self) -> None:
+        """Stop emitting at once; unlisten and close the connection in the background."""
+        self.disposed = True
+        closing = self.loop.create_task(self._close())
+        _closing.add(closing)
+        closing.add_done_callback(_closing.discard)
+        logger.info("pg_listen_stopped", channel=self.channel)
 
 
 _closing: set[asyncio.Task[None]] = set()
