@@ -24,6 +24,8 @@ from typing import Any
 __all__ = [
     "Provenance",
     "file_key",
+    "http_item_key",
+    "http_key",
     "job_key",
     "row_key",
     "schedule_key",
@@ -70,6 +72,17 @@ def file_key(relative_path: str, size: int, mtime_ns: int, *, deleted: bool = Fa
 def row_key(table: str, key: object) -> str:
     """A database row: ``{schema.table}:{primary key}``."""
     return f"{table}:{key}"
+
+
+def http_key(url: str, fingerprint: str) -> str:
+    """A polled HTTP resource's version: ``{url}:{fingerprint}`` (ETag, Last-Modified or
+    body hash)."""
+    return f"{url}:{fingerprint}"
+
+
+def http_item_key(url: str, item_key: str) -> str:
+    """One item of a polled HTTP list: ``{url}:item:{item key}``."""
+    return f"{url}:item:{item_key}"
 
 
 def stream_entry_key(stream: str, entry_id: object) -> str:

@@ -29,6 +29,7 @@ from reactivex.disposable import Disposable
 from portico_rx.errors import ConfigurationError, require
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
+from portico_rx.pipeline.provenance import http_item_key, http_key
 from portico_rx.pipeline.retry import backoff
 from portico_rx.url_redaction import redact_url
 
@@ -490,7 +491,7 @@ class _HttpPoller:
         if not fresh:
             self.counters.unchanged += 1
         for entry_key in fresh:
-            self._emit(response, entry_key, f"{url}:item:{entry_key}", keyed[entry_key])
+            self._emit(response, entry_key, http_item_key(url, entry_key), keyed[entry_key])
 
     def _handle_whole(self, response: Any) -> None:
         key = self.detection.key
@@ -500,7 +501,7 @@ class _HttpPoller:
         else:
             fingerprint = hashlib.sha256(response.content).hexdigest()
         if self.detector.whole(fingerprint):
-            self._emit(response, fingerprint, f"{self.request.url}:{fingerprint}", None)
+            self._emit(response, fingerprint, http_key(self.request.url, fingerprint), None)
         else:
             self.counters.unchanged += 1
 

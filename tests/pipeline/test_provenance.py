@@ -11,6 +11,8 @@ from portico_rx.pipeline.delivery import Delivery
 from portico_rx.pipeline.provenance import (
     Provenance,
     file_key,
+    http_item_key,
+    http_key,
     job_key,
     row_key,
     schedule_key,
@@ -40,6 +42,8 @@ def test_event_key_formats() -> None:
     assert file_key("a.csv", 10, 123, deleted=True) == "a.csv:deleted:10:123"
     assert row_key("public.items", 42) == "public.items:42"
     assert stream_entry_key("orders", "1-0") == "orders/1-0"
+    assert http_key("https://x.test/s", 'W/"e1"') == 'https://x.test/s:W/"e1"'
+    assert http_item_key("https://x.test/l", "42") == "https://x.test/l:item:42"
     assert stream_entry_key("orders", None) == "orders/None"
 
 
