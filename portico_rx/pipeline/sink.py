@@ -206,7 +206,8 @@ class JobSink:
         """Accept one pipeline item. Never raises."""
         counters = self.counters
         counters.events_seen += 1
-        if isinstance(item, JobRequest):
+        # ``type(...) is`` first: isinstance on a pydantic model class is an ABC check.
+        if type(item) is JobRequest or isinstance(item, JobRequest):
             if counters.in_flight >= self.max_pending:
                 self._overflow(item)
                 return
