@@ -468,8 +468,9 @@ class JobSink:
             return job
 
     def _created(self, job: Job, claim: Claim | None, attempt: int) -> None:
-        self.counters.in_flight -= 1
-        self.counters.record_job(clock.now(self.scheduler))
+        counters = self.counters
+        counters.in_flight -= 1
+        counters.record_job(clock.now(self.scheduler))
         if claim is not None:
             claim.resolve(True, job_id=str(job.id))
         if self._log_jobs:
