@@ -282,7 +282,11 @@ _JOB_ARGUMENTS = (
     "status",
     "max_retries",
 )
-_set = object.__setattr__
+# BaseModel's own slots, written through their descriptors (cheaper than by name).
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -302,16 +306,12 @@ def trusted(
     path that uses it.
     """
     instance = model.__new__(model)
-    _set(instance, "__dict__", fields)
+    _set_dict(instance, fields)
     # A ``set`` is used as given (pass a fresh one, or one shared by many instances of a
     # frozen model: pydantic copies it before it changes it, as in ``model_copy``).
-    _set(
-        instance,
-        "__pydantic_fields_set__",
-        fields_set if type(fields_set) is set else set(fields_set),
-    )
-    _set(instance, "__pydantic_extra__", None)
-    _set(instance, "__pydantic_private__", private)
+    _set_fields_set(instance, fields_set if type(fields_set) is set else set(fields_set))
+    _set_extra(instance, None)
+    _set_private(instance, private)
     return instance
 
 
@@ -436,6 +436,7 @@ class JobRequest(BaseModel):
 
 _REQUEST_FIELDS = frozenset(JobRequest.model_fields)
 _REQUEST_FIELDS_SET = set(_REQUEST_FIELDS)  # shared by every trusted request (~0.5 KB each)
+_new_request = BaseModel.__new__
 
 
 def trusted_request(
@@ -451,8 +452,10 @@ def trusted_request(
 ) -> JobRequest:
     """A :class:`JobRequest` from fields already checked (by ``to_job`` or a trigger's
     config), with the claim and delivery of the event it came from."""
-    return trusted(
-        JobRequest,
+    # ``trusted(JobRequest, ...)`` inlined: one request per event.
+    request = _new_request(JobRequest)
+    _set_dict(
+        request,
         {
             "job_type": job_type,
             "payload": payload,
@@ -461,9 +464,11 @@ def trusted_request(
             "metadata": metadata,
             "idempotency_key": idempotency_key,
         },
-        _REQUEST_FIELDS_SET,
-        {"_claim": claim, "_delivery": delivery},
     )
+    _set_fields_set(request, _REQUEST_FIELDS_SET)
+    _set_extra(request, None)
+    _set_private(request, {"_claim": claim, "_delivery": delivery})
+    return request
 
 
 def request_claim(request: JobRequest) -> tuple[Any, Any]:
@@ -476,7 +481,7 @@ def request_claim(request: JobRequest) -> tuple[Any, Any]:
 
 def attach_claim(request: JobRequest, claim: Any, delivery: Any) -> None:
     """Attach the claim and delivery of the event ``request`` was built from."""
-    _set(request, "__pydantic_private__", {"_claim": claim, "_delivery": delivery})
+    _set_private(request, {"_claim": claim, "_delivery": delivery})
 
 
 class TriggerHealth(BaseModel):

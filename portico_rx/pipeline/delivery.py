@@ -78,6 +78,12 @@ class Outcome(enum.StrEnum):
     """At least one job could not be created; the source was nacked."""
 
 
+_PENDING = Outcome.PENDING  # a module constant: ``Outcome.PENDING`` is an enum class lookup
+_CREATED = Outcome.CREATED
+_DROPPED = Outcome.DROPPED
+_FAILED = Outcome.FAILED
+
+
 class Delivery:
     """One event's provenance (source, id, key, times) and its settlement callbacks.
 
@@ -129,7 +135,7 @@ class Delivery:
         self.attributes = attributes if attributes is not None else _NO_ATTRIBUTES
         self.ack = ack
         self.nack = nack
-        self.outcome = Outcome.PENDING
+        self.outcome = _PENDING
         self.event: Any = None
         self.job_ids: list[str] | tuple[str, ...] = ()  # a list once a job exists
         self._pending = 0
@@ -147,7 +153,7 @@ class Delivery:
 
     @property
     def settled(self) -> bool:
-        return self.outcome is not Outcome.PENDING
+        return self.outcome is not _PENDING
 
     @property
     def unclaimed(self) -> bool:
@@ -156,10 +162,10 @@ class Delivery:
 
     def claim(self) -> Claim:
         """Take a claim: the delivery will not settle before the claim is resolved."""
-        if self.outcome is not Outcome.PENDING:
+        if self.outcome is not _PENDING:
             raise RuntimeError(f"{self!r} is already settled; it cannot be claimed again")
         self._pending += 1
-        return Claim(self)
+        return Claim(self)  # the one-delivery form: no tuple
 
     def seal(self) -> None:
         """The source has finished emitting this event; settle if nothing holds it."""
@@ -200,14 +206,14 @@ class Delivery:
         self._maybe_settle()
 
     def _maybe_settle(self) -> None:
-        if not self._sealed or self._pending > 0 or self.outcome is not Outcome.PENDING:
+        if not self._sealed or self._pending > 0 or self.outcome is not _PENDING:
             return
         if not self._ok:
-            self.outcome = Outcome.FAILED
+            self.outcome = _FAILED
             nack, requeue = self.nack, self._nack_requeue
             call = (lambda: nack(requeue)) if nack is not None else None
         else:
-            self.outcome = Outcome.CREATED if self.job_ids else Outcome.DROPPED
+            self.outcome = _CREATED if self.job_ids else _DROPPED
             call = self.ack
         if call is not None:
             self._run_settle(call)
@@ -230,7 +236,7 @@ class Delivery:
                 error=str(exc),
             )
             return
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):  # a plain ack returns None
             self._settle_task = asyncio.ensure_future(result)
             self._settle_task.add_done_callback(self._log_settle_error)
 
@@ -246,12 +252,21 @@ class Delivery:
 
 
 class Claim:
-    """A hold on one or more deliveries; resolve it exactly once."""
+    """A hold on one or more deliveries; resolve it exactly once.
 
-    __slots__ = ("_deliveries", "_resolved")
+    The common claim holds one delivery (``Delivery.claim``) and keeps it alone, without
+    a tuple: a pending event keeps one object fewer alive. ``Claim.on`` holds several.
+    """
+
+    __slots__ = ("_deliveries", "_delivery", "_resolved")
 
     def __init__(self, *deliveries: Delivery) -> None:
-        self._deliveries = deliveries
+        if len(deliveries) == 1:
+            self._delivery: Delivery | None = deliveries[0]
+            self._deliveries: tuple[Delivery, ...] | None = None
+        else:
+            self._delivery = None
+            self._deliveries = deliveries
         self._resolved = False
 
     @classmethod
@@ -263,6 +278,10 @@ class Claim:
 
     @property
     def deliveries(self) -> tuple[Delivery, ...]:
+        delivery = self._delivery
+        if delivery is not None:
+            return (delivery,)
+        assert self._deliveries is not None
         return self._deliveries
 
     @property
@@ -275,8 +294,12 @@ class Claim:
         if self._resolved:
             return
         self._resolved = True
-        for delivery in self._deliveries:
+        delivery = self._delivery
+        if delivery is not None:
             delivery._resolve(ok, requeue, job_id)
+            return
+        for each in self._deliveries or ():
+            each._resolve(ok, requeue, job_id)
 
 
 def current_delivery() -> Delivery | None:

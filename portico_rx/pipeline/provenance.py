@@ -131,10 +131,12 @@ class Provenance:
         """
         if delivery is None and request_key is None and not request_metadata:
             return {}
-        meta: dict[str, Any] = dict(request_metadata)
+        meta: dict[str, Any] = dict(request_metadata) if request_metadata else {}
         meta["trigger"] = self.trigger
         if delivery is not None:
-            meta.update(delivery.attributes)
+            attributes = delivery.attributes
+            if attributes:
+                meta.update(attributes)
             meta["source"] = delivery.source
             seen_at = delivery.seen_at
             if seen_at is not self._seen_at:  # runs of one timer wake-up share their seen_at

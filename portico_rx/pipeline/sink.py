@@ -118,6 +118,18 @@ class _WorkQueue:
             await joiner
 
 
+class _JobLog:
+    """The jobs created in one loop iteration, as their log line tells them."""
+
+    __slots__ = ("attempt", "first", "job_types", "last")
+
+    def __init__(self, first: Job, attempt: int) -> None:
+        self.first = first
+        self.attempt = attempt  # of ``first``: a line for one job says its attempt
+        self.last: Job | None = None  # set once a second job joins the batch
+        self.job_types = {first.job_type: 1}
+
+
 def check_pending(max_pending: object, overflow: object) -> None:
     """Raise ``ConfigurationError`` for a bad ``max_pending`` or ``overflow``."""
     if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
@@ -206,8 +218,7 @@ class JobSink:
         self._log = logger.bind(trigger=name)
         is_enabled_for = getattr(self._log, "is_enabled_for", None)
         self._log_jobs = True if is_enabled_for is None else bool(is_enabled_for(logging.INFO))
-        self._job_log: list[Job] | None = None
-        self._job_log_attempt = 1
+        self._job_log: _JobLog | None = None
 
     # -- intake (sync) -------------------------------------------------------------
 
@@ -221,7 +232,8 @@ class JobSink:
         """Accept one pipeline item. Never raises."""
         counters = self.counters
         counters.events_seen += 1
-        if isinstance(item, JobRequest):
+        # ``type(...) is`` first: isinstance on a pydantic model class is an ABC check.
+        if type(item) is JobRequest or isinstance(item, JobRequest):
             if counters.in_flight >= self.max_pending:
                 self._overflow(item)
                 return
@@ -475,8 +487,9 @@ class JobSink:
     def _created(
         self, job: Job | None, claim: Claim | None, attempt: int, request: JobRequest
     ) -> None:
-        self.counters.in_flight -= 1
-        self.counters.record_job(clock.now(self.scheduler))
+        counters = self.counters
+        counters.in_flight -= 1
+        counters.record_job(clock.now(self.scheduler))
         if job is None:  # a create step with no Job to report (see CreateStep)
             if claim is not None:
                 claim.resolve(True)
@@ -502,38 +515,40 @@ class JobSink:
         A job created alone gets its own ``job_created`` line; jobs created in the same
         loop iteration (a burst over a fast store) share one ``jobs_created`` line with
         their count per job type, so a burst does not pay one rendered line per job.
+        The batch keeps only what its line says (the first and last job, a count per
+        job type), not every job: a burst of created jobs is not held alive until the
+        iteration ends.
         """
         batch = self._job_log
         if batch is None:
-            self._job_log = [job]
-            self._job_log_attempt = attempt
+            self._job_log = _JobLog(job, attempt)
             asyncio.get_running_loop().call_soon(self._flush_job_log)
         else:
-            batch.append(job)
+            batch.last = job
+            counts = batch.job_types
+            job_type = job.job_type
+            counts[job_type] = counts.get(job_type, 0) + 1
 
     def _flush_job_log(self) -> None:
         batch, self._job_log = self._job_log, None
-        if not batch:
+        if batch is None:
             return
-        if len(batch) == 1:
-            job = batch[0]
+        first, last = batch.first, batch.last
+        if last is None:
             self._log.info(
                 "job_created",
-                job_id=str(job.id),
-                job_type=job.job_type,
-                queue_name=job.queue_name,
-                attempt=self._job_log_attempt,
+                job_id=str(first.id),
+                job_type=first.job_type,
+                queue_name=first.queue_name,
+                attempt=batch.attempt,
             )
             return
-        job_types: dict[str, int] = {}
-        for job in batch:
-            job_types[job.job_type] = job_types.get(job.job_type, 0) + 1
         self._log.info(
             "jobs_created",
-            count=len(batch),
-            job_types=job_types,
-            first_job_id=str(batch[0].id),
-            last_job_id=str(batch[-1].id),
+            count=sum(batch.job_types.values()),
+            job_types=batch.job_types,
+            first_job_id=str(first.id),
+            last_job_id=str(last.id),
         )
 
     async def _give_up(

@@ -106,8 +106,11 @@ def attribute(
     return delivery, None, None
 
 
+_SEQUENCES = (list, tuple)
+
+
 def _untracked_kind(tracker: Tracker, event: Any, delivery: Delivery | None) -> str | None:
-    if isinstance(event, list | tuple) and (delivery is None or delivery.event is not event):
+    if isinstance(event, _SEQUENCES) and (delivery is None or delivery.event is not event):
         return "buffer"
     if delivery is None:  # from a continuation with others parked: a batch of delay's
         return "batched" if tracker.running is not None and tracker.has_parked else "timer"
