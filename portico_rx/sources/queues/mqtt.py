@@ -193,6 +193,39 @@ class _MqttSession:
         await self._ack(incoming)
 
 
+def _check_arguments(
+    host: str,
+    topic: str,
+    qos: int,
+    port: int,
+    max_in_flight: int,
+    session_expiry: int,
+    shared_group: str | None,
+) -> None:
+    """Raise ``ConfigurationError`` naming the first invalid argument and its fix."""
+    if not isinstance(host, str) or not host or "/" in host:
+        raise ConfigurationError(f"host={host!r}: use a host name or address, e.g. '127.0.0.1'")
+    if not isinstance(topic, str) or not topic or topic.startswith("$share/"):
+        raise ConfigurationError(
+            f"topic={topic!r}: use a topic filter such as 'sensors/+/alarm' (for a shared "
+            "subscription pass shared_group=... instead of '$share/...')"
+        )
+    if qos not in (1, 2) or isinstance(qos, bool):
+        raise ConfigurationError(
+            f"qos={qos!r}: use 1 or 2 (QoS 0 messages are never redelivered, so they can be lost)"
+        )
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigurationError(f"port={port!r}: use a TCP port from 1 to 65535")
+    check_positive("max_in_flight", max_in_flight)
+    if max_in_flight > 65535:
+        raise ConfigurationError(f"max_in_flight={max_in_flight!r}: use 1 to 65535")
+    check_positive("session_expiry", session_expiry)
+    if shared_group is not None and (not shared_group or _NOT_IN_ID.search(shared_group)):
+        raise ConfigurationError(
+            f"shared_group={shared_group!r}: use letters, digits, '_' and '-', e.g. 'workers'"
+        )
+
+
 def mqtt(
     host: str,
     topic: str,
@@ -260,27 +293,7 @@ def mqtt(
         ...     to_job("alarm.handle", payload=lambda m: m.json_body())
         ... )
     """
-    if not isinstance(host, str) or not host or "/" in host:
-        raise ConfigurationError(f"host={host!r}: use a host name or address, e.g. '127.0.0.1'")
-    if not isinstance(topic, str) or not topic or topic.startswith("$share/"):
-        raise ConfigurationError(
-            f"topic={topic!r}: use a topic filter such as 'sensors/+/alarm' (for a shared "
-            "subscription pass shared_group=... instead of '$share/...')"
-        )
-    if qos not in (1, 2) or isinstance(qos, bool):
-        raise ConfigurationError(
-            f"qos={qos!r}: use 1 or 2 (QoS 0 messages are never redelivered, so they can be lost)"
-        )
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise ConfigurationError(f"port={port!r}: use a TCP port from 1 to 65535")
-    check_positive("max_in_flight", max_in_flight)
-    if max_in_flight > 65535:
-        raise ConfigurationError(f"max_in_flight={max_in_flight!r}: use 1 to 65535")
-    check_positive("session_expiry", session_expiry)
-    if shared_group is not None and (not shared_group or _NOT_IN_ID.search(shared_group)):
-        raise ConfigurationError(
-            f"shared_group={shared_group!r}: use letters, digits, '_' and '-', e.g. 'workers'"
-        )
+    _check_arguments(host, topic, qos, port, max_in_flight, session_expiry, shared_group)
     identifier = client_id or default_client_id(topic)
     subscription = f"$share/{shared_group}/{topic}" if shared_group else topic
     broker_subscription = _MqttSubscription(

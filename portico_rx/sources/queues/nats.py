@@ -242,6 +242,38 @@ class _NatsSession:
         await msg.term()
 
 
+def _check_arguments(
+    url: str,
+    subject: str,
+    durable: str | None,
+    stream: str | None,
+    batch: int,
+    ack_wait: float,
+    fetch_timeout: float,
+) -> str:
+    """Raise ``ConfigurationError`` naming the first invalid argument and its fix;
+    return the durable consumer name to use."""
+    if not isinstance(url, str) or not url.startswith(("nats://", "tls://", "ws://", "wss://")):
+        raise ConfigurationError(
+            f"url={redact_url(url)!r}: use a NATS URL such as 'nats://127.0.0.1:4222'"
+        )
+    if not isinstance(subject, str) or not subject or " " in subject:
+        raise ConfigurationError(f"subject={subject!r}: use a subject such as 'orders.created'")
+    durable_name = durable if durable is not None else default_durable_name(subject)
+    if not durable_name or _NOT_IN_NAME.search(durable_name):
+        raise ConfigurationError(
+            f"durable={durable!r}: use letters, digits, '_' and '-' only, e.g. 'orders'"
+        )
+    if stream is not None and (not stream or _NOT_IN_NAME.search(stream)):
+        raise ConfigurationError(
+            f"stream={stream!r}: use letters, digits, '_' and '-' only, e.g. 'ORDERS'"
+        )
+    check_positive("batch", batch)
+    check_positive("ack_wait", ack_wait)
+    check_positive("fetch_timeout", fetch_timeout)
+    return durable_name
+
+
 def nats(
     url: str,
     subject: str,
@@ -303,24 +335,7 @@ def nats(
         ...     "nats://127.0.0.1:4222", "orders.created", durable="orders", stream="ORDERS"
         ... ).pipe(to_job("order.process", payload=lambda m: m.json_body()))
     """
-    if not isinstance(url, str) or not url.startswith(("nats://", "tls://", "ws://", "wss://")):
-        raise ConfigurationError(
-            f"url={redact_url(url)!r}: use a NATS URL such as 'nats://127.0.0.1:4222'"
-        )
-    if not isinstance(subject, str) or not subject or " " in subject:
-        raise ConfigurationError(f"subject={subject!r}: use a subject such as 'orders.created'")
-    durable_name = durable if durable is not None else default_durable_name(subject)
-    if not durable_name or _NOT_IN_NAME.search(durable_name):
-        raise ConfigurationError(
-            f"durable={durable!r}: use letters, digits, '_' and '-' only, e.g. 'orders'"
-        )
-    if stream is not None and (not stream or _NOT_IN_NAME.search(stream)):
-        raise ConfigurationError(
-            f"stream={stream!r}: use letters, digits, '_' and '-' only, e.g. 'ORDERS'"
-        )
-    check_positive("batch", batch)
-    check_positive("ack_wait", ack_wait)
-    check_positive("fetch_timeout", fetch_timeout)
+    durable_name = _check_arguments(url, subject, durable, stream, batch, ack_wait, fetch_timeout)
     broker_consumer = _NatsConsumer(
         url,
         subject,

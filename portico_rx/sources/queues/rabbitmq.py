@@ -253,6 +253,19 @@ class _RabbitMQSession:
         )
 
 
+def _check_arguments(url: str, queue: str, prefetch: int) -> None:
+    """Raise ``ConfigurationError`` naming the first invalid argument and its fix."""
+    if not isinstance(url, str) or not url.startswith(("amqp://", "amqps://")):
+        raise ConfigurationError(
+            f"url={redact_url(url)!r}: use an AMQP URL such as 'amqp://guest:guest@127.0.0.1/'"
+        )
+    if not isinstance(queue, str) or not queue or len(queue) > 255:
+        raise ConfigurationError(f"queue={queue!r}: use a queue name of 1-255 characters")
+    check_positive("prefetch", prefetch)
+    if isinstance(prefetch, float) or prefetch > 65535:
+        raise ConfigurationError(f"prefetch={prefetch!r}: use an integer from 1 to 65535")
+
+
 def rabbitmq(
     url: str,
     queue: str,
@@ -313,15 +326,7 @@ def rabbitmq(
         ...     to_job("order.process", payload=lambda m: m.json_body())
         ... )
     """
-    if not isinstance(url, str) or not url.startswith(("amqp://", "amqps://")):
-        raise ConfigurationError(
-            f"url={redact_url(url)!r}: use an AMQP URL such as 'amqp://guest:guest@127.0.0.1/'"
-        )
-    if not isinstance(queue, str) or not queue or len(queue) > 255:
-        raise ConfigurationError(f"queue={queue!r}: use a queue name of 1-255 characters")
-    check_positive("prefetch", prefetch)
-    if isinstance(prefetch, float) or prefetch > 65535:
-        raise ConfigurationError(f"prefetch={prefetch!r}: use an integer from 1 to 65535")
+    _check_arguments(url, queue, prefetch)
     broker_queue = _RabbitMQQueue(
         url,
         queue,

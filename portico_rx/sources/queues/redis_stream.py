@@ -113,7 +113,6 @@ class _RedisStream:
         group: str,
         consumer: str,
         *,
-        count: int,
         block: float,
         claim_idle: float,
         dead_letter_stream: str | None,
@@ -346,6 +345,31 @@ class _RedisStreamSession:
             await pipe.execute()
 
 
+def _check_arguments(
+    url: str,
+    stream: str,
+    group: str,
+    consumer: str,
+    count: int,
+    block: float,
+    claim_idle: float,
+    group_start: str,
+) -> None:
+    """Raise ``ConfigurationError`` naming the first invalid argument and its fix."""
+    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(
+            f"url={redact_url(url)!r}: use a Redis URL such as 'redis://127.0.0.1:6379/0'"
+        )
+    for arg, value in (("stream", stream), ("group", group), ("consumer", consumer)):
+        if not isinstance(value, str) or not value:
+            raise ConfigurationError(f"{arg}={value!r}: use a non-empty string")
+    check_positive("count", count)
+    check_positive("block", block)
+    check_positive("claim_idle", claim_idle)
+    if group_start not in ("0", "$"):
+        raise ConfigurationError(f"group_start={group_start!r}: use '0' or '$'")
+
+
 def redis_stream(
     url: str,
     stream: str,
@@ -412,24 +436,12 @@ def redis_stream(
         ...     "redis://127.0.0.1:6379/0", "signups", "mailers", "worker-1"
         ... ).pipe(to_job("email.welcome", payload=lambda m: m.json_body()))
     """
-    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigurationError(
-            f"url={redact_url(url)!r}: use a Redis URL such as 'redis://127.0.0.1:6379/0'"
-        )
-    for arg, value in (("stream", stream), ("group", group), ("consumer", consumer)):
-        if not isinstance(value, str) or not value:
-            raise ConfigurationError(f"{arg}={value!r}: use a non-empty string")
-    check_positive("count", count)
-    check_positive("block", block)
-    check_positive("claim_idle", claim_idle)
-    if group_start not in ("0", "$"):
-        raise ConfigurationError(f"group_start={group_start!r}: use '0' or '$'")
+    _check_arguments(url, stream, group, consumer, count, block, claim_idle, group_start)
     broker_stream = _RedisStream(
         url,
         stream,
         group,
         consumer,
-        count=count,
         block=block,
         claim_idle=claim_idle,
         dead_letter_stream=dead_letter_stream,
