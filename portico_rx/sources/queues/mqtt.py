@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 from typing import Any
@@ -10,6 +11,7 @@ import structlog
 from reactivex import abc
 
 from portico_rx.errors import ConfigurationError, MissingDependencyError
+from portico_rx.pipeline.provenance import stream_entry_key
 from portico_rx.sources.queues.consumer import Consumer, QueueSource, check_positive
 from portico_rx.sources.queues.headers import json_value
 from portico_rx.sources.queues.message import QueueMessage
@@ -40,6 +42,188 @@ def default_client_id(topic: str) -> str:
 def _user_properties(properties: Properties | None) -> dict[str, Any]:
     pairs = getattr(properties, "UserProperty", None) or []
     return {str(key): json_value(value) for key, value in pairs}
+
+
+class _MqttSubscription:
+    """One ``mqtt()`` source's broker side: the client's persistent session and its
+    subscription, and the session the :class:`QueueSource` runs per connection."""
+
+    def __init__(
+        self,
+        host: str,
+        topic: str,
+        qos: int,
+        *,
+        identifier: str,
+        port: int,
+        username: str | None,
+        password: str | None,
+        subscription: str,
+        max_in_flight: int,
+        session_expiry: int,
+        dead_letter_topic: str | None,
+    ) -> None:
+        self.host = host
+        self.topic = topic
+        self.qos = qos
+        self.identifier = identifier
+        self.port = port
+        self.username = username
+        self.password = password
+        self.subscription = subscription
+        self.max_in_flight = max_in_flight
+        self.session_expiry = session_expiry
+        self.dead_letter_topic = dead_letter_topic
+
+    def client(self) -> aiomqtt.Client:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = int(self.session_expiry)
+        properties.ReceiveMaximum = int(self.max_in_flight)
+        mqtt_client = aiomqtt.Client(
+            self.host,
+            self.port,
+            identifier=self.identifier,
+            username=self.username,
+            password=self.password,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=properties,
+            timeout=10,
+        )
+        # aiomqtt acks QoS 1/2 messages on receipt; we ack after the job exists.
+        mqtt_client._client.manual_ack_set(True)
+        return mqtt_client
+
+    def message(self, incoming: aiomqtt.Message) -> QueueMessage:
+        headers = _user_properties(incoming.properties)
+        message_id = headers.get(MESSAGE_ID_PROPERTY)
+        payload = incoming.payload
+        body = (
+            payload
+            if isinstance(payload, bytes)
+            else str(payload).encode()
+            if payload is not None
+            else b""
+        )
+        return QueueMessage(
+            broker="mqtt",
+            destination=self.topic,
+            subject=str(incoming.topic),
+            message_id=str(message_id) if message_id is not None else None,
+            body=body,
+            headers=headers,
+            content_type=getattr(incoming.properties, "ContentType", None),
+        )
+
+    async def session(self, consumer: Consumer) -> None:
+        await _MqttSession(self, consumer).run()
+
+    async def probe(self) -> None:
+        probe_client = aiomqtt.Client(
+            self.host,
+            self.port,
+            identifier=f"{self.identifier}-probe"[:128],
+            username=self.username,
+            password=self.password,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            timeout=10,
+        )
+        async with probe_client:
+            pass
+
+
+class _MqttSession:
+    """One connection's consumer: subscribe, hand each message over, ack after its job."""
+
+    def __init__(self, source: _MqttSubscription, consumer: Consumer) -> None:
+        self.source = source
+        self.consumer = consumer
+        self.client = source.client()
+
+    async def run(self) -> None:
+        consumer = self.consumer
+        async with self.client:
+            try:
+                await self.client.subscribe(self.source.subscription, qos=self.source.qos)
+                consumer.connected()
+                messages = aiter(self.client.messages)
+                while True:
+                    stopped, incoming = await consumer.stopped_or(anext(messages))
+                    if stopped:
+                        break
+                    self._emit(incoming)
+            finally:
+                await consumer.drain_if_stopping()
+
+    def _emit(self, incoming: aiomqtt.Message) -> None:
+        queue_message = self.source.message(incoming)
+        key = (
+            stream_entry_key(queue_message.subject, queue_message.message_id)
+            if queue_message.message_id is not None
+            else None
+        )
+        self.consumer.emit(
+            queue_message,
+            ack=functools.partial(self._ack, incoming),
+            nack=functools.partial(self._nack, incoming, queue_message),
+            idempotency_key=key,
+        )
+
+    async def _ack(self, incoming: aiomqtt.Message) -> None:
+        if incoming.qos == 0:
+            return
+        code = self.client._client.ack(incoming.mid, incoming.qos)
+        if code != 0:
+            raise ConnectionError(f"PUBACK for mid {incoming.mid} not sent (paho rc {code})")
+
+    async def _nack(
+        self, incoming: aiomqtt.Message, queue_message: QueueMessage, requeue: bool
+    ) -> None:
+        if requeue:
+            return  # left unacked: the broker redelivers it on the next connect
+        if self.source.dead_letter_topic is not None:
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.UserProperty = [
+                ("dead-letter-of", queue_message.subject),
+                *((k, str(v)) for k, v in queue_message.headers.items()),
+            ]
+            await self.client.publish(
+                self.source.dead_letter_topic, queue_message.body, qos=1, properties=properties
+            )
+        await self._ack(incoming)
+
+
+def _check_arguments(
+    host: str,
+    topic: str,
+    qos: int,
+    port: int,
+    max_in_flight: int,
+    session_expiry: int,
+    shared_group: str | None,
+) -> None:
+    """Raise ``ConfigurationError`` naming the first invalid argument and its fix."""
+    if not isinstance(host, str) or not host or "/" in host:
+        raise ConfigurationError(f"host={host!r}: use a host name or address, e.g. '127.0.0.1'")
+    if not isinstance(topic, str) or not topic or topic.startswith("$share/"):
+        raise ConfigurationError(
+            f"topic={topic!r}: use a topic filter such as 'sensors/+/alarm' (for a shared "
+            "subscription pass shared_group=... instead of '$share/...')"
+        )
+    if qos not in (1, 2) or isinstance(qos, bool):
+        raise ConfigurationError(
+            f"qos={qos!r}: use 1 or 2 (QoS 0 messages are never redelivered, so they can be lost)"
+        )
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigurationError(f"port={port!r}: use a TCP port from 1 to 65535")
+    check_positive("max_in_flight", max_in_flight)
+    if max_in_flight > 65535:
+        raise ConfigurationError(f"max_in_flight={max_in_flight!r}: use 1 to 65535")
+    check_positive("session_expiry", session_expiry)
+    if shared_group is not None and (not shared_group or _NOT_IN_ID.search(shared_group)):
+        raise ConfigurationError(
+            f"shared_group={shared_group!r}: use letters, digits, '_' and '-', e.g. 'workers'"
+        )
 
 
 def mqtt(
@@ -109,135 +293,27 @@ def mqtt(
         ...     to_job("alarm.handle", payload=lambda m: m.json_body())
         ... )
     """
-    if not isinstance(host, str) or not host or "/" in host:
-        raise ConfigurationError(f"host={host!r}: use a host name or address, e.g. '127.0.0.1'")
-    if not isinstance(topic, str) or not topic or topic.startswith("$share/"):
-        raise ConfigurationError(
-            f"topic={topic!r}: use a topic filter such as 'sensors/+/alarm' (for a shared "
-            "subscription pass shared_group=... instead of '$share/...')"
-        )
-    if qos not in (1, 2) or isinstance(qos, bool):
-        raise ConfigurationError(
-            f"qos={qos!r}: use 1 or 2 (QoS 0 messages are never redelivered, so they can be lost)"
-        )
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise ConfigurationError(f"port={port!r}: use a TCP port from 1 to 65535")
-    check_positive("max_in_flight", max_in_flight)
-    if max_in_flight > 65535:
-        raise ConfigurationError(f"max_in_flight={max_in_flight!r}: use 1 to 65535")
-    check_positive("session_expiry", session_expiry)
-    if shared_group is not None and (not shared_group or _NOT_IN_ID.search(shared_group)):
-        raise ConfigurationError(
-            f"shared_group={shared_group!r}: use letters, digits, '_' and '-', e.g. 'workers'"
-        )
+    _check_arguments(host, topic, qos, port, max_in_flight, session_expiry, shared_group)
     identifier = client_id or default_client_id(topic)
     subscription = f"$share/{shared_group}/{topic}" if shared_group else topic
-
-    def client() -> aiomqtt.Client:
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = int(session_expiry)
-        properties.ReceiveMaximum = int(max_in_flight)
-        mqtt_client = aiomqtt.Client(
-            host,
-            port,
-            identifier=identifier,
-            username=username,
-            password=password,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=False,
-            properties=properties,
-            timeout=10,
-        )
-        # aiomqtt acks QoS 1/2 messages on receipt; we ack after the job exists.
-        mqtt_client._client.manual_ack_set(True)
-        return mqtt_client
-
-    def message(incoming: aiomqtt.Message) -> QueueMessage:
-        headers = _user_properties(incoming.properties)
-        message_id = headers.get(MESSAGE_ID_PROPERTY)
-        payload = incoming.payload
-        body = (
-            payload
-            if isinstance(payload, bytes)
-            else str(payload).encode()
-            if payload is not None
-            else b""
-        )
-        return QueueMessage(
-            broker="mqtt",
-            destination=topic,
-            subject=str(incoming.topic),
-            message_id=str(message_id) if message_id is not None else None,
-            body=body,
-            headers=headers,
-            content_type=getattr(incoming.properties, "ContentType", None),
-        )
-
-    async def session(consumer: Consumer) -> None:
-        mqtt_client = client()
-        async with mqtt_client:
-            try:
-                await mqtt_client.subscribe(subscription, qos=qos)
-                consumer.connected()
-                messages = aiter(mqtt_client.messages)
-                while True:
-                    stopped, incoming = await consumer.stopped_or(anext(messages))
-                    if stopped:
-                        break
-                    emit(consumer, mqtt_client, incoming)
-            finally:
-                await consumer.drain_if_stopping()
-
-    def emit(consumer: Consumer, mqtt_client: aiomqtt.Client, incoming: aiomqtt.Message) -> None:
-        queue_message = message(incoming)
-        paho = mqtt_client._client
-
-        async def ack() -> None:
-            if incoming.qos == 0:
-                return
-            code = paho.ack(incoming.mid, incoming.qos)
-            if code != 0:
-                raise ConnectionError(f"PUBACK for mid {incoming.mid} not sent (paho rc {code})")
-
-        async def nack(requeue: bool) -> None:
-            if requeue:
-                return  # left unacked: the broker redelivers it on the next connect
-            if dead_letter_topic is not None:
-                properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-                properties.UserProperty = [
-                    ("dead-letter-of", queue_message.subject),
-                    *((k, str(v)) for k, v in queue_message.headers.items()),
-                ]
-                await mqtt_client.publish(
-                    dead_letter_topic, queue_message.body, qos=1, properties=properties
-                )
-            await ack()
-
-        key = (
-            f"{queue_message.subject}/{queue_message.message_id}"
-            if queue_message.message_id is not None
-            else None
-        )
-        consumer.emit(queue_message, ack=ack, nack=nack, idempotency_key=key)
-
-    async def probe() -> None:
-        probe_client = aiomqtt.Client(
-            host,
-            port,
-            identifier=f"{identifier}-probe"[:128],
-            username=username,
-            password=password,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            timeout=10,
-        )
-        async with probe_client:
-            pass
-
+    broker_subscription = _MqttSubscription(
+        host,
+        topic,
+        qos,
+        identifier=identifier,
+        port=port,
+        username=username,
+        password=password,
+        subscription=subscription,
+        max_in_flight=max_in_flight,
+        session_expiry=session_expiry,
+        dead_letter_topic=dead_letter_topic,
+    )
     return QueueSource(
         broker="mqtt",
         destination=topic,
-        session=session,
-        probe=probe,
+        session=broker_subscription.session,
+        probe=broker_subscription.probe,
         describe=f"mqtt topic {subscription!r} as {identifier!r} at {host}:{port}",
         max_in_flight=max_in_flight,
         scheduler=scheduler,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from typing import Any
 
@@ -38,6 +39,239 @@ _NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_-]")
 def default_durable_name(subject: str) -> str:
     """A durable consumer name derived from ``subject``: ``portico-orders_created``."""
     return "portico-" + _NOT_IN_NAME.sub("_", subject.replace(">", "all").replace("*", "any"))
+
+
+class _NatsConsumer:
+    """One ``nats()`` source's broker side: the durable pull consumer on its stream, and
+    the session the :class:`QueueSource` runs per connection."""
+
+    def __init__(
+        self,
+        url: str,
+        subject: str,
+        *,
+        durable_name: str,
+        stream: str | None,
+        create_stream: bool,
+        batch: int,
+        ack_wait: float,
+        fetch_timeout: float,
+        dead_letter_subject: str | None,
+    ) -> None:
+        self.url = url
+        self.subject = subject
+        self.durable_name = durable_name
+        self.stream = stream
+        self.create_stream = create_stream
+        self.batch = batch
+        self.ack_wait = ack_wait
+        self.fetch_timeout = fetch_timeout
+        self.dead_letter_subject = dead_letter_subject
+        self.shown = redact_url(url)
+        self.pull_expiry = 0.0
+        """Loop time when the last pull request expires on the server."""
+
+    async def connect(self, closed: asyncio.Event | None = None) -> NatsClient:
+        async def on_closed() -> None:
+            if closed is not None:
+                closed.set()
+
+        async def on_error(exc: Exception) -> None:
+            logger.debug("nats_client_error", error=f"{type(exc).__name__}: {exc}")
+
+        return await nats_client.connect(
+            self.url,
+            allow_reconnect=False,
+            connect_timeout=5,
+            max_reconnect_attempts=0,
+            closed_cb=on_closed,
+            disconnected_cb=on_closed,
+            error_cb=on_error,
+        )
+
+    async def resolve_stream(self, js: JetStreamContext) -> str:
+        """The stream to consume: the given one (created if allowed) or the subject's."""
+        subject, stream = self.subject, self.stream
+        if stream is None:
+            try:
+                return await js.find_stream_name_by_subject(subject)
+            except NotFoundError:
+                raise ConfigurationError(
+                    f"no JetStream stream captures subject={subject!r}; create one or pass "
+                    "stream=... (created for the subject when create_stream=True)"
+                ) from None
+        try:
+            await js.stream_info(stream)
+        except NotFoundError:
+            if not self.create_stream:
+                raise ConfigurationError(
+                    f"stream={stream!r} does not exist; create it or pass create_stream=True"
+                ) from None
+            await js.add_stream(name=stream, subjects=[subject])
+        return stream
+
+    async def subscribe(
+        self, js: JetStreamContext
+    ) -> tuple[str, JetStreamContext.PullSubscription]:
+        stream_name = await self.resolve_stream(js)
+        durable_name, subject = self.durable_name, self.subject
+        config = ConsumerConfig(
+            durable_name=durable_name,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.ack_wait,
+            max_ack_pending=self.batch,
+            filter_subject=subject,
+        )
+        try:
+            subscription = await js.pull_subscribe(
+                subject, durable=durable_name, stream=stream_name, config=config
+            )
+        except BadRequestError as exc:
+            raise ConfigurationError(
+                f"durable={durable_name!r} on stream={stream_name!r} cannot be used for "
+                f"subject={subject!r} ({exc.description}); pick another durable name"
+            ) from None
+        return stream_name, subscription
+
+    def message(self, msg: Msg) -> QueueMessage:
+        meta = msg.metadata
+        headers = {k: v for k, v in (msg.headers or {}).items()}
+        return QueueMessage(
+            broker="nats",
+            destination=self.subject,
+            subject=msg.subject,
+            message_id=str(meta.sequence.stream),
+            body=msg.data,
+            headers=headers,
+            redelivered=meta.num_delivered > 1,
+            delivery_count=meta.num_delivered,
+            published_at=meta.timestamp,
+            content_type=headers.get("Content-Type"),
+        )
+
+    async def session(self, consumer: Consumer) -> None:
+        await _NatsSession(self, consumer).run()
+
+    async def probe(self) -> None:
+        client = await self.connect()
+        try:
+            await self.subscribe(client.jetstream())
+        finally:
+            await client.close()
+
+
+class _NatsSession:
+    """One connection's consumer: fetch up to the free slots, hand each message over."""
+
+    def __init__(self, source: _NatsConsumer, consumer: Consumer) -> None:
+        self.source = source
+        self.consumer = consumer
+        self.closed = asyncio.Event()
+        self.stream_name = ""
+
+    async def run(self) -> None:
+        client = await self.source.connect(self.closed)
+        try:
+            self.stream_name, subscription = await self.source.subscribe(client.jetstream())
+            self.consumer.connected()
+            await self._receive(client, subscription)
+        finally:
+            if await self.consumer.drain_if_stopping() == 0:
+                with contextlib.suppress(Exception):
+                    await client.flush(timeout=5)  # acks and naks are fire-and-forget
+
+            with contextlib.suppress(Exception):
+                await client.close()
+
+    async def _receive(
+        self, client: NatsClient, subscription: JetStreamContext.PullSubscription
+    ) -> None:
+        source, consumer = self.source, self.consumer
+        loop = asyncio.get_running_loop()
+        fetch_timeout = source.fetch_timeout
+        while True:
+            free = await consumer.capacity(timeout=fetch_timeout)
+            if consumer.stopping.is_set():
+                break
+            if self.closed.is_set() or client.is_closed:
+                raise ConnectionError(f"connection to {source.shown} was closed")
+            if free == 0:  # full: nothing to fetch, but notice a lost connection
+                await client.flush(timeout=int(fetch_timeout) + 5)
+                continue
+            # Not cancelled on stop: a pull cut short leaves its messages unacked on
+            # the server until ack_wait; a stopping consumer hands them back instead.
+            source.pull_expiry = loop.time() + fetch_timeout
+            try:
+                messages = await subscription.fetch(batch=free, timeout=fetch_timeout)
+            except FetchTimeout:
+                continue
+            for msg in messages:
+                self._emit(client, msg)
+
+    def _emit(self, client: NatsClient, msg: Msg) -> None:
+        queue_message = self.source.message(msg)
+        self.consumer.emit(
+            queue_message,
+            ack=msg.ack,
+            nack=functools.partial(self._nack, client, msg, queue_message),
+            idempotency_key=stream_entry_key(self.stream_name, queue_message.message_id),
+        )
+
+    async def _nack(
+        self, client: NatsClient, msg: Msg, queue_message: QueueMessage, requeue: bool
+    ) -> None:
+        if requeue:
+            # A pull request still open on the server would receive the nak-ed message
+            # at once, into a consumer that is going away: wait until it expired.
+            wait = self.source.pull_expiry - asyncio.get_running_loop().time() + 0.05
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await msg.nak()
+            return
+        dead_letter_subject = self.source.dead_letter_subject
+        if dead_letter_subject is not None:
+            headers: dict[str, Any] = dict(msg.headers or {})
+            headers.update(
+                {
+                    "Portico-Dead-Letter-Of": f"{self.stream_name}/{queue_message.message_id}",
+                    "Portico-Dead-Letter-Subject": msg.subject,
+                }
+            )
+            await client.publish(dead_letter_subject, msg.data, headers=headers)
+        await msg.term()
+
+
+def _check_arguments(
+    url: str,
+    subject: str,
+    durable: str | None,
+    stream: str | None,
+    batch: int,
+    ack_wait: float,
+    fetch_timeout: float,
+) -> str:
+    """Raise ``ConfigurationError`` naming the first invalid argument and its fix;
+    return the durable consumer name to use."""
+    if not isinstance(url, str) or not url.startswith(("nats://", "tls://", "ws://", "wss://")):
+        raise ConfigurationError(
+            f"url={redact_url(url)!r}: use a NATS URL such as 'nats://127.0.0.1:4222'"
+        )
+    if not isinstance(subject, str) or not subject or " " in subject:
+        raise ConfigurationError(f"subject={subject!r}: use a subject such as 'orders.created'")
+    durable_name = durable if durable is not None else default_durable_name(subject)
+    if not durable_name or _NOT_IN_NAME.search(durable_name):
+        raise ConfigurationError(
+            f"durable={durable!r}: use letters, digits, '_' and '-' only, e.g. 'orders'"
+        )
+    if stream is not None and (not stream or _NOT_IN_NAME.search(stream)):
+        raise ConfigurationError(
+            f"stream={stream!r}: use letters, digits, '_' and '-' only, e.g. 'ORDERS'"
+        )
+    check_positive("batch", batch)
+    check_positive("ack_wait", ack_wait)
+    check_positive("fetch_timeout", fetch_timeout)
+    return durable_name
 
 
 def nats(
@@ -101,182 +335,24 @@ def nats(
         ...     "nats://127.0.0.1:4222", "orders.created", durable="orders", stream="ORDERS"
         ... ).pipe(to_job("order.process", payload=lambda m: m.json_body()))
     """
-    if not isinstance(url, str) or not url.startswith(("nats://", "tls://", "ws://", "wss://")):
-        raise ConfigurationError(
-            f"url={redact_url(url)!r}: use a NATS URL such as 'nats://127.0.0.1:4222'"
-        )
-    if not isinstance(subject, str) or not subject or " " in subject:
-        raise ConfigurationError(f"subject={subject!r}: use a subject such as 'orders.created'")
-    durable_name = durable if durable is not None else default_durable_name(subject)
-    if not durable_name or _NOT_IN_NAME.search(durable_name):
-        raise ConfigurationError(
-            f"durable={durable!r}: use letters, digits, '_' and '-' only, e.g. 'orders'"
-        )
-    if stream is not None and (not stream or _NOT_IN_NAME.search(stream)):
-        raise ConfigurationError(
-            f"stream={stream!r}: use letters, digits, '_' and '-' only, e.g. 'ORDERS'"
-        )
-    check_positive("batch", batch)
-    check_positive("ack_wait", ack_wait)
-    check_positive("fetch_timeout", fetch_timeout)
-    shown = redact_url(url)
-
-    async def connect(closed: asyncio.Event | None = None) -> NatsClient:
-        async def on_closed() -> None:
-            if closed is not None:
-                closed.set()
-
-        async def on_error(exc: Exception) -> None:
-            logger.debug("nats_client_error", error=f"{type(exc).__name__}: {exc}")
-
-        return await nats_client.connect(
-            url,
-            allow_reconnect=False,
-            connect_timeout=5,
-            max_reconnect_attempts=0,
-            closed_cb=on_closed,
-            disconnected_cb=on_closed,
-            error_cb=on_error,
-        )
-
-    async def resolve_stream(js: JetStreamContext) -> str:
-        if stream is None:
-            try:
-                return await js.find_stream_name_by_subject(subject)
-            except NotFoundError:
-                raise ConfigurationError(
-                    f"no JetStream stream captures subject={subject!r}; create one or pass "
-                    "stream=... (created for the subject when create_stream=True)"
-                ) from None
-        try:
-            await js.stream_info(stream)
-        except NotFoundError:
-            if not create_stream:
-                raise ConfigurationError(
-                    f"stream={stream!r} does not exist; create it or pass create_stream=True"
-                ) from None
-            await js.add_stream(name=stream, subjects=[subject])
-        return stream
-
-    async def subscribe(js: JetStreamContext) -> tuple[str, JetStreamContext.PullSubscription]:
-        stream_name = await resolve_stream(js)
-        config = ConsumerConfig(
-            durable_name=durable_name,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=ack_wait,
-            max_ack_pending=batch,
-            filter_subject=subject,
-        )
-        try:
-            subscription = await js.pull_subscribe(
-                subject, durable=durable_name, stream=stream_name, config=config
-            )
-        except BadRequestError as exc:
-            raise ConfigurationError(
-                f"durable={durable_name!r} on stream={stream_name!r} cannot be used for "
-                f"subject={subject!r} ({exc.description}); pick another durable name"
-            ) from None
-        return stream_name, subscription
-
-    def message(stream_name: str, msg: Msg) -> QueueMessage:
-        meta = msg.metadata
-        headers = {k: v for k, v in (msg.headers or {}).items()}
-        return QueueMessage(
-            broker="nats",
-            destination=subject,
-            subject=msg.subject,
-            message_id=str(meta.sequence.stream),
-            body=msg.data,
-            headers=headers,
-            redelivered=meta.num_delivered > 1,
-            delivery_count=meta.num_delivered,
-            published_at=meta.timestamp,
-            content_type=headers.get("Content-Type"),
-        )
-
-    pull_expiry = [0.0]  # loop time when the last pull request expires on the server
-
-    async def session(consumer: Consumer) -> None:
-        loop = asyncio.get_running_loop()
-        closed = asyncio.Event()
-        client = await connect(closed)
-        try:
-            js = client.jetstream()
-            stream_name, subscription = await subscribe(js)
-            consumer.connected()
-            while True:
-                free = await consumer.capacity(timeout=fetch_timeout)
-                if consumer.stopping.is_set():
-                    break
-                if closed.is_set() or client.is_closed:
-                    raise ConnectionError(f"connection to {shown} was closed")
-                if free == 0:  # full: nothing to fetch, but notice a lost connection
-                    await client.flush(timeout=int(fetch_timeout) + 5)
-                    continue
-                # Not cancelled on stop: a pull cut short leaves its messages unacked on
-                # the server until ack_wait; a stopping consumer hands them back instead.
-                pull_expiry[0] = loop.time() + fetch_timeout
-                try:
-                    messages = await subscription.fetch(batch=free, timeout=fetch_timeout)
-                except FetchTimeout:
-                    continue
-                for msg in messages:
-                    emit(consumer, client, stream_name, msg)
-        finally:
-            if await consumer.drain_if_stopping() == 0:
-                with contextlib.suppress(Exception):
-                    await client.flush(timeout=5)  # acks and naks are fire-and-forget
-
-            with contextlib.suppress(Exception):
-                await client.close()
-
-    def emit(consumer: Consumer, client: NatsClient, stream_name: str, msg: Msg) -> None:
-        queue_message = message(stream_name, msg)
-
-        async def ack() -> None:
-            await msg.ack()
-
-        async def nack(requeue: bool) -> None:
-            if requeue:
-                # A pull request still open on the server would receive the nak-ed message
-                # at once, into a consumer that is going away: wait until it expired.
-                wait = pull_expiry[0] - asyncio.get_running_loop().time() + 0.05
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                await msg.nak()
-                return
-            if dead_letter_subject is not None:
-                headers: dict[str, Any] = dict(msg.headers or {})
-                headers.update(
-                    {
-                        "Portico-Dead-Letter-Of": f"{stream_name}/{queue_message.message_id}",
-                        "Portico-Dead-Letter-Subject": msg.subject,
-                    }
-                )
-                await client.publish(dead_letter_subject, msg.data, headers=headers)
-            await msg.term()
-
-        consumer.emit(
-            queue_message,
-            ack=ack,
-            nack=nack,
-            idempotency_key=stream_entry_key(stream_name, queue_message.message_id),
-        )
-
-    async def probe() -> None:
-        client = await connect()
-        try:
-            await subscribe(client.jetstream())
-        finally:
-            await client.close()
-
+    durable_name = _check_arguments(url, subject, durable, stream, batch, ack_wait, fetch_timeout)
+    broker_consumer = _NatsConsumer(
+        url,
+        subject,
+        durable_name=durable_name,
+        stream=stream,
+        create_stream=create_stream,
+        batch=batch,
+        ack_wait=ack_wait,
+        fetch_timeout=fetch_timeout,
+        dead_letter_subject=dead_letter_subject,
+    )
     return QueueSource(
         broker="nats",
         destination=subject,
-        session=session,
-        probe=probe,
-        describe=f"nats subject {subject!r} durable {durable_name!r} at {shown}",
+        session=broker_consumer.session,
+        probe=broker_consumer.probe,
+        describe=f"nats subject {subject!r} durable {durable_name!r} at {broker_consumer.shown}",
         max_in_flight=batch,
         scheduler=scheduler,
         reconnect_delay=reconnect_delay,

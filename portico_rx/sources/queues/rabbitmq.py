@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import Any
 
 import structlog
@@ -18,7 +19,12 @@ from portico_rx.url_redaction import redact_url
 try:
     import aio_pika
     import aiormq.exceptions
-    from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+    from aio_pika.abc import (
+        AbstractChannel,
+        AbstractConnection,
+        AbstractIncomingMessage,
+        AbstractQueue,
+    )
 except ImportError as _exc:  # pragma: no cover - only without the extra
     raise MissingDependencyError("aio_pika", "rabbitmq") from _exc
 
@@ -32,37 +38,6 @@ DEFAULT_PREFETCH = 32
 def dead_letter_queue_name(queue: str) -> str:
     """The queue ``rabbitmq(..., dead_letter_exchange="")`` dead-letters into: ``<queue>.dead``."""
     return f"{queue}.dead"
-
-
-async def _declare(
-    channel: AbstractChannel,
-    queue: str,
-    *,
-    declare: bool,
-    durable: bool,
-    dead_letter_exchange: str | None,
-    dead_letter_routing_key: str | None,
-) -> AbstractQueue:
-    try:
-        if not declare:
-            return await channel.declare_queue(queue, passive=True)
-        arguments: dict[str, Any] = {}
-        if dead_letter_exchange is not None:
-            arguments["x-dead-letter-exchange"] = dead_letter_exchange
-            routing_key = dead_letter_routing_key or dead_letter_queue_name(queue)
-            arguments["x-dead-letter-routing-key"] = routing_key
-            if dead_letter_exchange == "":
-                await channel.declare_queue(routing_key, durable=durable)
-        return await channel.declare_queue(queue, durable=durable, arguments=arguments)
-    except aiormq.exceptions.ChannelPreconditionFailed as exc:
-        raise ConfigurationError(
-            f"queue={queue!r} exists with other arguments than declared ({exc}); pass "
-            "dead_letter_exchange=None or declare=False to use it as it is, or delete it"
-        ) from None
-    except aiormq.exceptions.ChannelNotFoundEntity:
-        raise ConfigurationError(
-            f"queue={queue!r} does not exist; create it or pass declare=True"
-        ) from None
 
 
 class _AckCoalescer:
@@ -142,6 +117,155 @@ def _message(queue: str, message: AbstractIncomingMessage) -> QueueMessage:
     )
 
 
+class _RabbitMQQueue:
+    """One ``rabbitmq()`` source's broker side: where to connect, what to declare, and
+    the session the :class:`QueueSource` runs per connection."""
+
+    def __init__(
+        self,
+        url: str,
+        queue: str,
+        *,
+        prefetch: int,
+        declare: bool,
+        durable: bool,
+        dead_letter_exchange: str | None,
+        dead_letter_routing_key: str | None,
+    ) -> None:
+        self.url = url
+        self.queue = queue
+        self.prefetch = prefetch
+        self.declare = declare
+        self.durable = durable
+        self.dead_letter_exchange = dead_letter_exchange
+        self.dead_letter_routing_key = dead_letter_routing_key
+        self.shown = redact_url(url)
+        self.warned_no_id = False
+
+    async def connect(self) -> AbstractConnection:
+        return await aio_pika.connect(self.url, timeout=10)
+
+    async def declare_queue(self, channel: AbstractChannel) -> AbstractQueue:
+        """The queue to consume, declared (with its dead-letter queue) or looked up."""
+        queue = self.queue
+        try:
+            if not self.declare:
+                return await channel.declare_queue(queue, passive=True)
+            arguments: dict[str, Any] = {}
+            if self.dead_letter_exchange is not None:
+                arguments["x-dead-letter-exchange"] = self.dead_letter_exchange
+                routing_key = self.dead_letter_routing_key or dead_letter_queue_name(queue)
+                arguments["x-dead-letter-routing-key"] = routing_key
+                if self.dead_letter_exchange == "":
+                    await channel.declare_queue(routing_key, durable=self.durable)
+            return await channel.declare_queue(queue, durable=self.durable, arguments=arguments)
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            raise ConfigurationError(
+                f"queue={queue!r} exists with other arguments than declared ({exc}); pass "
+                "dead_letter_exchange=None or declare=False to use it as it is, or delete it"
+            ) from None
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            raise ConfigurationError(
+                f"queue={queue!r} does not exist; create it or pass declare=True"
+            ) from None
+
+    def message(self, incoming: AbstractIncomingMessage) -> QueueMessage:
+        """``incoming`` as a :class:`QueueMessage` (warns once per source without an id)."""
+        message = _message(self.queue, incoming)
+        if message.message_id is None and not self.warned_no_id:
+            self.warned_no_id = True
+            logger.warning(
+                "rabbitmq_message_without_id",
+                queue=self.queue,
+                hint="publish with message_id=... so a redelivery cannot make a second job",
+            )
+        return message
+
+    async def session(self, consumer: Consumer) -> None:
+        await _RabbitMQSession(self, consumer).run()
+
+    async def probe(self) -> None:
+        connection = await self.connect()
+        try:
+            channel = await connection.channel()
+            await self.declare_queue(channel)
+        finally:
+            await connection.close()
+
+
+class _RabbitMQSession:
+    """One connection's consumer: set up the channel, consume until closed or stopped."""
+
+    def __init__(self, source: _RabbitMQQueue, consumer: Consumer) -> None:
+        self.source = source
+        self.consumer = consumer
+        self.closed = asyncio.Event()
+        self.why = f"connection to {source.shown} was closed"
+        self.acks: _AckCoalescer | None = None
+
+    async def run(self) -> None:
+        connection = await self.source.connect()
+        connection.close_callbacks.add(self._closed)
+        try:
+            await self._consume(connection)
+        finally:
+            await self.consumer.drain_if_stopping()
+            if not connection.is_closed:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+
+    async def _consume(self, connection: AbstractConnection) -> None:
+        channel = await connection.channel()
+        underlay = await channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(self._cancelled_by_broker)
+        self.acks = _AckCoalescer(underlay)
+        channel.close_callbacks.add(self._closed)
+        await channel.set_qos(prefetch_count=self.source.prefetch)
+        source_queue = await self.source.declare_queue(channel)
+        consumer_tag = await source_queue.consume(self._on_message)
+        self.consumer.connected()
+        stopped, _ = await self.consumer.stopped_or(self.closed.wait())
+        if not stopped:
+            raise ConnectionError(self.why)
+        with contextlib.suppress(Exception):
+            await source_queue.cancel(consumer_tag)
+
+    def _closed(self, *_args: Any) -> None:
+        self.closed.set()
+
+    def _cancelled_by_broker(self, *_args: Any) -> None:
+        self.why = f"the broker cancelled the consumer of queue {self.source.queue!r} (deleted?)"
+        self.closed.set()
+
+    async def _on_message(self, incoming: AbstractIncomingMessage) -> None:
+        message = self.source.message(incoming)
+        tag = incoming.delivery_tag
+        if tag is None:  # pragma: no cover - only for no_ack consumers
+            raise ConfigurationError("a message without a delivery tag cannot be acked")
+        acks = self.acks
+        assert acks is not None
+        acks.delivered(tag)
+        self.consumer.emit(
+            message,
+            ack=functools.partial(acks.ack, tag),
+            nack=functools.partial(acks.reject, tag),
+            idempotency_key=message.message_id,
+        )
+
+
+def _check_arguments(url: str, queue: str, prefetch: int) -> None:
+    """Raise ``ConfigurationError`` naming the first invalid argument and its fix."""
+    if not isinstance(url, str) or not url.startswith(("amqp://", "amqps://")):
+        raise ConfigurationError(
+            f"url={redact_url(url)!r}: use an AMQP URL such as 'amqp://guest:guest@127.0.0.1/'"
+        )
+    if not isinstance(queue, str) or not queue or len(queue) > 255:
+        raise ConfigurationError(f"queue={queue!r}: use a queue name of 1-255 characters")
+    check_positive("prefetch", prefetch)
+    if isinstance(prefetch, float) or prefetch > 65535:
+        raise ConfigurationError(f"prefetch={prefetch!r}: use an integer from 1 to 65535")
+
+
 def rabbitmq(
     url: str,
     queue: str,
@@ -202,103 +326,22 @@ def rabbitmq(
         ...     to_job("order.process", payload=lambda m: m.json_body())
         ... )
     """
-    if not isinstance(url, str) or not url.startswith(("amqp://", "amqps://")):
-        raise ConfigurationError(
-            f"url={redact_url(url)!r}: use an AMQP URL such as 'amqp://guest:guest@127.0.0.1/'"
-        )
-    if not isinstance(queue, str) or not queue or len(queue) > 255:
-        raise ConfigurationError(f"queue={queue!r}: use a queue name of 1-255 characters")
-    check_positive("prefetch", prefetch)
-    if isinstance(prefetch, float) or prefetch > 65535:
-        raise ConfigurationError(f"prefetch={prefetch!r}: use an integer from 1 to 65535")
-    shown = redact_url(url)
-    warned_no_id = False
-
-    async def session(consumer: Consumer) -> None:
-        nonlocal warned_no_id
-        connection = await aio_pika.connect(url, timeout=10)
-        closed = asyncio.Event()
-        why = [f"connection to {shown} was closed"]
-        connection.close_callbacks.add(lambda *_args: closed.set())
-
-        def cancelled_by_broker(*_args: Any) -> None:
-            why[0] = f"the broker cancelled the consumer of queue {queue!r} (deleted?)"
-            closed.set()
-
-        try:
-            channel = await connection.channel()
-            underlay = await channel.get_underlay_channel()
-            underlay.on_consumer_cancel_callbacks.add(cancelled_by_broker)
-            acks = _AckCoalescer(underlay)
-            channel.close_callbacks.add(lambda *_args: closed.set())
-            await channel.set_qos(prefetch_count=prefetch)
-            source_queue = await _declare(
-                channel,
-                queue,
-                declare=declare,
-                durable=durable,
-                dead_letter_exchange=dead_letter_exchange,
-                dead_letter_routing_key=dead_letter_routing_key,
-            )
-
-            async def on_message(incoming: AbstractIncomingMessage) -> None:
-                nonlocal warned_no_id
-                message = _message(queue, incoming)
-                if message.message_id is None and not warned_no_id:
-                    warned_no_id = True
-                    logger.warning(
-                        "rabbitmq_message_without_id",
-                        queue=queue,
-                        hint="publish with message_id=... so a redelivery cannot make a second job",
-                    )
-
-                tag = incoming.delivery_tag
-                if tag is None:  # pragma: no cover - only for no_ack consumers
-                    raise ConfigurationError("a message without a delivery tag cannot be acked")
-
-                def ack() -> asyncio.Future[None]:
-                    return acks.ack(tag)
-
-                async def nack(requeue: bool) -> None:
-                    await acks.reject(tag, requeue)
-
-                acks.delivered(tag)
-                consumer.emit(message, ack=ack, nack=nack, idempotency_key=message.message_id)
-
-            consumer_tag = await source_queue.consume(on_message)
-            consumer.connected()
-            stopped, _ = await consumer.stopped_or(closed.wait())
-            if not stopped:
-                raise ConnectionError(why[0])
-            with contextlib.suppress(Exception):
-                await source_queue.cancel(consumer_tag)
-        finally:
-            await consumer.drain_if_stopping()
-            if not connection.is_closed:
-                with contextlib.suppress(Exception):
-                    await connection.close()
-
-    async def probe() -> None:
-        connection = await aio_pika.connect(url, timeout=10)
-        try:
-            channel = await connection.channel()
-            await _declare(
-                channel,
-                queue,
-                declare=declare,
-                durable=durable,
-                dead_letter_exchange=dead_letter_exchange,
-                dead_letter_routing_key=dead_letter_routing_key,
-            )
-        finally:
-            await connection.close()
-
+    _check_arguments(url, queue, prefetch)
+    broker_queue = _RabbitMQQueue(
+        url,
+        queue,
+        prefetch=prefetch,
+        declare=declare,
+        durable=durable,
+        dead_letter_exchange=dead_letter_exchange,
+        dead_letter_routing_key=dead_letter_routing_key,
+    )
     return QueueSource(
         broker="rabbitmq",
         destination=queue,
-        session=session,
-        probe=probe,
-        describe=f"rabbitmq queue {queue!r} at {shown}",
+        session=broker_queue.session,
+        probe=broker_queue.probe,
+        describe=f"rabbitmq queue {queue!r} at {broker_queue.shown}",
         max_in_flight=prefetch,
         scheduler=scheduler,
         reconnect_delay=reconnect_delay,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 from typing import Any
 
@@ -101,6 +102,274 @@ def _retrieve(future: asyncio.Future[None]) -> None:
         future.exception()
 
 
+class _RedisStream:
+    """One ``redis_stream()`` source's broker side: the stream, the group, this consumer,
+    and the session the :class:`QueueSource` runs per connection."""
+
+    def __init__(
+        self,
+        url: str,
+        stream: str,
+        group: str,
+        consumer: str,
+        *,
+        block: float,
+        claim_idle: float,
+        dead_letter_stream: str | None,
+        body_field: str,
+        create_group: bool,
+        group_start: str,
+    ) -> None:
+        self.url = url
+        self.stream = stream
+        self.group = group
+        self.consumer_name = consumer
+        self.block = block
+        self.block_ms = max(1, int(block * 1000))
+        self.claim_idle_ms = max(1, int(claim_idle * 1000))
+        self.claim_every = min(claim_idle / 2, 10.0)
+        self.dead_stream = (
+            dead_letter_stream_name(stream) if dead_letter_stream == "" else dead_letter_stream
+        )
+        self.body_field = body_field
+        self.create_group = create_group
+        self.group_start = group_start
+        self.shown = redact_url(url)
+
+    def client(self) -> aioredis.Redis:
+        return aioredis.Redis.from_url(
+            self.url,
+            socket_connect_timeout=5,
+            socket_timeout=self.block + 10,
+            decode_responses=False,
+        )
+
+    async def setup(self, redis: aioredis.Redis) -> None:
+        """Check the connection; create the group, or check that it exists."""
+        stream, group = self.stream, self.group
+        await redis.ping()
+        if self.create_group:
+            try:
+                await redis.xgroup_create(stream, group, id=self.group_start, mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        else:
+            try:
+                groups = await redis.xinfo_groups(stream)
+            except ResponseError:
+                groups = []
+            if not any(_text(g["name"]) == group for g in groups):
+                raise ConfigurationError(
+                    f"group={group!r} does not exist on stream={stream!r}; create it or pass "
+                    "create_group=True"
+                )
+
+    def message(self, entry_id: str, fields: dict[bytes, bytes], redelivered: bool) -> QueueMessage:
+        body_field = self.body_field
+        headers = {_text(k): _text(v) for k, v in fields.items() if _text(k) != body_field}
+        body = fields.get(body_field.encode(), b"")
+        return QueueMessage(
+            broker="redis",
+            destination=self.stream,
+            subject=self.stream,
+            message_id=entry_id,
+            body=body,
+            headers=headers,
+            redelivered=redelivered,
+        )
+
+    async def session(self, consumer: Consumer) -> None:
+        await _RedisStreamSession(self, consumer).run()
+
+    async def probe(self) -> None:
+        redis = self.client()
+        try:
+            await self.setup(redis)
+        finally:
+            await redis.aclose()
+
+
+class _RedisStreamSession:
+    """One connection's consumer: own pending entries first, then claims and new entries."""
+
+    def __init__(self, source: _RedisStream, consumer: Consumer) -> None:
+        self.source = source
+        self.consumer = consumer
+        self.loop_time = asyncio.get_running_loop().time
+        self.redis = source.client()
+        self.acks = _AckBatcher(self.redis, source.stream, source.group)
+        self.open = True
+        self.own_pending_from: str | None = "0"
+        self.last_claim = float("-inf")
+        self.claim_cursor = "0-0"
+
+    async def run(self) -> None:
+        try:
+            await self.source.setup(self.redis)
+            self.consumer.connected()
+            await self._receive()
+        finally:
+            await self.consumer.drain_if_stopping()
+            self.open = False
+            with contextlib.suppress(Exception):
+                await self.redis.aclose()
+
+    async def _receive(self) -> None:
+        consumer = self.consumer
+        while True:
+            free = await consumer.capacity(timeout=self.source.block)
+            if consumer.stopping.is_set():
+                break
+            try:
+                if not await self._read(free):
+                    break
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
+                    raise ConnectionError(
+                        f"stream {self.source.stream!r} or group {self.source.group!r} "
+                        f"vanished: {exc}"
+                    ) from exc
+                raise
+
+    async def _read(self, free: int) -> bool:
+        """One read of at most ``free`` entries; ``False`` if the consumer stopped."""
+        if free == 0:  # full: nothing to read, but notice a lost connection
+            await self.redis.ping()
+        elif self.loop_time() - self.last_claim >= self.source.claim_every:
+            await self._claim(free)
+        elif self.own_pending_from is not None:
+            await self._read_own_pending(free)
+        else:
+            return await self._read_new(free)
+        return True
+
+    async def _claim(self, free: int) -> None:
+        source = self.source
+        self.last_claim = self.loop_time()
+        claimed = await self.redis.xautoclaim(
+            source.stream,
+            source.group,
+            source.consumer_name,
+            source.claim_idle_ms,
+            self.claim_cursor,
+            count=free,
+        )
+        self.claim_cursor = _text(claimed[0])
+        if claimed[1]:
+            logger.info(
+                "redis_stream_entries_claimed",
+                stream=source.stream,
+                group=source.group,
+                consumer=source.consumer_name,
+                count=len(claimed[1]),
+            )
+        self._emit(claimed[1], redelivered=True)
+
+    async def _read_own_pending(self, free: int) -> None:
+        source = self.source
+        assert self.own_pending_from is not None
+        reply = await self.redis.xreadgroup(
+            source.group, source.consumer_name, {source.stream: self.own_pending_from}, count=free
+        )
+        entries = _entries(reply)
+        if len(entries) < free or not entries:
+            self.own_pending_from = None
+        else:
+            self.own_pending_from = _text(entries[-1][0])
+        self._emit(entries, redelivered=True)
+
+    async def _read_new(self, free: int) -> bool:
+        source = self.source
+        stopped, reply = await self.consumer.stopped_or(
+            self.redis.xreadgroup(
+                source.group,
+                source.consumer_name,
+                {source.stream: ">"},
+                count=free,
+                block=source.block_ms,
+            )
+        )
+        if stopped:
+            return False
+        self._emit(_entries(reply), redelivered=False)
+        return True
+
+    def _emit(self, entries: list[Entry], redelivered: bool) -> None:
+        source = self.source
+        for raw_id, fields in entries:
+            entry_id = _text(raw_id)
+            if self.consumer.is_unsettled(entry_id):
+                continue
+            if fields is None:  # deleted from the stream while pending
+                task = asyncio.ensure_future(self.redis.xack(source.stream, source.group, entry_id))
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
+                continue
+            self.consumer.emit(
+                source.message(entry_id, fields, redelivered),
+                ack=functools.partial(self._ack, entry_id),
+                nack=functools.partial(self._nack, entry_id, fields),
+                idempotency_key=stream_entry_key(source.stream, entry_id),
+            )
+
+    def _check_open(self) -> None:
+        if not self.open:
+            raise ConnectionError(
+                "the connection this entry came on is gone; it stays pending and is "
+                "read again after the reconnect"
+            )
+
+    def _ack(self, entry_id: str) -> asyncio.Future[None]:
+        self._check_open()
+        return self.acks.ack(entry_id)
+
+    async def _nack(self, entry_id: str, fields: dict[bytes, bytes], requeue: bool) -> None:
+        if requeue:
+            return  # stays pending: re-read on restart or claimed after idle
+        self._check_open()
+        source = self.source
+        if source.dead_stream is None:
+            await self.redis.xack(source.stream, source.group, entry_id)
+            return
+        dead_fields: dict[Any, Any] = dict(fields)
+        dead_fields.update(
+            {
+                "dead_letter_of": entry_id,
+                "dead_letter_stream": source.stream,
+                "dead_letter_group": source.group,
+            }
+        )
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(source.dead_stream, dead_fields)
+            pipe.xack(source.stream, source.group, entry_id)
+            await pipe.execute()
+
+
+def _check_arguments(
+    url: str,
+    stream: str,
+    group: str,
+    consumer: str,
+    count: int,
+    block: float,
+    claim_idle: float,
+    group_start: str,
+) -> None:
+    """Raise ``ConfigurationError`` naming the first invalid argument and its fix."""
+    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(
+            f"url={redact_url(url)!r}: use a Redis URL such as 'redis://127.0.0.1:6379/0'"
+        )
+    for arg, value in (("stream", stream), ("group", group), ("consumer", consumer)):
+        if not isinstance(value, str) or not value:
+            raise ConfigurationError(f"{arg}={value!r}: use a non-empty string")
+    check_positive("count", count)
+    check_positive("block", block)
+    check_positive("claim_idle", claim_idle)
+    if group_start not in ("0", "$"):
+        raise ConfigurationError(f"group_start={group_start!r}: use '0' or '$'")
+
+
 def redis_stream(
     url: str,
     stream: str,
@@ -167,196 +436,25 @@ def redis_stream(
         ...     "redis://127.0.0.1:6379/0", "signups", "mailers", "worker-1"
         ... ).pipe(to_job("email.welcome", payload=lambda m: m.json_body()))
     """
-    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigurationError(
-            f"url={redact_url(url)!r}: use a Redis URL such as 'redis://127.0.0.1:6379/0'"
-        )
-    for arg, value in (("stream", stream), ("group", group), ("consumer", consumer)):
-        if not isinstance(value, str) or not value:
-            raise ConfigurationError(f"{arg}={value!r}: use a non-empty string")
-    check_positive("count", count)
-    check_positive("block", block)
-    check_positive("claim_idle", claim_idle)
-    if group_start not in ("0", "$"):
-        raise ConfigurationError(f"group_start={group_start!r}: use '0' or '$'")
-    dead_stream = (
-        dead_letter_stream_name(stream) if dead_letter_stream == "" else dead_letter_stream
+    _check_arguments(url, stream, group, consumer, count, block, claim_idle, group_start)
+    broker_stream = _RedisStream(
+        url,
+        stream,
+        group,
+        consumer,
+        block=block,
+        claim_idle=claim_idle,
+        dead_letter_stream=dead_letter_stream,
+        body_field=body_field,
+        create_group=create_group,
+        group_start=group_start,
     )
-    block_ms = max(1, int(block * 1000))
-    claim_idle_ms = max(1, int(claim_idle * 1000))
-    claim_every = min(claim_idle / 2, 10.0)
-    shown = redact_url(url)
-
-    def client() -> aioredis.Redis:
-        return aioredis.Redis.from_url(
-            url, socket_connect_timeout=5, socket_timeout=block + 10, decode_responses=False
-        )
-
-    async def setup(redis: aioredis.Redis) -> None:
-        await redis.ping()
-        if create_group:
-            try:
-                await redis.xgroup_create(stream, group, id=group_start, mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
-        else:
-            try:
-                groups = await redis.xinfo_groups(stream)
-            except ResponseError:
-                groups = []
-            if not any(_text(g["name"]) == group for g in groups):
-                raise ConfigurationError(
-                    f"group={group!r} does not exist on stream={stream!r}; create it or pass "
-                    "create_group=True"
-                )
-
-    def message(entry_id: str, fields: dict[bytes, bytes], redelivered: bool) -> QueueMessage:
-        headers = {_text(k): _text(v) for k, v in fields.items() if _text(k) != body_field}
-        body = fields.get(body_field.encode(), b"")
-        return QueueMessage(
-            broker="redis",
-            destination=stream,
-            subject=stream,
-            message_id=entry_id,
-            body=body,
-            headers=headers,
-            redelivered=redelivered,
-        )
-
-    async def session(consumer_: Consumer) -> None:
-        loop_time = asyncio.get_running_loop().time
-        redis = client()
-        acks = _AckBatcher(redis, stream, group)
-        open_ = [True]
-
-        def check_open() -> None:
-            if not open_[0]:
-                raise ConnectionError(
-                    "the connection this entry came on is gone; it stays pending and is "
-                    "read again after the reconnect"
-                )
-
-        try:
-            await setup(redis)
-            consumer_.connected()
-            own_pending_from: str | None = "0"
-            last_claim = float("-inf")
-            claim_cursor = "0-0"
-
-            def emit(entries: list[Entry], redelivered: bool) -> None:
-                for raw_id, fields in entries:
-                    entry_id = _text(raw_id)
-                    if consumer_.is_unsettled(entry_id):
-                        continue
-                    if fields is None:  # deleted from the stream while pending
-                        task = asyncio.ensure_future(redis.xack(stream, group, entry_id))
-                        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-                        continue
-                    emit_one(entry_id, fields, redelivered)
-
-            def emit_one(entry_id: str, fields: dict[bytes, bytes], redelivered: bool) -> None:
-                def ack() -> asyncio.Future[None]:
-                    check_open()
-                    return acks.ack(entry_id)
-
-                async def nack(requeue: bool) -> None:
-                    if requeue:
-                        return  # stays pending: re-read on restart or claimed after idle
-                    check_open()
-                    if dead_stream is None:
-                        await redis.xack(stream, group, entry_id)
-                        return
-                    dead_fields: dict[Any, Any] = dict(fields)
-                    dead_fields.update(
-                        {
-                            "dead_letter_of": entry_id,
-                            "dead_letter_stream": stream,
-                            "dead_letter_group": group,
-                        }
-                    )
-                    async with redis.pipeline(transaction=True) as pipe:
-                        pipe.xadd(dead_stream, dead_fields)
-                        pipe.xack(stream, group, entry_id)
-                        await pipe.execute()
-
-                consumer_.emit(
-                    message(entry_id, fields, redelivered),
-                    ack=ack,
-                    nack=nack,
-                    idempotency_key=stream_entry_key(stream, entry_id),
-                )
-
-            while True:
-                free = await consumer_.capacity(timeout=block)
-                if consumer_.stopping.is_set():
-                    break
-                try:
-                    if free == 0:  # full: nothing to read, but notice a lost connection
-                        await redis.ping()
-                        continue
-                    if loop_time() - last_claim >= claim_every:
-                        last_claim = loop_time()
-                        claimed = await redis.xautoclaim(
-                            stream, group, consumer_name, claim_idle_ms, claim_cursor, count=free
-                        )
-                        claim_cursor = _text(claimed[0])
-                        if claimed[1]:
-                            logger.info(
-                                "redis_stream_entries_claimed",
-                                stream=stream,
-                                group=group,
-                                consumer=consumer_name,
-                                count=len(claimed[1]),
-                            )
-                        emit(claimed[1], redelivered=True)
-                        continue
-                    if own_pending_from is not None:
-                        reply = await redis.xreadgroup(
-                            group, consumer_name, {stream: own_pending_from}, count=free
-                        )
-                        entries = _entries(reply)
-                        if len(entries) < free or not entries:
-                            own_pending_from = None
-                        else:
-                            own_pending_from = _text(entries[-1][0])
-                        emit(entries, redelivered=True)
-                        continue
-                    stopped, reply = await consumer_.stopped_or(
-                        redis.xreadgroup(
-                            group, consumer_name, {stream: ">"}, count=free, block=block_ms
-                        )
-                    )
-                    if stopped:
-                        break
-                    emit(_entries(reply), redelivered=False)
-                except ResponseError as exc:
-                    if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
-                        raise ConnectionError(
-                            f"stream {stream!r} or group {group!r} vanished: {exc}"
-                        ) from exc
-                    raise
-        finally:
-            await consumer_.drain_if_stopping()
-            open_[0] = False
-            with contextlib.suppress(Exception):
-                await redis.aclose()
-
-    consumer_name = consumer
-
-    async def probe() -> None:
-        redis = client()
-        try:
-            await setup(redis)
-        finally:
-            await redis.aclose()
-
     return QueueSource(
         broker="redis",
         destination=stream,
-        session=session,
-        probe=probe,
-        describe=f"redis stream {stream!r} group {group!r} at {shown}",
+        session=broker_stream.session,
+        probe=broker_stream.probe,
+        describe=f"redis stream {stream!r} group {group!r} at {broker_stream.shown}",
         max_in_flight=count,
         scheduler=scheduler,
         reconnect_delay=reconnect_delay,
