@@ -254,6 +254,7 @@ async def private_rabbitmq(tmp_path: Any) -> AsyncIterator[PrivateServer]:
         "RABBITMQ_PID_FILE": str(tmp_path / "rabbitmq.pid"),
         "RABBITMQ_CONFIG_FILE": str(tmp_path / "rabbitmq"),
         "RABBITMQ_ADVANCED_CONFIG_FILE": str(tmp_path / "advanced.config"),
+        "ERL_CRASH_DUMP": str(tmp_path / "erl_crash.dump"),  # not into the working tree
     }
     server = PrivateServer(["/usr/lib/rabbitmq/bin/rabbitmq-server"], port, env, 90.0)
     await server.start()
