@@ -238,6 +238,40 @@ def simulate(
         ConfigurationError: bad events (missing or unsorted time column) or a pipeline
             that does not fit the arguments.
     """
+    plan, begin, finish = _window(
+        start,
+        end,
+        events,
+        time_column,
+        event_column=event_column,
+        key_column=key_column,
+        id_column=id_column,
+    )
+    observable, trigger_name = _resolve_pipeline(pipeline, plan, "replay")
+    scheduler = HistoricalScheduler(initial_clock=begin)
+    collector = _Collector(scheduler, name or trigger_name or "simulate")
+    subscription = observable.subscribe(collector.on_next, collector.on_error, scheduler=scheduler)
+    try:
+        scheduler.advance_to(finish)
+    finally:
+        subscription.dispose()
+    if collector.error is not None:
+        raise collector.error
+    return collector.frame()
+
+
+def _window(
+    start: datetime | str | None,
+    end: datetime | str | None,
+    events: Any,
+    time_column: str,
+    *,
+    event_column: str | None,
+    key_column: str | None,
+    id_column: str | None,
+) -> tuple[ReplayPlan | None, datetime, datetime]:
+    """:func:`simulate`'s replay plan (``None`` without events) and window: ``start`` /
+    ``end``, else the first event and just after the last one."""
     begin, finish = check_window(start, end)
     plan: ReplayPlan | None = None
     if events is not None:
@@ -264,17 +298,7 @@ def simulate(
             f"the window ends before it starts: start={begin.isoformat()}, "
             f"end={finish.isoformat()}; give an end after the start"
         )
-    observable, trigger_name = _resolve_pipeline(pipeline, plan, "replay")
-    scheduler = HistoricalScheduler(initial_clock=begin)
-    collector = _Collector(scheduler, name or trigger_name or "simulate")
-    subscription = observable.subscribe(collector.on_next, collector.on_error, scheduler=scheduler)
-    try:
-        scheduler.advance_to(finish)
-    finally:
-        subscription.dispose()
-    if collector.error is not None:
-        raise collector.error
-    return collector.frame()
+    return plan, begin, finish
 
 
 def _identity(frame: Any) -> Any:
