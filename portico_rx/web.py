@@ -7,7 +7,7 @@ their routes are mounted, and ``GET /health/triggers`` reports each one.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import structlog
@@ -116,22 +116,40 @@ def create_app(
         ['/health/triggers', '/openapi.json']
     """
     named = _named(triggers)
+    must = _required(named, required)
+    app = FastAPI(title=title, lifespan=_lifespan(named), **fastapi_kwargs)
+    app.state.triggers = named
+    _mount_routes(app, named, routers)
+    _add_health_route(app, named, must)
+    return app
+
+
+def _required(
+    named: dict[str, JobTrigger], required: Sequence[str | JobTrigger] | None
+) -> set[str]:
+    """The names of the triggers whose being down makes the health check answer 503."""
     if required is None:
-        must = set(named)
-    else:
-        must = set()
-        for item in required:
-            if isinstance(item, JobTrigger):
-                found = [name for name, trigger in named.items() if trigger is item]
-                if not found:
-                    raise ConfigurationError(f"required: {item!r} is not one of the triggers")
-                must.update(found)
-            elif item in named:
-                must.add(item)
-            else:
-                raise ConfigurationError(
-                    f"required: {item!r} names no trigger; known names: {sorted(named)}"
-                )
+        return set(named)
+    must: set[str] = set()
+    for item in required:
+        if isinstance(item, JobTrigger):
+            found = [name for name, trigger in named.items() if trigger is item]
+            if not found:
+                raise ConfigurationError(f"required: {item!r} is not one of the triggers")
+            must.update(found)
+        elif item in named:
+            must.add(item)
+        else:
+            raise ConfigurationError(
+                f"required: {item!r} names no trigger; known names: {sorted(named)}"
+            )
+    return must
+
+
+def _lifespan(
+    named: dict[str, JobTrigger],
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """The app's lifespan: start the triggers in order, stop the started ones in reverse."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -160,8 +178,13 @@ def create_app(
                     is_running=trigger.is_running,
                 )
 
-    app = FastAPI(title=title, lifespan=lifespan, **fastapi_kwargs)
-    app.state.triggers = named
+    return lifespan
+
+
+def _mount_routes(
+    app: FastAPI, named: dict[str, JobTrigger], routers: Sequence[APIRouter | HasRouter]
+) -> None:
+    """Mount every trigger's ``router`` and every entry of ``routers``."""
     # The app matches routes in order, about 1.4 us each: the webhook routes go before
     # FastAPI's own GET pages (OpenAPI document, docs), which no POST can match anyway.
     pages = list(app.router.routes)
@@ -174,6 +197,10 @@ def create_app(
         mount(app, entry if isinstance(entry, APIRouter) else entry.router)
     app.router.routes.extend(pages)
     _routes_changed(app)
+
+
+def _add_health_route(app: FastAPI, named: dict[str, JobTrigger], must: set[str]) -> None:
+    """Declare ``GET /health/triggers``: 503 while a required trigger is down."""
 
     @app.get(
         "/health/triggers",
@@ -194,8 +221,6 @@ def create_app(
         )
         body = TriggersHealth(status="degraded" if down else "ok", down=down, triggers=healths)
         return JSONResponse(body.model_dump(mode="json"), status_code=503 if down else 200)
-
-    return app
 
 
 def mount(app: FastAPI, router: APIRouter) -> None:

@@ -69,47 +69,13 @@ async def record(
         Exception: the error the source ended with, if it failed.
     """
     pd: Any = require("pandas", "notebook")
-    if count is None and duration is None:
-        raise ConfigurationError(
-            "record(source) needs count= (events) or duration= (seconds); "
-            "e.g. record(source, count=100)"
-        )
-    if count is not None and count < 1:
-        raise ConfigurationError(f"count={count!r}: use 1 or more")
-    seconds = duration.total_seconds() if isinstance(duration, timedelta) else duration
-    if seconds is not None and not seconds > 0:
-        raise ConfigurationError(f"duration={duration!r}: use a positive number of seconds")
+    seconds = _seconds(count, duration)
     chosen = clock.resolve_scheduler(scheduler)
-    rows: list[dict[str, Any]] = []
-    done = asyncio.get_running_loop().create_future()
-
-    def finish(error: Exception | None = None) -> None:
-        if not done.done():
-            if error is None:
-                done.set_result(None)
-            else:
-                done.set_exception(error)
-
-    def on_next(event: Any) -> None:
-        if done.done():
-            return
-        delivery = current_delivery()
-        claim = claim_current()
-        rows.append(
-            {
-                "time": delivery.seen_at if delivery else clock.now(chosen),
-                "source": delivery.source if delivery else "observable",
-                "event_id": delivery.event_id if delivery else None,
-                "key": delivery.idempotency_key if delivery else None,
-                "event": event,
-            }
-        )
-        if claim is not None:
-            claim.resolve(True)
-        if count is not None and len(rows) >= count:
-            finish()
-
-    subscription = source.subscribe(on_next, finish, lambda: finish(), scheduler=chosen)
+    recorder = _Recorder(chosen, count, asyncio.get_running_loop().create_future())
+    done = recorder.done
+    subscription = source.subscribe(
+        recorder.on_next, recorder.finish, lambda: recorder.finish(), scheduler=chosen
+    )
     try:
         if clock.is_virtual(chosen):
             await _run_virtual(chosen, seconds, done)
@@ -123,6 +89,64 @@ async def record(
         subscription.dispose()
     if done.done() and done.exception() is not None:
         raise done.exception()  # type: ignore[misc]
+    return _frame(pd, recorder.rows)
+
+
+def _seconds(count: int | None, duration: float | timedelta | None) -> float | None:
+    """Check ``record``'s limits; the duration in seconds (``None``: no time limit)."""
+    if count is None and duration is None:
+        raise ConfigurationError(
+            "record(source) needs count= (events) or duration= (seconds); "
+            "e.g. record(source, count=100)"
+        )
+    if count is not None and count < 1:
+        raise ConfigurationError(f"count={count!r}: use 1 or more")
+    seconds = duration.total_seconds() if isinstance(duration, timedelta) else duration
+    if seconds is not None and not seconds > 0:
+        raise ConfigurationError(f"duration={duration!r}: use a positive number of seconds")
+    return seconds
+
+
+class _Recorder:
+    """The rows seen so far and the future that resolves when recording should stop."""
+
+    def __init__(
+        self, scheduler: abc.SchedulerBase, count: int | None, done: asyncio.Future[None]
+    ) -> None:
+        self.scheduler = scheduler
+        self.count = count
+        self.done = done
+        self.rows: list[dict[str, Any]] = []
+
+    def finish(self, error: Exception | None = None) -> None:
+        if not self.done.done():
+            if error is None:
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(error)
+
+    def on_next(self, event: Any) -> None:
+        if self.done.done():
+            return
+        delivery = current_delivery()
+        claim = claim_current()
+        self.rows.append(
+            {
+                "time": delivery.seen_at if delivery else clock.now(self.scheduler),
+                "source": delivery.source if delivery else "observable",
+                "event_id": delivery.event_id if delivery else None,
+                "key": delivery.idempotency_key if delivery else None,
+                "event": event,
+            }
+        )
+        if claim is not None:
+            claim.resolve(True)
+        if self.count is not None and len(self.rows) >= self.count:
+            self.finish()
+
+
+def _frame(pd: Any, rows: list[dict[str, Any]]) -> Any:
+    """The recorded rows as a DataFrame: fixed columns, then the events' fields."""
     frame = pd.DataFrame(rows, columns=RECORD_COLUMNS)
     frame["time"] = pd.to_datetime(frame["time"], utc=True)
     extra: dict[str, list[Any]] = {}

@@ -238,6 +238,40 @@ def simulate(
         ConfigurationError: bad events (missing or unsorted time column) or a pipeline
             that does not fit the arguments.
     """
+    plan, begin, finish = _window(
+        start,
+        end,
+        events,
+        time_column,
+        event_column=event_column,
+        key_column=key_column,
+        id_column=id_column,
+    )
+    observable, trigger_name = _resolve_pipeline(pipeline, plan, "replay")
+    scheduler = HistoricalScheduler(initial_clock=begin)
+    collector = _Collector(scheduler, name or trigger_name or "simulate")
+    subscription = observable.subscribe(collector.on_next, collector.on_error, scheduler=scheduler)
+    try:
+        scheduler.advance_to(finish)
+    finally:
+        subscription.dispose()
+    if collector.error is not None:
+        raise collector.error
+    return collector.frame()
+
+
+def _window(
+    start: datetime | str | None,
+    end: datetime | str | None,
+    events: Any,
+    time_column: str,
+    *,
+    event_column: str | None,
+    key_column: str | None,
+    id_column: str | None,
+) -> tuple[ReplayPlan | None, datetime, datetime]:
+    """:func:`simulate`'s replay plan (``None`` without events) and window: ``start`` /
+    ``end``, else the first event and just after the last one."""
     begin, finish = check_window(start, end)
     plan: ReplayPlan | None = None
     if events is not None:
@@ -264,17 +298,7 @@ def simulate(
             f"the window ends before it starts: start={begin.isoformat()}, "
             f"end={finish.isoformat()}; give an end after the start"
         )
-    observable, trigger_name = _resolve_pipeline(pipeline, plan, "replay")
-    scheduler = HistoricalScheduler(initial_clock=begin)
-    collector = _Collector(scheduler, name or trigger_name or "simulate")
-    subscription = observable.subscribe(collector.on_next, collector.on_error, scheduler=scheduler)
-    try:
-        scheduler.advance_to(finish)
-    finally:
-        subscription.dispose()
-    if collector.error is not None:
-        raise collector.error
-    return collector.frame()
+    return plan, begin, finish
 
 
 def _identity(frame: Any) -> Any:
@@ -360,33 +384,40 @@ def diff(
     for match in list(old.index) + [m for m in new.index if m not in old.index]:
         before = old.loc[match] if match in old.index else None
         after = new.loc[match] if match in new.index else None
-        reference = after if after is not None else before
-        assert reference is not None
-        changed: list[str] = []
-        if before is None:
-            change = "added"
-        elif after is None:
-            change = "removed"
-        else:
-            changed = [f for f in compare if not _same(before[f], after[f])]
-            change = "changed" if changed else "unchanged"
-        if change == "unchanged" and not include_unchanged:
+        row = _diff_row(before, after, compare)
+        if row["change"] == "unchanged" and not include_unchanged:
             continue
-        row: dict[str, Any] = {
-            "change": change,
-            "event_id": reference["event_id"],
-            "job_type": reference["job_type"],
-            "scheduled_at": reference["scheduled_at"],
-            "changed": changed,
-        }
-        for field in compare:
-            row[f"old_{field}"] = before[field] if before is not None else None
-            row[f"new_{field}"] = after[field] if after is not None else None
         rows.append(row)
     columns = ["change", "event_id", "job_type", "scheduled_at", "changed"] + [
         f"{side}_{field}" for field in compare for side in ("old", "new")
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _diff_row(before: Any, after: Any, compare: Sequence[str]) -> dict[str, Any]:
+    """One row of :func:`diff`: a job as the old pipeline made it (``before``) and as the
+    new one does (``after``); either is ``None`` when that pipeline made no such job."""
+    reference = after if after is not None else before
+    assert reference is not None
+    changed: list[str] = []
+    if before is None:
+        change = "added"
+    elif after is None:
+        change = "removed"
+    else:
+        changed = [f for f in compare if not _same(before[f], after[f])]
+        change = "changed" if changed else "unchanged"
+    row: dict[str, Any] = {
+        "change": change,
+        "event_id": reference["event_id"],
+        "job_type": reference["job_type"],
+        "scheduled_at": reference["scheduled_at"],
+        "changed": changed,
+    }
+    for field in compare:
+        row[f"old_{field}"] = before[field] if before is not None else None
+        row[f"new_{field}"] = after[field] if after is not None else None
+    return row
 
 
 def _same(left: Any, right: Any) -> bool:

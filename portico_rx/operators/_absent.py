@@ -107,7 +107,6 @@ def absent(
         [(90.0, 1)]
     """
     window = positive_duration("within", within)
-    seconds = window.total_seconds()
     expected = list(expect)
 
     def operator(source: Observable[Any]) -> Observable[Absence | EventFailed]:
@@ -116,102 +115,132 @@ def absent(
             subscribe_scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             clock = pick_scheduler(scheduler, subscribe_scheduler)
-            lock = threading.RLock()
-            watches: dict[Any, _Watch] = {}
-            closed = [False]
-
-            def arm(name: Any, watch: _Watch, delay: timedelta) -> None:
-                def fire(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-                    with lock:
-                        if watches.get(name) is not watch:
-                            return
-                        now = clock.now
-                        if now < watch.deadline:  # an event moved the deadline
-                            arm(name, watch, watch.deadline - now)
-                            return
-                        watch.missed += 1
-                        absence = Absence(
-                            key=name,
-                            last_seen=None if watch.last_seen is None else _utc(watch.last_seen),
-                            deadline=_utc(watch.deadline),
-                            within=seconds,
-                            missed=watch.missed,
-                        )
-                        if repeat:
-                            watch.deadline += window
-                            arm(name, watch, watch.deadline - now)
-                        else:
-                            del watches[name]
-                    deadline = absence.deadline.isoformat()
-                    deliver(
-                        observer,
-                        absence,
-                        Delivery(
-                            source="absent",
-                            seen_at=_utc(clock.now),
-                            event_id=f"{name}@{deadline}",
-                            idempotency_key=f"{name}:{deadline}",
-                            attributes={"absent_key": str(name), "deadline": deadline},
-                        ),
-                    )
-
-                watch.timer = clock.schedule_relative(delay, fire)
-
-            def watch_from(name: Any, last_seen: datetime | None, start: datetime) -> None:
-                watch = watches.get(name)
-                if watch is None:
-                    watch = watches[name] = _Watch(last_seen, start + window)
-                    arm(name, watch, window)
-                else:
-                    watch.last_seen = last_seen
-                    watch.deadline = start + window
-                    watch.missed = 0
-
-            def on_next(event: Any) -> None:
-                if isinstance(event, EventFailed):
-                    observer.on_next(event)
-                    return
-                name: Any = None
-                if key is not None:
-                    name = key_of("absent.key", key, event)
-                    if isinstance(name, EventFailed):
-                        observer.on_next(name)
-                        return
-                with lock:
-                    now = clock.now
-                    watch_from(name, now, now)
-
-            def stop_watching() -> None:
-                with lock:
-                    closed[0] = True
-                    for watch in watches.values():
-                        if watch.timer is not None:
-                            watch.timer.dispose()
-                    watches.clear()
-
-            def on_error(error: Exception) -> None:
-                stop_watching()
-                observer.on_error(error)
-
-            def on_completed() -> None:
-                stop_watching()
-                observer.on_completed()
-
-            start = clock.now
-            subscription = source.subscribe(
-                on_next, on_error, on_completed, scheduler=subscribe_scheduler
-            )
-            with lock:  # after subscribing, so an event due at a deadline counts as on time
-                for name in [None] if key is None else expected:
-                    if not closed[0] and name not in watches:
-                        watch_from(name, None, start)
-
-            def dispose() -> None:
-                subscription.dispose()
-                stop_watching()
-
-            return reactivex.disposable.Disposable(dispose)
+            watcher = _Watcher(observer, clock, window, key, repeat)
+            return watcher.attach(source, subscribe_scheduler, expected)
 
         return reactivex.create(subscribe)
 
     return operator
+
+
+class _Watcher:
+    """One subscription's state: a deadline (and its timer) per watched key."""
+
+    def __init__(
+        self,
+        observer: abc.ObserverBase[Absence | EventFailed],
+        clock: abc.SchedulerBase,
+        window: timedelta,
+        key: KeyFunction | None,
+        repeat: bool,
+    ) -> None:
+        self.observer = observer
+        self.clock = clock
+        self.window = window
+        self.seconds = window.total_seconds()
+        self.key = key
+        self.repeat = repeat
+        self.lock = threading.RLock()
+        self.watches: dict[Any, _Watch] = {}
+        self.closed = False
+
+    def attach(
+        self,
+        source: Observable[Any],
+        scheduler: abc.SchedulerBase | None,
+        expected: list[Hashable],
+    ) -> abc.DisposableBase:
+        start = self.clock.now
+        subscription = source.subscribe(
+            self.on_next, self.on_error, self.on_completed, scheduler=scheduler
+        )
+        with self.lock:  # after subscribing, so an event due at a deadline counts as on time
+            for name in [None] if self.key is None else expected:
+                if not self.closed and name not in self.watches:
+                    self.watch_from(name, None, start)
+
+        def dispose() -> None:
+            subscription.dispose()
+            self.stop_watching()
+
+        return reactivex.disposable.Disposable(dispose)
+
+    def arm(self, name: Any, watch: _Watch, delay: timedelta) -> None:
+        def fire(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+            self.fire(name, watch)
+
+        watch.timer = self.clock.schedule_relative(delay, fire)
+
+    def fire(self, name: Any, watch: _Watch) -> None:
+        with self.lock:
+            if self.watches.get(name) is not watch:
+                return
+            now = self.clock.now
+            if now < watch.deadline:  # an event moved the deadline
+                self.arm(name, watch, watch.deadline - now)
+                return
+            watch.missed += 1
+            absence = Absence(
+                key=name,
+                last_seen=None if watch.last_seen is None else _utc(watch.last_seen),
+                deadline=_utc(watch.deadline),
+                within=self.seconds,
+                missed=watch.missed,
+            )
+            if self.repeat:
+                watch.deadline += self.window
+                self.arm(name, watch, watch.deadline - now)
+            else:
+                del self.watches[name]
+        deadline = absence.deadline.isoformat()
+        deliver(
+            self.observer,
+            absence,
+            Delivery(
+                source="absent",
+                seen_at=_utc(self.clock.now),
+                event_id=f"{name}@{deadline}",
+                idempotency_key=f"{name}:{deadline}",
+                attributes={"absent_key": str(name), "deadline": deadline},
+            ),
+        )
+
+    def watch_from(self, name: Any, last_seen: datetime | None, start: datetime) -> None:
+        watch = self.watches.get(name)
+        if watch is None:
+            watch = self.watches[name] = _Watch(last_seen, start + self.window)
+            self.arm(name, watch, self.window)
+        else:
+            watch.last_seen = last_seen
+            watch.deadline = start + self.window
+            watch.missed = 0
+
+    def on_next(self, event: Any) -> None:
+        if isinstance(event, EventFailed):
+            self.observer.on_next(event)
+            return
+        name: Any = None
+        if self.key is not None:
+            name = key_of("absent.key", self.key, event)
+            if isinstance(name, EventFailed):
+                self.observer.on_next(name)
+                return
+        with self.lock:
+            now = self.clock.now
+            self.watch_from(name, now, now)
+
+    def stop_watching(self) -> None:
+        with self.lock:
+            self.closed = True
+            for watch in self.watches.values():
+                if watch.timer is not None:
+                    watch.timer.dispose()
+            self.watches.clear()
+
+    def on_error(self, error: Exception) -> None:
+        self.stop_watching()
+        self.observer.on_error(error)
+
+    def on_completed(self) -> None:
+        self.stop_watching()
+        self.observer.on_completed()

@@ -6,7 +6,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import reactivex
 from reactivex import Observable, abc
@@ -111,75 +111,99 @@ def batch(
             subscribe_scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             clock = pick_scheduler(scheduler, subscribe_scheduler)
-            lock = threading.RLock()
-            waiting: list[Held[T]] = []
-            timer: list[abc.DisposableBase | None] = [None]
-            generation = [0]
-
-            def take() -> list[Held[T]]:
-                with lock:
-                    items = waiting[:]
-                    waiting.clear()
-                    generation[0] += 1
-                    if timer[0] is not None:
-                        timer[0].dispose()
-                        timer[0] = None
-                return items
-
-            def emit(items: list[Held[T]]) -> None:
-                if not items:
-                    return
-                deliveries = [h.delivery for h in items if h.delivery is not None]
-                current = BatchDelivery(deliveries) if deliveries else None
-                try:
-                    with activate(current):
-                        observer.on_next([h.value for h in items])
-                finally:
-                    for held in items:
-                        if held.claim is not None:
-                            held.claim.resolve(True)
-
-            def on_next(event: T) -> None:
-                if isinstance(event, EventFailed):
-                    observer.on_next(event)
-                    return
-                with lock:
-                    waiting.append(hold(event))
-                    full = len(waiting) >= size
-                    if len(waiting) == 1 and not full:
-                        started = generation[0]
-
-                        def expire(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-                            with lock:
-                                if generation[0] != started:
-                                    return
-                                timer[0] = None
-                            emit(take())
-
-                        timer[0] = clock.schedule_relative(wait, expire)
-                if full:
-                    emit(take())
-
-            def on_error(error: Exception) -> None:
-                for held in take():
-                    give_back(held)
-                observer.on_error(error)
-
-            def on_completed() -> None:
-                emit(take())
-                observer.on_completed()
-
-            subscription = source.subscribe(
-                on_next, on_error, on_completed, scheduler=subscribe_scheduler
-            )
-
-            def dispose() -> None:
-                subscription.dispose()
-                for held in take():
-                    give_back(held)
-
-            return reactivex.disposable.Disposable(dispose)
+            batcher = _Batcher(observer, clock, size, wait)
+            return batcher.attach(source, subscribe_scheduler)
 
         return reactivex.create(subscribe)
 
     return operator
+
+
+class _Batcher(Generic[T]):
+    """One subscription's state: the waiting events and the timer of the open list."""
+
+    def __init__(
+        self,
+        observer: abc.ObserverBase[list[T] | EventFailed],
+        clock: abc.SchedulerBase,
+        size: int,
+        wait: timedelta,
+    ) -> None:
+        self.observer = observer
+        self.clock = clock
+        self.size = size
+        self.wait = wait
+        self.lock = threading.RLock()
+        self.waiting: list[Held[T]] = []
+        self.timer: abc.DisposableBase | None = None
+        self.generation = 0
+
+    def attach(
+        self, source: Observable[T], scheduler: abc.SchedulerBase | None
+    ) -> abc.DisposableBase:
+        subscription = source.subscribe(
+            self.on_next, self.on_error, self.on_completed, scheduler=scheduler
+        )
+
+        def dispose() -> None:
+            subscription.dispose()
+            for held in self.take():
+                give_back(held)
+
+        return reactivex.disposable.Disposable(dispose)
+
+    def take(self) -> list[Held[T]]:
+        with self.lock:
+            items = self.waiting[:]
+            self.waiting.clear()
+            self.generation += 1
+            if self.timer is not None:
+                self.timer.dispose()
+                self.timer = None
+        return items
+
+    def emit(self, items: list[Held[T]]) -> None:
+        if not items:
+            return
+        deliveries = [h.delivery for h in items if h.delivery is not None]
+        current = BatchDelivery(deliveries) if deliveries else None
+        try:
+            with activate(current):
+                self.observer.on_next([h.value for h in items])
+        finally:
+            for held in items:
+                if held.claim is not None:
+                    held.claim.resolve(True)
+
+    def on_next(self, event: T) -> None:
+        if isinstance(event, EventFailed):
+            self.observer.on_next(event)
+            return
+        with self.lock:
+            self.waiting.append(hold(event))
+            full = len(self.waiting) >= self.size
+            if len(self.waiting) == 1 and not full:
+                started = self.generation
+
+                def expire(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+                    self.expire(started)
+
+                self.timer = self.clock.schedule_relative(self.wait, expire)
+        if full:
+            self.emit(self.take())
+
+    def expire(self, started: int) -> None:
+        with self.lock:
+            if self.generation != started:
+                return
+            self.timer = None
+        self.emit(self.take())
+
+    def on_error(self, error: Exception) -> None:
+        for held in self.take():
+            give_back(held)
+        self.observer.on_error(error)
+
+    def on_completed(self) -> None:
+        self.emit(self.take())
+        self.observer.on_completed()

@@ -79,73 +79,97 @@ def debounce_by(
             subscribe_scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             clock = pick_scheduler(scheduler, subscribe_scheduler)
-            lock = threading.RLock()
-            bursts: dict[Any, _Burst] = {}
-
-            def arm(name: Any, burst: _Burst, delay: timedelta) -> None:
-                def fire(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-                    with lock:
-                        if bursts.get(name) is not burst:
-                            return
-                        now = clock.now
-                        if now < burst.due:  # a later event moved the deadline
-                            arm(name, burst, burst.due - now)
-                            return
-                        del bursts[name]
-                    release(observer, burst.held)
-
-                burst.timer = clock.schedule_relative(delay, fire)
-
-            def on_next(event: T) -> None:
-                if isinstance(event, EventFailed):
-                    observer.on_next(event)
-                    return
-                name = key_of("debounce_by.key", key, event)
-                if isinstance(name, EventFailed):
-                    observer.on_next(name)
-                    return
-                with lock:
-                    held = hold(event)
-                    due = clock.now + window
-                    burst = bursts.get(name)
-                    if burst is None:
-                        burst = bursts[name] = _Burst(held, due)
-                        arm(name, burst, window)
-                    else:
-                        discard(burst.held)
-                        burst.held = held
-                        burst.due = due
-
-            def take_all() -> list[_Burst]:
-                with lock:
-                    pending = sorted(bursts.values(), key=lambda b: b.due)
-                    bursts.clear()
-                for burst in pending:
-                    if burst.timer is not None:
-                        burst.timer.dispose()
-                return pending
-
-            def on_error(error: Exception) -> None:
-                for burst in take_all():
-                    give_back(burst.held)
-                observer.on_error(error)
-
-            def on_completed() -> None:
-                for burst in take_all():
-                    release(observer, burst.held)
-                observer.on_completed()
-
-            subscription = source.subscribe(
-                on_next, on_error, on_completed, scheduler=subscribe_scheduler
-            )
-
-            def dispose() -> None:
-                subscription.dispose()
-                for burst in take_all():
-                    give_back(burst.held)
-
-            return reactivex.disposable.Disposable(dispose)
+            debouncer = _Debouncer(observer, clock, key, window)
+            return debouncer.attach(source, subscribe_scheduler)
 
         return reactivex.create(subscribe)
 
     return operator
+
+
+class _Debouncer:
+    """One subscription's state: the held last event (and its timer) per busy key."""
+
+    def __init__(
+        self,
+        observer: abc.ObserverBase[Any],
+        clock: abc.SchedulerBase,
+        key: KeyFunction,
+        window: timedelta,
+    ) -> None:
+        self.observer = observer
+        self.clock = clock
+        self.key = key
+        self.window = window
+        self.lock = threading.RLock()
+        self.bursts: dict[Any, _Burst] = {}
+
+    def attach(
+        self, source: Observable[Any], scheduler: abc.SchedulerBase | None
+    ) -> abc.DisposableBase:
+        subscription = source.subscribe(
+            self.on_next, self.on_error, self.on_completed, scheduler=scheduler
+        )
+
+        def dispose() -> None:
+            subscription.dispose()
+            for burst in self.take_all():
+                give_back(burst.held)
+
+        return reactivex.disposable.Disposable(dispose)
+
+    def arm(self, name: Any, burst: _Burst, delay: timedelta) -> None:
+        def fire(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+            self.fire(name, burst)
+
+        burst.timer = self.clock.schedule_relative(delay, fire)
+
+    def fire(self, name: Any, burst: _Burst) -> None:
+        with self.lock:
+            if self.bursts.get(name) is not burst:
+                return
+            now = self.clock.now
+            if now < burst.due:  # a later event moved the deadline
+                self.arm(name, burst, burst.due - now)
+                return
+            del self.bursts[name]
+        release(self.observer, burst.held)
+
+    def on_next(self, event: Any) -> None:
+        if isinstance(event, EventFailed):
+            self.observer.on_next(event)
+            return
+        name = key_of("debounce_by.key", self.key, event)
+        if isinstance(name, EventFailed):
+            self.observer.on_next(name)
+            return
+        with self.lock:
+            held = hold(event)
+            due = self.clock.now + self.window
+            burst = self.bursts.get(name)
+            if burst is None:
+                burst = self.bursts[name] = _Burst(held, due)
+                self.arm(name, burst, self.window)
+            else:
+                discard(burst.held)
+                burst.held = held
+                burst.due = due
+
+    def take_all(self) -> list[_Burst]:
+        with self.lock:
+            pending = sorted(self.bursts.values(), key=lambda b: b.due)
+            self.bursts.clear()
+        for burst in pending:
+            if burst.timer is not None:
+                burst.timer.dispose()
+        return pending
+
+    def on_error(self, error: Exception) -> None:
+        for burst in self.take_all():
+            give_back(burst.held)
+        self.observer.on_error(error)
+
+    def on_completed(self) -> None:
+        for burst in self.take_all():
+            release(self.observer, burst.held)
+        self.observer.on_completed()

@@ -106,132 +106,172 @@ def rate_limit(
             subscribe_scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             clock = pick_scheduler(scheduler, subscribe_scheduler)
-            lock = threading.RLock()
-            buckets: OrderedDict[Any, _Bucket] = OrderedDict()
-            state = {"completed": False, "disposed": False}
-
-            def has_room(bucket: _Bucket, now: datetime) -> bool:
-                return len(bucket.sent) < limit or now - bucket.sent[0] >= window
-
-            def record(name: Any, bucket: _Bucket, now: datetime) -> None:
-                bucket.sent.append(now)
-                buckets.move_to_end(name)
-
-            def sweep(now: datetime) -> None:
-                while buckets:  # least recently used first: drop buckets with a free window
-                    oldest, bucket = next(iter(buckets.items()))
-                    if bucket.waiting or now - bucket.sent[-1] < window:
-                        break
-                    del buckets[oldest]
-
-            def over_rate(event: T, reason: str) -> EventFailed:
-                return EventFailed(
-                    event=event,
-                    error=RateLimitExceededError(reason),
-                    stage="rate_limit",
-                    claim=claim_current(),
-                )
-
-            def maybe_complete() -> None:
-                if state["completed"] and not any(b.waiting for b in buckets.values()):
-                    state["completed"] = False
-                    observer.on_completed()
-
-            def arm(name: Any, bucket: _Bucket) -> None:
-                delay = bucket.sent[0] + window - clock.now
-
-                def fire(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-                    ready: list[Held[Any]] = []
-                    with lock:
-                        bucket.timer = None
-                        if state["disposed"]:
-                            return
-                        now = clock.now
-                        while bucket.waiting and has_room(bucket, now):
-                            ready.append(bucket.waiting.popleft())
-                            record(name, bucket, now)
-                        if bucket.waiting:
-                            arm(name, bucket)
-                    for held in ready:
-                        release(observer, held)
-                    with lock:
-                        maybe_complete()
-
-                bucket.timer = clock.schedule_relative(max(delay, timedelta(0)), fire)
-
-            def on_next(event: T) -> None:
-                if isinstance(event, EventFailed):
-                    observer.on_next(event)
-                    return
-                name: Any = None
-                if key is not None:
-                    name = key_of("rate_limit.key", key, event)
-                    if isinstance(name, EventFailed):
-                        observer.on_next(name)
-                        return
-                with lock:
-                    now = clock.now
-                    sweep(now)
-                    bucket = buckets.get(name)
-                    if bucket is None:
-                        bucket = buckets[name] = _Bucket(deque(maxlen=limit))
-                    if not bucket.waiting and has_room(bucket, now):
-                        record(name, bucket, now)
-                        verdict: EventFailed | None = None
-                    elif excess == "drop":
-                        return
-                    elif excess == "dead_letter":
-                        verdict = over_rate(
-                            event,
-                            f"rate_limit(count={limit}, per={window.total_seconds()}): "
-                            f"event over the rate for key {name!r}; raise count/per or use "
-                            "excess='delay'",
-                        )
-                    elif len(bucket.waiting) >= backlog:
-                        verdict = over_rate(
-                            event,
-                            f"rate_limit max_delayed={backlog}: {backlog} events already "
-                            f"wait for key {name!r}; raise max_delayed or the rate",
-                        )
-                    else:
-                        bucket.waiting.append(hold(event))
-                        if bucket.timer is None:
-                            arm(name, bucket)
-                        return
-                observer.on_next(event if verdict is None else verdict)
-
-            def take_waiting() -> list[Held[Any]]:
-                with lock:
-                    state["disposed"] = True
-                    waiting = [held for b in buckets.values() for held in b.waiting]
-                    for bucket in buckets.values():
-                        bucket.waiting.clear()
-                        if bucket.timer is not None:
-                            bucket.timer.dispose()
-                            bucket.timer = None
-                return waiting
-
-            def on_error(error: Exception) -> None:
-                for held in take_waiting():
-                    give_back(held)
-                observer.on_error(error)
-
-            def on_completed() -> None:
-                with lock:
-                    state["completed"] = True
-                    maybe_complete()
-
-            subscription = source.subscribe(
-                on_next, on_error, on_completed, scheduler=subscribe_scheduler
-            )
-
-            def dispose() -> None:
-                subscription.dispose()
-                for held in take_waiting():
-                    give_back(held)
-
-            return reactivex.disposable.Disposable(dispose)
+            limiter = _Limiter(observer, clock, limit, window, backlog, key, excess)
+            return limiter.attach(source, subscribe_scheduler)
 
         return reactivex.create(subscribe)
 
     return operator
+
+
+class _Limiter:
+    """One subscription's state: a bucket of recent sends (and waiting events) per key."""
+
+    def __init__(
+        self,
+        observer: abc.ObserverBase[Any],
+        clock: abc.SchedulerBase,
+        limit: int,
+        window: timedelta,
+        backlog: int,
+        key: KeyFunction | None,
+        excess: Excess,
+    ) -> None:
+        self.observer = observer
+        self.clock = clock
+        self.limit = limit
+        self.window = window
+        self.backlog = backlog
+        self.key = key
+        self.excess = excess
+        self.lock = threading.RLock()
+        self.buckets: OrderedDict[Any, _Bucket] = OrderedDict()
+        self.completed = False
+        self.disposed = False
+
+    def attach(
+        self, source: Observable[Any], scheduler: abc.SchedulerBase | None
+    ) -> abc.DisposableBase:
+        subscription = source.subscribe(
+            self.on_next, self.on_error, self.on_completed, scheduler=scheduler
+        )
+
+        def dispose() -> None:
+            subscription.dispose()
+            for held in self.take_waiting():
+                give_back(held)
+
+        return reactivex.disposable.Disposable(dispose)
+
+    def has_room(self, bucket: _Bucket, now: datetime) -> bool:
+        return len(bucket.sent) < self.limit or now - bucket.sent[0] >= self.window
+
+    def record(self, name: Any, bucket: _Bucket, now: datetime) -> None:
+        bucket.sent.append(now)
+        self.buckets.move_to_end(name)
+
+    def sweep(self, now: datetime) -> None:
+        buckets = self.buckets
+        while buckets:  # least recently used first: drop buckets with a free window
+            oldest, bucket = next(iter(buckets.items()))
+            if bucket.waiting or now - bucket.sent[-1] < self.window:
+                break
+            del buckets[oldest]
+
+    def maybe_complete(self) -> None:
+        if self.completed and not any(b.waiting for b in self.buckets.values()):
+            self.completed = False
+            self.observer.on_completed()
+
+    def arm(self, name: Any, bucket: _Bucket) -> None:
+        delay = bucket.sent[0] + self.window - self.clock.now
+
+        def fire(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+            self.fire(name, bucket)
+
+        bucket.timer = self.clock.schedule_relative(max(delay, timedelta(0)), fire)
+
+    def fire(self, name: Any, bucket: _Bucket) -> None:
+        ready: list[Held[Any]] = []
+        with self.lock:
+            bucket.timer = None
+            if self.disposed:
+                return
+            now = self.clock.now
+            while bucket.waiting and self.has_room(bucket, now):
+                ready.append(bucket.waiting.popleft())
+                self.record(name, bucket, now)
+            if bucket.waiting:
+                self.arm(name, bucket)
+        for held in ready:
+            release(self.observer, held)
+        with self.lock:
+            self.maybe_complete()
+
+    def on_next(self, event: Any) -> None:
+        if isinstance(event, EventFailed):
+            self.observer.on_next(event)
+            return
+        name: Any = None
+        if self.key is not None:
+            name = key_of("rate_limit.key", self.key, event)
+            if isinstance(name, EventFailed):
+                self.observer.on_next(name)
+                return
+        with self.lock:
+            now = self.clock.now
+            self.sweep(now)
+            bucket = self.buckets.get(name)
+            if bucket is None:
+                bucket = self.buckets[name] = _Bucket(deque(maxlen=self.limit))
+            if not bucket.waiting and self.has_room(bucket, now):
+                self.record(name, bucket, now)
+                verdict: EventFailed | None = None
+            elif self.excess == "drop":
+                return
+            else:
+                verdict = self.over_rate(name, bucket, event)
+                if verdict is None:
+                    return
+        self.observer.on_next(event if verdict is None else verdict)
+
+    def over_rate(self, name: Any, bucket: _Bucket, event: Any) -> EventFailed | None:
+        """An event over the rate under ``"dead_letter"`` or ``"delay"``: its
+        ``EventFailed``, or ``None`` once it waits in its bucket."""
+        if self.excess == "dead_letter":
+            return _over_rate(
+                event,
+                f"rate_limit(count={self.limit}, per={self.window.total_seconds()}): "
+                f"event over the rate for key {name!r}; raise count/per or use "
+                "excess='delay'",
+            )
+        if len(bucket.waiting) >= self.backlog:
+            return _over_rate(
+                event,
+                f"rate_limit max_delayed={self.backlog}: {self.backlog} events already "
+                f"wait for key {name!r}; raise max_delayed or the rate",
+            )
+        bucket.waiting.append(hold(event))
+        if bucket.timer is None:
+            self.arm(name, bucket)
+        return None
+
+    def take_waiting(self) -> list[Held[Any]]:
+        with self.lock:
+            self.disposed = True
+            waiting = [held for b in self.buckets.values() for held in b.waiting]
+            for bucket in self.buckets.values():
+                bucket.waiting.clear()
+                if bucket.timer is not None:
+                    bucket.timer.dispose()
+                    bucket.timer = None
+        return waiting
+
+    def on_error(self, error: Exception) -> None:
+        for held in self.take_waiting():
+            give_back(held)
+        self.observer.on_error(error)
+
+    def on_completed(self) -> None:
+        with self.lock:
+            self.completed = True
+            self.maybe_complete()
+
+
+def _over_rate(event: Any, reason: str) -> EventFailed:
+    return EventFailed(
+        event=event,
+        error=RateLimitExceededError(reason),
+        stage="rate_limit",
+        claim=claim_current(),
+    )

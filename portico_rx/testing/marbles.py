@@ -125,19 +125,46 @@ def trace_pipeline(
         )
     scheduler = HistoricalScheduler(initial_clock=start - timedelta(microseconds=1))
     trace = PipelineTrace(settlements=[None] * len(timeline))
-    created = [0]
+    timed = _timed_source(scheduler, timeline, start, source, complete_at, trace)
+    observable = pipeline(timed)
+    tracer = _Tracer(trace, scheduler, start)
+    subscription = reactivex.disposable.SingleAssignmentDisposable()
 
-    def settle_as(index: int, delivery: Delivery) -> None:
-        def ack() -> None:
-            trace.settlements[index] = (
-                "created" if delivery.outcome is Outcome.CREATED else "dropped"
-            )
+    def subscribe(_s: abc.SchedulerBase, _state: Any = None) -> None:
+        subscription.disposable = observable.subscribe(
+            tracer.on_next, tracer.on_error, tracer.on_completed, scheduler=scheduler
+        )
 
-        def nack(requeue: bool) -> None:
-            trace.settlements[index] = "requeued" if requeue else "failed"
+    # Subscribe *at* ``start`` from a clock one microsecond earlier: a virtual clock that
+    # is not advanced runs nothing, not even what is due at once.
+    scheduler.schedule_absolute(start, subscribe)
+    scheduler.advance_to(start + _seconds(end))
+    subscription.dispose()
+    return trace
 
-        delivery.ack = ack
-        delivery.nack = nack
+
+def _settle_as(trace: PipelineTrace, index: int, delivery: Delivery) -> None:
+    """Record how the delivery of event ``index`` settles in ``trace.settlements``."""
+
+    def ack() -> None:
+        trace.settlements[index] = "created" if delivery.outcome is Outcome.CREATED else "dropped"
+
+    def nack(requeue: bool) -> None:
+        trace.settlements[index] = "requeued" if requeue else "failed"
+
+    delivery.ack = ack
+    delivery.nack = nack
+
+
+def _timed_source(
+    scheduler: HistoricalScheduler,
+    timeline: list[tuple[float, Any]],
+    start: datetime,
+    source: str,
+    complete_at: float | None,
+    trace: PipelineTrace,
+) -> Observable[Any]:
+    """The events of ``timeline``, each at its time with a delivery of its own."""
 
     def subscribe_source(
         observer: abc.ObserverBase[Any], _scheduler: abc.SchedulerBase | None = None
@@ -154,7 +181,7 @@ def trace_pipeline(
                     event_id=str(i),
                     idempotency_key=f"{source}:{i}",
                 )
-                settle_as(i, delivery)
+                _settle_as(trace, i, delivery)
                 deliver(observer, e, delivery)
 
             disposables.append(scheduler.schedule_absolute(start + _seconds(at), emit))
@@ -166,40 +193,40 @@ def trace_pipeline(
             disposables.append(scheduler.schedule_absolute(start + _seconds(complete_at), complete))
         return reactivex.disposable.CompositeDisposable(*disposables)
 
-    def elapsed() -> float:
-        return (scheduler.now - start).total_seconds()
+    return reactivex.create(subscribe_source)
 
-    def on_next(item: Any) -> None:
-        trace.emitted.append((elapsed(), item))
+
+class _Tracer:
+    """The pipeline's subscriber: records each item with its time and settles it the way
+    a sink would (a job created for each claimed item, ``EventFailed`` nacked)."""
+
+    def __init__(
+        self, trace: PipelineTrace, scheduler: HistoricalScheduler, start: datetime
+    ) -> None:
+        self.trace = trace
+        self.scheduler = scheduler
+        self.start = start
+        self.created = 0
+
+    def elapsed(self) -> float:
+        return (self.scheduler.now - self.start).total_seconds()
+
+    def on_next(self, item: Any) -> None:
+        self.trace.emitted.append((self.elapsed(), item))
         if isinstance(item, EventFailed):
             if item.claim is not None:
                 item.claim.resolve(False)
             return
         claim = item._claim if isinstance(item, JobRequest) else claim_current()
         if claim is not None:
-            created[0] += 1
-            claim.resolve(True, job_id=f"job-{created[0]}")
+            self.created += 1
+            claim.resolve(True, job_id=f"job-{self.created}")
 
-    def on_error(error: Exception) -> None:
-        trace.error = error
+    def on_error(self, error: Exception) -> None:
+        self.trace.error = error
 
-    def on_completed() -> None:
-        trace.completed_at = elapsed()
-
-    observable = pipeline(reactivex.create(subscribe_source))
-    subscription = reactivex.disposable.SingleAssignmentDisposable()
-
-    def subscribe(_s: abc.SchedulerBase, _state: Any = None) -> None:
-        subscription.disposable = observable.subscribe(
-            on_next, on_error, on_completed, scheduler=scheduler
-        )
-
-    # Subscribe *at* ``start`` from a clock one microsecond earlier: a virtual clock that
-    # is not advanced runs nothing, not even what is due at once.
-    scheduler.schedule_absolute(start, subscribe)
-    scheduler.advance_to(start + _seconds(end))
-    subscription.dispose()
-    return trace
+    def on_completed(self) -> None:
+        self.trace.completed_at = self.elapsed()
 
 
 def run_pipeline(
