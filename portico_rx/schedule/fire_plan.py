@@ -29,7 +29,6 @@ class FirePlan(Protocol):
 
     def iter_from(self, start_us: int, end_us: int | None = None) -> Iterator[int]:
         """Fire times ``>= start_us`` (and ``< end_us``), ascending."""
-        ...
 
 
 class CronPlan:
