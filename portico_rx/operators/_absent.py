@@ -17,6 +17,7 @@ from portico_rx.operators._keys import KeyFunction, key_of
 from portico_rx.operators._scheduling import pick_scheduler
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.isolation import EventFailed
+from portico_rx.pipeline.provenance import absence_key
 
 __all__ = ["Absence", "absent"]
 
@@ -200,7 +201,7 @@ class _Watcher:
                 source="absent",
                 seen_at=_utc(self.clock.now),
                 event_id=f"{name}@{deadline}",
-                idempotency_key=f"{name}:{deadline}",
+                idempotency_key=absence_key(name, deadline),
                 attributes={"absent_key": str(name), "deadline": deadline},
             ),
         )

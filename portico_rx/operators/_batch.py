@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -16,6 +15,7 @@ from portico_rx.operators._held import Held, give_back, hold
 from portico_rx.operators._scheduling import pick_scheduler
 from portico_rx.pipeline.delivery import Claim, Delivery, activate
 from portico_rx.pipeline.isolation import EventFailed
+from portico_rx.pipeline.provenance import batch_key
 
 __all__ = ["BatchDelivery", "batch"]
 
@@ -41,12 +41,7 @@ class BatchDelivery(Delivery):
             raise ValueError("a BatchDelivery needs at least one member delivery")
         self.members = tuple(members)
         sources = {m.source for m in self.members}
-        keys = [m.idempotency_key for m in self.members]
-        digest = (
-            "batch:" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]  # type: ignore[arg-type]
-            if all(k is not None for k in keys)
-            else None
-        )
+        digest = batch_key([m.idempotency_key for m in self.members])
         super().__init__(
             source=sources.pop() if len(sources) == 1 else "batch",
             seen_at=max(m.seen_at for m in self.members),

@@ -18,11 +18,14 @@ nothing for a bare request that has no delivery, key or metadata).
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
 __all__ = [
     "Provenance",
+    "absence_key",
+    "batch_key",
     "file_key",
     "http_item_key",
     "http_key",
@@ -72,6 +75,20 @@ def file_key(relative_path: str, size: int, mtime_ns: int, *, deleted: bool = Fa
 def row_key(table: str, key: object) -> str:
     """A database row: ``{schema.table}:{primary key}``."""
     return f"{table}:{key}"
+
+
+def batch_key(member_keys: list[str | None]) -> str | None:
+    """A batch of events: ``batch:`` + the first 32 hex digits of the SHA-256 of its
+    members' keys, one per line (``None`` when a member has no key)."""
+    if any(key is None for key in member_keys):
+        return None
+    joined = "\n".join(key for key in member_keys if key is not None)
+    return "batch:" + hashlib.sha256(joined.encode()).hexdigest()[:32]
+
+
+def absence_key(key: object, deadline: str) -> str:
+    """An expected event that did not arrive: ``{key}:{deadline}``."""
+    return f"{key}:{deadline}"
 
 
 def http_key(url: str, fingerprint: str) -> str:

@@ -10,6 +10,8 @@ import portico_rx as prx
 from portico_rx.pipeline.delivery import Delivery
 from portico_rx.pipeline.provenance import (
     Provenance,
+    absence_key,
+    batch_key,
     file_key,
     http_item_key,
     http_key,
@@ -42,6 +44,13 @@ def test_event_key_formats() -> None:
     assert file_key("a.csv", 10, 123, deleted=True) == "a.csv:deleted:10:123"
     assert row_key("public.items", 42) == "public.items:42"
     assert stream_entry_key("orders", "1-0") == "orders/1-0"
+    assert (
+        batch_key(["a", "b"]) == "batch:" + __import__("hashlib").sha256(b"a\nb").hexdigest()[:32]
+    )
+    assert batch_key(["a", None]) is None
+    assert absence_key("sensor-1", "2026-12-01T09:00:00+00:00") == (
+        "sensor-1:2026-12-01T09:00:00+00:00"
+    )
     assert http_key("https://x.test/s", 'W/"e1"') == 'https://x.test/s:W/"e1"'
     assert http_item_key("https://x.test/l", "42") == "https://x.test/l:item:42"
     assert stream_entry_key("orders", None) == "orders/None"
