@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import reactivex
 import structlog
 from reactivex import operators as ops
 
@@ -225,3 +226,50 @@ async def test_strict_settlement_refuses_an_untracked_event(name: str, queue: st
     await trigger.stop()
     assert creator.jobs == []
     assert {letter.stage for letter in trigger.dead_letters} == {"settlement"}
+
+
+# synchronous operators: the delivery stays current while they pass the event on
+SYNCHRONOUS: dict[str, Callable[[Any], Any]] = {
+    "throttle_first": ops.throttle_first(0.001),
+    "filter": ops.filter(lambda m: json.loads(m.body)["n"] >= 0),
+    "map": ops.map(lambda m: m),
+    "merge": lambda source: source.pipe(ops.merge(reactivex.never())),
+    "concat": lambda source: reactivex.concat(source, reactivex.never()),
+    "take_until": ops.take_until(reactivex.never()),
+    "retry": ops.retry(3),
+    "group_by + flat_map": ops.compose(
+        ops.group_by(lambda m: json.loads(m.body)["n"] % 2), ops.flat_map(lambda group: group)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SYNCHRONOUS))
+async def test_a_synchronous_operator_keeps_each_message_open_until_its_job_exists(
+    name: str, queue: str
+) -> None:
+    """Each message gets its own job with its own key, is acked (the queue ends empty),
+    and nothing is reported untracked."""
+    creator = RecordingJobCreator()
+    source = prx.sources.rabbitmq(URL, queue)
+    trigger = prx.PipelineTrigger(
+        source.pipe(SYNCHRONOUS[name], prx.to_job("job.e", payload=lambda m: json.loads(m.body))),
+        job_creator=creator,
+        name="ops",
+    )
+    await trigger.start()
+    try:
+        await until(lambda: source.status.connected)
+        for n in (1, 2):
+            await publish(queue, f"m-{n}", n)
+            await asyncio.sleep(0.01)  # throttle_first lets each through
+        await until(lambda: len(creator.jobs) == 2)
+        await until(lambda: source.status.in_flight == 0)  # both settled with the broker
+    finally:
+        await trigger.stop()
+        await source.wait_closed(timeout=15)
+    assert sorted(job.metadata["idempotency_key"] for job in creator.jobs) == [
+        "ops:job.e:m-1",
+        "ops:job.e:m-2",
+    ]
+    assert await ready_count(queue) == 0
+    assert trigger.get_health().untracked_count == 0

@@ -313,12 +313,15 @@ def test_the_docs_table_has_a_row_for_every_operator_tested_on_rabbitmq() -> Non
     """docs/operators.md's table of stock operators covers every operator the RabbitMQ
     tests exercise (tests/pipeline/test_stock_operators_rabbitmq.py)."""
     from tests.pipeline.test_stock_operators_rabbitmq import DETECTED as ON_RABBITMQ
-    from tests.pipeline.test_stock_operators_rabbitmq import TRACKED
+    from tests.pipeline.test_stock_operators_rabbitmq import SYNCHRONOUS, TRACKED
 
     table = (Path(__file__).parents[2] / "docs" / "operators.md").read_text()
     first_cells = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
-    row_names = {"flat_map_timer": "`flat_map` over `reactivex.timer`"}
-    for name in [*TRACKED, *ON_RABBITMQ]:
+    row_names = {
+        "flat_map_timer": "`flat_map` over `reactivex.timer`",
+        "group_by + flat_map": "`group_by` + `flat_map`",
+    }
+    for name in [*TRACKED, *ON_RABBITMQ, *SYNCHRONOUS]:
         wanted = row_names.get(name, f"`{name}`")
         assert any(wanted in cell for cell in first_cells), name
 
