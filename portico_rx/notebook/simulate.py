@@ -22,7 +22,7 @@ from portico_rx.models import JobRequest, request_claim
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery
 from portico_rx.pipeline.isolation import EventFailed
-from portico_rx.pipeline.provenance import job_key
+from portico_rx.pipeline.provenance import Provenance
 from portico_rx.sources._replay import ReplayPlan, as_utc, check_window, replay_plan
 
 __all__ = ["JOB_COLUMNS", "diff", "simulate"]
@@ -54,6 +54,7 @@ class _Collector:
     def __init__(self, scheduler: HistoricalScheduler, name: str) -> None:
         self.scheduler = scheduler
         self.name = name
+        self._provenance = Provenance(name)
         self.columns: dict[str, list[Any]] = {column: [] for column in JOB_COLUMNS}
         self.dead_letters: list[dict[str, Any]] = []
         self.error: Exception | None = None
@@ -86,13 +87,11 @@ class _Collector:
             claim.resolve(True)
         metadata = request.metadata
         scheduled: datetime = now
-        key = request.idempotency_key
+        key = self._provenance.key(request.job_type, request.idempotency_key, delivery)
         if delivery is not None:
             if delivery.attributes:
                 metadata = {**metadata, **delivery.attributes}
             scheduled = delivery.seen_at
-            if key is None and delivery.idempotency_key is not None:
-                key = job_key(self.name, request.job_type, delivery.idempotency_key)
         planned = metadata.get("scheduled_at") or metadata.get("scheduled_time")
         if planned is not None:
             with contextlib.suppress(ConfigurationError):

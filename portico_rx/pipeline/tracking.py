@@ -179,11 +179,6 @@ class Tracker:
         while parked and parked[0][0] < low:
             parked.popleft()[1].resolve(not abandon, requeue=abandon)
 
-    @property
-    def busy(self) -> bool:
-        """Whether tracked actions are pending."""
-        return bool(self._roots)
-
     # -- deliveries ------------------------------------------------------------------
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ from reactivex.scheduler import HistoricalScheduler
 
 from portico_rx.errors import InvalidScheduleError, require
 from portico_rx.models import JobRequest, request_claim
-from portico_rx.pipeline.provenance import job_key
+from portico_rx.pipeline.provenance import Provenance
 from portico_rx.schedule.fire_plan import FirePlan
 from portico_rx.schedule.tick import key_time
 from portico_rx.schedule.timer import to_micros
@@ -164,13 +164,13 @@ def preview_pipeline(
     scheduler = HistoricalScheduler(initial_clock=start.astimezone(UTC))
     rows: list[dict[str, Any]] = []
 
+    provenance = Provenance(name)
+
     def on_next(item: Any) -> None:
         if not isinstance(item, JobRequest):
             return
         claim, delivery = request_claim(item)
-        key = item.idempotency_key
-        if key is None and delivery is not None and delivery.idempotency_key is not None:
-            key = job_key(name, item.job_type, delivery.idempotency_key)
+        key = provenance.key(item.job_type, item.idempotency_key, delivery)
         scheduled = (
             delivery.attributes.get("scheduled_at") if delivery is not None else None
         ) or scheduler.now.isoformat()
