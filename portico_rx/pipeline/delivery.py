@@ -100,6 +100,7 @@ class Delivery:
 
     __slots__ = (
         "_callbacks",
+        "_existing",
         "_nack_requeue",
         "_ok",
         "_pending",
@@ -139,6 +140,7 @@ class Delivery:
         self.event: Any = None
         self.job_ids: list[str] | tuple[str, ...] = ()  # a list once a job exists
         self._pending = 0
+        self._existing = 0  # how many of job_ids the creator found already existing
         self._sealed = False
         self._ok = True
         self._nack_requeue = True  # until a claim fails for good: then it is dead
@@ -154,6 +156,14 @@ class Delivery:
     @property
     def settled(self) -> bool:
         return self.outcome is not _PENDING
+
+    @property
+    def duplicate(self) -> bool:
+        """Every job it got already existed (the creator said so: a repeated key).
+
+        ``False`` when a job was new, when there is none, or when the creator cannot
+        tell (its ``create_job`` returns only the job)."""
+        return bool(self.job_ids) and self._existing == len(self.job_ids)
 
     @property
     def unclaimed(self) -> bool:
@@ -193,8 +203,10 @@ class Delivery:
                 await self._settle_task
         return self.outcome
 
-    def _resolve(self, ok: bool, requeue: bool, job_id: str | None) -> None:
+    def _resolve(self, ok: bool, requeue: bool, job_id: str | None, existing: bool) -> None:
         self._pending -= 1
+        if existing:
+            self._existing += 1
         if job_id is not None:
             if isinstance(self.job_ids, list):
                 self.job_ids.append(job_id)
@@ -288,18 +300,26 @@ class Claim:
     def resolved(self) -> bool:
         return self._resolved
 
-    def resolve(self, ok: bool, *, requeue: bool = False, job_id: str | None = None) -> None:
+    def resolve(
+        self,
+        ok: bool,
+        *,
+        requeue: bool = False,
+        job_id: str | None = None,
+        existing: bool = False,
+    ) -> None:
         """Resolve the claim: ``ok`` when the job exists, else failed (``requeue`` asks the
-        source to redeliver rather than dead-letter). A second call does nothing."""
+        source to redeliver rather than dead-letter; ``existing``: the job ``job_id``
+        existed before, a repeated key). A second call does nothing."""
         if self._resolved:
             return
         self._resolved = True
         delivery = self._delivery
         if delivery is not None:
-            delivery._resolve(ok, requeue, job_id)
+            delivery._resolve(ok, requeue, job_id, existing)
             return
         for each in self._deliveries or ():
-            each._resolve(ok, requeue, job_id)
+            each._resolve(ok, requeue, job_id, existing)
 
 
 def current_delivery() -> Delivery | None:

@@ -22,7 +22,7 @@ from portico_rx.pipeline.health import HealthCounters
 from portico_rx.pipeline.isolation import EventFailed
 from portico_rx.pipeline.provenance import Provenance
 from portico_rx.pipeline.retry import RetryPolicy
-from portico_rx.ports.job_creator import JobCreator
+from portico_rx.ports.job_creator import CreatedJob, JobCreator, request_entry
 
 __all__ = [
     "DEFAULT_MAX_PENDING",
@@ -167,7 +167,11 @@ class JobSink:
     again. A broker source bounds itself (prefetch) long before this; a hot ``Subject``
     cannot be back-pressured, so for it this bound is the only one.
     ``create_step`` (settable per trigger, before the first request): a :data:`CreateStep`
-    called instead of ``job_creator.create_job``, inside the same retry loop.
+    called instead of the creator, inside the same retry loop.
+
+    Jobs are created through the creator's :meth:`~JobCreator.create_from_request`
+    (:func:`~portico_rx.ports.job_creator.request_entry` says which one: a creator that
+    overrides only ``create_job`` gets the spec's ``create_job`` call).
     """
 
     def __init__(
@@ -206,6 +210,7 @@ class JobSink:
         )
         self.on_job = on_job
         self.create_step = create_step
+        self._entry = request_entry(job_creator)
         self._queue = _WorkQueue()
         self._provenance = Provenance(name)
         self._workers: list[asyncio.Task[None]] = []
@@ -421,31 +426,23 @@ class JobSink:
         claim, delivery = request_claim(request)
         metadata = self._metadata(request, delivery)
         try:
-            job = await self._call_creator(request, metadata)
+            job, created = await self._call_creator(request, metadata)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             return await self._retry(request, metadata, exc, claim, delivery)
-        self._created(job, claim, 1, request)
+        self._created(job, created, claim, 1, request)
         return job
 
-    def _call_creator(self, request: JobRequest, metadata: dict[str, Any]) -> Awaitable[Job | None]:
+    def _call_creator(self, request: JobRequest, metadata: dict[str, Any]) -> Awaitable[Any]:
+        """An awaitable of ``(job, created)``: the creator's, or the create step's."""
         if self.create_step is not None:
-            return self.create_step(request, metadata)
-        if not metadata:  # nothing to record: the call the spec's FAQ test asserts
-            return self.job_creator.create_job(
-                job_type=request.job_type,
-                payload=request.payload,
-                queue_name=request.queue_name,
-                priority=request.priority,
-            )
-        return self.job_creator.create_job(
-            job_type=request.job_type,
-            payload=request.payload,
-            queue_name=request.queue_name,
-            priority=request.priority,
-            metadata=metadata,
-        )
+            return self._stepped(request, metadata)
+        return self._entry(request, metadata)
+
+    async def _stepped(self, request: JobRequest, metadata: dict[str, Any]) -> CreatedJob:
+        assert self.create_step is not None
+        return CreatedJob(await self.create_step(request, metadata), None)  # type: ignore[arg-type]
 
     async def _retry(
         self,
@@ -475,17 +472,22 @@ class JobSink:
             await clock.sleep(self.scheduler, delay)
             attempt += 1
             try:
-                job = await self._call_creator(request, metadata)
+                job, created = await self._call_creator(request, metadata)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 exc = error
                 continue
-            self._created(job, claim, attempt, request)
+            self._created(job, created, claim, attempt, request)
             return job
 
     def _created(
-        self, job: Job | None, claim: Claim | None, attempt: int, request: JobRequest
+        self,
+        job: Job | None,
+        created: bool | None,
+        claim: Claim | None,
+        attempt: int,
+        request: JobRequest,
     ) -> None:
         counters = self.counters
         counters.in_flight -= 1
@@ -503,7 +505,7 @@ class JobSink:
                 )
             return
         if claim is not None:
-            claim.resolve(True, job_id=str(job.id))
+            claim.resolve(True, job_id=str(job.id), existing=created is False)
         if self._log_jobs:
             self._log_job(job, attempt)
         if self.on_job is not None:

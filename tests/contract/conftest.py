@@ -228,15 +228,18 @@ class CreatorCase:
 
     ``searchable``: ``find_jobs`` returns the jobs created (a store you can query). A
     bridge to an engine that cannot be queried keeps the port's default (``[]``).
+    ``reports_created``: ``create_from_request`` says whether a job is new (the store's
+    flag); other creators keep the port's default, which cannot tell (``None``).
     """
 
     creator: JobCreator
     searchable: bool
+    reports_created: bool = False
 
 
 @contextlib.asynccontextmanager
 async def memory_service(tmp_path: Path, queue_prefix: str) -> AsyncIterator[CreatorCase]:
-    yield CreatorCase(JobService(MemoryJobQueue()), searchable=True)
+    yield CreatorCase(JobService(MemoryJobQueue()), searchable=True, reports_created=True)
 
 
 @contextlib.asynccontextmanager
@@ -244,7 +247,7 @@ async def sqlite_service(tmp_path: Path, queue_prefix: str) -> AsyncIterator[Cre
     service = JobService(SQLiteJobQueue(tmp_path / "creator.db"))
     await service.open()
     try:
-        yield CreatorCase(service, searchable=True)
+        yield CreatorCase(service, searchable=True, reports_created=True)
     finally:
         await service.close()
 

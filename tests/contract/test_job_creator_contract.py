@@ -15,8 +15,8 @@ import reactivex
 
 import portico_rx as prx
 from portico_rx.errors import ConfigurationError, InvalidJobError
-from portico_rx.models import PRIORITY_MAX, PRIORITY_MIN, Job, JobStatus
-from portico_rx.ports.job_creator import JobCreator
+from portico_rx.models import PRIORITY_MAX, PRIORITY_MIN, Job, JobRequest, JobStatus
+from portico_rx.ports.job_creator import JobCreator, request_entry
 
 from .conftest import CreatorCase
 
@@ -91,6 +91,37 @@ async def test_a_repeated_idempotency_key_returns_the_first_job(
     assert other.id != first.id
     if creator_case.searchable:
         assert [j.id for j in await creator.find_jobs(key_prefix=key)] == [other.id, first.id]
+
+
+async def test_create_from_request_reports_new_and_existing_jobs(
+    creator_case: CreatorCase, queue_prefix: str
+) -> None:
+    """The sink's entry: a request's job, and whether the store wrote it now."""
+    creator = creator_case.creator
+    entry = request_entry(creator)
+    key = f"{queue_prefix}:order:17"
+    request = JobRequest(
+        job_type="order.ship",
+        payload={"order": 17},
+        queue_name=f"{queue_prefix}.orders",
+        priority=3,
+        metadata={"source": "contract"},
+    )
+    metadata = {"source": "contract", "idempotency_key": key}
+    first, created = await entry(request, metadata)
+    again, created_again = await entry(request, metadata)
+    assert (first.job_type, first.payload, first.queue_name, first.priority) == (
+        "order.ship",
+        {"order": 17},
+        f"{queue_prefix}.orders",
+        3,
+    )
+    assert first.metadata == metadata and first.idempotency_key == key
+    assert again.id == first.id
+    if creator_case.reports_created:
+        assert (created, created_again) == (True, False)
+    else:
+        assert (created, created_again) == (None, None)
 
 
 async def test_concurrent_creates_of_one_key_make_one_job(

@@ -6,9 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import AsyncMock
 
 import pytest
 
+from portico_rx.adapters.job_queue.memory import MemoryJobQueue
+from portico_rx.kits.job.job_service import JobService
 from portico_rx.models import Job, JobRequest, trusted_request
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, Outcome
@@ -16,6 +19,7 @@ from portico_rx.pipeline.health import HealthCounters
 from portico_rx.pipeline.provenance import Provenance
 from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.pipeline.sink import JobSink
+from portico_rx.ports.job_creator import JobCreator, request_entry
 from portico_rx.testing import RecordingJobCreator
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_delay=0.001, max_delay=0.005, seed=1)
@@ -147,3 +151,99 @@ async def test_a_bare_request_is_created_without_metadata() -> None:
         "source": "observable",
         "idempotency_key": "k",
     }
+
+
+# -- which creation entry the sink uses ------------------------------------------------
+
+
+class _LoggingService(JobService):
+    """A user subclass that overrides only the spec's ``create_job``."""
+
+    def __init__(self) -> None:
+        super().__init__(MemoryJobQueue())
+        self.calls: list[str] = []
+
+    async def create_job(self, job_type: str, *args: Any, **kwargs: Any) -> Job:
+        self.calls.append(job_type)
+        return await super().create_job(job_type, *args, **kwargs)
+
+
+def _keyed(event_id: str) -> tuple[JobRequest, Delivery]:
+    delivery = Delivery(source="test", seen_at=AT, event_id=event_id, idempotency_key=event_id)
+    request = trusted_request(
+        job_type="order.ship",
+        payload={"order": event_id},
+        queue_name="default",
+        priority=0,
+        metadata={},
+        idempotency_key=None,
+        claim=delivery.claim(),
+        delivery=delivery,
+    )
+    return request, delivery
+
+
+async def test_a_job_service_reports_a_repeated_key_as_a_duplicate_delivery() -> None:
+    service = JobService(MemoryJobQueue())
+    sink = JobSink(
+        service,
+        name="orders",
+        scheduler=clock.resolve_scheduler(None),
+        counters=HealthCounters(),
+        retry=FAST_RETRY,
+    )
+    first_request, first = _keyed("17")
+    again_request, again = _keyed("17")
+    other_request, other = _keyed("18")
+    for request, delivery in (
+        (first_request, first),
+        (again_request, again),
+        (other_request, other),
+    ):
+        delivery.seal()
+        job = await sink.create(request)
+        assert job is not None and delivery.job_ids == [str(job.id)]
+    assert (first.duplicate, again.duplicate, other.duplicate) == (False, True, False)
+    assert first.job_ids == again.job_ids != other.job_ids
+    assert len(await service.list_jobs()) == 2
+
+
+async def test_a_subclass_that_overrides_create_job_gets_every_job_through_it() -> None:
+    service = _LoggingService()
+    assert request_entry(service) != service.create_from_request
+    sink = JobSink(
+        service,
+        name="orders",
+        scheduler=clock.resolve_scheduler(None),
+        counters=HealthCounters(),
+        retry=FAST_RETRY,
+    )
+    request, delivery = _keyed("17")
+    delivery.seal()
+    job = await sink.create(request)
+    assert service.calls == ["order.ship"]
+    assert job is not None and job.idempotency_key == "orders:order.ship:17"
+    assert not delivery.duplicate  # this creator's create_job cannot say
+
+
+async def test_the_creation_entry_follows_the_most_specific_override() -> None:
+    service = JobService(MemoryJobQueue())
+    assert request_entry(service) == service.create_from_request
+    patched = JobService(MemoryJobQueue())
+    patched.create_job = AsyncMock(return_value=Job(job_type="x"))  # type: ignore[method-assign]
+    request, _ = _keyed("1")
+    await request_entry(patched)(request, {"idempotency_key": "k"})
+    patched.create_job.assert_awaited_once_with(
+        job_type="order.ship",
+        payload={"order": "1"},
+        queue_name="default",
+        priority=0,
+        metadata={"idempotency_key": "k"},
+    )
+    mock = AsyncMock(spec=JobCreator)
+    mock.create_job.return_value = Job(job_type="x")
+    await request_entry(mock)(request, None)
+    mock.create_job.assert_awaited_once_with(
+        job_type="order.ship", payload={"order": "1"}, queue_name="default", priority=0
+    )
+    mock.create_from_request.assert_not_awaited()

@@ -9,8 +9,15 @@ from uuid import UUID
 import structlog
 
 from portico_rx.errors import InvalidJobError
-from portico_rx.models import Job, JobStatus, _new_job, check_idempotency_key, check_job_fields
-from portico_rx.ports.job_creator import JobCreator
+from portico_rx.models import (
+    Job,
+    JobRequest,
+    JobStatus,
+    _new_job,
+    check_idempotency_key,
+    check_job_fields,
+)
+from portico_rx.ports.job_creator import CreatedJob, JobCreator
 from portico_rx.ports.job_queue import JobQueue
 
 __all__ = ["JobService"]
@@ -86,10 +93,42 @@ class JobService(JobCreator):
             JobStatus.SCHEDULED if scheduled_at is not None else JobStatus.PENDING,
             retries,
         )
+        return (await self._enqueue(job)).job
+
+    async def create_from_request(
+        self, request: JobRequest, metadata: dict[str, Any] | None = None
+    ) -> CreatedJob:
+        """Create ``request``'s job, reporting whether it is new (the store's flag).
+
+        The request's fields were checked when it was built, so they are not checked
+        again. The key is ``metadata["idempotency_key"]`` (where the sink puts it), else
+        the request's own, checked as ``create_job`` checks it.
+        """
+        if metadata is None:
+            metadata = request.metadata
+        key = check_idempotency_key(
+            metadata.get("idempotency_key", request.idempotency_key), metadata
+        )
+        job = _new_job(
+            request.job_type,
+            request.queue_name,
+            request.payload,
+            request.priority,
+            metadata,
+            key,
+            None,
+            JobStatus.PENDING,
+            self.max_retries,
+        )
+        return await self._enqueue(job)
+
+    async def _enqueue(self, job: Job) -> CreatedJob:
         stored, created = await self.job_queue.enqueue(job)
         if not created:
-            logger.debug("job_already_exists", job_id=str(stored.id), idempotency_key=key)
-        return stored
+            logger.debug(
+                "job_already_exists", job_id=str(stored.id), idempotency_key=job.idempotency_key
+            )
+        return CreatedJob(stored, created)
 
     async def get_job(self, job_id: UUID) -> Job | None:
         return await self.job_queue.get(job_id)
