@@ -22,7 +22,7 @@ from portico_rx.pipeline.health import HealthCounters
 from portico_rx.pipeline.isolation import EventFailed
 from portico_rx.pipeline.provenance import Provenance
 from portico_rx.pipeline.retry import RetryPolicy
-from portico_rx.ports.job_creator import CreatedJob, JobCreator, request_entry
+from portico_rx.ports.job_creator import JobCreator, request_entry
 
 __all__ = [
     "DEFAULT_MAX_PENDING",
@@ -434,15 +434,19 @@ class JobSink:
         self._created(job, created, claim, 1, request)
         return job
 
-    def _call_creator(self, request: JobRequest, metadata: dict[str, Any]) -> Awaitable[Any]:
+    def _call_creator(
+        self, request: JobRequest, metadata: dict[str, Any]
+    ) -> Awaitable[tuple[Job | None, bool | None]]:
         """An awaitable of ``(job, created)``: the creator's, or the create step's."""
         if self.create_step is not None:
             return self._stepped(request, metadata)
         return self._entry(request, metadata)
 
-    async def _stepped(self, request: JobRequest, metadata: dict[str, Any]) -> CreatedJob:
+    async def _stepped(
+        self, request: JobRequest, metadata: dict[str, Any]
+    ) -> tuple[Job | None, bool | None]:
         assert self.create_step is not None
-        return CreatedJob(await self.create_step(request, metadata), None)  # type: ignore[arg-type]
+        return await self.create_step(request, metadata), None
 
     async def _retry(
         self,
