@@ -337,13 +337,16 @@ def _new_job(
     scheduled_at: datetime | None,
     status: JobStatus,
     max_retries: int,
+    *,
+    own_metadata: bool = False,
 ) -> Job:
     """``Job(job_type=..., ..., max_retries=...)`` for fields already checked by
     :func:`check_job_fields` (and the caller), without validating them again.
 
     The hot path of ``JobService.create_job``: the job is equal to the validated one,
     with the same fields set and its own (shallow) copies of ``payload`` and
-    ``metadata``, as pydantic makes them. Arguments of other than the plain types
+    ``metadata``, as pydantic makes them (``own_metadata=True``: ``metadata`` is the
+    caller's fresh dict and becomes the job's). Arguments of other than the plain types
     (``int`` subclasses, datetime subclasses, keys that are not ``str`` …) take
     pydantic's path, which converts or refuses them.
     ``tests/test_models_job_fast_path.py`` pins both.
@@ -378,7 +381,7 @@ def _new_job(
             "queue_name": queue_name,
             "payload": dict(payload),
             "priority": priority,
-            "metadata": dict(metadata),
+            "metadata": metadata if own_metadata else dict(metadata),
             "status": status,
             "attempts": 0,
             "max_retries": max_retries,

@@ -8,6 +8,8 @@ code runs in virtual time with no wall-clock waits.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from reactivex.abc import SchedulerBase
@@ -16,7 +18,7 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from portico_rx.pipeline.tracking import TrackingScheduler, base_scheduler
 
-__all__ = ["base_scheduler", "is_virtual", "now", "resolve_scheduler", "sleep"]
+__all__ = ["base_scheduler", "is_virtual", "now", "reader", "resolve_scheduler", "sleep"]
 
 
 def resolve_scheduler(scheduler: SchedulerBase | None) -> SchedulerBase:
@@ -52,6 +54,14 @@ def now(scheduler: SchedulerBase) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC) if value.tzinfo is not UTC else value
+
+
+def reader(scheduler: SchedulerBase) -> Callable[[], datetime]:
+    """A function returning :func:`now` of ``scheduler``, for a caller that reads it per
+    event: on the live ``AsyncIOScheduler`` it is the UTC wall clock, read directly."""
+    if type(base_scheduler(scheduler)) is AsyncIOScheduler:
+        return functools.partial(datetime.now, UTC)
+    return functools.partial(now, scheduler)
 
 
 def sleep(scheduler: SchedulerBase, seconds: float) -> asyncio.Future[None]:

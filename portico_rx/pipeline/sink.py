@@ -211,6 +211,7 @@ class JobSink:
         self.on_job = on_job
         self.create_step = create_step
         self._entry = request_entry(job_creator)
+        self._now = clock.reader(scheduler)
         self._queue = _WorkQueue()
         self._provenance = Provenance(name)
         self._workers: list[asyncio.Task[None]] = []
@@ -495,7 +496,7 @@ class JobSink:
     ) -> None:
         counters = self.counters
         counters.in_flight -= 1
-        counters.record_job(clock.now(self.scheduler))
+        counters.record_job(self._now())
         if job is None:  # a create step with no Job to report (see CreateStep)
             if claim is not None:
                 claim.resolve(True)

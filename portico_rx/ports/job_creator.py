@@ -9,7 +9,7 @@ from uuid import UUID
 
 from portico_rx.models import Job, JobRequest, JobStatus
 
-__all__ = ["CreatedJob", "JobCreator", "request_entry"]
+__all__ = ["CreatedJob", "JobCreator", "own_metadata", "request_entry"]
 
 
 class CreatedJob(NamedTuple):
@@ -60,7 +60,9 @@ class JobCreator(ABC):
         What the pipeline's sink calls for every job (through :func:`request_entry`).
         ``request``'s fields were checked when it was built (``to_job``, a trigger's
         config) and ``metadata`` is its metadata plus the sink's JSON provenance, so a
-        creator that overrides this may skip checking them again. This default calls
+        creator that overrides this may skip checking them again. ``metadata`` is the
+        caller's fresh dict, handed over: the job may keep it as its own (without it,
+        :func:`own_metadata` of the request). This default calls
         :meth:`create_job` with the spec's arguments (``metadata`` left out when empty,
         the call the spec's FAQ test asserts; without ``metadata``, the request's own, with
         its key as ``idempotency_key``) and cannot tell a new job from an existing one.
@@ -69,9 +71,7 @@ class JobCreator(ABC):
             Whatever :meth:`create_job` raises.
         """
         if metadata is None:
-            metadata = request.metadata
-            if request.idempotency_key is not None:
-                metadata = {**metadata, "idempotency_key": request.idempotency_key}
+            metadata = own_metadata(request)
         if not metadata:
             job = await self.create_job(
                 job_type=request.job_type,
@@ -120,6 +120,14 @@ class JobCreator(ABC):
         Raises:
             QueueUnavailableError: the store cannot be opened.
         """
+
+
+def own_metadata(request: JobRequest) -> dict[str, Any]:
+    """A fresh copy of ``request``'s metadata, with its own key as ``idempotency_key``."""
+    metadata = dict(request.metadata)
+    if request.idempotency_key is not None:
+        metadata["idempotency_key"] = request.idempotency_key
+    return metadata
 
 
 RequestEntry = Callable[[JobRequest, dict[str, Any] | None], Awaitable[CreatedJob]]

@@ -124,6 +124,21 @@ async def test_create_from_request_reports_new_and_existing_jobs(
         assert (created, created_again) == (None, None)
 
 
+async def test_create_from_request_without_metadata_uses_a_copy_of_the_requests(
+    creator_case: CreatorCase, queue_prefix: str
+) -> None:
+    request = JobRequest(
+        job_type="order.ship",
+        queue_name=f"{queue_prefix}.orders",
+        metadata={"team": "ops"},
+        idempotency_key=f"{queue_prefix}:order:18",
+    )
+    job, _ = await creator_case.creator.create_from_request(request)
+    assert job.metadata == {"team": "ops", "idempotency_key": f"{queue_prefix}:order:18"}
+    assert job.idempotency_key == f"{queue_prefix}:order:18"
+    assert job.metadata is not request.metadata and request.metadata == {"team": "ops"}
+
+
 async def test_concurrent_creates_of_one_key_make_one_job(
     creator_case: CreatorCase, queue_prefix: str
 ) -> None:

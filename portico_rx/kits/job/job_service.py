@@ -17,7 +17,7 @@ from portico_rx.models import (
     check_idempotency_key,
     check_job_fields,
 )
-from portico_rx.ports.job_creator import CreatedJob, JobCreator
+from portico_rx.ports.job_creator import CreatedJob, JobCreator, own_metadata
 from portico_rx.ports.job_queue import JobQueue
 
 __all__ = ["JobService"]
@@ -101,14 +101,13 @@ class JobService(JobCreator):
         """Create ``request``'s job, reporting whether it is new (the store's flag).
 
         The request's fields were checked when it was built, so they are not checked
-        again. The key is ``metadata["idempotency_key"]`` (where the sink puts it), else
-        the request's own, checked as ``create_job`` checks it.
+        again; ``metadata`` (the caller's fresh dict) becomes the job's. The key is
+        ``metadata["idempotency_key"]`` (where the sink puts it), checked as
+        ``create_job`` checks it.
         """
         if metadata is None:
-            metadata = request.metadata
-        key = check_idempotency_key(
-            metadata.get("idempotency_key", request.idempotency_key), metadata
-        )
+            metadata = own_metadata(request)
+        key = check_idempotency_key(None, metadata)
         job = _new_job(
             request.job_type,
             request.queue_name,
@@ -119,6 +118,7 @@ class JobService(JobCreator):
             None,
             JobStatus.PENDING,
             self.max_retries,
+            own_metadata=True,
         )
         return await self._enqueue(job)
 
