@@ -26,7 +26,7 @@ FAST_RETRY = RetryPolicy(max_attempts=3, initial_delay=0.001, max_delay=0.005, s
 AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
-def sink_for(creator: RecordingJobCreator) -> JobSink:
+def sink_for(creator: JobCreator) -> JobSink:
     return JobSink(
         creator,
         name="orders",
@@ -168,39 +168,17 @@ class _LoggingService(JobService):
         return await super().create_job(job_type, *args, **kwargs)
 
 
-def _keyed(event_id: str) -> tuple[JobRequest, Delivery]:
-    delivery = Delivery(source="test", seen_at=AT, event_id=event_id, idempotency_key=event_id)
-    request = trusted_request(
-        job_type="order.ship",
-        payload={"order": event_id},
-        queue_name="default",
-        priority=0,
-        metadata={},
-        idempotency_key=None,
-        claim=delivery.claim(),
-        delivery=delivery,
-    )
-    return request, delivery
-
-
 async def test_a_job_service_reports_a_repeated_key_as_a_duplicate_delivery() -> None:
     service = JobService(MemoryJobQueue())
-    sink = JobSink(
-        service,
-        name="orders",
-        scheduler=clock.resolve_scheduler(None),
-        counters=HealthCounters(),
-        retry=FAST_RETRY,
-    )
-    first_request, first = _keyed("17")
-    again_request, again = _keyed("17")
-    other_request, other = _keyed("18")
+    sink = sink_for(service)
+    first_request, first = delivered("17")
+    again_request, again = delivered("17")
+    other_request, other = delivered("18")
     for request, delivery in (
         (first_request, first),
         (again_request, again),
         (other_request, other),
     ):
-        delivery.seal()
         job = await sink.create(request)
         assert job is not None and delivery.job_ids == [str(job.id)]
     assert (first.duplicate, again.duplicate, other.duplicate) == (False, True, False)
@@ -211,15 +189,8 @@ async def test_a_job_service_reports_a_repeated_key_as_a_duplicate_delivery() ->
 async def test_a_subclass_that_overrides_create_job_gets_every_job_through_it() -> None:
     service = _LoggingService()
     assert request_entry(service) != service.create_from_request
-    sink = JobSink(
-        service,
-        name="orders",
-        scheduler=clock.resolve_scheduler(None),
-        counters=HealthCounters(),
-        retry=FAST_RETRY,
-    )
-    request, delivery = _keyed("17")
-    delivery.seal()
+    sink = sink_for(service)
+    request, delivery = delivered("17")
     job = await sink.create(request)
     assert service.calls == ["order.ship"]
     assert job is not None and job.idempotency_key == "orders:order.ship:17"
@@ -231,19 +202,19 @@ async def test_the_creation_entry_follows_the_most_specific_override() -> None:
     assert request_entry(service) == service.create_from_request
     patched = JobService(MemoryJobQueue())
     patched.create_job = AsyncMock(return_value=Job(job_type="x"))  # type: ignore[method-assign]
-    request, _ = _keyed("1")
+    request, _ = delivered("1")
     await request_entry(patched)(request, {"idempotency_key": "k"})
     patched.create_job.assert_awaited_once_with(
         job_type="order.ship",
-        payload={"order": "1"},
-        queue_name="default",
-        priority=0,
+        payload={"key": "1"},
+        queue_name="q",
+        priority=1,
         metadata={"idempotency_key": "k"},
     )
     mock = AsyncMock(spec=JobCreator)
     mock.create_job.return_value = Job(job_type="x")
     await request_entry(mock)(request, None)
     mock.create_job.assert_awaited_once_with(
-        job_type="order.ship", payload={"order": "1"}, queue_name="default", priority=0
+        job_type="order.ship", payload={"key": "1"}, queue_name="q", priority=1
     )
     mock.create_from_request.assert_not_awaited()
