@@ -88,6 +88,7 @@ def pg_notify(
 
     Raises:
         ConfigurationError: at once, for a DSN that is not PostgreSQL or a bad channel.
+        MissingDependencyError: at once, when asyncpg is not installed (extra ``db``).
 
     Marble::
 
@@ -98,6 +99,7 @@ def pg_notify(
         >>> from portico_rx import sources
         >>> wake = sources.pg_notify("postgresql://postgres@127.0.0.1/test", "items_pending")
     """
+    require("asyncpg", "db")  # a missing extra fails here, not on subscribe
     target = asyncpg_dsn(dsn)
     if not isinstance(channel, str) or not _CHANNEL.match(channel):
         raise ConfigurationError(
