@@ -638,7 +638,11 @@ class _FolderWatch:
         self._on_scan(found)
 
     def _on_scan(
-        self, found: list[tuple[str, FileStat]], *, full: bool = False, change: FileChange | None = None
+        self,
+        found: list[tuple[str, FileStat]],
+        *,
+        full: bool = False,
+        change: FileChange | None = None,
     ) -> None:
         """Files found by a scan: those not accounted for in this version are changes;
         after a full rescan, accounted files that are gone are deletions."""

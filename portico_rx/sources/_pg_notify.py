@@ -17,6 +17,7 @@ from reactivex.disposable import Disposable
 from portico_rx.errors import ConfigurationError, TriggerStartError, require
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
+from portico_rx.pipeline.readiness import announce
 from portico_rx.url_redaction import redact_url
 
 __all__ = ["Notification", "NotifySource", "asyncpg_dsn", "pg_notify"]
@@ -125,6 +126,7 @@ class NotifySource(reactivex.Observable[Notification]):
     def _subscribe_listener(
         self, observer: abc.ObserverBase[Notification], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
+        announce(self)  # an I/O source (pipeline.readiness)
         listener = _Listener(self, observer, scheduler)
         return Disposable(listener.dispose)
 

@@ -25,7 +25,9 @@ __all__ = ["ADDED", "DELETED", "MODIFIED", "Notifier", "check_watchfiles", "open
 ADDED, MODIFIED, DELETED = 1, 2, 3
 """watchfiles' change codes (``watchfiles.Change``), as ``RustNotify.watch`` returns them."""
 
-_CONSTRUCTOR = "(watch_paths, debug, force_polling, poll_delay_ms, recursive, ignore_permission_denied)"
+_CONSTRUCTOR = (
+    "(watch_paths, debug, force_polling, poll_delay_ms, recursive, ignore_permission_denied)"
+)
 _WATCH = "($self, debounce_ms, step_ms, timeout_ms, stop_event)"
 
 # watchfiles' defaults (debounce 1600 ms, step 50 ms) batch changes for up to 1.6 s.
@@ -63,7 +65,11 @@ def check_watchfiles() -> None:
         getattr(getattr(notify, "watch", None), "__text_signature__", None),
         [(change.name, change.value) for change in watchfiles.Change],
     )
-    wanted = (_CONSTRUCTOR, _WATCH, [("added", ADDED), ("modified", MODIFIED), ("deleted", DELETED)])
+    wanted = (
+        _CONSTRUCTOR,
+        _WATCH,
+        [("added", ADDED), ("modified", MODIFIED), ("deleted", DELETED)],
+    )
     if found != wanted:
         raise RuntimeError(
             f"watchfiles {getattr(watchfiles, 'VERSION', '?')} changed its private notifier "
