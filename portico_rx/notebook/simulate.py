@@ -63,7 +63,9 @@ def _held_open(events: Observable[Any]) -> Observable[Any]:
     released early by the replay ending) and is a job only if its time is inside the
     window."""
 
-    def subscribe(observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None):
+    def subscribe(
+        observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
         return events.subscribe(observer.on_next, observer.on_error, scheduler=scheduler)
 
     return reactivex.create(subscribe)

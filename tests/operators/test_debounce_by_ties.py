@@ -20,9 +20,7 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 # (when the emission is scheduled, how long after that it happens), whole seconds: an
 # emission scheduled late (by a timer of its own, as another operator's would be) is
 # what makes ties between it and the debounce timer come out in either order
-arrivals = st.lists(
-    st.tuples(st.integers(0, 20), st.integers(0, 6)), min_size=1, max_size=12
-)
+arrivals = st.lists(st.tuples(st.integers(0, 20), st.integers(0, 6)), min_size=1, max_size=12)
 
 
 def run(operator: Any, events: list[tuple[int, int]], complete_at: int | None) -> list[Any]:
