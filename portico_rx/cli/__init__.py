@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
             action="append",
             dest="queue_names",
             help="queue the worker takes jobs from (repeatable; default: the file's "
-            "queue_names, else 'default')",
+            "queue_names, else every queue, so the queues the file's triggers create into)",
         )
         sub.add_argument("--concurrency", type=_count, default=4, help="jobs run at once")
         sub.add_argument(

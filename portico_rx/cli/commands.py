@@ -171,11 +171,13 @@ async def _serve(
 def _worker_for(
     queue: SQLiteJobQueue, app_file: AppFile, queue_names: Sequence[str] | None, concurrency: int
 ) -> JobWorker:
-    names = queue_names or getattr(app_file.module, "queue_names", None) or ["default"]
+    # default: every queue of the CLI's own store, so whatever queues the file's
+    # triggers create into (FileTrigger's "file_processing" …) are consumed
+    names = queue_names or getattr(app_file.module, "queue_names", None)
     return JobWorker(
         queue,
         app_file.handlers,
-        queue_names=list(names),
+        queue_names=list(names) if names else None,
         concurrency=concurrency,
         poll_interval=0.2,
     )

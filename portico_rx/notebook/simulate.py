@@ -14,12 +14,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from reactivex import Observable
+import reactivex
+from reactivex import Observable, abc
 from reactivex.scheduler import HistoricalScheduler
 
 from portico_rx.errors import ConfigurationError, InvalidScheduleError, require
 from portico_rx.models import JobRequest, request_claim
-from portico_rx.pipeline import clock
+from portico_rx.pipeline import clock, readiness
 from portico_rx.pipeline.delivery import Delivery
 from portico_rx.pipeline.isolation import EventFailed
 from portico_rx.pipeline.provenance import Provenance
@@ -46,6 +47,28 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 Pipeline = Observable[Any] | Callable[[Observable[Any]], Observable[Any]] | Any
+
+_IO_ADVICE = (
+    "simulate() runs in virtual time and cannot run it; record its events first "
+    "(frame = await portico_rx.notebook.record(source, duration=...), or a DataFrame from "
+    "your logs) and simulate your operators over them: simulate(lambda events: "
+    "events.pipe(...), events=frame), which replays them; or build the pipeline on a "
+    "virtual-time source (sources.cron, sources.interval, sources.replay)"
+)
+
+
+def _held_open(events: Observable[Any]) -> Observable[Any]:
+    """The replayed events without their completion: a live source does not complete
+    after its last event, so what a time-based operator holds then stays held (it is not
+    released early by the replay ending) and is a job only if its time is inside the
+    window."""
+
+    def subscribe(
+        observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        return events.subscribe(observer.on_next, observer.on_error, scheduler=scheduler)
+
+    return reactivex.create(subscribe)
 
 
 class _Collector:
@@ -161,7 +184,7 @@ def _resolve_pipeline(
                 "pipeline is a function of the events, but no events= were given; pass "
                 "events=<a DataFrame with one row per event>"
             )
-        built = pipeline(replay_plan(plan, source=source))
+        built = pipeline(_held_open(replay_plan(plan, source=source)))
         if not isinstance(built, Observable):
             raise ConfigurationError(
                 f"pipeline(events) returned {type(built).__name__}, not an observable; "
@@ -205,7 +228,11 @@ def simulate(
         ``job_type``, ``queue_name``, ``priority``, ``payload``, ``idempotency_key`` (as
         the trigger's sink would build it), ``source``, ``event_id``, ``metadata``.
         Events the pipeline failed on are listed in ``frame.attrs["dead_letters"]``.
-        Requests still held by a time-based operator at ``end`` are not included.
+        Requests still held by a time-based operator at ``end`` are not included: the
+        replayed events do not complete after the last one (a live source would not),
+        so ``debounce_by`` / ``batch`` release what they hold at its time, and only if
+        that time is inside the window. (An observable that completes by itself ends
+        the pipeline as Rx defines it: operators release what they hold then.)
 
     Example:
         >>> import pandas as pd
@@ -234,8 +261,10 @@ def simulate(
 
     Raises:
         InvalidScheduleError: the window ends before it starts, or is missing.
-        ConfigurationError: bad events (missing or unsorted time column) or a pipeline
-            that does not fit the arguments.
+        ConfigurationError: bad events (missing or unsorted time column), a pipeline
+            that does not fit the arguments, or a pipeline over a source that does I/O
+            (files, a broker, HTTP, a database: the message names it and says how to
+            record its events and simulate over them).
     """
     plan, begin, finish = _window(
         start,
@@ -249,7 +278,14 @@ def simulate(
     observable, trigger_name = _resolve_pipeline(pipeline, plan, "replay")
     scheduler = HistoricalScheduler(initial_clock=begin)
     collector = _Collector(scheduler, name or trigger_name or "simulate")
-    subscription = observable.subscribe(collector.on_next, collector.on_error, scheduler=scheduler)
+    with readiness.collect(refuse=_IO_ADVICE) as announced:
+        subscription = observable.subscribe(
+            collector.on_next, collector.on_error, scheduler=scheduler
+        )
+    if announced:  # refused before it started any I/O, whatever operators did with it
+        subscription.dispose()
+        names = ", ".join(repr(source) for source in announced)
+        raise ConfigurationError(f"{names} does I/O: {_IO_ADVICE}")
     try:
         scheduler.advance_to(finish)
     finally:

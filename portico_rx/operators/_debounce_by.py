@@ -39,7 +39,9 @@ def debounce_by(
     the same key; the last event of each burst is the one emitted.
 
     Keys are independent: a burst on one key never delays another key. Memory holds one
-    event per key that is inside its quiet window, and nothing for quiet keys.
+    event per key that is inside its quiet window, and nothing for quiet keys. With a
+    constant key it emits exactly what ``ops.debounce(duration)`` emits, at the same
+    times, ties at a deadline included.
 
     Settlement: the held event's delivery is claimed until it is emitted; an event
     superseded by a later one of its key is acked as dropped; events still held when the
@@ -151,9 +153,15 @@ class _Debouncer:
                 burst = self.bursts[name] = _Burst(held, due)
                 self.arm(name, burst, self.window)
             else:
+                # a new quiet-time timer per event, as ops.debounce does: on an exact
+                # deadline tie the scheduler then orders the timer and a concurrent
+                # event the same way for both (by when each was scheduled)
                 discard(burst.held)
                 burst.held = held
                 burst.due = due
+                if burst.timer is not None:
+                    burst.timer.dispose()
+                self.arm(name, burst, self.window)
 
     def take_all(self) -> list[_Burst]:
         with self.lock:

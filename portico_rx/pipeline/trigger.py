@@ -13,9 +13,14 @@ from reactivex import Observable
 from reactivex.abc import DisposableBase, SchedulerBase
 from reactivex.disposable import SerialDisposable
 
-from portico_rx.errors import ConfigurationError, TriggerNotRunningError, TriggerStartError
+from portico_rx.errors import (
+    ConfigurationError,
+    MissingDependencyError,
+    TriggerNotRunningError,
+    TriggerStartError,
+)
 from portico_rx.models import Job, RunState, TriggerHealth
-from portico_rx.pipeline import clock, presentation
+from portico_rx.pipeline import clock, presentation, readiness
 from portico_rx.pipeline.dead_letter import DeadLetter
 from portico_rx.pipeline.delivery import current_delivery
 from portico_rx.pipeline.health import HealthCounters, job_store_health
@@ -36,6 +41,10 @@ from portico_rx.ports.job_trigger import JobTrigger
 __all__ = ["PipelineTrigger"]
 
 logger = structlog.get_logger("portico_rx.pipeline")
+
+_START_ERRORS = (TriggerStartError, ConfigurationError, MissingDependencyError)
+"""What a source raises on its first subscription that retrying cannot fix: it fails
+``start()`` instead of restarting forever."""
 
 
 class PipelineTrigger(JobTrigger):
@@ -62,6 +71,10 @@ class PipelineTrigger(JobTrigger):
         max_concurrency: concurrent ``create_job`` calls (default 16).
         retry: retry policy for ``create_job`` (default ``RetryPolicy()``: 5 attempts).
         stop_timeout: seconds ``stop()`` waits for creations in flight (default 30).
+        connect_timeout: seconds ``start()`` waits for each connected source in the
+            pipeline (a broker consumer, see :mod:`portico_rx.pipeline.readiness`) to
+            connect and declare what it consumes (default 15); a source that fails or
+            does not connect in time fails ``start()`` with ``TriggerStartError``.
         on_complete: ``"restart"`` (default) or ``"stop"`` when the source completes.
         restart_delay: first backoff before re-subscribing a failing source (default 0.5 s).
         restart_max_delay: cap on that backoff (default 30 s).
@@ -93,6 +106,7 @@ class PipelineTrigger(JobTrigger):
         max_concurrency: int = 16,
         retry: RetryPolicy | None = None,
         stop_timeout: float = 30.0,
+        connect_timeout: float = 15.0,
         on_complete: Literal["restart", "stop"] = "restart",
         restart_delay: float = 0.5,
         restart_max_delay: float = 30.0,
@@ -107,6 +121,8 @@ class PipelineTrigger(JobTrigger):
             raise ConfigurationError(f"name={name!r}: give the trigger a non-empty name")
         if on_complete not in ("restart", "stop"):
             raise ConfigurationError(f"on_complete={on_complete!r}: use 'restart' or 'stop'")
+        if not connect_timeout > 0:
+            raise ConfigurationError(f"connect_timeout={connect_timeout!r}: use a positive number")
         if stop_timeout < 0 or restart_delay < 0 or restart_max_delay < 0:
             raise ConfigurationError(
                 f"stop_timeout={stop_timeout!r}, restart_delay={restart_delay!r}, "
@@ -123,6 +139,7 @@ class PipelineTrigger(JobTrigger):
         self.overflow: OverflowPolicy = overflow
         self.retry = retry or RetryPolicy()
         self.stop_timeout = stop_timeout
+        self.connect_timeout = connect_timeout
         self.on_complete = on_complete
         self.restart_delay = restart_delay
         self.restart_max_delay = restart_max_delay
@@ -155,6 +172,7 @@ class PipelineTrigger(JobTrigger):
         self._starting = False
         self._paused = False
         self._held: list[Any] | None = None
+        self._sources: list[Any] = []  # announced on subscribe (pipeline.readiness)
 
     # -- JobTrigger ------------------------------------------------------------------
 
@@ -214,6 +232,8 @@ class PipelineTrigger(JobTrigger):
         self._starting = True
         try:
             self._subscribe(initial=True)
+            if self._start_error is None:
+                await self._wait_sources_ready()
         finally:
             self._starting = False
         if self._start_error is not None:
@@ -230,6 +250,30 @@ class PipelineTrigger(JobTrigger):
     async def _on_drain(self) -> None:
         if self._sink is not None:
             await self._sink.join()
+
+    async def _wait_sources_ready(self) -> None:
+        """Each connected source of the pipeline has connected (or failed: its error is
+        the start error), so ``start()`` reports what is wrong and nothing published
+        after it returns is lost."""
+        for source in list(self._sources):
+            if not isinstance(source, readiness.ConnectedSource):
+                continue
+            ready = await source.wait_ready(self.connect_timeout)
+            if self._start_error is not None:
+                return
+            if not ready:
+                raise TriggerStartError(
+                    f"{source!r} did not connect within connect_timeout="
+                    f"{self.connect_timeout} s; check that the broker is running and the "
+                    "URL is right, or raise connect_timeout"
+                )
+
+    async def _close_sources(self) -> None:
+        """Wait until the connected sources have closed their connections."""
+        sources, self._sources = self._sources, []
+        for source in sources:
+            if isinstance(source, readiness.ConnectedSource):
+                await source.wait_closed(timeout=self.stop_timeout + 10)
 
     def _unsubscribe(self) -> None:
         self._generation += 1
@@ -248,6 +292,7 @@ class PipelineTrigger(JobTrigger):
             unfinished = await self._sink.close()
             self._sink = None
         await self._after_stop()
+        await self._close_sources()
         self.tracker.close()
         return unfinished
 
@@ -316,7 +361,7 @@ class PipelineTrigger(JobTrigger):
         def on_error(error: Exception) -> None:
             if generation != self._generation:
                 return
-            if initial and self._starting and isinstance(error, TriggerStartError):
+            if initial and self._starting and isinstance(error, _START_ERRORS):
                 self._start_error = error
                 return
             self._on_pipeline_error(error)
@@ -328,11 +373,13 @@ class PipelineTrigger(JobTrigger):
 
         token = bind_tracker(self.tracker)
         try:
-            self._subscription.disposable = self.pipeline.subscribe(
-                on_next, on_error, on_completed, scheduler=self._scheduler
-            )
+            with readiness.collect() as announced:
+                self._subscription.disposable = self.pipeline.subscribe(
+                    on_next, on_error, on_completed, scheduler=self._scheduler
+                )
         finally:
             unbind_tracker(token)
+        self._sources += [s for s in announced if all(s is not k for k in self._sources)]
 
     def _on_pipeline_error(self, error: Exception) -> None:
         assert self._sink is not None and self._scheduler is not None

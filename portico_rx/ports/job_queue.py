@@ -50,9 +50,12 @@ class JobQueue(ABC):
 
     @abstractmethod
     async def dequeue(
-        self, queue_names: Sequence[str], *, now: datetime | None = None
+        self, queue_names: Sequence[str] | None, *, now: datetime | None = None
     ) -> Job | None:
         """Claim the next due job of ``queue_names`` (``RUNNING``, ``attempts + 1``).
+
+        ``queue_names=None`` takes from every queue, by priority then age across them
+        (what a ``JobWorker`` without ``queue_names`` does).
 
         Returns:
             The claimed job, or ``None`` when no job is due.

@@ -36,6 +36,7 @@ from portico_rx.errors import ConfigurationError, TriggerStartError, require
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.provenance import row_key
+from portico_rx.pipeline.readiness import announce
 from portico_rx.pipeline.retry import backoff
 from portico_rx.sources._http_poll import check_interval
 from portico_rx.url_redaction import redact_url
@@ -363,6 +364,7 @@ class RowSource(reactivex.Observable[RowEvent]):
     def _subscribe_poller(
         self, observer: abc.ObserverBase[RowEvent], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
+        announce(self)  # an I/O source (pipeline.readiness)
         poller = _RowPoller(self, observer, clock.resolve_scheduler(self._scheduler or scheduler))
         self._pollers.add(poller)
         return Disposable(poller.dispose)

@@ -5,6 +5,13 @@ for ``settle`` seconds. Every write seen by the watcher, and every check that fi
 different size or mtime, restarts the window; so a file that is still being written
 (an upload, a copy) does not fire until it is complete. The window is measured in
 scheduler time, so tests drive it with a virtual clock.
+
+Nothing the OS watcher misses is lost: a folder that appears is scanned at once (the
+files written into it before the watcher had a watch on it), and the whole tree is
+rescanned every ``rescan_interval`` seconds, which finds what a lost batch of events
+(an inotify queue overflow, which watchfiles does not report) left out. A file is
+emitted once per version (size and mtime): a scan never emits a file again that the
+watch has already accounted for.
 """
 
 from __future__ import annotations
@@ -12,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import fnmatch
+import functools
 import math
 import os
 import stat as stat_module
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +40,8 @@ from portico_rx.errors import ConfigurationError, TriggerStartError, require
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.provenance import file_key
+from portico_rx.pipeline.readiness import announce
+from portico_rx.sources import _watchfiles_notify
 
 __all__ = [
     "DEFAULT_IGNORE",
@@ -43,6 +53,7 @@ __all__ = [
     "Stable",
     "check_patterns",
     "files",
+    "scan_files",
 ]
 
 logger = structlog.get_logger("portico_rx.sources._files")
@@ -50,11 +61,8 @@ logger = structlog.get_logger("portico_rx.sources._files")
 DEFAULT_IGNORE: tuple[str, ...] = (".*", "*~", "*.swp", "*.tmp", "*.part", "*.crdownload")
 """Names skipped unless ``ignore=`` says otherwise: hidden files and partial downloads."""
 
-# watchfiles' defaults (debounce 1600 ms, step 50 ms) batch changes for up to 1.6 s. We
-# settle files ourselves, so the watcher only has to report quickly.
-_DEBOUNCE_MS = 20
-_STEP_MS = 2
-_TIMEOUT_MS = 1000
+DEFAULT_RESCAN_INTERVAL = 60.0
+"""Seconds between full rescans of the watched tree (see the module docstring)."""
 
 
 class FileChange(enum.StrEnum):
@@ -267,6 +275,47 @@ def _open_root(path: Path) -> Path:
     return root
 
 
+def check_rescan_interval(interval: object) -> float | None:
+    """``rescan_interval`` as seconds (``None``: never); raises ConfigurationError."""
+    if interval is None:
+        return None
+    if (
+        isinstance(interval, bool)
+        or not isinstance(interval, int | float)
+        or not math.isfinite(interval)
+        or interval <= 0
+    ):
+        raise ConfigurationError(
+            f"rescan_interval={interval!r}: use seconds as a positive number (e.g. 60), "
+            "or None to rely on the OS watcher alone"
+        )
+    return float(interval)
+
+
+def scan_files(
+    top: str, recursive: bool, skip_folder: Callable[[str], bool]
+) -> list[tuple[str, FileStat]]:
+    """Every regular file under ``top`` with its stat, symlinks not followed.
+
+    Args:
+        top: the folder to walk.
+        recursive: walk sub-folders too.
+        skip_folder: called with each sub-folder's path; ``True`` prunes it.
+    """
+    found: list[tuple[str, FileStat]] = []
+    for directory, subdirs, names in os.walk(top):
+        if recursive:
+            subdirs[:] = sorted(d for d in subdirs if not skip_folder(os.path.join(directory, d)))
+        else:
+            subdirs.clear()
+        for name in sorted(names):
+            file_path = os.path.join(directory, name)
+            stat = _stat(file_path)
+            if stat is not None:
+                found.append((file_path, stat))
+    return found
+
+
 def _stat(path: str) -> FileStat | None:
     try:
         info = os.lstat(path)
@@ -285,6 +334,7 @@ def files(
     changes: Iterable[str | FileChange] = (FileChange.ADDED, FileChange.MODIFIED),
     settle: float = 0.25,
     include_existing: bool = False,
+    rescan_interval: float | None = DEFAULT_RESCAN_INTERVAL,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Observable[FileEvent]:
     """Watch a folder and emit a :class:`FileEvent` for each file once it has settled.
@@ -297,7 +347,10 @@ def files(
 
     Symlinks are never followed: a symlink, or a path that resolves outside the watched
     root, is ignored with a ``file_outside_root_ignored`` / ``file_symlink_ignored``
-    warning. Directories never fire.
+    warning. Directories never fire. A folder created while watched is scanned at once,
+    and the whole tree every ``rescan_interval`` seconds, so files the OS watcher did not
+    report (written into a folder before it was watched, or lost in an event-queue
+    overflow) still fire, once.
 
     Args:
         path: the folder to watch.
@@ -312,6 +365,9 @@ def files(
             (default 0.25; 0 fires on the first stat after the watcher reports it).
         include_existing: also emit the files already there when the watch starts
             (change ``existing``; default ``False``).
+        rescan_interval: seconds between full rescans of the tree (default 60, in
+            scheduler time; ``None``: never). A rescan stats every file; a file that
+            changed and was not reported fires as ``added`` / ``modified``.
         scheduler: scheduler for the settle timers and event times (default: the one
             given at subscribe, else an ``AsyncIOScheduler`` on the running loop).
 
@@ -319,7 +375,8 @@ def files(
         A cold observable of :class:`FileEvent`.
 
     Raises:
-        ConfigurationError: at once, for bad patterns, changes or settle.
+        ConfigurationError: at once, for bad patterns, changes, settle or rescan_interval.
+        MissingDependencyError: at once, when watchfiles is not installed (extra ``files``).
         TriggerStartError: on subscribe, for a missing, non-folder or unreadable path.
 
     Marble::
@@ -332,6 +389,7 @@ def files(
         >>> pipeline = sources.files("uploads", patterns="*.csv").pipe(
         ...     to_job("csv.import", payload=lambda e: {"file_path": e.path}))
     """
+    require("watchfiles", "files")
     spec = _WatchSpec(
         root=Path(os.fspath(path)),
         wanted=check_patterns("patterns", patterns),
@@ -340,6 +398,7 @@ def files(
         kinds=_check_changes(changes),
         settle=check_settle(settle),
         include_existing=include_existing,
+        rescan_interval=check_rescan_interval(rescan_interval),
     )
     return FileSource(spec, scheduler)
 
@@ -355,16 +414,25 @@ class _WatchSpec:
     kinds: frozenset[FileChange]
     settle: float
     include_existing: bool
+    rescan_interval: float | None
 
 
 class FileSource(reactivex.Observable[FileEvent]):
     """What :func:`files` returns: a cold observable of :class:`FileEvent`; each
-    subscription runs one :class:`_FolderWatch`."""
+    subscription runs one :class:`_FolderWatch`.
+
+    Attributes:
+        rescans: full rescans done (all subscriptions).
+        found_by_scan: files found by a scan (a new folder's, or a rescan's) that the OS
+            watcher had not reported.
+    """
 
     def __init__(self, spec: _WatchSpec, scheduler: abc.SchedulerBase | None) -> None:
         super().__init__(self._subscribe_watch)
         self.spec = spec
         self._scheduler = scheduler
+        self.rescans = 0
+        self.found_by_scan = 0
 
     def __repr__(self) -> str:
         return f"FileSource({str(self.spec.root)!r})"
@@ -372,21 +440,39 @@ class FileSource(reactivex.Observable[FileEvent]):
     def _subscribe_watch(
         self, observer: abc.ObserverBase[FileEvent], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        watch = _FolderWatch(self.spec, observer, self._scheduler or scheduler)
+        announce(self)
+        watch = _FolderWatch(self, observer, self._scheduler or scheduler)
         return Disposable(watch.dispose)
+
+
+class _Wake:
+    """The watcher's stop event: set when the watch stops or a rescan is due, so the
+    OS watcher returns at once for either."""
+
+    def __init__(self, *events: threading.Event) -> None:
+        self.events = events
+
+    def is_set(self) -> bool:
+        return any(event.is_set() for event in self.events)
 
 
 class _FolderWatch:
     """One subscription of a :class:`FileSource`: a watcher thread feeding the settle
-    rule on the loop, and one scheduler timer per file waiting to settle."""
+    rule on the loop, and one scheduler timer per file waiting to settle.
+
+    ``known`` holds the stat each file had when it was last accounted for (there at
+    start, or settled): a scan or a late watcher event with that same stat is not a
+    change, so nothing fires twice.
+    """
 
     def __init__(
         self,
-        spec: _WatchSpec,
+        owner: FileSource,
         observer: abc.ObserverBase[FileEvent],
         scheduler: abc.SchedulerBase | None,
     ) -> None:
-        rust = require("watchfiles._rust_notify", "files")
+        spec = owner.spec
+        self.owner = owner
         self.spec = spec
         self.observer = observer
         self.root = _open_root(spec.root)
@@ -395,23 +481,33 @@ class _FolderWatch:
         self.loop = asyncio.get_running_loop()
         self.rule = SettleRule(spec.settle)
         self.timers: dict[str, abc.DisposableBase] = {}
+        self.known: dict[str, FileStat] = {}
         self.stopped = threading.Event()
+        self.rescan_due = threading.Event()
         self.disposed = False
+        self.rescan_timer: abc.DisposableBase | None = None
+        existing = self._scan(self.root_text)  # before arming: what is there at start
         try:
-            self.watcher: Any = rust.RustNotify(  # type: ignore[attr-defined]
-                [self.root_text], False, False, 300, spec.recursive, True
-            )
+            self.watcher = _watchfiles_notify.open_notifier(self.root_text, spec.recursive)
         except (FileNotFoundError, PermissionError, OSError) as exc:
             raise TriggerStartError(
                 f"watch path {self.root_text!r} cannot be watched: {exc}"
             ) from exc
         if spec.include_existing:
-            self._emit_existing()
+            self._on_scan(existing, change=FileChange.EXISTING)
+        else:
+            self.known.update(existing)
         thread = threading.Thread(
             target=self._watch_thread, name=f"portico-files:{self.root}", daemon=True
         )
         thread.start()
-        logger.info("file_watch_started", path=self.root_text, settle_s=spec.settle)
+        self._arm_rescan()
+        logger.info(
+            "file_watch_started",
+            path=self.root_text,
+            settle_s=spec.settle,
+            rescan_interval_s=spec.rescan_interval,
+        )
 
     def _seconds(self) -> float:
         return clock.now(self.scheduler).timestamp()
@@ -493,6 +589,7 @@ class _FolderWatch:
             return
         verdict = self.rule.check(file_path, _stat(file_path), self._seconds())
         if isinstance(verdict, Stable):
+            self.known[file_path] = verdict.stat
             if verdict.change in self.spec.kinds or verdict.change is FileChange.EXISTING:
                 self._emit(file_path, relative, verdict.change, verdict.stat)
         elif verdict is not None:
@@ -507,19 +604,24 @@ class _FolderWatch:
             timer = self.timers.pop(file_path, None)
             if timer is not None:
                 timer.dispose()
-            last = self.rule.forget(file_path)
+            accounted = self.known.pop(file_path, None)
+            last = self.rule.forget(file_path) or accounted
             if FileChange.DELETED in kinds and _stat(file_path) is None:
                 self._emit(file_path, relative, FileChange.DELETED, last or FileStat(0, 0))
             return
         stat = _stat(file_path)
         if stat is None:
             return
+        if file_path not in self.rule and self.known.get(file_path) == stat:
+            return  # this version was accounted for already
         if change not in kinds and change is not FileChange.EXISTING and file_path not in self.rule:
+            self.known[file_path] = stat
             return
         due = self.rule.observe(file_path, change, stat, self._seconds())
         self._schedule_check(file_path, relative, due)
 
-    def _on_batch(self, raw: set[tuple[int, str]]) -> None:
+    def _on_batch(self, raw: set[tuple[int, str]], found: list[tuple[str, FileStat]]) -> None:
+        """A batch of the OS watcher, and the files found in the folders it created."""
         if self.disposed:
             return
         codes: dict[str, set[int]] = {}
@@ -527,29 +629,96 @@ class _FolderWatch:
             codes.setdefault(file_path, set()).add(code)
         for file_path in sorted(codes):
             seen = codes[file_path]
-            if 3 in seen and not os.path.lexists(file_path):
+            if _watchfiles_notify.DELETED in seen and not os.path.lexists(file_path):
                 self._on_change(file_path, FileChange.DELETED)
-            elif 1 in seen:
+            elif _watchfiles_notify.ADDED in seen:
                 self._on_change(file_path, FileChange.ADDED)
             else:
                 self._on_change(file_path, FileChange.MODIFIED)
+        self._on_scan(found)
 
-    def _emit_existing(self) -> None:
-        for directory, subdirs, names in os.walk(self.root_text):
-            if not self.spec.recursive:
-                subdirs.clear()
-            for name in sorted(names):
-                file_path = os.path.join(directory, name)
-                if self._relative_of(file_path) is not None and _stat(file_path) is not None:
-                    self._on_change(file_path, FileChange.EXISTING)
+    def _on_scan(
+        self,
+        found: list[tuple[str, FileStat]],
+        *,
+        full: bool = False,
+        change: FileChange | None = None,
+    ) -> None:
+        """Files found by a scan: those not accounted for in this version are changes;
+        after a full rescan, accounted files that are gone are deletions."""
+        if self.disposed:
+            return
+        known, rule = self.known, self.rule
+        fresh = 0
+        for file_path, stat in found:
+            if file_path in rule or known.get(file_path) == stat:
+                continue
+            if self._relative_of(file_path) is None:
+                known[file_path] = stat  # not watched: remembered, so not checked again
+                continue
+            fresh += 1
+            kind = change or (FileChange.MODIFIED if file_path in known else FileChange.ADDED)
+            self._on_change(file_path, kind)
+        if full:
+            self.owner.rescans += 1
+            present = {file_path for file_path, _stat in found}
+            for file_path in [path for path in known if path not in present]:
+                if not os.path.lexists(file_path):
+                    self._on_change(file_path, FileChange.DELETED)
+        if change is None and fresh:
+            self.owner.found_by_scan += fresh
+            logger.info(
+                "file_scan_found_unreported",
+                path=self.root_text,
+                files=fresh,
+                scan="rescan" if full else "new_folder",
+            )
+
+    # -- scans ---------------------------------------------------------------------------
+
+    def _skips_folder(self, folder: str) -> bool:
+        """Whether a sub-folder is ignored (an ``ignore`` glob matches it or a parent)."""
+        skipped = self.spec.skipped
+        if not skipped:
+            return False
+        relative = os.path.relpath(folder, self.root_text).replace(os.sep, "/")
+        return any(_matches(part, skipped) for part in _prefixes(relative))
+
+    def _scan(self, top: str) -> list[tuple[str, FileStat]]:
+        return scan_files(top, self.spec.recursive, self._skips_folder)
+
+    def _new_folders_files(self, raw: set[tuple[int, str]]) -> list[tuple[str, FileStat]]:
+        """The files inside the folders this batch reports as created (watcher thread):
+        written before the OS watcher had a watch on their folder, they have no event."""
+        if not self.spec.recursive:
+            return []
+        found: list[tuple[str, FileStat]] = []
+        for code, path in raw:
+            if code != _watchfiles_notify.ADDED or os.path.islink(path):
+                continue
+            if os.path.isdir(path) and not self._skips_folder(path):
+                found.extend(self._scan(path))
+        return found
+
+    def _arm_rescan(self) -> None:
+        interval = self.spec.rescan_interval
+        if interval is None or self.disposed:
+            return
+
+        def due(_scheduler: Any, _state: Any = None) -> None:
+            self.rescan_due.set()
+            self._arm_rescan()
+
+        self.rescan_timer = self.scheduler.schedule_relative(timedelta(seconds=interval), due)
 
     # -- the watcher thread ------------------------------------------------------------
 
     def _watch_thread(self) -> None:
+        wake = _Wake(self.stopped, self.rescan_due)
         try:
             while not self.stopped.is_set():
-                result = self.watcher.watch(_DEBOUNCE_MS, _STEP_MS, _TIMEOUT_MS, self.stopped)
-                if result == "stop":
+                result = self.watcher.watch(wake)
+                if self.stopped.is_set():
                     break
                 if not os.path.isdir(self.root_text):
                     raise TriggerStartError(
@@ -557,7 +726,14 @@ class _FolderWatch:
                         "restore it (the trigger retries with backoff)"
                     )
                 if isinstance(result, set) and result:
-                    self.loop.call_soon_threadsafe(self._on_batch, result)
+                    found = self._new_folders_files(result)
+                    self.loop.call_soon_threadsafe(self._on_batch, result, found)
+                if self.rescan_due.is_set():
+                    self.rescan_due.clear()
+                    everything = self._scan(self.root_text)
+                    self.loop.call_soon_threadsafe(
+                        functools.partial(self._on_scan, everything, full=True)
+                    )
         except Exception as exc:  # the watcher died: end the stream, the trigger restarts
             if not self.stopped.is_set():
                 self.loop.call_soon_threadsafe(self._fail, exc)
@@ -569,9 +745,11 @@ class _FolderWatch:
             self.observer.on_error(error)
 
     def dispose(self) -> None:
-        """Stop the watcher thread and every settle timer."""
+        """Stop the watcher thread, the rescans and every settle timer."""
         self.disposed = True
         self.stopped.set()
+        if self.rescan_timer is not None:
+            self.rescan_timer.dispose()
         for timer in list(self.timers.values()):
             timer.dispose()
         self.timers.clear()

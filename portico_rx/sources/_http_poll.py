@@ -30,6 +30,7 @@ from portico_rx.errors import ConfigurationError, require
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.provenance import http_item_key, http_key
+from portico_rx.pipeline.readiness import announce
 from portico_rx.pipeline.retry import backoff
 from portico_rx.url_redaction import redact_url
 
@@ -413,6 +414,7 @@ class HttpPollSource(reactivex.Observable[HttpChange]):
     def _subscribe_poller(
         self, observer: abc.ObserverBase[HttpChange], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
+        announce(self)  # an I/O source (pipeline.readiness)
         poller = _HttpPoller(self, observer, clock.resolve_scheduler(self._scheduler or scheduler))
         return Disposable(poller.dispose)
 

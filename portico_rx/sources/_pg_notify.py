@@ -17,6 +17,7 @@ from reactivex.disposable import Disposable
 from portico_rx.errors import ConfigurationError, TriggerStartError, require
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
+from portico_rx.pipeline.readiness import announce
 from portico_rx.url_redaction import redact_url
 
 __all__ = ["Notification", "NotifySource", "asyncpg_dsn", "pg_notify"]
@@ -88,6 +89,7 @@ def pg_notify(
 
     Raises:
         ConfigurationError: at once, for a DSN that is not PostgreSQL or a bad channel.
+        MissingDependencyError: at once, when asyncpg is not installed (extra ``db``).
 
     Marble::
 
@@ -98,6 +100,7 @@ def pg_notify(
         >>> from portico_rx import sources
         >>> wake = sources.pg_notify("postgresql://postgres@127.0.0.1/test", "items_pending")
     """
+    require("asyncpg", "db")  # a missing extra fails here, not on subscribe
     target = asyncpg_dsn(dsn)
     if not isinstance(channel, str) or not _CHANNEL.match(channel):
         raise ConfigurationError(
@@ -123,6 +126,7 @@ class NotifySource(reactivex.Observable[Notification]):
     def _subscribe_listener(
         self, observer: abc.ObserverBase[Notification], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
+        announce(self)  # an I/O source (pipeline.readiness)
         listener = _Listener(self, observer, scheduler)
         return Disposable(listener.dispose)
 

@@ -30,6 +30,7 @@ from reactivex.disposable import Disposable
 from portico_rx.errors import ConfigurationError, require
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, Outcome, deliver
+from portico_rx.pipeline.readiness import announce
 from portico_rx.webhooks.auth import WebhookAuth
 from portico_rx.webhooks.idempotency import IdempotencyGuard
 from portico_rx.webhooks.intake import authenticated_body, idempotency_key, request_headers
@@ -138,6 +139,7 @@ class WebhookSource(Observable[WebhookEvent]):
         observer: abc.ObserverBase[WebhookEvent],
         scheduler: abc.SchedulerBase | None = None,
     ) -> abc.DisposableBase:
+        announce(self)  # an I/O source (pipeline.readiness)
         entry: _Subscriber = (observer, scheduler)
         with self._subscribers_lock:
             self._subscribers.append(entry)

@@ -407,3 +407,31 @@ def test_worker_visibility_timeout_sets_the_lease_its_jobs_get(tmp_path: Path) -
     assert again is not None and again.job_type == "hang" and again.attempts == 2
     refused = cli("worker", str(app), "--db", str(db), "--visibility-timeout", "0", cwd=tmp_path)
     assert refused.returncode == 2 and "'0': use a positive number of seconds" in refused.stderr
+
+
+def test_run_consumes_the_queues_its_triggers_create_into(tmp_path: Path) -> None:
+    """``portico-rx run`` with a FileTrigger (default queue ``file_processing``) and no
+    ``--queue``: the file's job is processed, not left pending."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "report.csv").write_text("a,b\n")
+    app = write(
+        tmp_path / "files_app.py",
+        f"""
+        from portico_rx.adapters.job_trigger.file_trigger import FileTrigger
+
+        def build(service):
+            return FileTrigger(service, {str(inbox)!r}, settle=0.01, include_existing=True)
+
+        async def process(job):
+            return {{"processed": job.payload["file_path"]}}
+
+        handlers = {{"file.process": process}}
+        """,
+    )
+    done = cli("run", str(app), "--duration", "2", "--port", port(), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [job] = asyncio.run(jobs_in(tmp_path / "portico.db"))
+    assert job.queue_name == "file_processing"
+    assert job.status is JobStatus.COMPLETED, job
+    assert job.result == {"processed": str((inbox / "report.csv").resolve())}

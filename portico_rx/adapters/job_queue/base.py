@@ -13,11 +13,16 @@ ORDER_BY = ("created_at", "idempotency_key")
 DUE_STATUSES = (JobStatus.PENDING, JobStatus.SCHEDULED)
 
 
-def check_queue_names(queue_names: Sequence[str] | str) -> tuple[str, ...]:
-    """Normalise the ``queue_names`` argument of ``dequeue``."""
+def check_queue_names(queue_names: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    """Normalise the ``queue_names`` argument of ``dequeue`` (``None``: every queue)."""
+    if queue_names is None:
+        return None
     names = (queue_names,) if isinstance(queue_names, str) else tuple(queue_names)
     if not names:
-        raise ConfigurationError("queue_names is empty: name at least one queue to dequeue from")
+        raise ConfigurationError(
+            "queue_names is empty: name at least one queue to dequeue from, or pass None "
+            "for every queue"
+        )
     return names
 
 

@@ -115,11 +115,12 @@ class MemoryJobQueue(JobQueue):
         return job, True
 
     async def dequeue(
-        self, queue_names: Sequence[str], *, now: datetime | None = None
+        self, queue_names: Sequence[str] | None, *, now: datetime | None = None
     ) -> Job | None:
         now = now or utcnow()
         best: tuple[tuple[int, int, int], str] | None = None
-        for name in check_queue_names(queue_names):
+        names = check_queue_names(queue_names)
+        for name in list(self._heaps) if names is None else names:
             heap = self._heaps.get(name)
             if not heap:
                 continue

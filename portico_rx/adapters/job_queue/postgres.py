@@ -229,6 +229,8 @@ class PostgresJobQueue(JobQueue):
         self._sql_dequeue_many = self._dequeue_sql("queue_name = ANY($1::text[])")
         self._sql_reclaim_one = self._reclaim_sql("queue_name = $1::text")
         self._sql_reclaim_many = self._reclaim_sql("queue_name = ANY($1::text[])")
+        self._sql_dequeue_any = self._dequeue_sql("$1::text IS NULL")  # every queue
+        self._sql_reclaim_any = self._reclaim_sql("$1::text IS NULL")
         self._sql_complete = (
             f"UPDATE {q} SET status = 'completed', result = $2, completed_at = $3, "
             f"error = NULL, lease_expires_at = NULL WHERE id = $1 RETURNING {_JOB_COLUMNS}"
@@ -478,13 +480,20 @@ class PostgresJobQueue(JobQueue):
         return await self._run("enqueue into", insert)
 
     async def dequeue(
-        self, queue_names: Sequence[str], *, now: datetime | None = None
+        self, queue_names: Sequence[str] | None, *, now: datetime | None = None
     ) -> Job | None:
         names = check_queue_names(queue_names)
-        one = len(names) == 1
-        target: Any = names[0] if one else list(names)
-        claim_sql = self._sql_dequeue_one if one else self._sql_dequeue_many
-        reclaim_sql = self._sql_reclaim_one if one else self._sql_reclaim_many
+        target: Any
+        if names is None:
+            target, claim_sql, reclaim_sql = None, self._sql_dequeue_any, self._sql_reclaim_any
+        elif len(names) == 1:
+            target, claim_sql, reclaim_sql = names[0], self._sql_dequeue_one, self._sql_reclaim_one
+        else:
+            target, claim_sql, reclaim_sql = (
+                list(names),
+                self._sql_dequeue_many,
+                self._sql_reclaim_many,
+            )
         due = now or utcnow()
         started = utcnow()
         lease = (

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -266,6 +267,8 @@ class RedisJobQueue(JobQueue):
             retry=retry or RetryPolicy(),
         )
         self._client: Any = None
+        self._every_queue: tuple[str, ...] | None = None  # dequeue(None)'s queues
+        self._every_queue_until = 0.0
         self._scripts: dict[str, Any] = {}
         self._pubsub: Any = None
         self._open_lock = asyncio.Lock()
@@ -436,9 +439,37 @@ class RedisJobQueue(JobQueue):
         return self._require(flat, job.id), bool(created)
 
     async def dequeue(
-        self, queue_names: Sequence[str], *, now: datetime | None = None
+        self, queue_names: Sequence[str] | None, *, now: datetime | None = None
     ) -> Job | None:
         names = check_queue_names(queue_names)
+        if names is not None:
+            return await self._dequeue_from(names, now)
+        # every queue: the queues holding ready or delayed jobs, found with SCAN (kept
+        # while dequeues find work, for a second at most; scanned again when one finds
+        # none, and the claim retried if that scan found other queues)
+        known = self._every_queue
+        if known is None or time.monotonic() >= self._every_queue_until:
+            known = await self._run("dequeue from", self._queues_with_jobs)
+        job = await self._dequeue_from(known, now)
+        if job is None:
+            again = await self._run("dequeue from", self._queues_with_jobs)
+            if set(again) != set(known):
+                job = await self._dequeue_from(again, now)
+        return job
+
+    async def _queues_with_jobs(self) -> tuple[str, ...]:
+        found: set[str] = set()
+        for kind in ("ready", "delayed"):
+            head = self._key(kind) + ":"
+            pattern = "".join("\\" + c if c in "*?[]\\" else c for c in head) + "*"
+            async for key in self._client.scan_iter(match=pattern, count=1000):
+                found.add(key[len(head) :])
+        names = tuple(sorted(found))
+        self._every_queue = names
+        self._every_queue_until = time.monotonic() + 1.0
+        return names
+
+    async def _dequeue_from(self, names: Sequence[str], now: datetime | None) -> Job | None:
         due = now or utcnow()
         started = utcnow()
         lease = (
@@ -455,7 +486,10 @@ class RedisJobQueue(JobQueue):
         flat = await self._run(
             "dequeue from", lambda: self._scripts["dequeue"](keys=keys, args=args)
         )
-        return self._job(flat)
+        job = self._job(flat)
+        if job is None:
+            self._every_queue = None  # the next dequeue(None) looks again
+        return job
 
     async def _settle(
         self, action: str, job_id: UUID, status: JobStatus, delay_ms: str, **fields: str

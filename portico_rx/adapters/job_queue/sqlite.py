@@ -528,9 +528,11 @@ class SQLiteJobQueue(JobQueue):
         return stored, created
 
     async def dequeue(
-        self, queue_names: Sequence[str], *, now: datetime | None = None
+        self, queue_names: Sequence[str] | None, *, now: datetime | None = None
     ) -> Job | None:
-        names = check_queue_names(queue_names)
+        names = check_queue_names(queue_names) or ()
+        # every queue (None): no queue clause at all
+        in_queues = f"queue_name IN ({', '.join('?' for _ in names)}) AND " if names else ""
         due = _to_micros(now or utcnow())
         started = utcnow()
         lease = (
@@ -538,12 +540,11 @@ class SQLiteJobQueue(JobQueue):
             if self.visibility_timeout is not None
             else None
         )
-        marks = ", ".join("?" for _ in names)
         claim_sql = (
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, "
             "lease_expires_at = ? "
             "WHERE seq = (SELECT seq FROM jobs "
-            f"WHERE queue_name IN ({marks}) AND status IN ('pending', 'scheduled') "
+            f"WHERE {in_queues}status IN ('pending', 'scheduled') "
             "AND (scheduled_at IS NULL OR scheduled_at <= ?) "
             "ORDER BY priority DESC, created_at, seq LIMIT 1) "
             f"RETURNING {_COLUMNS}"
@@ -554,10 +555,10 @@ class SQLiteJobQueue(JobQueue):
         reclaim_sql = (
             "UPDATE jobs SET status = 'pending', lease_expires_at = NULL "
             "WHERE seq IN (SELECT seq FROM jobs "
-            f"WHERE status = 'running' AND lease_expires_at <= ? AND queue_name IN ({marks}) "
+            f"WHERE {in_queues}status = 'running' AND lease_expires_at <= ? "
             f"LIMIT {_RECLAIM_LIMIT})"
         )
-        reclaim_args = (_to_micros(started), *names)
+        reclaim_args = (*names, _to_micros(started))
         # Reclaim when the queue looks empty, and now and then while it is busy, so an
         # expired job never waits behind a long backlog.
         sweep = lease is not None and started >= self._next_sweep
@@ -578,7 +579,7 @@ class SQLiteJobQueue(JobQueue):
             logger.warning(
                 "sqlite_queue_leases_expired",
                 path=self.path,
-                queue_names=list(names),
+                queue_names=list(names) or "every queue",
                 jobs_reclaimed=reclaimed,
             )
         if job is None and self._new_work is not None:

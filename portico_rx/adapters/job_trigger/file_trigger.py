@@ -12,7 +12,14 @@ from reactivex.abc import SchedulerBase
 from portico_rx.pipeline import PipelineTrigger
 from portico_rx.pipeline.to_job import to_job
 from portico_rx.ports.job_creator import JobCreator
-from portico_rx.sources._files import DEFAULT_IGNORE, FileChange, FileEvent, files
+from portico_rx.sources._files import (
+    DEFAULT_IGNORE,
+    DEFAULT_RESCAN_INTERVAL,
+    FileChange,
+    FileEvent,
+    FileSource,
+    files,
+)
 
 __all__ = ["FileTrigger"]
 
@@ -38,6 +45,9 @@ class FileTrigger(PipelineTrigger):
         settle: seconds a file must stay unchanged before its job is created (default 0.25).
         include_existing: create jobs for files already there at start (default ``False``;
             already-handled files are deduplicated by their idempotency key).
+        rescan_interval: seconds between full rescans of the folder (default 60;
+            ``None``: never). Folders created while running are scanned at once; the
+            rescan finds what the OS watcher lost (an event-queue overflow).
         priority: priority of every job (default 0).
         name: trigger name (default ``"files:<watch_path>"``).
         scheduler: Rx scheduler (default the running loop); pass a virtual one in tests.
@@ -64,6 +74,7 @@ class FileTrigger(PipelineTrigger):
         changes: Iterable[str | FileChange] = (FileChange.ADDED, FileChange.MODIFIED),
         settle: float = 0.25,
         include_existing: bool = False,
+        rescan_interval: float | None = DEFAULT_RESCAN_INTERVAL,
         priority: int = 0,
         name: str | None = None,
         scheduler: SchedulerBase | None = None,
@@ -83,8 +94,11 @@ class FileTrigger(PipelineTrigger):
             changes=changes,
             settle=settle,
             include_existing=include_existing,
+            rescan_interval=rescan_interval,
             scheduler=scheduler,
         )
+        assert isinstance(source, FileSource)
+        self.source = source
         pipeline = source.pipe(as_requests)
         super().__init__(
             pipeline,
@@ -95,7 +109,12 @@ class FileTrigger(PipelineTrigger):
         )
 
     def health_details(self) -> dict[str, Any]:
-        return {"watch_path": str(self.watch_path), "job_type": self.job_type}
+        return {
+            "watch_path": str(self.watch_path),
+            "job_type": self.job_type,
+            "rescans": self.source.rescans,
+            "found_by_scan": self.source.found_by_scan,
+        }
 
 
 def _file_payload(event: FileEvent) -> dict[str, Any]:

@@ -34,9 +34,11 @@ def _is_kept(item: JobRequest | EventFailed | None) -> bool:
 class QueueTrigger(PipelineTrigger):
     """Create a job per message of ``source``, mapping ``event_type`` to a job type.
 
-    ``start()`` connects once to check the broker, URL and names (raising
-    :class:`~portico_rx.errors.TriggerStartError` or
-    :class:`~portico_rx.errors.ConfigurationError`), then consumes. ``get_health()`` is
+    ``start()`` returns once the consumer is connected and has declared what it
+    consumes (or raises :class:`~portico_rx.errors.TriggerStartError` /
+    :class:`~portico_rx.errors.ConfigurationError`): the one mechanism of
+    :mod:`portico_rx.pipeline.readiness`, the same for a bare ``PipelineTrigger``.
+    ``get_health()`` is
     unhealthy while the broker is unreachable; ``details["connection"]`` holds the
     :class:`~portico_rx.sources.queues.consumer.ConnectionStatus` (outages, reconnects,
     dead letters, in flight). ``stop()`` stops consuming, lets jobs in flight be created
@@ -71,28 +73,19 @@ class QueueTrigger(PipelineTrigger):
         check_positive("connect_timeout", connect_timeout)
         self.decoder = EnvelopeDecoder(job_type_mapping, payload_schemas, unknown_event_type)
         self.source = source
-        self.connect_timeout = connect_timeout
         decoder = self.decoder
 
         def decode(message: QueueMessage) -> JobRequest | EventFailed | None:
             return guarded("decode", decoder, message)
 
         pipeline: Observable[Any] = source.pipe(ops.map(decode), ops.filter(_is_kept), requests())
-        super().__init__(pipeline, job_creator, name=name, **options)
+        super().__init__(
+            pipeline, job_creator, name=name, connect_timeout=connect_timeout, **options
+        )
 
     @property
     def job_type_mapping(self) -> dict[str, str]:
         return self.decoder.job_type_mapping
-
-    async def _before_start(self) -> None:
-        await self.source.check(timeout=self.connect_timeout)
-
-    async def _after_start(self) -> None:
-        await self.source.wait_connected(timeout=self.connect_timeout)
-
-    async def _after_stop(self) -> None:
-        # the sink has drained: what is left is the broker I/O of the last acks
-        await self.source.wait_closed(timeout=self.stop_timeout + 10)
 
     def health_details(self) -> dict[str, Any]:
         return {"connection": self.source.status.as_dict()}

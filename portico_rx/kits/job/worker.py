@@ -69,7 +69,9 @@ class JobWorker:
             :class:`~portico_rx.ports.job_handler.JobHandler`, an ``async def (job)``
             function, or a plain function (run in a thread). Its return value becomes the
             job's ``result`` (JSON values).
-        queue_names: queues to take jobs from (default ``["default"]``).
+        queue_names: queues to take jobs from (default ``None``: every queue, by
+            priority then age, so the jobs of a trigger with its own default queue, such
+            as ``FileTrigger``'s ``file_processing``, are never left pending).
         concurrency: jobs running at once (default 4).
         retry: backoff between attempts of a failing job (default
             ``RetryPolicy(initial_delay=1, max_delay=300)``); how many attempts a job
@@ -95,7 +97,7 @@ class JobWorker:
         job_queue: JobQueue,
         handlers: Mapping[str, JobHandler | HandlerFunction],
         *,
-        queue_names: Sequence[str] = ("default",),
+        queue_names: Sequence[str] | None = None,
         concurrency: int = 4,
         retry: RetryPolicy | None = None,
         poll_interval: float = 0.5,
@@ -198,7 +200,7 @@ class JobWorker:
         logger.info(
             "worker_started",
             worker=self.name,
-            queue_names=list(self.queue_names),
+            queue_names=list(self.queue_names) if self.queue_names is not None else "every queue",
             job_types=sorted(self.handlers),
             concurrency=self.concurrency,
         )

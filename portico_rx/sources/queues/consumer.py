@@ -10,8 +10,12 @@ A session that raises is a lost connection: the source marks the outage in
 :class:`ConnectionStatus`, waits (exponential backoff with jitter, in scheduler time)
 and runs the session again. If the very first connection of a subscription fails, the
 source errors with :class:`~portico_rx.errors.TriggerStartError` instead, so a wrong
-URL is reported, not retried silently (a :class:`~portico_rx.pipeline.PipelineTrigger`
-re-subscribes with its own backoff).
+URL is reported, not retried silently.
+
+A source announces itself when subscribed (:mod:`portico_rx.pipeline.readiness`): every
+:class:`~portico_rx.pipeline.PipelineTrigger` over it, named or bare, awaits
+:meth:`QueueSource.wait_ready` in ``start()`` (connected, queue / group / consumer
+declared, or the start error) and :meth:`QueueSource.wait_closed` in ``stop()``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from reactivex.disposable import Disposable
 from portico_rx.errors import ConfigurationError, TriggerStartError
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
+from portico_rx.pipeline.readiness import announce
 from portico_rx.pipeline.retry import backoff
 from portico_rx.sources.queues.message import QueueMessage
 from portico_rx.url_redaction import redact_url
@@ -155,6 +160,8 @@ class Consumer:
         self.stopping = asyncio.Event()
         """Set when the subscription is disposed: stop receiving, drain, close."""
         self.ever_connected = False
+        self.started = asyncio.Event()
+        """Set once the first connection is set up, or the consumer ended."""
         self.unsettled: dict[int, Delivery] = {}
         """Deliveries handed over and not yet settled with the broker."""
         self._unsettled_ids: collections.Counter[str] = collections.Counter()
@@ -169,6 +176,7 @@ class Consumer:
         was_down = self.status.down_since is not None and self.status._ever_up
         self.status.mark_up(clock.now(self.scheduler))
         self.source._up.set()
+        self.started.set()
         logger.info(
             "queue_consumer_connected" if not was_down else "queue_consumer_reconnected",
             broker=self.status.broker,
@@ -423,6 +431,7 @@ class QueueSource(reactivex.Observable[QueueMessage]):
         self._tasks: set[asyncio.Task[None]] = set()
         self._random = random.Random()
         self._up = asyncio.Event()
+        self._latest: Consumer | None = None
 
     def __repr__(self) -> str:
         return f"QueueSource({self.describe}, connected={self.status.connected})"
@@ -461,6 +470,21 @@ class QueueSource(reactivex.Observable[QueueMessage]):
                 await asyncio.wait_for(self._up.wait(), timeout)
         return self.status.connected
 
+    async def wait_ready(self, timeout: float) -> bool:
+        """Wait until the latest subscription's first connection is set up (connected,
+        and the queue, group or consumer declared) or has failed (the subscription has
+        then errored with ``TriggerStartError`` / ``ConfigurationError``).
+
+        Returns:
+            Whether it is connected; ``False`` after a failure or ``timeout`` seconds.
+        """
+        consumer = self._latest
+        if consumer is None:
+            return self.status.connected
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(consumer.started.wait(), timeout)
+        return consumer.ever_connected and not consumer.stopping.is_set()
+
     async def wait_closed(self, timeout: float | None = None) -> None:
         """Wait until every disposed subscription has drained and closed its connection."""
         if self._tasks:
@@ -471,7 +495,9 @@ class QueueSource(reactivex.Observable[QueueMessage]):
         observer: abc.ObserverBase[QueueMessage],
         scheduler: abc.SchedulerBase | None = None,
     ) -> abc.DisposableBase:
+        announce(self)
         consumer = Consumer(self, observer, clock.resolve_scheduler(self._scheduler or scheduler))
+        self._latest = consumer
         task = asyncio.ensure_future(self._run(consumer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -482,6 +508,7 @@ class QueueSource(reactivex.Observable[QueueMessage]):
             await self._consume(consumer)
         finally:
             self.status.connected = False
+            consumer.started.set()
 
     async def _consume(self, consumer: Consumer) -> None:
         status = self.status

@@ -81,9 +81,12 @@ class _NatsConsumer:
 
         return await nats_client.connect(
             self.url,
-            allow_reconnect=False,
+            allow_reconnect=False,  # the consumer reconnects itself, with backoff
             connect_timeout=5,
-            max_reconnect_attempts=0,
+            # nats-py retries a first connect forever unless this is positive (0 means
+            # "no limit" there): one retry, then the session fails and start() says so
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.5,
             closed_cb=on_closed,
             disconnected_cb=on_closed,
             error_cb=on_error,
