@@ -148,7 +148,10 @@ async def test_real_server_signed_request_creates_one_job(served: Any) -> None:
     assert trigger.is_running  # started by the app's lifespan
     body = json.dumps({"job_type": "invoice.send", "payload": {"id": 1}}).encode()
     async with httpx.AsyncClient(base_url=url) as http:
-        signed = sign_standard_webhook(SECRET, "msg_real", body)
+        signed = {
+            **sign_standard_webhook(SECRET, "msg_real", body),
+            "content-type": "application/json",
+        }
         first = await http.post("/webhooks/jobs", content=body, headers=signed)
         again = await http.post("/webhooks/jobs", content=body, headers=signed)
         forged = await http.post("/webhooks/jobs", content=body.replace(b"1", b"2"), headers=signed)
