@@ -7,6 +7,7 @@ request, so a sender only sees success when its job exists:
 
 =====================================  =========================================
 the pipeline created the job(s)         201 ``{"status": "created", "job_ids": [...]}``
+every job existed already (its key)     200 ``{"status": "existing", "job_ids": [...]}``
 the pipeline dropped the event          200 ``{"status": "dropped"}``
 creating the job failed (dead letter)   500 ``{"status": "failed"}``
 not settled within ``settle_timeout``   503 (retry with the same idempotency key)
@@ -169,7 +170,7 @@ class WebhookSource(Observable[WebhookEvent]):
             raise HTTPException(
                 422, "the body is not valid JSON (NaN and Infinity are not JSON either)"
             ) from None
-        key = idempotency_key(headers, self.auth)
+        key = idempotency_key(headers, self.auth, body)
         client = request.client.host if request.client else None
         event = WebhookEvent(
             path=self.path,
@@ -221,6 +222,10 @@ class WebhookSource(Observable[WebhookEvent]):
         job_ids = [job_id for d in deliveries for job_id in d.job_ids]
         if Outcome.FAILED in outcomes:
             return JSONResponse(_Response(status="failed").model_dump(), status_code=500)
+        if job_ids and all(d.duplicate for d in deliveries):
+            return JSONResponse(
+                _Response(status="existing", job_ids=job_ids).model_dump(), status_code=200
+            )
         if job_ids:
             return JSONResponse(
                 _Response(status="created", job_ids=job_ids).model_dump(), status_code=201
