@@ -228,7 +228,8 @@ def mount(app: FastAPI, router: APIRouter) -> None:
 
     A router made only of :class:`~portico_rx.webhooks.route.RawRequestRoute` routes
     (a ``WebhookTrigger``'s) and nothing that ``include_router`` would have to combine
-    (no router dependencies, startup or shutdown handlers, or lifespan) has its route
+    (no dependencies of the routes, the router or the app, no startup or shutdown
+    handlers, no lifespan) has its route
     objects added to the app's own routes, where the app matches them once per request,
     like a route declared with ``@app.post``. The FastAPI installed here includes a
     router lazily and matches it, then its routes, on every request, which costs a
@@ -240,8 +241,9 @@ def mount(app: FastAPI, router: APIRouter) -> None:
     """
     flat = (
         bool(router.routes)
-        and all(isinstance(route, RawRequestRoute) for route in router.routes)
+        and all(isinstance(route, RawRequestRoute) and route.direct for route in router.routes)
         and not (router.dependencies or router.on_startup or router.on_shutdown)
+        and not app.router.dependencies
         and type(router.lifespan_context) is type(APIRouter().lifespan_context)
     )
     if not flat:

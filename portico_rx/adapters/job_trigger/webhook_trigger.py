@@ -630,7 +630,10 @@ class WebhookTrigger(PipelineTrigger):
 
     def _build_router(self) -> APIRouter:
         router = APIRouter(
-            prefix=self.config.prefix, tags=["webhooks"], route_class=RawRequestRoute
+            prefix=self.config.prefix,
+            tags=["webhooks"],
+            route_class=RawRequestRoute,
+            dependencies=list(self.config.dependencies),
         )
         errors: dict[int | str, dict[str, Any]] = {
             code: {"model": WebhookErrorResponse, "description": description}
