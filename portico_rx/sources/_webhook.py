@@ -33,7 +33,13 @@ from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, Outcome, deliver
 from portico_rx.webhooks.auth import WebhookAuth
 from portico_rx.webhooks.idempotency import IdempotencyGuard
-from portico_rx.webhooks.intake import authenticated_body, idempotency_key, request_headers
+from portico_rx.webhooks.intake import (
+    JSON_CONTENT_TYPES,
+    accepted_content_types,
+    authenticated_body,
+    idempotency_key,
+    request_headers,
+)
 
 require("fastapi", "webhook")
 
@@ -102,6 +108,7 @@ class WebhookSource(Observable[WebhookEvent]):
         settle_timeout: float = 30.0,
         scheduler: abc.SchedulerBase | None = None,
         tags: list[str] | None = None,
+        content_types: list[str] | tuple[str, ...] = JSON_CONTENT_TYPES,
     ) -> None:
         super().__init__()
         if not isinstance(path, str) or not path.startswith("/") or path.endswith("/"):
@@ -116,6 +123,7 @@ class WebhookSource(Observable[WebhookEvent]):
             raise ConfigurationError(
                 f"auth={auth!r}: use a WebhookAuth, e.g. GitHubAuth(secrets=[...])"
             )
+        self.content_types = accepted_content_types(list(content_types))
         self.path = path
         self.auth = auth
         self.max_body_bytes = max_body_bytes
@@ -163,7 +171,9 @@ class WebhookSource(Observable[WebhookEvent]):
             )
         now = self._now(subscribers[0][1])
         headers = request_headers(request)
-        body = await authenticated_body(request, self.auth, self.max_body_bytes, now, headers)
+        body = await authenticated_body(
+            request, self.auth, self.max_body_bytes, now, headers, self.content_types
+        )
         try:
             parsed = json.loads(body, parse_constant=_reject_constant)
         except (UnicodeDecodeError, ValueError):
@@ -266,6 +276,7 @@ def webhook(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     settle_timeout: float = 30.0,
     scheduler: abc.SchedulerBase | None = None,
+    content_types: list[str] | tuple[str, ...] = JSON_CONTENT_TYPES,
 ) -> WebhookSource:
     """An observable of :class:`WebhookEvent`, one per POST of JSON to ``path``.
 
@@ -279,6 +290,8 @@ def webhook(
         max_body_bytes: largest accepted body (default 1 MiB), enforced while reading.
         settle_timeout: seconds a request waits for its job (default 30), then 503.
         scheduler: where ``received_at`` comes from (default: the subscriber's).
+        content_types: the media types a body may be sent as (default
+            ``application/json`` and ``application/*+json``); others get 415.
 
     Returns:
         A :class:`WebhookSource` (an ``Observable[WebhookEvent]`` with ``.router``).
@@ -308,4 +321,5 @@ def webhook(
         max_body_bytes=max_body_bytes,
         settle_timeout=settle_timeout,
         scheduler=scheduler,
+        content_types=content_types,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from portico_rx.errors import require
+from portico_rx.errors import ConfigurationError, require
 from portico_rx.webhooks.auth import WebhookAuth, WebhookAuthError
 from portico_rx.webhooks.body import BodyTooLargeError, read_limited_body
 
@@ -18,6 +18,7 @@ from starlette.requests import Request  # noqa: E402
 __all__ = [
     "JSON_CONTENT_TYPES",
     "MAX_KEY_LENGTH",
+    "accepted_content_types",
     "authenticated_body",
     "check_content_type",
     "idempotency_key",
@@ -103,6 +104,34 @@ def idempotency_key(
         )
     return key
 
+
+
+def accepted_content_types(value: object, argument: str = "content_types") -> tuple[str, ...]:
+    """``value`` checked as a list of media types a route accepts.
+
+    Raises:
+        ConfigurationError: empty, or an entry is not a lower-case ``type/subtype``.
+    """
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ConfigurationError(
+            f"{argument}={value!r}: give a list of media types, e.g. ['application/json']"
+        )
+    if not value:
+        raise ConfigurationError(f"{argument}=[]: accept at least one, e.g. 'application/json'")
+    for media in value:
+        if (
+            not isinstance(media, str)
+            or media != media.strip().lower()
+            or media.count("/") != 1
+            or ";" in media
+            or media.startswith("/")
+            or media.endswith("/")
+        ):
+            raise ConfigurationError(
+                f"{argument}: {media!r} is not a media type; use lower-case "
+                "'type/subtype' without parameters, e.g. 'application/json'"
+            )
+    return tuple(value)
 
 
 def check_content_type(headers: Mapping[str, str], accepted: tuple[str, ...]) -> None:
