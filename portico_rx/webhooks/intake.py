@@ -105,7 +105,6 @@ def idempotency_key(
     return key
 
 
-
 def accepted_content_types(value: object, argument: str = "content_types") -> tuple[str, ...]:
     """``value`` checked as a list of media types a route accepts.
 
@@ -151,9 +150,13 @@ def check_content_type(headers: Mapping[str, str], accepted: tuple[str, ...]) ->
         media = raw.split(";", 1)[0].strip().lower()
         if media in accepted:
             return
-        if "application/*+json" in accepted and media.startswith("application/"):
-            if media.endswith("+json") and "/" not in media[12:]:
-                return
+        if (
+            "application/*+json" in accepted
+            and media.startswith("application/")
+            and media.endswith("+json")
+            and "/" not in media[12:]
+        ):
+            return
     raise HTTPException(
         415,
         f"Content-Type {raw!r} is not accepted: send the body as "

@@ -75,7 +75,9 @@ async def test_the_trigger_accepts_json_types_only(client_for: Any) -> None:
 async def test_the_source_accepts_json_types_only(client_for: Any) -> None:
     creator = RecordingJobCreator()
     events = webhook("/events")
-    trigger = prx.PipelineTrigger(events.pipe(prx.to_job("e.v")), job_creator=creator, name="events")
+    trigger = prx.PipelineTrigger(
+        events.pipe(prx.to_job("e.v")), job_creator=creator, name="events"
+    )
     app = FastAPI()
     app.include_router(events.router)
     await trigger.start()
@@ -105,14 +107,18 @@ async def test_configured_content_types(client_for: Any) -> None:
     creator = RecordingJobCreator()
     trigger = WebhookTrigger(creator, WebhookConfig(content_types=["text/plain"]))
     events = webhook("/events", content_types=["application/vnd.acme"])
-    source_trigger = prx.PipelineTrigger(events.pipe(prx.to_job("e.v")), job_creator=creator, name="events")
+    source_trigger = prx.PipelineTrigger(
+        events.pipe(prx.to_job("e.v")), job_creator=creator, name="events"
+    )
     app = FastAPI()
     app.include_router(trigger.router)
     app.include_router(events.router)
     await trigger.start()
     await source_trigger.start()
     async with client_for(app) as http:
-        plain = await http.post("/webhooks/jobs", content=BODY, headers={"content-type": "text/plain"})
+        plain = await http.post(
+            "/webhooks/jobs", content=BODY, headers={"content-type": "text/plain"}
+        )
         json_now = await http.post("/webhooks/jobs", content=BODY)
         vendor = await http.post(
             "/events", content=BODY, headers={"content-type": "application/vnd.acme"}

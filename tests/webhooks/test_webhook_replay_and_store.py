@@ -127,7 +127,9 @@ async def test_stripe_events_are_keyed_by_their_signed_event_id(client_for: Any)
     app = FastAPI()
     app.include_router(events.router)
     async with client_for(app) as http:
-        first = await http.post("/hooks/stripe", content=event, headers=sign_stripe(secret, event, NOW))
+        first = await http.post(
+            "/hooks/stripe", content=event, headers=sign_stripe(secret, event, NOW)
+        )
         await advance(clock, 60)
         retry = await http.post(
             "/hooks/stripe",

@@ -62,6 +62,15 @@ from portico_rx.webhooks.intake import (
     idempotency_key,
     request_headers,
 )
+from portico_rx.webhooks.openapi import (
+    ERROR_DESCRIPTIONS,
+    CleanSchema,
+    WebhookErrorResponse,
+    _clean_schema,
+    clean_description,
+    error_responses,
+    inline_schema,
+)
 from portico_rx.webhooks.rate_limit import RateLimit, RateLimiter
 
 require("fastapi", "webhook")
@@ -90,7 +99,7 @@ DEFAULT_MAX_BODY_BYTES = 1_048_576
 DEFAULT_RETRY = RetryPolicy(max_attempts=3, initial_delay=0.05, max_delay=1.0)
 
 
-class WebhookJobRequest(BaseModel):
+class WebhookJobRequest(CleanSchema):
     """The body of ``POST {prefix}/jobs``: the job to create.
 
     Example:
@@ -98,7 +107,7 @@ class WebhookJobRequest(BaseModel):
         'default'
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_clean_schema)
 
     job_type: str = Field(pattern=JOB_TYPE_PATTERN, description="e.g. 'email.send'")
     payload: dict[str, Any] = Field(default_factory=dict, description="a JSON object")
@@ -106,16 +115,10 @@ class WebhookJobRequest(BaseModel):
     priority: int = Field(default=0, ge=PRIORITY_MIN, le=PRIORITY_MAX, strict=True)
 
 
-class WebhookJobResponse(BaseModel):
+class WebhookJobResponse(CleanSchema):
     """The answer once the job exists."""
 
     job_id: str = Field(description="the created (or, for a repeated key, existing) job's id")
-
-
-class WebhookErrorResponse(BaseModel):
-    """Every refusal: ``detail`` says what was wrong (a list of field errors for 400/422)."""
-
-    detail: str | list[dict[str, Any]]
 
 
 class WebhookConfig(BaseModel):
@@ -423,9 +426,7 @@ class WebhookTrigger(PipelineTrigger):
         if self._limiter is not None and known is None:  # a repeat spends no token
             self._check_rate(job_type, client)
         args = (request, payload, priority, key, scoped, client, seen_at, mark)
-        (job_id, existing, first_mark), shared = await self._guard.once(
-            scoped, self._create, *args
-        )
+        (job_id, existing, first_mark), shared = await self._guard.once(scoped, self._create, *args)
         if shared and (mark is None or first_mark != mark):
             # A concurrent request with the key, not these bytes: the store decides.
             job_id, existing, _ = await self._create(*args)
@@ -629,19 +630,13 @@ class WebhookTrigger(PipelineTrigger):
             route_class=RawRequestRoute,
             dependencies=list(self.config.dependencies),
         )
-        errors: dict[int | str, dict[str, Any]] = {
-            code: {"model": WebhookErrorResponse, "description": description}
-            for code, description in {
-                400: "payload not JSON, fails its schema, or bad Idempotency-Key",
-                401: "the sender is not authentic",
-                403: "job type not allowed",
-                413: "body larger than max_body_bytes",
-                422: "malformed JSON or wrong field types",
-                429: "rate limit exceeded (see Retry-After)",
-                500: "the job could not be created",
-                503: "the trigger is not running",
-            }.items()
-        }
+        codes = dict(ERROR_DESCRIPTIONS)
+        if self.config.auth is None:
+            del codes[401]
+        if self.config.rate_limit is None:
+            del codes[429]
+        if not self._allowed and not self.config.dependencies:
+            codes[403] = "a dependency of the route refused the request"
         router.add_api_route(
             "/jobs",
             self._receive,
@@ -650,20 +645,27 @@ class WebhookTrigger(PipelineTrigger):
             response_model=None,
             summary="Create a job",
             description=(
-                "Creates a job and answers with its id once it exists. A repeated "
-                "Idempotency-Key (or webhook-id) answers 200 with the same id."
+                "Creates a job and answers with its id once it exists (201). A repeated "
+                "idempotency key whose job exists answers 200 with that job's id; the same "
+                "key with a different request answers 409. The key is the signed delivery "
+                "id when the auth scheme has one (webhook-id, a Stripe event id), else the "
+                "Idempotency-Key header."
             ),
-            operation_id=f"create_job_{self.name}".replace("-", "_"),
+            operation_id=f"create_job_{self.name}".replace("-", "_").replace(".", "_"),
             responses={
                 201: {"model": WebhookJobResponse, "description": "the job was created"},
-                200: {"model": WebhookJobResponse, "description": "repeated idempotency key"},
-                **errors,
+                200: {
+                    "model": WebhookJobResponse,
+                    "description": "the key's job already existed (a repeat)",
+                },
+                **error_responses(codes),
             },
             openapi_extra={
                 "requestBody": {
                     "required": True,
                     "content": {
-                        "application/json": {"schema": WebhookJobRequest.model_json_schema()}
+                        media: {"schema": self._request_schema()}
+                        for media in self._documented_types()
                     },
                 },
                 "parameters": [
@@ -671,10 +673,64 @@ class WebhookTrigger(PipelineTrigger):
                         "name": "Idempotency-Key",
                         "in": "header",
                         "required": False,
-                        "description": "repeating it returns the first job instead of a new one",
+                        "description": "repeating it returns the first job instead of a new "
+                        "one (ignored when the auth scheme signs a delivery id)",
                         "schema": {"type": "string", "maxLength": 255},
                     }
                 ],
             },
         )
         return router
+
+    def _documented_types(self) -> list[str]:
+        """The accepted media types as OpenAPI keys (a ``*`` pattern is not one)."""
+        return [m for m in self._content_types if "*" not in m] or ["application/json"]
+
+    def _request_schema(self) -> dict[str, Any]:
+        """The body's schema: one variant per job type with a payload schema (its
+        ``payload`` that model's), one for the other job types, discriminated on
+        ``job_type``; the allow-list as an enum."""
+        base = inline_schema(WebhookJobRequest.model_json_schema())
+        properties = base["properties"]
+        allowed = sorted(self._allowed)
+        typed = {
+            job_type: model
+            for job_type, model in sorted(self.payload_schemas.items())
+            if not allowed or job_type in self._allowed
+        }
+        variants: list[dict[str, Any]] = []
+        for job_type, model in typed.items():
+            payload = inline_schema(model.model_json_schema())
+            payload.setdefault("description", clean_description(model.__doc__) or job_type)
+            variants.append(
+                {
+                    **base,
+                    "title": f"{job_type} job",
+                    "properties": {
+                        **properties,
+                        "job_type": {"type": "string", "enum": [job_type]},
+                        "payload": payload,
+                    },
+                    "required": ["job_type", "payload"]
+                    if payload.get("required")
+                    else ["job_type"],
+                }
+            )
+        others = [job_type for job_type in allowed if job_type not in typed]
+        if others or not allowed:
+            job_type_schema = (
+                {"type": "string", "enum": others}
+                if allowed
+                else {**properties["job_type"], **({"not": {"enum": list(typed)}} if typed else {})}
+            )
+            variants.append(
+                {**base, "title": "job", "properties": {**properties, "job_type": job_type_schema}}
+            )
+        if len(variants) == 1:
+            return variants[0]
+        return {
+            "title": "WebhookJobRequest",
+            "description": base.get("description"),
+            "oneOf": variants,
+            "discriminator": {"propertyName": "job_type"},
+        }
