@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 import schemathesis
-from schemathesis import checks
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
+from schemathesis import checks
 
 import portico_rx as prx
 from portico_rx.adapters.job_trigger.webhook_trigger import WebhookConfig, WebhookTrigger

@@ -61,7 +61,7 @@ def test_payload_schemas_are_a_union_discriminated_on_job_type() -> None:
         WebhookConfig(allowed_job_types=["email.send", "report.generate", "ping"]),
         payload_schemas={"email.send": Email, "report.generate": Report},
     )
-    spec, post = documented(trigger)
+    _, post = documented(trigger)
     schema = body_schema(post)
     assert schema["discriminator"] == {"propertyName": "job_type"}
     by_type = {v["properties"]["job_type"]["enum"][0]: v for v in schema["oneOf"]}
@@ -114,7 +114,7 @@ def test_every_status_is_documented_with_its_body_model() -> None:
             auth=StandardWebhooksAuth(secrets=[SECRET]), rate_limit=RateLimit(per_client=10)
         ),
     )
-    spec, post = documented(trigger)
+    _, post = documented(trigger)
     models = {
         code: answer["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
         for code, answer in post["responses"].items()
