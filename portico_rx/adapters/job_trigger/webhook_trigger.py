@@ -347,8 +347,14 @@ class WebhookTrigger(PipelineTrigger):
         self.router = self._build_router()
 
     def health_details(self) -> dict[str, Any]:
+        """What the health, the notebook card and the panel show besides the counters:
+        the route, how senders authenticate, the allow-list and the refusals per status."""
+        auth = self.config.auth
         return {
+            "route": f"POST {self.config.prefix}/jobs",
             "prefix": self.config.prefix,
+            "auth": type(auth).__name__ if auth is not None else "none",
+            "allowed_job_types": sorted(self._allowed) or "any",
             "rejected": {str(code): count for code, count in sorted(self.rejected.items())},
         }
 
