@@ -49,6 +49,9 @@ from portico_rx.adapters.job_trigger.webhook_trigger import WebhookJobRequest
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 PATH = "/webhooks/jobs"
 MODES = ("bare", "trigger", "trigger+sqlite")
+DIAGNOSTIC_MODES = ("trigger", "trigger-quiet")
+"""``--logging-cost``: the trigger as measured, and the same with structlog filtering out
+INFO (a diagnosis of where the CPU goes, never a quoted figure)."""
 
 
 # -- the servers ---------------------------------------------------------------------------
@@ -73,6 +76,12 @@ def build_server(mode: str, db: str) -> Any:
             return answer
 
         return app
+    if mode == "trigger-quiet":
+        import logging
+
+        import structlog
+
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     queue = SQLiteJobQueue(db) if mode == "trigger+sqlite" else MemoryJobQueue()
     service = JobService(job_queue=queue)
     trigger = WebhookTrigger(
@@ -445,6 +454,25 @@ async def asgi_round(app: Any, count: int, connections: int) -> float:
     return spent / count * 1e6
 
 
+async def logging_cost(args: argparse.Namespace) -> None:
+    """Paired rounds of ``trigger`` and ``trigger-quiet``: what the default logging costs."""
+    cpu: dict[str, list[float]] = {mode: [] for mode in DIAGNOSTIC_MODES}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.rounds):
+            for mode in DIAGNOSTIC_MODES:
+                cpu[mode].append((await measure(mode, args, Path(tmp))).cpu_per_request_us)
+    for mode, values in cpu.items():
+        print(
+            f"{mode:<14} server CPU us/request: median {statistics.median(values):.0f} "
+            f"(rounds {', '.join(f'{v:.0f}' for v in values)})"
+        )
+    saved = sorted(a - b for a, b in zip(cpu["trigger"], cpu["trigger-quiet"], strict=True))
+    print(
+        f"default logging costs {statistics.median(saved):.0f} us/request "
+        f"(min-max {saved[0]:.0f}-{saved[-1]:.0f}, paired rounds)"
+    )
+
+
 async def main(args: argparse.Namespace) -> None:
     results: dict[str, list[Result]] = {mode: [] for mode in MODES}
     print(
@@ -473,7 +501,12 @@ def parse() -> argparse.Namespace:
     )
     parser.add_argument("--requests", type=int, default=10_000, help="per in-process round")
     parser.add_argument("--profile", action="store_true", help="cProfile the trigger in process")
-    parser.add_argument("--serve", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--logging-cost",
+        action="store_true",
+        help="diagnosis: served CPU per request with the default logging and without INFO",
+    )
+    parser.add_argument("--serve", choices=MODES + DIAGNOSTIC_MODES, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -487,6 +520,8 @@ if __name__ == "__main__":
     arguments = parse()
     if arguments.serve:
         serve(arguments.serve, arguments.port, arguments.db)
+    elif arguments.logging_cost:
+        asyncio.run(logging_cost(arguments))
     elif arguments.profile:
         asyncio.run(profile(arguments))
     elif arguments.in_process:
