@@ -160,7 +160,7 @@ class WebhookSource(Observable[WebhookEvent]):
         self.scheduler = scheduler
         self._subscribers: list[_Subscriber] = []
         self._subscribers_lock = threading.Lock()
-        self._guard = IdempotencyGuard(max_keys=0)
+        self._guard: IdempotencyGuard[None] = IdempotencyGuard(max_keys=0)
         self.router = self._build_router(tags or ["webhooks"])
 
     def __repr__(self) -> str:

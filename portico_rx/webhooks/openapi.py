@@ -121,4 +121,5 @@ def inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
             )
         return resolved
 
-    return resolve(copy.deepcopy(schema), ())
+    inlined: dict[str, Any] = resolve(copy.deepcopy(schema), ())
+    return inlined

@@ -502,7 +502,7 @@ class WebhookTrigger(PipelineTrigger):
                 different request; 500 when it could not be created; 503 when stopped.
         """
         if seen_at is None:
-            job = await self._direct_sink().create(
+            direct = await self._direct_sink().create(
                 trusted_request(
                     job_type=request.job_type,
                     payload=payload,
@@ -512,9 +512,9 @@ class WebhookTrigger(PipelineTrigger):
                     idempotency_key=scoped,
                 )
             )
-            if job is None:
+            if direct is None:
                 raise HTTPException(500, "Job creation failed")
-            return str(job.id), False, None
+            return str(direct.id), False, None
         sink, observer = self._sink, self._intake.observer
         if sink is None or observer is None:  # stopped while the request was read
             raise self._not_running()
