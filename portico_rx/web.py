@@ -26,12 +26,15 @@ from portico_rx.webhooks.route import RawRequestRoute  # noqa: E402
 
 __all__ = [
     "HasRouter",
+    "Lifespan",
     "TriggersHealth",
     "create_app",
+    "health_router",
     "mount",
     "serve",
     "serve_async",
     "trigger_name",
+    "triggers_lifespan",
 ]
 
 logger = structlog.get_logger("portico_rx.web")
@@ -85,13 +88,15 @@ def create_app(
     *,
     routers: Sequence[APIRouter | HasRouter] = (),
     title: str = "portico_rx",
+    lifespan: Lifespan | None = None,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """A FastAPI app that runs ``triggers`` for as long as it runs.
 
-    The lifespan starts every trigger in order (if one fails, those already started are
-    stopped and the app does not start) and stops them in reverse order on shutdown.
-    Each trigger's ``router`` (if it has one) and every entry of ``routers`` is mounted.
+    Its lifespan (:func:`triggers_lifespan`) starts every trigger in order (if one fails,
+    those already started are stopped and the app does not start) and stops them in
+    reverse order on shutdown. Each trigger's ``router`` (if it has one) and every entry
+    of ``routers`` is mounted, and :func:`health_router` answers ``GET /health/triggers``.
 
     Args:
         triggers: the triggers to run (default none).
@@ -99,29 +104,80 @@ def create_app(
             ``GET /health/triggers`` answer 503 (default: every trigger).
         routers: more routes to mount, e.g. ``webhook(...)`` sources used in pipelines.
         title: the OpenAPI title (default ``"portico_rx"``).
-        **fastapi_kwargs: passed to ``FastAPI(...)`` (``version``, ``docs_url`` …).
+        lifespan: your own lifespan; it is entered first and left last, so the
+            triggers start once your resources exist and stop before they close.
+            What it yields (FastAPI's lifespan state) is the app's state.
+        **fastapi_kwargs: passed to ``FastAPI(...)`` (``version``, ``docs_url``,
+            ``dependencies`` — which protect the webhook routes too …).
 
     Returns:
         The app; serve it with uvicorn, or :func:`serve`.
 
     Raises:
-        ConfigurationError: a trigger is not a ``JobTrigger``, or ``required`` names one
-            that is not in ``triggers``.
+        ConfigurationError: a trigger is not a ``JobTrigger``, ``required`` names one
+            that is not in ``triggers``, or ``lifespan`` is not callable.
 
     Example:
         >>> from portico_rx.adapters.job_trigger.webhook_trigger import WebhookTrigger
         >>> from portico_rx.testing import RecordingJobCreator
         >>> app = create_app([WebhookTrigger(job_creator=RecordingJobCreator())])
-        >>> sorted(r.path for r in app.routes if "docs" not in r.path)[:2]
-        ['/health/triggers', '/openapi.json']
+        >>> sorted(app.openapi()["paths"])
+        ['/health/triggers', '/webhooks/jobs']
     """
     named = _named(triggers)
     must = _required(named, required)
-    app = FastAPI(title=title, lifespan=_lifespan(named), **fastapi_kwargs)
+    app = FastAPI(title=title, lifespan=_lifespan(named, lifespan), **fastapi_kwargs)
     app.state.triggers = named
     _mount_routes(app, named, routers)
-    _add_health_route(app, named, must)
+    mount(app, _health_router(named, must))
     return app
+
+
+Lifespan = Callable[[Any], contextlib.AbstractAsyncContextManager[Any]]
+"""A FastAPI (Starlette) lifespan: ``lifespan(app)`` is an async context manager."""
+
+
+def triggers_lifespan(triggers: Sequence[JobTrigger], then: Lifespan | None = None) -> Lifespan:
+    """A lifespan that runs ``triggers`` in an app you build yourself.
+
+    ``app = FastAPI(lifespan=triggers_lifespan([hook]))``, then
+    ``app.include_router(hook.router)`` and ``app.include_router(health_router([hook]))``.
+
+    Args:
+        triggers: started in order when the app starts (if one fails, those already
+            started are stopped and the app does not start), stopped in reverse order
+            when it shuts down.
+        then: your own lifespan, entered before the triggers start and left after they
+            stopped; what it yields is the app's lifespan state.
+
+    Raises:
+        ConfigurationError: a trigger is not a ``JobTrigger``, or ``then`` is not callable.
+    """
+    return _lifespan(_named(triggers), then)
+
+
+def health_router(
+    triggers: Sequence[JobTrigger],
+    required: Sequence[str | JobTrigger] | None = None,
+    *,
+    path: str = "/health/triggers",
+) -> APIRouter:
+    """``GET {path}`` reporting each trigger (503 while a required one is down), for an
+    app you build yourself: ``app.include_router(health_router([hook]))``.
+
+    Args:
+        triggers: the triggers to report (named as :func:`create_app` names them).
+        required: names (or the trigger objects) whose being down answers 503 (default:
+            every trigger).
+        path: the route (default ``"/health/triggers"``).
+
+    Raises:
+        ConfigurationError: as :func:`create_app`, or ``path`` is not an absolute path.
+    """
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ConfigurationError(f"path={path!r}: use an absolute route path, e.g. '/health'")
+    named = _named(triggers)
+    return _health_router(named, _required(named, required), path)
 
 
 def _required(
@@ -146,39 +202,48 @@ def _required(
     return must
 
 
-def _lifespan(
-    named: dict[str, JobTrigger],
-) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
-    """The app's lifespan: start the triggers in order, stop the started ones in reverse."""
+def _lifespan(named: dict[str, JobTrigger], then: Lifespan | None = None) -> Lifespan:
+    """Enter ``then``, start the triggers in order; stop the started ones in reverse."""
+    if then is not None and not callable(then):
+        raise ConfigurationError(
+            f"lifespan={then!r}: give a lifespan function, e.g. an "
+            "@contextlib.asynccontextmanager async def lifespan(app): ... yield"
+        )
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        started: list[tuple[str, JobTrigger]] = []
-        try:
-            for name, trigger in named.items():
-                await trigger.start()
-                started.append((name, trigger))
-                logger.info(
-                    "trigger_started",
-                    trigger=name,
-                    trigger_type=type(trigger).__name__,
-                    is_running=trigger.is_running,
-                )
-            yield
-        finally:
-            for name, trigger in reversed(started):
-                try:
-                    await trigger.stop()
-                except Exception as exc:
-                    logger.error("trigger_stop_failed", trigger=name, error=str(exc))
-                logger.info(
-                    "trigger_stopped",
-                    trigger=name,
-                    trigger_type=type(trigger).__name__,
-                    is_running=trigger.is_running,
-                )
+    async def run(app: Any) -> AsyncIterator[Any]:
+        async with contextlib.AsyncExitStack() as stack:
+            state = await stack.enter_async_context(then(app)) if then is not None else None
+            await _start_all(named, stack)
+            yield state
 
-    return lifespan
+    return run
+
+
+async def _start_all(named: dict[str, JobTrigger], stack: contextlib.AsyncExitStack) -> None:
+    """Start each trigger; its stop joins ``stack``, so they stop in reverse order."""
+    for name, trigger in named.items():
+        await trigger.start()
+        stack.push_async_callback(_stop, name, trigger)
+        logger.info(
+            "trigger_started",
+            trigger=name,
+            trigger_type=type(trigger).__name__,
+            is_running=trigger.is_running,
+        )
+
+
+async def _stop(name: str, trigger: JobTrigger) -> None:
+    try:
+        await trigger.stop()
+    except Exception as exc:
+        logger.error("trigger_stop_failed", trigger=name, error=str(exc))
+    logger.info(
+        "trigger_stopped",
+        trigger=name,
+        trigger_type=type(trigger).__name__,
+        is_running=trigger.is_running,
+    )
 
 
 def _mount_routes(
@@ -199,11 +264,14 @@ def _mount_routes(
     _routes_changed(app)
 
 
-def _add_health_route(app: FastAPI, named: dict[str, JobTrigger], must: set[str]) -> None:
-    """Declare ``GET /health/triggers``: 503 while a required trigger is down."""
+def _health_router(
+    named: dict[str, JobTrigger], must: set[str], path: str = "/health/triggers"
+) -> APIRouter:
+    """``GET {path}``: 503 while a required trigger is down."""
+    router = APIRouter()
 
-    @app.get(
-        "/health/triggers",
+    @router.get(
+        path,
         response_model=TriggersHealth,
         tags=["health"],
         summary="Health of every trigger",
@@ -222,13 +290,16 @@ def _add_health_route(app: FastAPI, named: dict[str, JobTrigger], must: set[str]
         body = TriggersHealth(status="degraded" if down else "ok", down=down, triggers=healths)
         return JSONResponse(body.model_dump(mode="json"), status_code=503 if down else 200)
 
+    return router
+
 
 def mount(app: FastAPI, router: APIRouter) -> None:
     """Mount ``router``'s routes in ``app``, as ``create_app`` does.
 
     A router made only of :class:`~portico_rx.webhooks.route.RawRequestRoute` routes
     (a ``WebhookTrigger``'s) and nothing that ``include_router`` would have to combine
-    (no router dependencies, startup or shutdown handlers, or lifespan) has its route
+    (no dependencies of the routes, the router or the app, no startup or shutdown
+    handlers, no lifespan) has its route
     objects added to the app's own routes, where the app matches them once per request,
     like a route declared with ``@app.post``. The FastAPI installed here includes a
     router lazily and matches it, then its routes, on every request, which costs a
@@ -240,8 +311,9 @@ def mount(app: FastAPI, router: APIRouter) -> None:
     """
     flat = (
         bool(router.routes)
-        and all(isinstance(route, RawRequestRoute) for route in router.routes)
+        and all(isinstance(route, RawRequestRoute) and route.direct for route in router.routes)
         and not (router.dependencies or router.on_startup or router.on_shutdown)
+        and not app.router.dependencies
         and type(router.lifespan_context) is type(APIRouter().lifespan_context)
     )
     if not flat:

@@ -7,6 +7,7 @@ request, so a sender only sees success when its job exists:
 
 =====================================  =========================================
 the pipeline created the job(s)         201 ``{"status": "created", "job_ids": [...]}``
+every job existed already (its key)     200 ``{"status": "existing", "job_ids": [...]}``
 the pipeline dropped the event          200 ``{"status": "dropped"}``
 creating the job failed (dead letter)   500 ``{"status": "failed"}``
 not settled within ``settle_timeout``   503 (retry with the same idempotency key)
@@ -21,9 +22,9 @@ import asyncio
 import json
 import threading
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
@@ -33,7 +34,20 @@ from portico_rx.pipeline.delivery import Delivery, Outcome, deliver
 from portico_rx.pipeline.readiness import announce
 from portico_rx.webhooks.auth import WebhookAuth
 from portico_rx.webhooks.idempotency import IdempotencyGuard
-from portico_rx.webhooks.intake import authenticated_body, idempotency_key, request_headers
+from portico_rx.webhooks.intake import (
+    JSON_CONTENT_TYPES,
+    accepted_content_types,
+    authenticated_body,
+    idempotency_key,
+    request_headers,
+)
+from portico_rx.webhooks.openapi import (
+    ERROR_DESCRIPTIONS,
+    CleanSchema,
+    clean_description,
+    error_responses,
+    inline_schema,
+)
 
 require("fastapi", "webhook")
 
@@ -41,7 +55,7 @@ from fastapi import APIRouter, HTTPException  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 
-__all__ = ["WebhookEvent", "WebhookSource", "webhook"]
+__all__ = ["WebhookEvent", "WebhookEventResponse", "WebhookSource", "webhook"]
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 
@@ -77,10 +91,24 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-class _Response(BaseModel):
-    status: str = Field(description="created, dropped, failed or pending")
-    job_ids: list[str] = Field(default_factory=list)
+class WebhookEventResponse(CleanSchema):
+    """The answer to a POST on a webhook source: what the pipeline did with the event."""
+
+    status: Literal["created", "existing", "dropped", "failed", "pending"] = Field(
+        description="created: new job(s); existing: every job already existed (a repeated "
+        "key); dropped: the pipeline filtered the event out; failed: a job could not be "
+        "created; pending: not settled in time (retry with the same key)"
+    )
+    job_ids: list[str] = Field(default_factory=list, description="the event's jobs")
     detail: str | None = None
+
+
+_ANY_JSON: dict[str, Any] = {
+    "title": "WebhookEventBody",
+    "description": "Any JSON value: the sender's event, handed to the pipeline as "
+    "WebhookEvent.body.",
+    "type": ["object", "array", "string", "number", "integer", "boolean", "null"],
+}
 
 
 _Subscriber = tuple[abc.ObserverBase[WebhookEvent], abc.SchedulerBase | None]
@@ -102,6 +130,8 @@ class WebhookSource(Observable[WebhookEvent]):
         settle_timeout: float = 30.0,
         scheduler: abc.SchedulerBase | None = None,
         tags: list[str] | None = None,
+        content_types: list[str] | tuple[str, ...] = JSON_CONTENT_TYPES,
+        body_schema: type[BaseModel] | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(path, str) or not path.startswith("/") or path.endswith("/"):
@@ -116,6 +146,14 @@ class WebhookSource(Observable[WebhookEvent]):
             raise ConfigurationError(
                 f"auth={auth!r}: use a WebhookAuth, e.g. GitHubAuth(secrets=[...])"
             )
+        self.content_types = accepted_content_types(list(content_types))
+        if body_schema is not None and not (
+            isinstance(body_schema, type) and issubclass(body_schema, BaseModel)
+        ):
+            raise ConfigurationError(
+                f"body_schema={body_schema!r}: use a pydantic model class (or None for any JSON)"
+            )
+        self.body_schema = body_schema
         self.path = path
         self.auth = auth
         self.max_body_bytes = max_body_bytes
@@ -123,7 +161,7 @@ class WebhookSource(Observable[WebhookEvent]):
         self.scheduler = scheduler
         self._subscribers: list[_Subscriber] = []
         self._subscribers_lock = threading.Lock()
-        self._guard = IdempotencyGuard(max_keys=0)
+        self._guard: IdempotencyGuard[None] = IdempotencyGuard(max_keys=0)
         self.router = self._build_router(tags or ["webhooks"])
 
     def __repr__(self) -> str:
@@ -159,19 +197,37 @@ class WebhookSource(Observable[WebhookEvent]):
     async def _receive(self, request: Request) -> JSONResponse:
         subscribers = list(self._subscribers)
         if not subscribers:
-            raise HTTPException(
-                503, f"no trigger is listening on {self.path}", headers={"Retry-After": "5"}
+            return JSONResponse(
+                WebhookEventResponse(
+                    status="pending", detail=f"no trigger is listening on {self.path}"
+                ).model_dump(),
+                status_code=503,
+                headers={"Retry-After": "5"},
             )
         now = self._now(subscribers[0][1])
         headers = request_headers(request)
-        body = await authenticated_body(request, self.auth, self.max_body_bytes, now, headers)
+        body = await authenticated_body(
+            request, self.auth, self.max_body_bytes, now, headers, self.content_types
+        )
         try:
             parsed = json.loads(body, parse_constant=_reject_constant)
         except (UnicodeDecodeError, ValueError):
             raise HTTPException(
                 422, "the body is not valid JSON (NaN and Infinity are not JSON either)"
             ) from None
-        key = idempotency_key(headers, self.auth)
+        if self.body_schema is not None:
+            try:
+                self.body_schema.model_validate(parsed)
+            except ValidationError as exc:
+                errors = exc.errors(include_url=False, include_context=False, include_input=False)
+                raise HTTPException(
+                    422,
+                    [
+                        {"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                        for e in errors
+                    ],
+                ) from None
+        key = idempotency_key(headers, self.auth, body)
         client = request.client.host if request.client else None
         event = WebhookEvent(
             path=self.path,
@@ -204,7 +260,9 @@ class WebhookSource(Observable[WebhookEvent]):
                 deliver(observer, event, delivery)
             except Exception:
                 return JSONResponse(
-                    _Response(status="failed", detail="the pipeline failed").model_dump(),
+                    WebhookEventResponse(
+                        status="failed", detail="the pipeline failed"
+                    ).model_dump(),
                     status_code=500,
                 )
         try:
@@ -213,7 +271,7 @@ class WebhookSource(Observable[WebhookEvent]):
             )
         except TimeoutError:
             return JSONResponse(
-                _Response(
+                WebhookEventResponse(
                     status="pending",
                     detail="the job was not created in time; retry with the same Idempotency-Key",
                 ).model_dump(),
@@ -222,15 +280,31 @@ class WebhookSource(Observable[WebhookEvent]):
             )
         job_ids = [job_id for d in deliveries for job_id in d.job_ids]
         if Outcome.FAILED in outcomes:
-            return JSONResponse(_Response(status="failed").model_dump(), status_code=500)
+            return JSONResponse(WebhookEventResponse(status="failed").model_dump(), status_code=500)
+        if job_ids and all(d.duplicate for d in deliveries):
+            return JSONResponse(
+                WebhookEventResponse(status="existing", job_ids=job_ids).model_dump(),
+                status_code=200,
+            )
         if job_ids:
             return JSONResponse(
-                _Response(status="created", job_ids=job_ids).model_dump(), status_code=201
+                WebhookEventResponse(status="created", job_ids=job_ids).model_dump(),
+                status_code=201,
             )
-        return JSONResponse(_Response(status="dropped").model_dump(), status_code=200)
+        return JSONResponse(WebhookEventResponse(status="dropped").model_dump(), status_code=200)
 
     def _build_router(self, tags: list[str]) -> APIRouter:
         router = APIRouter(tags=list(tags))
+        codes = {code: ERROR_DESCRIPTIONS[code] for code in (401, 413, 415, 422)}
+        if self.auth is None:
+            del codes[401]
+        codes[422] = "the body is not JSON" + (
+            "" if self.body_schema is None else ", or does not satisfy its schema"
+        )
+        body = _ANY_JSON
+        if self.body_schema is not None:
+            body = inline_schema(self.body_schema.model_json_schema())
+            body.setdefault("description", clean_description(self.body_schema.__doc__))
         router.add_api_route(
             self.path,
             self._receive,
@@ -238,19 +312,31 @@ class WebhookSource(Observable[WebhookEvent]):
             status_code=201,
             response_model=None,
             summary=f"Receive events on {self.path}",
-            description="Any JSON body; answers once the pipeline created or dropped it.",
+            description="Answers once the pipeline created the event's jobs or dropped it.",
             operation_id="receive_" + "".join(c if c.isalnum() else "_" for c in self.path),
             responses={
-                201: {"model": _Response, "description": "job(s) created"},
-                200: {"model": _Response, "description": "the pipeline dropped the event"},
-                401: {"description": "the sender is not authentic"},
-                413: {"description": "body larger than max_body_bytes"},
-                422: {"description": "the body is not JSON"},
-                500: {"model": _Response, "description": "the job could not be created"},
-                503: {"description": "no trigger is listening, or creation timed out"},
+                201: {"model": WebhookEventResponse, "description": "job(s) created"},
+                200: {
+                    "model": WebhookEventResponse,
+                    "description": "the pipeline dropped the event, or its jobs existed",
+                },
+                **error_responses(codes),
+                500: {"model": WebhookEventResponse, "description": "a job could not be created"},
+                503: {
+                    "model": WebhookEventResponse,
+                    "description": "no trigger is listening, or creation timed out",
+                },
             },
             openapi_extra={
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        media: {"schema": body}
+                        for media in (
+                            [m for m in self.content_types if "*" not in m] or ["application/json"]
+                        )
+                    },
+                }
             },
         )
         return router
@@ -263,6 +349,8 @@ def webhook(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     settle_timeout: float = 30.0,
     scheduler: abc.SchedulerBase | None = None,
+    content_types: list[str] | tuple[str, ...] = JSON_CONTENT_TYPES,
+    body_schema: type[BaseModel] | None = None,
 ) -> WebhookSource:
     """An observable of :class:`WebhookEvent`, one per POST of JSON to ``path``.
 
@@ -276,6 +364,11 @@ def webhook(
         max_body_bytes: largest accepted body (default 1 MiB), enforced while reading.
         settle_timeout: seconds a request waits for its job (default 30), then 503.
         scheduler: where ``received_at`` comes from (default: the subscriber's).
+        content_types: the media types a body may be sent as (default
+            ``application/json`` and ``application/*+json``); others get 415.
+        body_schema: a pydantic model the body must satisfy (422 with the field errors
+            otherwise) and that documents it in OpenAPI; ``WebhookEvent.body`` stays the
+            parsed JSON. Default ``None``: any JSON.
 
     Returns:
         A :class:`WebhookSource` (an ``Observable[WebhookEvent]`` with ``.router``).
@@ -305,4 +398,6 @@ def webhook(
         max_body_bytes=max_body_bytes,
         settle_timeout=settle_timeout,
         scheduler=scheduler,
+        content_types=content_types,
+        body_schema=body_schema,
     )

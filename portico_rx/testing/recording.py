@@ -8,8 +8,14 @@ from uuid import UUID
 
 from portico_rx.adapters.job_queue.base import job_matches
 from portico_rx.errors import ConfigurationError, QueueUnavailableError
-from portico_rx.models import Job, JobStatus, check_idempotency_key, check_job_fields
-from portico_rx.ports.job_creator import JobCreator
+from portico_rx.models import (
+    Job,
+    JobRequest,
+    JobStatus,
+    check_idempotency_key,
+    check_job_fields,
+)
+from portico_rx.ports.job_creator import CreatedJob, JobCreator
 
 __all__ = ["RecordingJobCreator"]
 
@@ -86,6 +92,16 @@ class RecordingJobCreator(JobCreator):
         if key is not None:
             self._by_key[key] = job
         return job
+
+    async def create_from_request(
+        self, request: JobRequest, metadata: dict[str, Any] | None = None
+    ) -> CreatedJob:
+        """The port's default (the spec's ``create_job`` call, recorded in ``calls``),
+        reporting whether the job is new, as a store does (``create_job`` does not await,
+        so nothing else is created in between)."""
+        before = len(self.jobs)
+        job, _ = await JobCreator.create_from_request(self, request, metadata)
+        return CreatedJob(job, len(self.jobs) > before)
 
     async def get_job(self, job_id: UUID) -> Job | None:
         return self._by_id.get(job_id)

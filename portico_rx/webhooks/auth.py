@@ -25,6 +25,7 @@ import binascii
 import functools
 import hashlib
 import hmac
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -88,6 +89,23 @@ def _check_timestamp(raw: str, now: datetime, tolerance: float, header: str) -> 
     return stamp
 
 
+def _keyed(keys: list[bytes]) -> list[hmac.HMAC]:
+    """An HMAC-SHA256 state per key, copied for each message: the key is hashed once, not
+    on every request (``hmac.digest(key, ...)`` looks the algorithm up and hashes the key
+    each time: several times slower with OpenSSL 3)."""
+    return [hmac.new(key, digestmod=hashlib.sha256) for key in keys]
+
+
+def _digests(macs: list[hmac.HMAC], message: bytes) -> list[bytes]:
+    """HMAC-SHA256 of ``message`` under each keyed state."""
+    digests = []
+    for mac in macs:
+        copy = mac.copy()
+        copy.update(message)
+        digests.append(copy.digest())
+    return digests
+
+
 def _secret_list(value: object, argument: str) -> list[SecretStr]:
     items = [value] if isinstance(value, str | SecretStr) else value
     if not isinstance(items, list | tuple) or not items:
@@ -130,7 +148,18 @@ class WebhookAuth(BaseModel, ABC):
         """
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
-        """The sender's unique id for this delivery, if the scheme has one."""
+        """The sender's unique id for this delivery, if the scheme has one (it need not
+        be signed: it is used only when :meth:`signed_id` gives none)."""
+        return None
+
+    def signed_id(self, headers: Mapping[str, str], body: bytes) -> str | None:
+        """An id of this delivery that the verified signature covers, if the scheme has one.
+
+        Called only after :meth:`verify` accepted the request. A signed id is the
+        request's idempotency key and wins over any unsigned header
+        (``Idempotency-Key``, ``X-GitHub-Delivery``): a captured request replayed with new
+        headers keeps its key, so it never creates a second job. Default ``None``.
+        """
         return None
 
 
@@ -166,7 +195,7 @@ class StandardWebhooksAuth(WebhookAuth):
         signatures = _require(headers, "webhook-signature")
         _check_timestamp(raw_stamp, now, self.tolerance_seconds, "webhook-timestamp")
         signed = b"%s.%s.%s" % (msg_id.encode(), raw_stamp.encode(), body)
-        expected = [hmac.digest(key, signed, "sha256") for key in self._keys]
+        expected = _digests(self._macs, signed)
         encoded_expected = [binascii.b2a_base64(digest, newline=False) for digest in expected]
         for entry in signatures.split(" ")[:_MAX_SIGNATURES]:
             version, _, encoded = entry.partition(",")
@@ -187,9 +216,13 @@ class StandardWebhooksAuth(WebhookAuth):
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
         return _header(headers, "webhook-id")
 
+    def signed_id(self, headers: Mapping[str, str], body: bytes) -> str | None:
+        # "id.timestamp.body" is what is signed: the id cannot be changed on a replay.
+        return _header(headers, "webhook-id")
+
     @functools.cached_property
-    def _keys(self) -> list[bytes]:
-        return [_standard_key(secret.get_secret_value()) for secret in self.secrets]
+    def _macs(self) -> list[hmac.HMAC]:
+        return _keyed([_standard_key(secret.get_secret_value()) for secret in self.secrets])
 
 
 def _standard_key(secret: str) -> bytes:
@@ -213,7 +246,9 @@ class GitHubAuth(WebhookAuth):
         secrets: the webhook secret(s) configured on GitHub (several for rotation).
 
     The delivery id (``X-GitHub-Delivery``) is the idempotency key of a redelivery.
-    GitHub signs no timestamp, so replays are caught by that key, not by age.
+    GitHub signs only the body: neither a timestamp nor the delivery id is signed, so a
+    captured request replayed with a new ``X-GitHub-Delivery`` cannot be told from a
+    new delivery (see ``docs/webhooks.md``, "What each scheme prevents").
     """
 
     secrets: list[SecretStr]
@@ -228,14 +263,17 @@ class GitHubAuth(WebhookAuth):
         scheme, _, given = header.partition("=")
         if scheme != "sha256" or not given.isascii():
             raise WebhookAuthError("x-hub-signature-256 must look like 'sha256=<hex digest>'")
-        for secret in self.secrets:
-            digest = hmac.digest(secret.get_secret_value().encode(), body, "sha256")
+        for digest in _digests(self._macs, body):
             if hmac.compare_digest(given.encode(), digest.hex().encode()):
                 return
         raise WebhookAuthError("x-hub-signature-256 does not match (wrong secret or altered body)")
 
     def delivery_id(self, headers: Mapping[str, str]) -> str | None:
         return _header(headers, "x-github-delivery")
+
+    @functools.cached_property
+    def _macs(self) -> list[hmac.HMAC]:
+        return _keyed([secret.get_secret_value().encode() for secret in self.secrets])
 
 
 class StripeAuth(WebhookAuth):
@@ -244,6 +282,11 @@ class StripeAuth(WebhookAuth):
     Args:
         secrets: the endpoint signing secret(s), ``"whsec_..."`` (several for rotation).
         tolerance_seconds: maximum age of ``t`` (default 300, Stripe's own default).
+
+    Stripe signs ``"t.body"``; the delivery's key is the event's ``id`` in the signed
+    body (Stripe's own advice: deduplicate on it; a retry by Stripe has a new ``t`` but
+    the same event id). A body without a top-level string ``id`` is keyed by a digest of
+    the signed ``t`` and body, so a replay within the tolerance has the same key.
     """
 
     secrets: list[SecretStr]
@@ -268,12 +311,38 @@ class StripeAuth(WebhookAuth):
             raise WebhookAuthError("stripe-signature must hold t=<timestamp> and v1=<signature>")
         _check_timestamp(stamp, now, self.tolerance_seconds, "stripe-signature timestamp")
         signed = stamp.encode() + b"." + body
-        for secret in self.secrets:
-            digest = hmac.digest(secret.get_secret_value().encode(), signed, "sha256")
+        for digest in _digests(self._macs, signed):
             expected = digest.hex().encode()
             if any(hmac.compare_digest(value.encode(), expected) for value in given):
                 return
         raise WebhookAuthError("stripe-signature does not match (wrong secret or altered body)")
+
+    @functools.cached_property
+    def _macs(self) -> list[hmac.HMAC]:
+        return _keyed([secret.get_secret_value().encode() for secret in self.secrets])
+
+    def signed_id(self, headers: Mapping[str, str], body: bytes) -> str | None:
+        event_id = _top_level_id(body)
+        if event_id is not None:
+            return event_id
+        header = _header(headers, "stripe-signature") or ""
+        stamp = next(
+            (v for k, _, v in (p.strip().partition("=") for p in header.split(",")) if k == "t"),
+            "",
+        )
+        return "sha256:" + hashlib.sha256(stamp.encode() + b"." + body).hexdigest()
+
+
+def _top_level_id(body: bytes) -> str | None:
+    """The string ``id`` of a JSON object body (a Stripe event's ``evt_...``), if any."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    event_id = document.get("id") if isinstance(document, dict) else None
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 200:
+        return None
+    return event_id if event_id.isascii() and event_id.isprintable() else None
 
 
 class BearerAuth(WebhookAuth):

@@ -6,84 +6,87 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 __all__ = ["IdempotencyGuard"]
 
+T = TypeVar("T")
 
-class IdempotencyGuard:
-    """Serialises requests that share an idempotency key and remembers their job ids.
 
-    The job store's unique key is what guarantees one job per key across processes;
-    this guard makes concurrent duplicates inside one process wait for the first one
-    and answer with its job id, even with a creator that does not enforce keys.
+class IdempotencyGuard(Generic[T]):
+    """Serialises requests that share an idempotency key and remembers their answers.
+
+    The job store's unique key is what guarantees one job per key across processes and
+    restarts, and what decides whether a key is new; this guard is the in-process fast
+    path inside that mechanism: concurrent duplicates inside one process wait for the
+    first one and share its answer, and answered keys are remembered (an answer is only
+    ever about a job the store holds: keys are never reused).
 
     Args:
         max_keys: how many answered keys are remembered (least recently used are
-            forgotten first; the store still deduplicates them). Default 10 000.
+            forgotten first; the store still deduplicates them). Default 10 000; 0
+            remembers none.
     """
 
     def __init__(self, max_keys: int = 10_000) -> None:
         self.max_keys = max_keys
-        self._answers: OrderedDict[str, str] = OrderedDict()
+        self._answers: OrderedDict[str, T] = OrderedDict()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         # key -> the future its duplicates wait on (None until a duplicate arrives)
-        self._pending: dict[str, asyncio.Future[str | None] | None] = {}
+        self._pending: dict[str, asyncio.Future[T | None] | None] = {}
 
     async def once(
-        self, key: str, create: Callable[..., Awaitable[str]], *args: Any
-    ) -> tuple[str, bool]:
-        """Run ``create(*args)`` once for ``key`` and share its job id with duplicates.
+        self, key: str, create: Callable[..., Awaitable[T]], *args: Any
+    ) -> tuple[T, bool]:
+        """Run ``create(*args)`` for ``key`` unless a call for it runs already.
 
-        A duplicate arriving while the first call runs waits for it and gets its job id;
-        if the first call fails, the duplicate tries itself. Without contention this
-        costs two dict operations: the future duplicates wait on is only made when a
-        duplicate arrives.
+        A duplicate arriving while the first call runs waits for it and gets its answer;
+        if the first call fails, the duplicate tries itself. The answer is remembered.
+        Without contention this costs two dict operations: the future duplicates wait on
+        is only made when a duplicate arrives. Remembered answers are not consulted here
+        (see :meth:`answer`): the caller decides whether one fits its request.
 
         Returns:
-            ``(job_id, repeated)``: ``repeated`` is ``True`` when the id came from an
-            earlier or concurrent call with the same key.
+            ``(answer, shared)``: ``shared`` is ``True`` when the answer came from a
+            concurrent call with the same key.
         """
         pending = self._pending
-        while True:
-            known = self.answer(key)
-            if known is not None:
-                return known, True
-            if key not in pending:
-                break
+        while key in pending:
             waiter = pending[key]
             if waiter is None:
                 waiter = pending[key] = asyncio.get_running_loop().create_future()
-            job_id = await asyncio.shield(waiter)
-            if job_id is not None:
-                return job_id, True
+            answer = await asyncio.shield(waiter)
+            if answer is not None:
+                return answer, True
         pending[key] = None
         try:
-            job_id = await create(*args)
+            answer = await create(*args)
         except BaseException:
             waiter = pending.pop(key)
             if waiter is not None:
                 waiter.set_result(None)
             raise
         waiter = pending.pop(key)
-        self.remember(key, job_id)
+        self.remember(key, answer)
         if waiter is not None:
-            waiter.set_result(job_id)
-        return job_id, False
+            waiter.set_result(answer)
+        return answer, False
 
-    def answer(self, key: str) -> str | None:
-        """The job id already created for ``key`` in this process, if remembered."""
-        job_id = self._answers.get(key)
-        if job_id is not None:
+    def answer(self, key: str) -> T | None:
+        """The answer remembered for ``key`` in this process, if any."""
+        answer = self._answers.get(key)
+        if answer is not None:
             self._answers.move_to_end(key)
-        return job_id
+        return answer
 
-    def remember(self, key: str, job_id: str) -> None:
-        """Record that ``key`` produced ``job_id``."""
+    def remember(self, key: str, answer: T) -> None:
+        """Record ``key``'s answer."""
+        if self.max_keys <= 0:
+            return
         answers = self._answers
         if key in answers:
             answers.move_to_end(key)
-        answers[key] = job_id  # a new key goes to the end by itself
+        answers[key] = answer  # a new key goes to the end by itself
         while len(answers) > self.max_keys:
             answers.popitem(last=False)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from portico_rx.errors import require
+from portico_rx.errors import ConfigurationError, require
 from portico_rx.webhooks.auth import WebhookAuth, WebhookAuthError
 from portico_rx.webhooks.body import BodyTooLargeError, read_limited_body
 
@@ -15,9 +15,19 @@ require("starlette", "webhook")
 from starlette.exceptions import HTTPException  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 
-__all__ = ["MAX_KEY_LENGTH", "authenticated_body", "idempotency_key", "request_headers"]
+__all__ = [
+    "JSON_CONTENT_TYPES",
+    "MAX_KEY_LENGTH",
+    "accepted_content_types",
+    "authenticated_body",
+    "check_content_type",
+    "idempotency_key",
+    "request_headers",
+]
 
 MAX_KEY_LENGTH = 255
+JSON_CONTENT_TYPES = ("application/json", "application/*+json")
+"""What a webhook route accepts by default (``application/*+json``: any ``+json`` type)."""
 
 
 def request_headers(request: Request) -> dict[str, str]:
@@ -34,20 +44,25 @@ async def authenticated_body(
     max_bytes: int,
     now: datetime,
     headers: Mapping[str, str] | None = None,
+    content_types: tuple[str, ...] | None = JSON_CONTENT_TYPES,
 ) -> bytes:
-    """The body of an authentic request.
+    """The body of an authentic request of an accepted content type.
 
-    Header-only schemes are checked before the body is read; signature schemes after
-    it was read (within ``max_bytes``), against the exact bytes received.
+    Header-only schemes are checked before the body is read, then the content type
+    (:func:`check_content_type`; ``None`` accepts any); signature schemes after the body
+    was read (within ``max_bytes``), against the exact bytes received.
 
     Raises:
-        HTTPException: 401 (not authentic, with ``WWW-Authenticate``) or 413 (too large).
+        HTTPException: 401 (not authentic, with ``WWW-Authenticate``), 415 (content
+            type) or 413 (too large).
     """
     if headers is None:
         headers = request_headers(request)
     try:
         if auth is not None and not auth.needs_body:
             auth.verify(headers, b"", now)
+        if content_types is not None:
+            check_content_type(headers, content_types)
         body = await read_limited_body(request, max_bytes, headers.get("content-length"))
         if auth is not None and auth.needs_body:
             auth.verify(headers, body, now)
@@ -58,21 +73,29 @@ async def authenticated_body(
     return body
 
 
-def idempotency_key(headers: Mapping[str, str], auth: WebhookAuth | None) -> str | None:
-    """The request's idempotency key: ``Idempotency-Key``, else the scheme's delivery id
-    (``webhook-id``, ``X-GitHub-Delivery``), else a bare ``webhook-id`` header.
+def idempotency_key(
+    headers: Mapping[str, str], auth: WebhookAuth | None, body: bytes = b""
+) -> str | None:
+    """The request's idempotency key.
+
+    A signed delivery id wins (:meth:`WebhookAuth.signed_id`: Standard Webhooks'
+    ``webhook-id``, the event ``id`` of a Stripe body): a replay with a new unsigned
+    header keeps its key. Without one: ``Idempotency-Key``, else the scheme's unsigned
+    delivery id (``X-GitHub-Delivery``), else a bare ``webhook-id`` header.
 
     Raises:
         HTTPException: 400 when the key is empty, longer than 255 characters or not
             printable ASCII.
     """
-    key = headers.get("idempotency-key")
-    if key is None and auth is not None:
-        key = auth.delivery_id(headers)
+    key = auth.signed_id(headers, body) if auth is not None else None
     if key is None:
-        key = headers.get("webhook-id")
-    if key is None:
-        return None
+        key = headers.get("idempotency-key")
+        if key is None and auth is not None:
+            key = auth.delivery_id(headers)
+        if key is None:
+            key = headers.get("webhook-id")
+        if key is None:
+            return None
     if not key or len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
         raise HTTPException(
             400,
@@ -80,3 +103,63 @@ def idempotency_key(headers: Mapping[str, str], auth: WebhookAuth | None) -> str
             "characters, e.g. a UUID",
         )
     return key
+
+
+def accepted_content_types(value: object, argument: str = "content_types") -> tuple[str, ...]:
+    """``value`` checked as a list of media types a route accepts.
+
+    Raises:
+        ConfigurationError: empty, or an entry is not a lower-case ``type/subtype``.
+    """
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ConfigurationError(
+            f"{argument}={value!r}: give a list of media types, e.g. ['application/json']"
+        )
+    if not value:
+        raise ConfigurationError(f"{argument}=[]: accept at least one, e.g. 'application/json'")
+    for media in value:
+        if (
+            not isinstance(media, str)
+            or media != media.strip().lower()
+            or media.count("/") != 1
+            or ";" in media
+            or media.startswith("/")
+            or media.endswith("/")
+        ):
+            raise ConfigurationError(
+                f"{argument}: {media!r} is not a media type; use lower-case "
+                "'type/subtype' without parameters, e.g. 'application/json'"
+            )
+    return tuple(value)
+
+
+def check_content_type(headers: Mapping[str, str], accepted: tuple[str, ...]) -> None:
+    """Refuse a body whose ``Content-Type`` is not one of ``accepted`` (415).
+
+    ``accepted`` holds media types, lower case; ``"application/*+json"`` accepts any
+    ``+json`` suffix type (``application/cloudevents+json``). Parameters
+    (``; charset=utf-8``) are ignored. A missing ``Content-Type`` is refused too: a web
+    page can send JSON text as ``text/plain``, form data or with no type at all without
+    a CORS preflight, so accepting only JSON types keeps other sites' pages out.
+
+    Raises:
+        HTTPException: 415 with the accepted types.
+    """
+    raw = headers.get("content-type")
+    if raw is not None:
+        media = raw.split(";", 1)[0].strip().lower()
+        if media in accepted:
+            return
+        if (
+            "application/*+json" in accepted
+            and media.startswith("application/")
+            and media.endswith("+json")
+            and "/" not in media[12:]
+        ):
+            return
+    raise HTTPException(
+        415,
+        f"Content-Type {raw!r} is not accepted: send the body as "
+        + " or ".join(accepted)
+        + " (or configure content_types=)",
+    )

@@ -278,7 +278,7 @@ async def celery_creator(tmp_path: Path, queue_prefix: str) -> AsyncIterator[Cre
 
 @contextlib.asynccontextmanager
 async def recording_creator(tmp_path: Path, queue_prefix: str) -> AsyncIterator[CreatorCase]:
-    yield CreatorCase(RecordingJobCreator(), searchable=True)
+    yield CreatorCase(RecordingJobCreator(), searchable=True, reports_created=True)
 
 
 JOB_CREATOR_FACTORIES: list[Any] = [

@@ -140,6 +140,7 @@ class Load:
         self.replicas = replicas
         self.sent: set[str] = set()
         self.accepted: dict[str, str] = {}
+        self.requests: dict[str, tuple[int, bool]] = {}  # key -> what was sent with it
         self.repeats_checked = 0
         self.failovers = 0
         self.slow = False  # send some slow jobs (only around the kill: they cost capacity)
@@ -177,13 +178,16 @@ class Load:
         while not stop.is_set():
             if self.accepted and rng.random() < 0.1:
                 key = rng.choice(sorted(self.accepted))
-                assert await self.post(key, -1) == self.accepted[key]
+                number, slow = self.requests[key]  # the same request again (another is a 409)
+                assert await self.post(key, number, slow=slow) == self.accepted[key]
                 self.repeats_checked += 1
             else:
                 key = f"req-{seed}-{n}"
                 n += 1
                 self.sent.add(key)
-                self.accepted[key] = await self.post(key, n, slow=self.slow and n % 10 == 0)
+                slow = self.slow and n % 10 == 0
+                self.requests[key] = (n, slow)
+                self.accepted[key] = await self.post(key, n, slow=slow)
             await asyncio.sleep(0.02)
 
 

@@ -17,14 +17,23 @@ ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 @pytest.fixture
 def client_for() -> ClientFactory:
-    """``async with client_for(app, client=("10.0.0.1", 5000)) as http: ...``"""
+    """``async with client_for(app, client=("10.0.0.1", 5000)) as http: ...``
+
+    The client sends ``Content-Type: application/json`` unless a request says otherwise,
+    as webhook senders do (``content_type=None``: no default, for the 415 tests).
+    """
 
     @asynccontextmanager
     async def make(
-        app: FastAPI, client: tuple[str, int] = ("127.0.0.1", 40000)
+        app: FastAPI,
+        client: tuple[str, int] = ("127.0.0.1", 40000),
+        content_type: str | None = "application/json",
     ) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app, client=client)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        headers = {} if content_type is None else {"content-type": content_type}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=headers
+        ) as http:
             yield http
 
     return make

@@ -23,12 +23,15 @@ def run(*options: str) -> str:
 
 def test_bench_webhooks_quick_prints_ratios() -> None:
     out = run()
-    assert "throughput ratio trigger/bare:" in out
-    assert "p99 ratio trigger/bare:" in out
-    assert "throughput ratio trigger+sqlite/bare:" in out
-    assert "p99 ratio trigger+sqlite/bare:" in out
-    assert "paired median throughput ratio trigger/bare:" in out
-    assert "paired median CPU ratio trigger/bare:" in out
+    for mode in ("trigger", "trigger+sqlite"):
+        assert f"paired median throughput ratio {mode}/bare:" in out
+        assert f"paired median p99 ratio {mode}/bare:" in out
+        assert f"paired median CPU ratio {mode}/bare:" in out
+
+
+def test_bench_webhooks_profile_prints_where_the_time_goes() -> None:
+    out = run("--profile")
+    assert "tottime" in out and "webhook_trigger.py" in out
 
 
 def test_bench_webhooks_in_process_prints_the_paired_cpu_ratio() -> None:

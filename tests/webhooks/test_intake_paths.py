@@ -116,7 +116,17 @@ async def test_guard_without_duplicates_keeps_nothing_pending() -> None:
 
     assert await guard.once("k", create, "job-1") == ("job-1", False)
     assert guard._pending == {}
-    assert await guard.once("k", create, "job-2") == ("job-1", True)
+    assert guard.answer("k") == "job-1"  # remembered; the caller decides if it fits
+
+
+async def test_guard_of_size_zero_remembers_nothing() -> None:
+    guard: IdempotencyGuard[str] = IdempotencyGuard(0)
+
+    async def create(job_id: str) -> str:
+        return job_id
+
+    assert await guard.once("k", create, "job-1") == ("job-1", False)
+    assert guard.answer("k") is None
 
 
 async def test_guard_duplicates_wait_for_the_first_and_share_its_id() -> None:

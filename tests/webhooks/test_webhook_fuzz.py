@@ -18,6 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
+from schemathesis import checks
 
 import portico_rx as prx
 from portico_rx.adapters.job_trigger.webhook_trigger import WebhookConfig, WebhookTrigger
@@ -87,9 +88,20 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", st_app)
     suppress_health_check=list(HealthCheck),
     database=None,
 )
-def test_schemathesis_finds_no_server_error_and_no_stray_job(case: Any) -> None:
+def test_schemathesis_finds_no_server_error_no_schema_violation_and_no_stray_job(
+    case: Any,
+) -> None:
+    """Every answer is documented: its status, content type, headers and body schema."""
     before = len(st_creator.jobs)
-    response = case.call()
+    response = case.call_and_validate(
+        checks=[
+            checks.not_a_server_error,
+            checks.status_code_conformance,
+            checks.content_type_conformance,
+            checks.response_headers_conformance,
+            checks.response_schema_conformance,
+        ]
+    )
     check(response.status_code, len(st_creator.jobs) - before, case.path, response.text)
 
 
@@ -110,6 +122,10 @@ JSON = st.recursive(
 
 def from_schema(node: dict[str, Any]) -> st.SearchStrategy[Any]:
     """Values that satisfy a (simple) JSON schema node, as pydantic writes them."""
+    if "oneOf" in node:
+        return st.one_of([from_schema(variant) for variant in node["oneOf"]])
+    if "enum" in node:
+        return st.sampled_from(node["enum"])
     kind = node.get("type")
     if kind == "string":
         if "pattern" in node:
@@ -163,13 +179,14 @@ def requests_for(spec: dict[str, Any]) -> st.SearchStrategy[tuple[str, bytes, di
         bodies = st.one_of(
             valid.map(body_bytes),
             mutated(valid).map(body_bytes)
-            if schema_node.get("properties")
+            if schema_node.get("properties") or schema_node.get("oneOf")
             else JSON.map(body_bytes),
             JSON.map(body_bytes),
             valid.map(body_bytes).map(lambda b: b[: max(1, len(b) // 2)]),
             st.binary(max_size=64),
             st.just(b'{"job_type": "email.send", "payload": {"x": NaN}}'),
             st.just(b"[1, Infinity]"),
+            st.just(b'{"job_type": "not.allowed", "payload": {}}'),
         )
         routes.append(st.tuples(st.just(path), bodies))
     headers = st.dictionaries(
@@ -200,7 +217,8 @@ def test_thousands_of_generated_requests_find_no_server_error_and_no_stray_job()
         def one(request: tuple[str, bytes, dict[str, str]]) -> None:
             path, body, headers = request
             before = len(creator.jobs)
-            encoded = [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
+            sent = {"content-type": "application/json", **headers}  # a drawn type wins
+            encoded = [(k.encode(), v.encode("latin-1")) for k, v in sent.items()]
             response = loop.run_until_complete(http.post(path, content=body, headers=encoded))
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             check(response.status_code, len(creator.jobs) - before, path, response.text)

@@ -33,8 +33,10 @@ is paused the request goes through the pipeline, is held, and is created on
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -43,7 +45,7 @@ from reactivex.abc import SchedulerBase
 from reactivex.disposable import Disposable
 
 from portico_rx.errors import ConfigurationError, require
-from portico_rx.models import PRIORITY_MAX, PRIORITY_MIN, JobRequest, trusted_request
+from portico_rx.models import PRIORITY_MAX, PRIORITY_MIN, Job, JobRequest, trusted_request
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.provenance import webhook_key
@@ -53,13 +55,29 @@ from portico_rx.pipeline.trigger import PipelineTrigger
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.webhooks.auth import WebhookAuth
 from portico_rx.webhooks.idempotency import IdempotencyGuard
-from portico_rx.webhooks.intake import authenticated_body, idempotency_key, request_headers
+from portico_rx.webhooks.intake import (
+    JSON_CONTENT_TYPES,
+    accepted_content_types,
+    authenticated_body,
+    idempotency_key,
+    request_headers,
+)
+from portico_rx.webhooks.openapi import (
+    ERROR_DESCRIPTIONS,
+    CleanSchema,
+    WebhookErrorResponse,
+    _clean_schema,
+    clean_description,
+    error_responses,
+    inline_schema,
+)
 from portico_rx.webhooks.rate_limit import RateLimit, RateLimiter
 
 require("fastapi", "webhook")
 
-from fastapi import APIRouter, HTTPException  # noqa: E402
+from fastapi import APIRouter, HTTPException, params  # noqa: E402
 from fastapi.responses import Response  # noqa: E402
+from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 
 from portico_rx.webhooks.route import JSONBytesResponse, RawRequestRoute  # noqa: E402
@@ -75,12 +93,13 @@ __all__ = [
 logger = structlog.get_logger("portico_rx.webhook")
 
 JOB_TYPE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}$"
+_JOB_TYPE = re.compile(JOB_TYPE_PATTERN.strip("^$"))
 QUEUE_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$"
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 DEFAULT_RETRY = RetryPolicy(max_attempts=3, initial_delay=0.05, max_delay=1.0)
 
 
-class WebhookJobRequest(BaseModel):
+class WebhookJobRequest(CleanSchema):
     """The body of ``POST {prefix}/jobs``: the job to create.
 
     Example:
@@ -88,7 +107,7 @@ class WebhookJobRequest(BaseModel):
         'default'
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_clean_schema)
 
     job_type: str = Field(pattern=JOB_TYPE_PATTERN, description="e.g. 'email.send'")
     payload: dict[str, Any] = Field(default_factory=dict, description="a JSON object")
@@ -96,16 +115,10 @@ class WebhookJobRequest(BaseModel):
     priority: int = Field(default=0, ge=PRIORITY_MIN, le=PRIORITY_MAX, strict=True)
 
 
-class WebhookJobResponse(BaseModel):
+class WebhookJobResponse(CleanSchema):
     """The answer once the job exists."""
 
     job_id: str = Field(description="the created (or, for a repeated key, existing) job's id")
-
-
-class WebhookErrorResponse(BaseModel):
-    """Every refusal: ``detail`` says what was wrong (a list of field errors for 400/422)."""
-
-    detail: str | list[dict[str, Any]]
 
 
 class WebhookConfig(BaseModel):
@@ -119,11 +132,20 @@ class WebhookConfig(BaseModel):
         rate_limit: limits per job type and per client (default none).
         auth: how senders authenticate (default none: put the route behind your own).
         priority_map: job type -> priority, overriding the request's (the spec's FAQ).
-        idempotency_cache_size: answered keys remembered in process (default 10 000).
+        idempotency_cache_size: answered keys remembered in process (default 10 000), a
+            fast path only: a repeat of the exact bytes answered for a key is answered
+            200 without asking the store; any other request asks the store.
         client_header: a header set by your reverse proxy that names the client (e.g.
             ``"X-Forwarded-For"``; its first address is used) for per-client limits and
             provenance. Default ``None``: the connection's address. Only set it behind a
             proxy that overwrites the header, or clients can pick their own identity.
+        content_types: the media types a body may be sent as (default
+            ``application/json`` and ``application/*+json``); others get 415.
+        dependencies: FastAPI dependencies of the route (``[Depends(require_token)]``),
+            solved before the request is read, as FastAPI solves them for any route.
+
+    Raises:
+        ConfigurationError: a value is invalid; the message names it and the fix.
 
     Example:
         >>> WebhookConfig(allowed_job_types=["email.send"]).prefix
@@ -140,12 +162,50 @@ class WebhookConfig(BaseModel):
     priority_map: dict[str, int] = Field(default_factory=dict)
     idempotency_cache_size: int = Field(default=10_000, ge=0)
     client_header: str | None = Field(default=None, min_length=1)
+    content_types: list[str] = Field(default_factory=lambda: list(JSON_CONTENT_TYPES))
+    dependencies: list[Any] = Field(default_factory=list)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigurationError(_config_error(exc)) from None
 
     @field_validator("prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
         if value and (not value.startswith("/") or value.endswith("/")):
-            raise ValueError(f"prefix={value!r}: start with '/' and do not end with one")
+            fixed = "/" + value.strip("/")
+            raise ValueError(
+                f"prefix={value!r}: start with '/' and do not end with one, e.g. {fixed!r}"
+            )
+        return value
+
+    @field_validator("allowed_job_types")
+    @classmethod
+    def _job_types(cls, value: list[str]) -> list[str]:
+        for job_type in value:
+            if not _JOB_TYPE.fullmatch(job_type):
+                raise ValueError(
+                    f"allowed_job_types: {job_type!r} is not a job type; use letters, "
+                    "digits and _ . : - (no spaces, at most 200), e.g. 'email.send'"
+                )
+        return value
+
+    @field_validator("content_types")
+    @classmethod
+    def _content_types(cls, value: list[str]) -> list[str]:
+        return list(accepted_content_types(value))
+
+    @field_validator("dependencies")
+    @classmethod
+    def _dependencies(cls, value: list[Any]) -> list[Any]:
+        for dependency in value:
+            if not isinstance(dependency, params.Depends):
+                raise ValueError(
+                    f"dependencies: {dependency!r} is not a FastAPI dependency; "
+                    "use Depends(your_function)"
+                )
         return value
 
     @field_validator("priority_map")
@@ -157,6 +217,19 @@ class WebhookConfig(BaseModel):
                     f"priority_map[{job_type!r}]={priority}: use {PRIORITY_MIN}..{PRIORITY_MAX}"
                 )
         return value
+
+
+def _config_error(exc: ValidationError) -> str:
+    """One line per invalid value of a :class:`WebhookConfig`: the value and the fix."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "value_error":
+            lines.append(message)
+        else:
+            lines.append(f"{field}={error.get('input')!r}: {message}")
+    return "WebhookConfig: " + "; ".join(lines)
 
 
 def _field_errors(exc: ValidationError, prefix: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -264,15 +337,24 @@ class WebhookTrigger(PipelineTrigger):
         self.rejected: dict[int, int] = {}
         self._allowed = frozenset(self.config.allowed_job_types)
         self._source = f"webhook:{self.config.prefix}/jobs"
-        self._guard = IdempotencyGuard(self.config.idempotency_cache_size)
+        self._guard: IdempotencyGuard[tuple[str, bool, int | None]] = IdempotencyGuard(
+            self.config.idempotency_cache_size
+        )
+        self._content_types = tuple(self.config.content_types)
         self._limiter = (
             RateLimiter(self.config.rate_limit, self._now) if self.config.rate_limit else None
         )
         self.router = self._build_router()
 
     def health_details(self) -> dict[str, Any]:
+        """What the health, the notebook card and the panel show besides the counters:
+        the route, how senders authenticate, the allow-list and the refusals per status."""
+        auth = self.config.auth
         return {
+            "route": f"POST {self.config.prefix}/jobs",
             "prefix": self.config.prefix,
+            "auth": type(auth).__name__ if auth is not None else "none",
+            "allowed_job_types": sorted(self._allowed) or "any",
             "rejected": {str(code): count for code, count in sorted(self.rejected.items())},
         }
 
@@ -298,7 +380,7 @@ class WebhookTrigger(PipelineTrigger):
         Raises:
             HTTPException: 403, 400, 429 or 500 as in the module's table.
         """
-        job_id, _repeated = await self._accept(request, key=idempotency_key, client=client)
+        job_id, _existing = await self._accept(request, key=idempotency_key, client=client)
         return {"job_id": job_id}
 
     # -- one request: checked once, then a delivery for the sink ----------------------
@@ -322,7 +404,13 @@ class WebhookTrigger(PipelineTrigger):
         """Check ``request`` (403, 400, 429) and create its job once per ``key``.
 
         ``seen_at`` is given for an HTTP request (it gets a delivery); a direct call
-        has none. Returns ``(job_id, repeated)``.
+        has none. Returns ``(job_id, existing)``: ``existing`` is the store's answer (the
+        key already had this job), or the in-process fast path's for a repeat of the
+        exact bytes answered before for the key (the store holds that job: keys are never
+        reused for another job).
+
+        Raises:
+            HTTPException: also 409 when the key's job was made from another request.
         """
         job_type = request.job_type
         if self._allowed and job_type not in self._allowed:
@@ -332,17 +420,24 @@ class WebhookTrigger(PipelineTrigger):
         if key is None:
             if self._limiter is not None:
                 self._check_rate(job_type, client)
-            job_id = await self._create(request, payload, priority, None, None, client, seen_at)
-            return job_id, False
+            job_id, existing, _ = await self._create(
+                request, payload, priority, None, None, client, seen_at, None
+            )
+            return job_id, existing
         scoped = webhook_key(self.name, job_type, key)
-        if self._limiter is not None:  # a repeat of an answered key spends no token
-            known = self._guard.answer(scoped)
-            if known is not None:
-                return known, True
+        mark = None if body is None else hash(body)
+        known = self._guard.answer(scoped)
+        if known is not None and mark is not None and known[2] == mark:
+            return known[0], True
+        if self._limiter is not None and known is None:  # a repeat spends no token
             self._check_rate(job_type, client)
-        return await self._guard.once(
-            scoped, self._create, request, payload, priority, key, scoped, client, seen_at
-        )
+        args = (request, payload, priority, key, scoped, client, seen_at, mark)
+        (job_id, existing, first_mark), shared = await self._guard.once(scoped, self._create, *args)
+        if shared and (mark is None or first_mark != mark):
+            # A concurrent request with the key, not these bytes: the store decides.
+            job_id, existing, _ = await self._create(*args)
+            return job_id, existing
+        return job_id, existing or shared
 
     def _checked_payload(
         self, job_type: str, payload: dict[str, Any], body: bytes | None = None
@@ -388,16 +483,26 @@ class WebhookTrigger(PipelineTrigger):
         scoped: str | None,
         client: str | None,
         seen_at: datetime | None,
-    ) -> str:
-        """Hand the checked request to the sink and answer with its job id.
+        mark: int | None,
+    ) -> tuple[str, bool, int | None]:
+        """Hand the checked request to the sink and answer with its job.
 
         Every field was checked above (pydantic, allow-list, schema, priority map), so
         the job request is built with :func:`~portico_rx.models.trusted_request`. An
         HTTP request (``seen_at``) carries a delivery and is answered from the
-        delivery's settlement; a direct call has none and is answered with the job.
+        delivery's settlement: its job id, and whether the store already had the job
+        (:attr:`~portico_rx.pipeline.delivery.Delivery.duplicate`). A direct call has
+        none and is answered with the job.
+
+        Returns:
+            ``(job_id, existing, mark)``.
+
+        Raises:
+            HTTPException: 409 when the store's existing job for the key was made from a
+                different request; 500 when it could not be created; 503 when stopped.
         """
         if seen_at is None:
-            job = await self._direct_sink().create(
+            direct = await self._direct_sink().create(
                 trusted_request(
                     job_type=request.job_type,
                     payload=payload,
@@ -407,9 +512,9 @@ class WebhookTrigger(PipelineTrigger):
                     idempotency_key=scoped,
                 )
             )
-            if job is None:
+            if direct is None:
                 raise HTTPException(500, "Job creation failed")
-            return str(job.id)
+            return str(direct.id), False, None
         sink, observer = self._sink, self._intake.observer
         if sink is None or observer is None:  # stopped while the request was read
             raise self._not_running()
@@ -430,6 +535,7 @@ class WebhookTrigger(PipelineTrigger):
             claim=delivery.claim(),
             delivery=delivery,
         )
+        job: Job | None = None
         if self.paused:
             # Into the pipeline, which holds it until resume() (or stop()) and then
             # submits it to the sink's workers; the answer waits for the settlement.
@@ -438,12 +544,41 @@ class WebhookTrigger(PipelineTrigger):
         else:
             # The sink's own creation, run in this request's task (no work-queue hop).
             delivery.seal()
-            await sink.create(job_request)
-        if delivery.job_ids:
-            return delivery.job_ids[0]
-        if not self.is_running:  # abandoned by stop(): try again later
-            raise self._not_running()
-        raise HTTPException(500, "Job creation failed")
+            job = await sink.create(job_request)
+        if not delivery.job_ids:
+            if not self.is_running:  # abandoned by stop(): try again later
+                raise self._not_running()
+            raise HTTPException(500, "Job creation failed")
+        job_id = delivery.job_ids[0]
+        if delivery.duplicate:
+            await self._check_same_request(job, job_id, job_request, key)
+        return job_id, delivery.duplicate, mark
+
+    async def _check_same_request(
+        self, job: Job | None, job_id: str, request: JobRequest, key: str | None
+    ) -> None:
+        """Refuse (409) a key whose existing job was made from another request.
+
+        Compared: what the job is (type, payload after its schema, queue, priority);
+        not the bytes, so a resend formatted differently is the same request.
+        """
+        if job is None or str(job.id) != job_id:
+            job = await self.job_creator.get_job(UUID(job_id))
+        if job is None:
+            return
+        if (
+            job.job_type == request.job_type
+            and job.payload == request.payload
+            and job.queue_name == request.queue_name
+            and job.priority == request.priority
+        ):
+            return
+        raise HTTPException(
+            409,
+            f"Idempotency key {key!r} was already used for a different request (job "
+            f"{job_id}, left unchanged): send a new key for a new job, or the same "
+            "request again to get that job",
+        )
 
     def _direct_sink(self) -> JobSink:
         """The running trigger's sink; for a direct call on a stopped trigger (the spec's
@@ -465,21 +600,21 @@ class WebhookTrigger(PipelineTrigger):
             config = self.config
             headers = request_headers(request)
             body = await authenticated_body(
-                request, config.auth, config.max_body_bytes, now, headers
+                request, config.auth, config.max_body_bytes, now, headers, self._content_types
             )
             try:
                 job_request = WebhookJobRequest.model_validate_json(body)
             except ValidationError as exc:
                 raise HTTPException(422, _field_errors(exc, ("body",))) from None
-            key = idempotency_key(headers, config.auth)
+            key = idempotency_key(headers, config.auth, body)
             client = self._client(request, headers)
-            job_id, repeated = await self._accept(
+            job_id, existing = await self._accept(
                 job_request, key=key, client=client, seen_at=now, body=body
             )
             return JSONBytesResponse(
-                b'{"job_id":"' + job_id.encode() + b'"}', 200 if repeated else 201
+                b'{"job_id":"' + job_id.encode() + b'"}', 200 if existing else 201
             )
-        except HTTPException as exc:
+        except StarletteHTTPException as exc:  # the intake's 401/413/415 included
             self.rejected[exc.status_code] = self.rejected.get(exc.status_code, 0) + 1
             logger.info("webhook_request_rejected", trigger=self.name, status=exc.status_code)
             raise
@@ -496,21 +631,18 @@ class WebhookTrigger(PipelineTrigger):
 
     def _build_router(self) -> APIRouter:
         router = APIRouter(
-            prefix=self.config.prefix, tags=["webhooks"], route_class=RawRequestRoute
+            prefix=self.config.prefix,
+            tags=["webhooks"],
+            route_class=RawRequestRoute,
+            dependencies=list(self.config.dependencies),
         )
-        errors: dict[int | str, dict[str, Any]] = {
-            code: {"model": WebhookErrorResponse, "description": description}
-            for code, description in {
-                400: "payload not JSON, fails its schema, or bad Idempotency-Key",
-                401: "the sender is not authentic",
-                403: "job type not allowed",
-                413: "body larger than max_body_bytes",
-                422: "malformed JSON or wrong field types",
-                429: "rate limit exceeded (see Retry-After)",
-                500: "the job could not be created",
-                503: "the trigger is not running",
-            }.items()
-        }
+        codes = dict(ERROR_DESCRIPTIONS)
+        if self.config.auth is None:
+            del codes[401]
+        if self.config.rate_limit is None:
+            del codes[429]
+        if not self._allowed and not self.config.dependencies:
+            codes[403] = "a dependency of the route refused the request"
         router.add_api_route(
             "/jobs",
             self._receive,
@@ -519,20 +651,27 @@ class WebhookTrigger(PipelineTrigger):
             response_model=None,
             summary="Create a job",
             description=(
-                "Creates a job and answers with its id once it exists. A repeated "
-                "Idempotency-Key (or webhook-id) answers 200 with the same id."
+                "Creates a job and answers with its id once it exists (201). A repeated "
+                "idempotency key whose job exists answers 200 with that job's id; the same "
+                "key with a different request answers 409. The key is the signed delivery "
+                "id when the auth scheme has one (webhook-id, a Stripe event id), else the "
+                "Idempotency-Key header."
             ),
-            operation_id=f"create_job_{self.name}".replace("-", "_"),
+            operation_id=f"create_job_{self.name}".replace("-", "_").replace(".", "_"),
             responses={
                 201: {"model": WebhookJobResponse, "description": "the job was created"},
-                200: {"model": WebhookJobResponse, "description": "repeated idempotency key"},
-                **errors,
+                200: {
+                    "model": WebhookJobResponse,
+                    "description": "the key's job already existed (a repeat)",
+                },
+                **error_responses(codes),
             },
             openapi_extra={
                 "requestBody": {
                     "required": True,
                     "content": {
-                        "application/json": {"schema": WebhookJobRequest.model_json_schema()}
+                        media: {"schema": self._request_schema()}
+                        for media in self._documented_types()
                     },
                 },
                 "parameters": [
@@ -540,10 +679,64 @@ class WebhookTrigger(PipelineTrigger):
                         "name": "Idempotency-Key",
                         "in": "header",
                         "required": False,
-                        "description": "repeating it returns the first job instead of a new one",
+                        "description": "repeating it returns the first job instead of a new "
+                        "one (ignored when the auth scheme signs a delivery id)",
                         "schema": {"type": "string", "maxLength": 255},
                     }
                 ],
             },
         )
         return router
+
+    def _documented_types(self) -> list[str]:
+        """The accepted media types as OpenAPI keys (a ``*`` pattern is not one)."""
+        return [m for m in self._content_types if "*" not in m] or ["application/json"]
+
+    def _request_schema(self) -> dict[str, Any]:
+        """The body's schema: one variant per job type with a payload schema (its
+        ``payload`` that model's), one for the other job types, discriminated on
+        ``job_type``; the allow-list as an enum."""
+        base = inline_schema(WebhookJobRequest.model_json_schema())
+        properties = base["properties"]
+        allowed = sorted(self._allowed)
+        typed = {
+            job_type: model
+            for job_type, model in sorted(self.payload_schemas.items())
+            if not allowed or job_type in self._allowed
+        }
+        variants: list[dict[str, Any]] = []
+        for job_type, model in typed.items():
+            payload = inline_schema(model.model_json_schema())
+            payload.setdefault("description", clean_description(model.__doc__) or job_type)
+            variants.append(
+                {
+                    **base,
+                    "title": f"{job_type} job",
+                    "properties": {
+                        **properties,
+                        "job_type": {"type": "string", "enum": [job_type]},
+                        "payload": payload,
+                    },
+                    "required": ["job_type", "payload"]
+                    if payload.get("required")
+                    else ["job_type"],
+                }
+            )
+        others = [job_type for job_type in allowed if job_type not in typed]
+        if others or not allowed:
+            job_type_schema = (
+                {"type": "string", "enum": others}
+                if allowed
+                else {**properties["job_type"], **({"not": {"enum": list(typed)}} if typed else {})}
+            )
+            variants.append(
+                {**base, "title": "job", "properties": {**properties, "job_type": job_type_schema}}
+            )
+        if len(variants) == 1:
+            return variants[0]
+        return {
+            "title": "WebhookJobRequest",
+            "description": base.get("description"),
+            "oneOf": variants,
+            "discriminator": {"propertyName": "job_type"},
+        }
