@@ -10,10 +10,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-import structlog
 from reactivex.abc import SchedulerBase
 
 from portico_rx.errors import ConfigurationError
+from portico_rx.logs import get_logger
 from portico_rx.models import Job, JobRequest, request_claim
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.dead_letter import DeadLetter
@@ -33,7 +33,7 @@ __all__ = [
     "OverflowPolicy",
 ]
 
-logger = structlog.get_logger("portico_rx.pipeline.sink")
+logger = get_logger("portico_rx.pipeline.sink")
 
 AlertHook = Callable[[str, str, dict[str, Any]], Awaitable[None] | None]
 """``alert(level, message, context)``, called when a job could not be created."""

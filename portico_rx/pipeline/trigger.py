@@ -8,12 +8,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal
 
-import structlog
 from reactivex import Observable
 from reactivex.abc import DisposableBase, SchedulerBase
 from reactivex.disposable import SerialDisposable
 
 from portico_rx.errors import ConfigurationError, TriggerNotRunningError, TriggerStartError
+from portico_rx.logs import get_logger
 from portico_rx.models import Job, RunState, TriggerHealth
 from portico_rx.pipeline import clock, presentation
 from portico_rx.pipeline.dead_letter import DeadLetter
@@ -35,7 +35,7 @@ from portico_rx.ports.job_trigger import JobTrigger
 
 __all__ = ["PipelineTrigger"]
 
-logger = structlog.get_logger("portico_rx.pipeline")
+logger = get_logger("portico_rx.pipeline")
 
 
 class PipelineTrigger(JobTrigger):

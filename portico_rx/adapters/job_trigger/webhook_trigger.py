@@ -36,13 +36,13 @@ import json
 from datetime import datetime
 from typing import Any
 
-import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from reactivex import Observable, abc
 from reactivex.abc import SchedulerBase
 from reactivex.disposable import Disposable
 
 from portico_rx.errors import ConfigurationError, require
+from portico_rx.logs import get_logger
 from portico_rx.models import PRIORITY_MAX, PRIORITY_MIN, JobRequest, trusted_request
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
@@ -72,7 +72,7 @@ __all__ = [
     "WebhookTrigger",
 ]
 
-logger = structlog.get_logger("portico_rx.webhook")
+logger = get_logger("portico_rx.webhook")
 
 JOB_TYPE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}$"
 QUEUE_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$"
