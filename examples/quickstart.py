@@ -1,4 +1,4 @@
-"""Quickstart: events in, jobs created in ./portico.db, jobs processed — no server needed.
+"""Quickstart: events in, jobs created in portico.db, jobs processed — no server needed.
 
     portico-rx run examples/quickstart.py --duration 10     # stops by itself
     portico-rx run examples/quickstart.py                   # Ctrl-C to stop
@@ -11,7 +11,9 @@ Four triggers run side by side:
 
 * ``welcome-emails``: a pipeline over a stream of sign-ups (filter -> to_job);
 * ``schedules``: a cron schedule every 5 seconds (seconds field first);
-* ``inbox``: a job per file dropped into ./inbox once it stops changing;
+* ``inbox``: a job per file dropped into the inbox folder once it stops changing: the
+  folder named by ``$QUICKSTART_INBOX``, else a fresh temporary folder (removed at exit;
+  its path is in the ``file_watch_started`` log line);
 * ``webhooks``: POST /webhooks/jobs.
 
 The webhook trigger is served on http://127.0.0.1:8000 (``--port`` to change it)
@@ -23,6 +25,8 @@ while ``run`` runs; other systems ask for a welcome email with::
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,18 @@ from portico_rx.adapters.job_trigger.webhook_trigger import WebhookConfig, Webho
 from portico_rx.kits.job.job_service import JobService
 
 PLANS = ("free", "pro", "team")
+_temporary: list[tempfile.TemporaryDirectory[str]] = []  # kept alive until exit
+
+
+def inbox_folder() -> Path:
+    """``$QUICKSTART_INBOX`` (created if missing), else a new temporary folder."""
+    configured = os.environ.get("QUICKSTART_INBOX")
+    if configured:
+        folder = Path(configured)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    _temporary.append(tempfile.TemporaryDirectory(prefix="portico-quickstart-inbox-"))
+    return Path(_temporary[-1].name)
 
 
 def fake_signup(n: int) -> dict[str, Any]:
@@ -84,9 +100,7 @@ def build(service: JobService) -> list[prx.JobTrigger]:
             )
         ],
     )
-    inbox = Path("inbox")
-    inbox.mkdir(exist_ok=True)
-    uploads = FileTrigger(service, inbox, "file.process", queue_name="default")
+    uploads = FileTrigger(service, inbox_folder(), "file.process", queue_name="default")
     return [welcome_emails, heartbeat, uploads, welcome_webhook]
 
 
