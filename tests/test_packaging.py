@@ -131,7 +131,7 @@ def test_oracles_and_peers_of_the_tests_are_dev_only() -> None:
 def test_all_installs_every_runtime_extra() -> None:
     [everything] = PROJECT["optional-dependencies"]["all"]
     assert set(Requirement(everything).extras) == set(RUNTIME_EXTRAS)
-    assert "portico_rx[testing]" in PROJECT["optional-dependencies"]["dev"]
+    assert "portico_rx[testing,docs]" in PROJECT["optional-dependencies"]["dev"]
 
 
 def test_import_portico_rx_loads_the_core_and_no_console_or_ui_library() -> None:

@@ -339,7 +339,6 @@ def _register_type_strategies() -> None:
     importing this module is enough where the entry point did not run (an install
     without its metadata, ``HYPOTHESIS_NO_PLUGINS``)."""
     from _portico_rx_plugins.hypothesis_types import register_strategies
-
     from portico_rx import models
 
     register_strategies(models)
