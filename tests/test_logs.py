@@ -10,6 +10,7 @@ import asyncio
 import io
 import json
 import logging
+import re
 import subprocess
 import sys
 import textwrap
@@ -251,3 +252,17 @@ def test_configuring_after_the_logger_exists_takes_effect(
     structlog.reset_defaults()
     log.info("again")
     assert [r.getMessage() for r in portico_records] == ["before stage=late", "again stage=late"]
+
+
+def test_the_library_logs_only_through_portico_rx_logs() -> None:
+    """A module calling ``structlog.get_logger`` itself would print to stdout with
+    structlog's defaults; only the command line configures structlog (for its console)."""
+    package = Path(prx.__file__).resolve().parent
+    allowed = {"cli/console_logging.py"}
+    offenders = [
+        path.relative_to(package).as_posix()
+        for path in sorted(package.rglob("*.py"))
+        if path.relative_to(package).as_posix() not in allowed
+        and re.search(r"^\s*(import structlog|from structlog)", path.read_text(), re.M)
+    ]
+    assert offenders == []
