@@ -5,9 +5,9 @@ against the same run without them.
     python benchmarks/bench_packaging.py [--rounds 15] [--quick]
 
 A (with portico_rx's plugin) and B (``-p no:portico_rx``; for hypothesis, the same
-interpreter without portico_rx's entry point, other plugins kept) alternate in one run; each round is a fresh interpreter. Printed: the median
-of B and of A, the median of the paired differences A - B (min–max) and of the paired
-ratios A / B (min–max).
+interpreter without portico_rx's entry point, other plugins kept) alternate in one run;
+each round is a fresh interpreter. Printed: the median of B and of A, the median of the
+paired differences A - B (min–max) and of the paired ratios A / B (min–max).
 """
 
 from __future__ import annotations
