@@ -1,4 +1,4 @@
-"""Quickstart: events in, jobs created in ./portico.db, jobs processed — no server needed.
+"""Quickstart: events in, jobs created in portico.db, jobs processed — no server needed.
 
     portico-rx run examples/quickstart.py --duration 10     # stops by itself
     portico-rx run examples/quickstart.py                   # Ctrl-C to stop
@@ -11,7 +11,9 @@ Four triggers run side by side:
 
 * ``welcome-emails``: a pipeline over a stream of sign-ups (filter -> to_job);
 * ``schedules``: a cron schedule every 5 seconds (seconds field first);
-* ``inbox``: a job per file dropped into ./inbox once it stops changing;
+* ``inbox``: a job per file dropped into the inbox folder once it stops changing: the
+  folder named by ``$QUICKSTART_INBOX``, else a fresh temporary folder (removed at exit;
+  its path is in the ``file_watch_started`` log line);
 * ``webhooks``: POST /webhooks/jobs.
 
 The webhook trigger is served on http://127.0.0.1:8000 (``--port`` to change it)
@@ -23,8 +25,10 @@ while ``run`` runs; other systems ask for a welcome email with::
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import reactivex
 from pydantic import BaseModel
@@ -37,11 +41,50 @@ from portico_rx.adapters.job_trigger.webhook_trigger import WebhookConfig, Webho
 from portico_rx.kits.job.job_service import JobService
 
 PLANS = ("free", "pro", "team")
+_temporary: list[tempfile.TemporaryDirectory[str]] = []  # kept alive until exit
 
 
-def fake_signup(n: int) -> dict[str, Any]:
+def inbox_folder() -> Path:
+    """``$QUICKSTART_INBOX`` (created if missing), else a new temporary folder."""
+    configured = os.environ.get("QUICKSTART_INBOX")
+    if configured:
+        folder = Path(configured)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    _temporary.append(tempfile.TemporaryDirectory(prefix="portico-quickstart-inbox-"))
+    return Path(_temporary[-1].name)
+
+
+class Signup(TypedDict):
+    """The event: one sign-up."""
+
+    id: int
+    email: str
+    plan: str
+
+
+def fake_signup(n: int) -> Signup:
     """A stand-in for a real event source: one sign-up per tick."""
     return {"id": n, "email": f"user{n}@example.com", "plan": PLANS[n % len(PLANS)]}
+
+
+# The pipeline's functions are typed ``def``s rather than lambdas so that mypy checks
+# them: mypy infers ``object`` for a lambda's parameter inside reactivex's overloaded
+# ``Observable.pipe`` (pyright infers ``Signup``); at run time both are the same.
+def is_paying(signup: Signup) -> bool:
+    return signup["plan"] != "free"
+
+
+def welcome_payload(signup: Signup) -> dict[str, Any]:
+    return {"user": signup["id"], "email": signup["email"]}
+
+
+def welcome_priority(signup: Signup) -> int:
+    return 5 if signup["plan"] == "team" else 0
+
+
+def welcome_key(signup: Signup) -> str:
+    return f"welcome:{signup['id']}"
 
 
 class WelcomePayload(BaseModel):
@@ -56,12 +99,12 @@ def build(service: JobService) -> list[prx.JobTrigger]:
     signups = reactivex.interval(1.0).pipe(ops.map(fake_signup))
     welcome_emails = prx.PipelineTrigger(
         signups.pipe(
-            ops.filter(lambda s: s["plan"] != "free"),
+            ops.filter(is_paying),
             prx.to_job(
                 "email.welcome",
-                payload=lambda s: {"user": s["id"], "email": s["email"]},
-                priority=lambda s: 5 if s["plan"] == "team" else 0,
-                idempotency_key=lambda s: f"welcome:{s['id']}",
+                payload=welcome_payload,
+                priority=welcome_priority,
+                idempotency_key=welcome_key,
             ),
         ),
         job_creator=service,
@@ -84,9 +127,7 @@ def build(service: JobService) -> list[prx.JobTrigger]:
             )
         ],
     )
-    inbox = Path("inbox")
-    inbox.mkdir(exist_ok=True)
-    uploads = FileTrigger(service, inbox, "file.process", queue_name="default")
+    uploads = FileTrigger(service, inbox_folder(), "file.process", queue_name="default")
     return [welcome_emails, heartbeat, uploads, welcome_webhook]
 
 

@@ -9,6 +9,7 @@ turns events into job requests; a :class:`PipelineTrigger` runs the pipeline as 
 from portico_rx import notebook as notebook  # registers the notebook presenter
 from portico_rx import operators as operators
 from portico_rx import sources as sources
+from portico_rx._version import __version__ as __version__
 from portico_rx.adapters.job_queue.memory import MemoryJobQueue
 from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
 from portico_rx.adapters.job_trigger.schedule_trigger import ScheduleConfig, ScheduleTrigger
@@ -46,8 +47,6 @@ from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.pipeline.to_job import to_job
 from portico_rx.pipeline.tracking import tracked
 from portico_rx.ports import JobCreator, JobHandler, JobQueue, JobTrigger
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Claim",

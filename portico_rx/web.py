@@ -10,10 +10,10 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-import structlog
 from pydantic import BaseModel, Field
 
 from portico_rx.errors import ConfigurationError, require
+from portico_rx.logs import get_logger
 from portico_rx.models import TriggerHealth
 from portico_rx.ports.job_trigger import JobTrigger
 
@@ -37,7 +37,7 @@ __all__ = [
     "triggers_lifespan",
 ]
 
-logger = structlog.get_logger("portico_rx.web")
+logger = get_logger("portico_rx.web")
 
 
 @runtime_checkable

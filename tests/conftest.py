@@ -3,8 +3,10 @@ under CI (``PORTICO_REQUIRE_SERVICES=1``, set by ``.ci/run``)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -47,8 +49,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _quiet_structlog() -> None:
-    """Keep structlog output out of test logs unless a test captures it."""
-    structlog.configure(
-        logger_factory=structlog.ReturnLoggerFactory(), cache_logger_on_first_use=False
-    )
+def _library_logging() -> Iterator[None]:
+    """Each test starts with structlog unconfigured, as in a user's program, so the library
+    logs through the standard ``logging`` (never stdout); its loggers are open at DEBUG so
+    every log call runs, and ``structlog.testing.capture_logs`` still captures the events."""
+    structlog.reset_defaults()
+    top = logging.getLogger("portico_rx")
+    saved = top.level
+    top.setLevel(logging.DEBUG)
+    yield
+    top.setLevel(saved)

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import structlog
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -22,12 +21,13 @@ from portico_rx.cli.status import status_table
 from portico_rx.errors import ConfigurationError, TriggerStartError
 from portico_rx.kits.job.job_service import JobService
 from portico_rx.kits.job.worker import JobWorker
+from portico_rx.logs import get_logger
 from portico_rx.models import JobStatus
 from portico_rx.ports.job_trigger import JobTrigger
 
 __all__ = ["list_jobs", "run_app", "run_worker"]
 
-logger = structlog.get_logger("portico_rx.cli")
+logger = get_logger("portico_rx.cli")
 
 
 # -- waiting for the end -------------------------------------------------------------

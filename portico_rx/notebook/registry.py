@@ -18,13 +18,12 @@ import html
 import sys
 from typing import Any, Literal
 
-import structlog
-
 from portico_rx.errors import ConfigurationError, TriggerStartError
+from portico_rx.logs import get_logger
 
 __all__ = ["TriggerRegistry", "in_notebook", "registry"]
 
-logger = structlog.get_logger("portico_rx.notebook.registry")
+logger = get_logger("portico_rx.notebook.registry")
 
 Policy = Literal["replace", "refuse"]
 

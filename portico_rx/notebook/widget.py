@@ -13,15 +13,14 @@ import contextlib
 import html
 from typing import Any
 
-import structlog
-
 from portico_rx.errors import ConfigurationError, PorticoError, require
+from portico_rx.logs import get_logger
 from portico_rx.notebook.display import next_fire_times, state_label
 from portico_rx.notebook.frames import jobs_table_html
 
 __all__ = ["TriggerPanel", "panel"]
 
-logger = structlog.get_logger("portico_rx.notebook.widget")
+logger = get_logger("portico_rx.notebook.widget")
 
 
 class TriggerPanel:

@@ -100,7 +100,7 @@ def absent(
     Raises:
         ConfigurationError: ``within`` is not positive.
 
-    Example:
+    Examples:
         >>> from portico_rx.operators import absent
         >>> from portico_rx.testing import run_pipeline
         >>> beats = [(0, "beat"), (30, "beat"), (200, "beat")]

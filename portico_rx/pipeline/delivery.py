@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import structlog
+from portico_rx.logs import get_logger
 
 if TYPE_CHECKING:
     from portico_rx.pipeline.tracking import Tracker
@@ -47,7 +47,7 @@ __all__ = [
     "deliver",
 ]
 
-logger = structlog.get_logger("portico_rx.pipeline.delivery")
+logger = get_logger("portico_rx.pipeline.delivery")
 
 Settle = Callable[[], Awaitable[None] | None]
 NackSettle = Callable[[bool], Awaitable[None] | None]

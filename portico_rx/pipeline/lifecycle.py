@@ -29,13 +29,12 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import structlog
-
+from portico_rx.logs import get_logger
 from portico_rx.models import RunState
 
 __all__ = ["Lifecycle"]
 
-logger = structlog.get_logger("portico_rx.lifecycle")
+logger = get_logger("portico_rx.lifecycle")
 
 Hook = Callable[[], Awaitable[None]]
 

@@ -10,10 +10,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-import structlog
 from reactivex.abc import SchedulerBase
 
 from portico_rx.errors import ConfigurationError
+from portico_rx.logs import get_logger
 from portico_rx.models import Job, JobRequest, request_claim
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.dead_letter import DeadLetter
@@ -33,7 +33,7 @@ __all__ = [
     "OverflowPolicy",
 ]
 
-logger = structlog.get_logger("portico_rx.pipeline.sink")
+logger = get_logger("portico_rx.pipeline.sink")
 
 AlertHook = Callable[[str, str, dict[str, Any]], Awaitable[None] | None]
 """``alert(level, message, context)``, called when a job could not be created."""
@@ -220,7 +220,7 @@ class JobSink:
         self._direct = 0  # creations running in callers' tasks (``create``)
         self._direct_idle: asyncio.Future[None] | None = None
         # The per-job log line is the hot path: bind once, and skip building its fields
-        # when INFO is filtered out (configure structlog before starting triggers).
+        # when INFO is filtered out (configure logging before starting triggers: a sink is built per start).
         self._log = logger.bind(trigger=name)
         is_enabled_for = getattr(self._log, "is_enabled_for", None)
         self._log_jobs = True if is_enabled_for is None else bool(is_enabled_for(logging.INFO))

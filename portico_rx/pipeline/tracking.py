@@ -38,11 +38,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-import structlog
 from reactivex import abc, typing
 from reactivex.disposable import Disposable
 from reactivex.scheduler.periodicscheduler import PeriodicScheduler
 
+from portico_rx.logs import get_logger
 from portico_rx.pipeline.delivery import (
     Claim,
     Delivery,
@@ -54,7 +54,7 @@ from portico_rx.pipeline.delivery import (
 
 __all__ = ["Tracker", "TrackingScheduler", "UntrackedEventError", "current_tracker", "tracked"]
 
-logger = structlog.get_logger("portico_rx.tracking")
+logger = get_logger("portico_rx.tracking")
 
 _TState = TypeVar("_TState")
 

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal
 
-import structlog
 from reactivex import Observable
 from reactivex.abc import DisposableBase, SchedulerBase
 from reactivex.disposable import SerialDisposable
@@ -19,6 +18,7 @@ from portico_rx.errors import (
     TriggerNotRunningError,
     TriggerStartError,
 )
+from portico_rx.logs import get_logger
 from portico_rx.models import Job, RunState, TriggerHealth
 from portico_rx.pipeline import clock, presentation, readiness
 from portico_rx.pipeline.dead_letter import DeadLetter
@@ -40,7 +40,7 @@ from portico_rx.ports.job_trigger import JobTrigger
 
 __all__ = ["PipelineTrigger"]
 
-logger = structlog.get_logger("portico_rx.pipeline")
+logger = get_logger("portico_rx.pipeline")
 
 _START_ERRORS = (TriggerStartError, ConfigurationError, MissingDependencyError)
 """What a source raises on its first subscription that retrying cannot fix: it fails

@@ -21,9 +21,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import structlog
 from reactivex.abc import DisposableBase, ObserverBase, SchedulerBase
 
+from portico_rx.logs import get_logger
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.schedule.fire_plan import FirePlan
 from portico_rx.schedule.misfire import MisfirePolicy, select_runs
@@ -32,7 +32,7 @@ from portico_rx.schedule.timer import DEFAULT_SPIN, ScheduleTimer, TimerEntry
 
 __all__ = ["ScheduleRunner", "ScheduleSpec", "ScheduleStats"]
 
-logger = structlog.get_logger("portico_rx.schedule")
+logger = get_logger("portico_rx.schedule")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,15 +23,15 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import structlog
 from reactivex.abc import DisposableBase, SchedulerBase
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
+from portico_rx.logs import get_logger
 from portico_rx.pipeline import clock
 
 __all__ = ["DEFAULT_SPIN", "ScheduleTimer", "TimerEntry", "to_micros"]
 
-logger = structlog.get_logger("portico_rx.schedule.timer")
+logger = get_logger("portico_rx.schedule.timer")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)

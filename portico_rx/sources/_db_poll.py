@@ -27,12 +27,12 @@ from datetime import timedelta
 from typing import Any
 
 import reactivex
-import structlog
 from pydantic import BaseModel, ConfigDict
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from portico_rx.errors import ConfigurationError, TriggerStartError, require
+from portico_rx.logs import get_logger
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.provenance import row_key
@@ -52,7 +52,7 @@ __all__ = [
     "open_engine",
 ]
 
-logger = structlog.get_logger("portico_rx.sources._db_poll")
+logger = get_logger("portico_rx.sources._db_poll")
 
 _COALESCE_ROUNDS = 50
 """Loop iterations the marker waits for more acks before one batched UPDATE."""

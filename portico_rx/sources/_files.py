@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import reactivex
-import structlog
 from pydantic import BaseModel, ConfigDict
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from portico_rx.errors import ConfigurationError, TriggerStartError, require
+from portico_rx.logs import get_logger
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.provenance import file_key
@@ -56,7 +56,7 @@ __all__ = [
     "scan_files",
 ]
 
-logger = structlog.get_logger("portico_rx.sources._files")
+logger = get_logger("portico_rx.sources._files")
 
 DEFAULT_IGNORE: tuple[str, ...] = (".*", "*~", "*.swp", "*.tmp", "*.part", "*.crdownload")
 """Names skipped unless ``ignore=`` says otherwise: hidden files and partial downloads."""

@@ -21,12 +21,12 @@ from datetime import timedelta
 from typing import Any
 
 import reactivex
-import structlog
 from pydantic import BaseModel, ConfigDict
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from portico_rx.errors import ConfigurationError, require
+from portico_rx.logs import get_logger
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.provenance import http_item_key, http_key
@@ -45,7 +45,7 @@ __all__ = [
     "retry_after_seconds",
 ]
 
-logger = structlog.get_logger("portico_rx.sources._http_poll")
+logger = get_logger("portico_rx.sources._http_poll")
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _CONNECTIONS_PER_HOST = 4

@@ -9,12 +9,12 @@ import re
 from typing import Any
 
 import reactivex
-import structlog
 from pydantic import BaseModel, ConfigDict
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from portico_rx.errors import ConfigurationError, TriggerStartError, require
+from portico_rx.logs import get_logger
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.readiness import announce
@@ -22,7 +22,7 @@ from portico_rx.url_redaction import redact_url
 
 __all__ = ["Notification", "NotifySource", "asyncpg_dsn", "pg_notify"]
 
-logger = structlog.get_logger("portico_rx.sources._pg_notify")
+logger = get_logger("portico_rx.sources._pg_notify")
 
 _CHANNEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 

@@ -12,11 +12,20 @@ from __future__ import annotations
 
 import math
 import string
+from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from portico_rx.errors import ConfigurationError, require
-from portico_rx.models import PRIORITY_MAX, PRIORITY_MIN, JobRequest
+from portico_rx.models import (
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    Job,
+    JobRequest,
+    JobStatus,
+    RunState,
+    TriggerHealth,
+)
 
 require("hypothesis", "testing")
 
@@ -29,9 +38,11 @@ __all__ = [
     "event_streams",
     "job_requests",
     "job_types",
+    "jobs",
     "payloads",
     "queue_names",
     "timezones",
+    "trigger_healths",
 ]
 
 CRON_ALIASES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
@@ -203,6 +214,66 @@ def job_requests(
     )
 
 
+def _aware_datetimes() -> st.SearchStrategy[datetime]:
+    """Timezone-aware instants (UTC) between 2000 and 2100, at microsecond resolution."""
+    return st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    )
+
+
+def jobs(
+    job_type: st.SearchStrategy[str] | None = None,
+    payload: st.SearchStrategy[dict[str, Any]] | None = None,
+    status: st.SearchStrategy[JobStatus] | None = None,
+) -> st.SearchStrategy[Job]:
+    """Valid :class:`~portico_rx.models.Job` values in any status (optionally with your
+    own strategies for ``job_type``, ``payload`` and ``status``)."""
+    optional_time = st.one_of(st.none(), _aware_datetimes())
+    return st.builds(
+        Job,
+        id=st.uuids(),
+        job_type=job_type if job_type is not None else job_types(),
+        queue_name=queue_names(),
+        payload=payload if payload is not None else payloads(),
+        priority=st.integers(PRIORITY_MIN, PRIORITY_MAX),
+        metadata=st.one_of(st.just({}), payloads(max_leaves=5)),
+        status=status if status is not None else st.sampled_from(JobStatus),
+        attempts=st.integers(0, 10),
+        max_retries=st.integers(0, 10),
+        created_at=_aware_datetimes(),
+        scheduled_at=optional_time,
+        started_at=optional_time,
+        completed_at=optional_time,
+        idempotency_key=st.one_of(st.none(), st.text(_TEXT, min_size=1, max_size=40)),
+        result=st.one_of(st.none(), payloads(max_leaves=5)),
+        error=st.one_of(st.none(), st.text(_TEXT, max_size=60)),
+    )
+
+
+def trigger_healths() -> st.SearchStrategy[TriggerHealth]:
+    """Valid :class:`~portico_rx.models.TriggerHealth` values (counts never negative)."""
+    counts = st.integers(0, 10**9)
+    return st.builds(
+        TriggerHealth,
+        is_running=st.booleans(),
+        last_job_created=st.one_of(st.none(), _aware_datetimes()),
+        jobs_created_count=counts,
+        errors_count=counts,
+        name=st.text(_TEXT, max_size=30),
+        state=st.sampled_from(RunState),
+        healthy=st.booleans(),
+        events_seen=counts,
+        in_flight=st.integers(0, 10**4),
+        dead_lettered_count=counts,
+        retries_count=counts,
+        restarts_count=counts,
+        untracked_count=counts,
+        last_error=st.one_of(st.none(), st.text(_TEXT, max_size=60)),
+        last_error_at=st.one_of(st.none(), _aware_datetimes()),
+        details=st.one_of(st.just({}), payloads(max_leaves=5)),
+    )
+
+
 def event_streams(
     of: st.SearchStrategy[Any] | None = None,
     *,
@@ -261,3 +332,16 @@ def event_streams(
         return stream
 
     return steps.map(timestamped)
+
+
+def _register_type_strategies() -> None:
+    """``st.from_type`` for the models, as hypothesis' entry point does (the same code):
+    importing this module is enough where the entry point did not run (an install
+    without its metadata, ``HYPOTHESIS_NO_PLUGINS``)."""
+    from _portico_rx_plugins.hypothesis_types import register_strategies
+    from portico_rx import models
+
+    register_strategies(models)
+
+
+_register_type_strategies()

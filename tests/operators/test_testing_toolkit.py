@@ -262,8 +262,10 @@ async def test_job_service_fixture_runs_against_each_queue(
 
 
 def test_plugin_is_registered_by_entry_point(pytestconfig: pytest.Config) -> None:
+    import _portico_rx_plugins.pytest_fixtures as fixtures
+
     plugin = pytestconfig.pluginmanager.get_plugin("portico_rx")
-    assert plugin is not None and plugin.__name__ == "portico_rx.testing.pytest_plugin"
+    assert plugin is not None and plugin.recording_creator is fixtures.recording_creator
 
 
 async def test_the_docs_job_service_example(

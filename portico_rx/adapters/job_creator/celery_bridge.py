@@ -29,9 +29,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
-import structlog
-
 from portico_rx.errors import ConfigurationError, InvalidJobError, QueueUnavailableError, require
+from portico_rx.logs import get_logger
 from portico_rx.models import (
     PRIORITY_MAX,
     PRIORITY_MIN,
@@ -45,7 +44,7 @@ from portico_rx.ports.job_creator import JobCreator
 
 __all__ = ["CELERY_JOB_NAMESPACE", "CeleryJobCreator", "celery_state_to_status"]
 
-logger = structlog.get_logger("portico_rx.celery_bridge")
+logger = get_logger("portico_rx.celery_bridge")
 
 CELERY_JOB_NAMESPACE = UUID("6f1c0e3a-9d4b-5f2e-8a71-2c3b4d5e6f70")
 """``uuid5`` namespace of task ids derived from idempotency keys."""

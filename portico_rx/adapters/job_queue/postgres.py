@@ -26,8 +26,6 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
-import structlog
-
 from portico_rx.adapters.job_queue.base import check_list_args, check_queue_names
 from portico_rx.adapters.job_queue.server_link import ServerLink
 from portico_rx.errors import (
@@ -37,6 +35,7 @@ from portico_rx.errors import (
     SchemaVersionError,
     require,
 )
+from portico_rx.logs import get_logger
 from portico_rx.models import Job, JobStatus, utcnow
 from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.ports.job_queue import JobQueue
@@ -46,7 +45,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresJobQueue"]
 
 T = TypeVar("T")
 
-logger = structlog.get_logger("portico_rx.job_queue.postgres")
+logger = get_logger("portico_rx.job_queue.postgres")
 
 SCHEMA_VERSION = 1
 """Version of the table layout this release writes; :meth:`PostgresJobQueue.open` migrates

@@ -36,11 +36,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-import structlog
-
 from portico_rx.adapters.job_queue.base import check_list_args, check_queue_names, job_matches
 from portico_rx.adapters.job_queue.server_link import ServerLink
 from portico_rx.errors import ConfigurationError, JobNotFoundError, require
+from portico_rx.logs import get_logger
 from portico_rx.models import Job, JobStatus, utcnow
 from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.ports.job_queue import JobQueue
@@ -50,7 +49,7 @@ __all__ = ["RedisJobQueue"]
 
 T = TypeVar("T")
 
-logger = structlog.get_logger("portico_rx.job_queue.redis")
+logger = get_logger("portico_rx.job_queue.redis")
 
 _PREFIX = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 _BATCH = 200

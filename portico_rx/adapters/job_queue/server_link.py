@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-import structlog
-
 from portico_rx.errors import QueueUnavailableError
+from portico_rx.logs import get_logger
 from portico_rx.models import utcnow
 from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.url_redaction import redact_url
@@ -28,7 +27,7 @@ __all__ = ["ServerLink", "redact_url"]  # redact_url: re-exported from portico_r
 
 T = TypeVar("T")
 
-logger = structlog.get_logger("portico_rx.job_queue")
+logger = get_logger("portico_rx.job_queue")
 
 
 @dataclass

@@ -36,8 +36,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
-import structlog
-
 from portico_rx.adapters.job_queue.base import DUE_STATUSES, check_list_args, check_queue_names
 from portico_rx.errors import (
     ConfigurationError,
@@ -46,12 +44,13 @@ from portico_rx.errors import (
     QueueUnavailableError,
     SchemaVersionError,
 )
+from portico_rx.logs import get_logger
 from portico_rx.models import Job, JobStatus, utcnow
 from portico_rx.ports.job_queue import JobQueue
 
 __all__ = ["SCHEMA_VERSION", "SQLiteJobQueue"]
 
-logger = structlog.get_logger("portico_rx.sqlite_queue")
+logger = get_logger("portico_rx.sqlite_queue")
 
 SCHEMA_VERSION = 2
 """The schema this version of portico_rx writes; :meth:`SQLiteJobQueue.open` migrates older

@@ -7,11 +7,11 @@ from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
-import structlog
 from pydantic_core import to_jsonable_python
 from reactivex.abc import SchedulerBase
 
 from portico_rx.errors import ConfigurationError
+from portico_rx.logs import get_logger
 from portico_rx.models import TriggerHealth
 from portico_rx.pipeline import PipelineTrigger
 from portico_rx.pipeline.to_job import to_job
@@ -30,7 +30,7 @@ from portico_rx.sources.queues.consumer import check_positive
 
 __all__ = ["DatabasePollingTrigger", "default_row_payload"]
 
-logger = structlog.get_logger("portico_rx.database_trigger")
+logger = get_logger("portico_rx.database_trigger")
 
 MARK_MARGIN = 10.0
 """Seconds ``stop()`` allows, beyond ``stop_timeout`` (the creations in flight), for the

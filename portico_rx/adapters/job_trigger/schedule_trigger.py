@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 import reactivex
-import structlog
 from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from portico_rx.errors import ConfigurationError, InvalidScheduleError
+from portico_rx.logs import get_logger
 from portico_rx.models import Job, JobRequest, check_job_fields, trusted_request
 from portico_rx.pipeline import PipelineTrigger, clock
 from portico_rx.pipeline.delivery import current_delivery
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ScheduleConfig", "ScheduleTrigger"]
 
-logger = structlog.get_logger("portico_rx.schedule_trigger")
+logger = get_logger("portico_rx.schedule_trigger")
 
 _KEY_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$")
 

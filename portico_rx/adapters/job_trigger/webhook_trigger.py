@@ -38,13 +38,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from reactivex import Observable, abc
 from reactivex.abc import SchedulerBase
 from reactivex.disposable import Disposable
 
 from portico_rx.errors import ConfigurationError, require
+from portico_rx.logs import get_logger
 from portico_rx.models import PRIORITY_MAX, PRIORITY_MIN, Job, JobRequest, trusted_request
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
@@ -90,7 +90,7 @@ __all__ = [
     "WebhookTrigger",
 ]
 
-logger = structlog.get_logger("portico_rx.webhook")
+logger = get_logger("portico_rx.webhook")
 
 JOB_TYPE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}$"
 _JOB_TYPE = re.compile(JOB_TYPE_PATTERN.strip("^$"))

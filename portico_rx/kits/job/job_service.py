@@ -6,9 +6,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import structlog
-
 from portico_rx.errors import InvalidJobError
+from portico_rx.logs import get_logger
 from portico_rx.models import (
     Job,
     JobRequest,
@@ -22,7 +21,7 @@ from portico_rx.ports.job_queue import JobQueue
 
 __all__ = ["JobService"]
 
-logger = structlog.get_logger("portico_rx.job_service")
+logger = get_logger("portico_rx.job_service")
 
 
 class JobService(JobCreator):

@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
 from pydantic import BaseModel, ConfigDict
 
 from portico_rx.adapters.job_queue.base import check_queue_names
 from portico_rx.errors import ConfigurationError
+from portico_rx.logs import get_logger
 from portico_rx.models import Job, RunState, utcnow
 from portico_rx.pipeline.lifecycle import Lifecycle
 from portico_rx.pipeline.retry import RetryPolicy
@@ -22,7 +22,7 @@ from portico_rx.ports.job_queue import JobQueue
 
 __all__ = ["HandlerFunction", "JobWorker", "WorkerHealth"]
 
-logger = structlog.get_logger("portico_rx.worker")
+logger = get_logger("portico_rx.worker")
 
 HandlerFunction = Callable[[Job], Any]
 """A handler given as a function: ``async def handle(job) -> result`` (or a plain

@@ -30,11 +30,11 @@ from datetime import datetime
 from typing import Any
 
 import reactivex
-import structlog
 from reactivex import abc
 from reactivex.disposable import Disposable
 
 from portico_rx.errors import ConfigurationError, TriggerStartError
+from portico_rx.logs import get_logger
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.readiness import announce
@@ -44,7 +44,7 @@ from portico_rx.url_redaction import redact_url
 
 __all__ = ["ConnectionStatus", "Consumer", "QueueSource", "Session", "check_positive"]
 
-logger = structlog.get_logger("portico_rx.sources.queues")
+logger = get_logger("portico_rx.sources.queues")
 
 RECONNECT_JITTER = 0.2
 """Relative spread of reconnect waits, so competing consumers do not reconnect in step."""

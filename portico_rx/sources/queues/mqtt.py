@@ -7,10 +7,10 @@ import re
 import socket
 from typing import Any
 
-import structlog
 from reactivex import abc
 
 from portico_rx.errors import ConfigurationError, MissingDependencyError
+from portico_rx.logs import get_logger
 from portico_rx.pipeline.provenance import stream_entry_key
 from portico_rx.sources.queues.consumer import Consumer, QueueSource, check_positive
 from portico_rx.sources.queues.headers import json_value
@@ -25,7 +25,7 @@ except ImportError as _exc:  # pragma: no cover - only without the extra
 
 __all__ = ["MESSAGE_ID_PROPERTY", "default_client_id", "mqtt"]
 
-logger = structlog.get_logger("portico_rx.sources.mqtt")
+logger = get_logger("portico_rx.sources.mqtt")
 
 MESSAGE_ID_PROPERTY = "message-id"
 """The MQTT v5 user property read as the message id (the idempotency key)."""

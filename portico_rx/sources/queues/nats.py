@@ -8,10 +8,10 @@ import functools
 import re
 from typing import Any
 
-import structlog
 from reactivex import abc
 
 from portico_rx.errors import ConfigurationError, MissingDependencyError
+from portico_rx.logs import get_logger
 from portico_rx.pipeline.provenance import stream_entry_key
 from portico_rx.sources.queues.consumer import Consumer, QueueSource, check_positive
 from portico_rx.sources.queues.message import QueueMessage
@@ -30,7 +30,7 @@ except ImportError as _exc:  # pragma: no cover - only without the extra
 
 __all__ = ["default_durable_name", "nats"]
 
-logger = structlog.get_logger("portico_rx.sources.nats")
+logger = get_logger("portico_rx.sources.nats")
 
 DEFAULT_BATCH = 32
 _NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_-]")

@@ -7,10 +7,10 @@ import contextlib
 import functools
 from typing import Any
 
-import structlog
 from reactivex import abc
 
 from portico_rx.errors import ConfigurationError, MissingDependencyError
+from portico_rx.logs import get_logger
 from portico_rx.sources.queues.consumer import Consumer, QueueSource, check_positive
 from portico_rx.sources.queues.headers import json_headers
 from portico_rx.sources.queues.message import QueueMessage
@@ -30,7 +30,7 @@ except ImportError as _exc:  # pragma: no cover - only without the extra
 
 __all__ = ["dead_letter_queue_name", "rabbitmq"]
 
-logger = structlog.get_logger("portico_rx.sources.rabbitmq")
+logger = get_logger("portico_rx.sources.rabbitmq")
 
 DEFAULT_PREFETCH = 32
 

@@ -8,10 +8,10 @@ import functools
 import socket
 from typing import Any
 
-import structlog
 from reactivex import abc
 
 from portico_rx.errors import ConfigurationError, MissingDependencyError
+from portico_rx.logs import get_logger
 from portico_rx.pipeline.provenance import stream_entry_key
 from portico_rx.sources.queues.consumer import Consumer, QueueSource, check_positive
 from portico_rx.sources.queues.message import QueueMessage
@@ -25,7 +25,7 @@ except ImportError as _exc:  # pragma: no cover - only without the extra
 
 __all__ = ["dead_letter_stream_name", "default_consumer_name", "redis_stream"]
 
-logger = structlog.get_logger("portico_rx.sources.redis_stream")
+logger = get_logger("portico_rx.sources.redis_stream")
 
 DEFAULT_COUNT = 32
 Entry = tuple[bytes, dict[bytes, bytes] | None]
