@@ -220,7 +220,8 @@ class JobSink:
         self._direct = 0  # creations running in callers' tasks (``create``)
         self._direct_idle: asyncio.Future[None] | None = None
         # The per-job log line is the hot path: bind once, and skip building its fields
-        # when INFO is filtered out (configure logging before starting triggers: a sink is built per start).
+        # when INFO is filtered out (configure logging before starting a trigger: each
+        # start builds its sink).
         self._log = logger.bind(trigger=name)
         is_enabled_for = getattr(self._log, "is_enabled_for", None)
         self._log_jobs = True if is_enabled_for is None else bool(is_enabled_for(logging.INFO))
