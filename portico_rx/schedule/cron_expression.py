@@ -24,6 +24,7 @@ from __future__ import annotations
 import calendar
 import functools
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from portico_rx.errors import InvalidCronError
@@ -187,6 +188,37 @@ def _parse_field(expression: str, spec: _Field, text: str) -> tuple[set[int], bo
     return values, text.startswith(("*", "?"))
 
 
+_FOREIGN_SPACE = re.compile(r"[^\S \t]")
+_CONTROL_NAMES = {
+    "\n": "LINE FEED",
+    "\r": "CARRIAGE RETURN",
+    "\x0b": "LINE TABULATION",
+    "\x0c": "FORM FEED",
+    "\x1c": "FILE SEPARATOR",
+    "\x1d": "GROUP SEPARATOR",
+    "\x1e": "RECORD SEPARATOR",
+    "\x1f": "UNIT SEPARATOR",
+    "\x85": "NEXT LINE (NEL)",
+}
+
+
+def _check_separators(expression: str) -> None:
+    """Fields are separated by ASCII spaces and tabs only: a no-break space (U+00A0), an
+    em space (U+2003), an ideographic space (U+3000), NEL (U+0085) or a line break pasted
+    from a document is an error naming the character, never a silent separator."""
+    ends = " \t\r\n"  # a trailing newline from a config file is harmless
+    lead = len(expression) - len(expression.lstrip(ends))
+    found = _FOREIGN_SPACE.search(expression.strip(ends))
+    if found is not None:
+        char = found.group()
+        name = _CONTROL_NAMES.get(char) or unicodedata.name(char, "a control character")
+        raise _fail(
+            expression,
+            f"character {lead + found.start() + 1} is U+{ord(char):04X} ({name}), which does not "
+            "separate cron fields: separate the fields with plain spaces",
+        )
+
+
 @functools.lru_cache(maxsize=4096)
 def parse_cron(expression: str) -> CronExpression:
     """Parse a cron expression (5 fields, 6 with seconds first, or an ``@alias``).
@@ -203,6 +235,7 @@ def parse_cron(expression: str) -> CronExpression:
         raise InvalidCronError(
             f"invalid cron expression {expression!r}: give a string such as '0 9 * * *'"
         )
+    _check_separators(expression)
     text = " ".join(expression.lower().split())
     if text.startswith("@"):
         if text not in ALIASES:

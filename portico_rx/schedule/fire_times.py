@@ -191,6 +191,27 @@ class FireTimes:
             fires.sort(kind="stable")
         return fires[(fires >= start) & (fires < end)]
 
+    def count_between(self, start: int, end: int) -> int:
+        """How many fire times lie in ``[start, end)``: whole days counted at once."""
+        if end <= start:
+            return 0
+        day_seconds = self.cron.day_seconds
+        ordinal = datetime.fromtimestamp(start, self.tz).toordinal() - 1
+        limit = datetime.fromtimestamp(end, self.tz).toordinal() + 2
+        total = 0
+        while True:
+            found = self.next_matching_day(ordinal, limit)
+            if found is None:
+                return total
+            simple, base, times = self.day(found)
+            if simple:
+                low = bisect.bisect_left(day_seconds, start - base)
+                high = bisect.bisect_left(day_seconds, end - base)
+            else:
+                low, high = bisect.bisect_left(times, start), bisect.bisect_left(times, end)
+            total += high - low
+            ordinal = found + 1
+
     def next_after(self, start: int) -> int | None:
         """The first fire time ``>= start`` (``None`` if there is none in 400 years)."""
         return next(self.iter_from(start), None)

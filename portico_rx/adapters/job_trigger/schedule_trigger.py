@@ -548,6 +548,8 @@ class ScheduleTrigger(PipelineTrigger):
             "max_catchup": self.misfire.max_catchup,
             "next_fire_at": from_micros(min(next_due)).isoformat() if next_due else None,
             "timer_wakeups": runner.timer.wakeups if runner is not None else 0,
+            "misfires_skipped": sum(s.misfires_skipped for s in stats.values()),
+            "misfires_dropped": sum(s.misfires_dropped for s in stats.values()),
         }
         if len(self._configs) <= 100:
             per_schedule: dict[str, Any] = {}
@@ -559,6 +561,7 @@ class ScheduleTrigger(PipelineTrigger):
                     "fired": stat.fired if stat else 0,
                     "caught_up": stat.caught_up if stat else 0,
                     "misfires_skipped": stat.misfires_skipped if stat else 0,
+                    "misfires_dropped": stat.misfires_dropped if stat else 0,
                     "last_scheduled_at": from_micros(last).isoformat() if last else None,
                     "last_lateness_s": stat.last_lateness_s if stat else None,
                 }
