@@ -129,7 +129,11 @@ class FireTimes:
     def _next_matching_day(self, ordinal: int, limit: int) -> int | None:
         cron = self.cron
         month_days, months, _ = cron._day_sets
-        only_month_days = cron.day_of_month_restricted and not cron.day_of_week_restricted
+        only_month_days = (
+            cron.day_of_month_restricted
+            and not cron.day_of_week_restricted
+            and not cron.month_rules
+        )
         days = cron.days
         matches_day = cron.matches_day
         while ordinal < limit:
@@ -147,7 +151,7 @@ class FireTimes:
                 else:
                     ordinal += length - day.day + 1
                 continue
-            if matches_day(month, day.day, ordinal % 7):
+            if matches_day(month, day.day, ordinal % 7, day.year):
                 return ordinal
             ordinal += 1
         return None
@@ -177,7 +181,7 @@ class FireTimes:
         last = datetime.fromtimestamp(end, self.tz).toordinal() + 1
         for ordinal in range(first, last + 1):
             day = date.fromordinal(ordinal)
-            if cron.matches_day(day.month, day.day, ordinal % 7):
+            if cron.matches_day(day.month, day.day, ordinal % 7, day.year):
                 simple, base, times = self.day(ordinal)
                 if simple:
                     bases.append(base)

@@ -60,7 +60,7 @@ async def test_cron_pipeline_creates_jobs_keyed_by_trigger_job_type_and_fire_tim
 def test_tick_fields() -> None:
     vt = HistoricalScheduler(initial_clock=START)
     ticks, _ = collect(
-        sources.cron("*/30 * * * * *", "Asia/Kolkata", scheduler=vt),
+        sources.cron("*/30 * * * * *", "Asia/Kolkata", seconds="first", scheduler=vt),
         vt,
         START + timedelta(seconds=61),
     )

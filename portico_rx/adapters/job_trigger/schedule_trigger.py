@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import reactivex
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
@@ -35,7 +35,7 @@ from portico_rx.pipeline.delivery import current_delivery
 from portico_rx.pipeline.provenance import schedule_key, schedule_key_prefix
 from portico_rx.pipeline.sink import JobSink
 from portico_rx.ports.job_creator import JobCreator
-from portico_rx.schedule.cron_expression import parse_cron
+from portico_rx.schedule.cron_expression import CronExpression, parse_cron
 from portico_rx.schedule.dst import DstPolicy, resolve_zone
 from portico_rx.schedule.fire_plan import CronPlan, FirePlan, IntervalPlan, OncePlan
 from portico_rx.schedule.misfire import DEFAULT_GRACE_TIME, MisfirePolicy
@@ -66,7 +66,11 @@ class ScheduleConfig(BaseModel):
     ``InvalidScheduleError``; bad job fields raise ``InvalidJobError``.
 
     Args:
-        cron: a cron expression (5 fields, 6 with seconds first, or an ``@alias``).
+        cron: a cron expression (5 fields, 6 with a seconds field, or an ``@alias``; ``L``,
+            ``W``, ``#``, wrap-around ranges and ``H`` drawn from the schedule's name:
+            see ``docs/schedules.md``).
+        seconds: where a six-field ``cron`` has its seconds: ``"first"`` (Quartz, Spring)
+            or ``"last"`` (croniter); needed only when both readings are valid and differ.
         every: instead of ``cron``: a fixed period in seconds (grid from the Unix epoch).
         at: instead of ``cron``: one fire time.
         job_type, payload, queue_name, priority: the job to create (defaults: ``{}``,
@@ -82,6 +86,7 @@ class ScheduleConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     cron: str | None = None
+    seconds: Literal["first", "last"] | None = None
     every: float | None = None
     at: datetime | None = None
     job_type: str
@@ -94,6 +99,7 @@ class ScheduleConfig(BaseModel):
     end: datetime | None = None
     jitter: float | None = None
     dst: DstPolicy = _DEFAULT_DST
+    _parsed: CronExpression | None = PrivateAttr(default=None)
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
@@ -105,7 +111,13 @@ class ScheduleConfig(BaseModel):
                 "or at="
             )
         if self.cron is not None:
-            parse_cron(self.cron)
+            self._parsed = parse_cron(
+                self.cron, seconds=self.seconds, hash_key=self.name or self.job_type
+            )
+        elif self.seconds is not None:
+            raise InvalidScheduleError(
+                f"seconds={self.seconds!r} is for a six-field cron=; this schedule has none"
+            )
         if self.every is not None:
             seconds_to_micros(self.every, "every", positive=True)
         zone = resolve_zone(self.tz) if self.tz is not None else ZoneInfo("UTC")
@@ -116,6 +128,11 @@ class ScheduleConfig(BaseModel):
             raise ConfigurationError(
                 f"name={self.name!r}: give a non-empty schedule name without ':'"
             )
+
+    @property
+    def parsed_cron(self) -> CronExpression | None:
+        """The parsed ``cron`` (parsed once, at construction), or ``None``."""
+        return self._parsed
 
     @property
     def schedule_name(self) -> str:
@@ -220,8 +237,9 @@ class ScheduleTrigger(PipelineTrigger):
             )
         zone = resolve_zone(config.tz) if config.tz is not None else self.zone
         plan: FirePlan
-        if config.cron is not None:
-            plan = CronPlan(parse_cron(config.cron), zone, config.dst)
+        parsed = config.parsed_cron
+        if parsed is not None:
+            plan = CronPlan(parsed, zone, config.dst)
         elif config.every is not None:
             plan = IntervalPlan(seconds_to_micros(config.every, "every", positive=True))
         else:
