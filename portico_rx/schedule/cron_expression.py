@@ -202,7 +202,6 @@ def _same_schedule(a: CronExpression, b: CronExpression) -> bool:
 SecondsPosition = Literal["first", "last"]
 
 
-@functools.lru_cache(maxsize=4096)
 def parse_cron(
     expression: str,
     *,
@@ -233,6 +232,15 @@ def parse_cron(
         raise InvalidCronError(
             f"seconds={seconds!r}: use 'first' (Quartz, Spring), 'last' (croniter) or None"
         )
+    if hash_key is not None and "h" not in expression.lower():
+        hash_key = None  # no H: every schedule with this text shares one parse
+    return _parse(expression, seconds, hash_key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(
+    expression: str, seconds: SecondsPosition | None, hash_key: str | None
+) -> CronExpression:
     _check_separators(expression)
     text = " ".join(expression.lower().split())
     if text.startswith("@"):

@@ -230,6 +230,19 @@ def _month_length(year: int, month: int) -> int:
     return _MONTH_LENGTHS[month - 1]
 
 
+_LAST_ORDINAL: list[tuple[int, ZoneInfo, int]] = [(0, _UTC, _EPOCH_ORDINAL)]
+
+
+def _local_ordinal(moment: int, tz: ZoneInfo) -> int:
+    """The local day (ordinal) of an epoch second; remembers the last answer, as ten
+    thousand schedules started together all ask about the same second."""
+    last_moment, last_tz, ordinal = _LAST_ORDINAL[0]
+    if last_moment != moment or last_tz is not tz:
+        ordinal = datetime.fromtimestamp(moment, tz).toordinal()
+        _LAST_ORDINAL[0] = (moment, tz, ordinal)
+    return ordinal
+
+
 class FireCursor:
     """The fire times of one schedule from a start, one day at a time (an iterator).
 
@@ -243,7 +256,7 @@ class FireCursor:
         self._start = start
         self._end = end
         self._scale = scale
-        self._ordinal = datetime.fromtimestamp(start, times.tz).toordinal() - 1
+        self._ordinal = _local_ordinal(start, times.tz) - 1
         self._sequence: tuple[int, ...] | list[int] = ()
         self._index = 0
         self._base = 0

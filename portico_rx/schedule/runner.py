@@ -199,6 +199,8 @@ class ScheduleRunner:
         if spec.start_us is not None:
             start = max(start, spec.start_us)
         end = now if spec.end_us is None else min(now, spec.end_us)
+        if start >= end:  # nothing between the last run and now (the usual restart)
+            return
         expired = 0
         if policy.grace_time is not None:
             limit = now - int(policy.grace_time * 1_000_000)

@@ -38,7 +38,13 @@ from uuid import UUID
 
 import structlog
 
-from portico_rx.adapters.job_queue.base import DUE_STATUSES, check_list_args, check_queue_names
+from portico_rx.adapters.job_queue.base import (
+    DUE_STATUSES,
+    KEY_CEILING,
+    check_list_args,
+    check_prefixes,
+    check_queue_names,
+)
 from portico_rx.errors import (
     ConfigurationError,
     InvalidJobError,
@@ -640,6 +646,27 @@ class SQLiteJobQueue(JobQueue):
                 f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = ?", (idempotency_key,)
             ).fetchone()
             return None if found is None else _job(found)
+
+        return await self._call(select)
+
+    async def greatest_keys(self, prefixes: Sequence[str]) -> dict[str, str]:
+        """One call to the store's thread: a seek in the key index per prefix."""
+        wanted = check_prefixes(prefixes)
+        if not wanted:
+            return {}
+
+        def select(conn: sqlite3.Connection) -> dict[str, str]:
+            # BINARY collation compares UTF-8 bytes: code-point order, as the port says
+            found: dict[str, str] = {}
+            for prefix in wanted:
+                (key,) = conn.execute(
+                    "SELECT max(idempotency_key) FROM jobs "
+                    "WHERE idempotency_key >= ? AND idempotency_key < ?",
+                    (prefix, prefix + KEY_CEILING),
+                ).fetchone()
+                if key is not None:
+                    found[prefix] = key
+            return found
 
         return await self._call(select)
 

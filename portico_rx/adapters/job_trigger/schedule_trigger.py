@@ -16,6 +16,7 @@ the sink's create step.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import reactivex
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
@@ -35,6 +36,7 @@ from portico_rx.pipeline.delivery import current_delivery
 from portico_rx.pipeline.provenance import schedule_key, schedule_key_prefix
 from portico_rx.pipeline.sink import JobSink
 from portico_rx.ports.job_creator import JobCreator
+from portico_rx.ports.job_queue import JobQueue
 from portico_rx.schedule.cron_expression import CronExpression, parse_cron
 from portico_rx.schedule.dst import DstPolicy, resolve_zone
 from portico_rx.schedule.fire_plan import CronPlan, FirePlan, IntervalPlan, OncePlan
@@ -99,7 +101,6 @@ class ScheduleConfig(BaseModel):
     end: datetime | None = None
     jitter: float | None = None
     dst: DstPolicy = _DEFAULT_DST
-    _parsed: CronExpression | None = PrivateAttr(default=None)
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
@@ -111,9 +112,7 @@ class ScheduleConfig(BaseModel):
                 "or at="
             )
         if self.cron is not None:
-            self._parsed = parse_cron(
-                self.cron, seconds=self.seconds, hash_key=self.name or self.job_type
-            )
+            self.parsed_cron  # noqa: B018  parsed (and checked) once, here
         elif self.seconds is not None:
             raise InvalidScheduleError(
                 f"seconds={self.seconds!r} is for a six-field cron=; this schedule has none"
@@ -129,10 +128,12 @@ class ScheduleConfig(BaseModel):
                 f"name={self.name!r}: give a non-empty schedule name without ':'"
             )
 
-    @property
+    @functools.cached_property
     def parsed_cron(self) -> CronExpression | None:
         """The parsed ``cron`` (parsed once, at construction), or ``None``."""
-        return self._parsed
+        if self.cron is None:
+            return None
+        return parse_cron(self.cron, seconds=self.seconds, hash_key=self.schedule_name)
 
     @property
     def schedule_name(self) -> str:
@@ -153,8 +154,7 @@ class ScheduleConfig(BaseModel):
 def _parse_key_time(text: str) -> int | None:
     if not _KEY_TIME.match(text):
         return None
-    layout = "%Y-%m-%dT%H:%M:%S.%fZ" if "." in text else "%Y-%m-%dT%H:%M:%SZ"
-    return to_micros(datetime.strptime(text, layout).replace(tzinfo=UTC))
+    return to_micros(datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC))
 
 
 class ScheduleTrigger(PipelineTrigger):
@@ -238,6 +238,9 @@ class ScheduleTrigger(PipelineTrigger):
         zone = resolve_zone(config.tz) if config.tz is not None else self.zone
         plan: FirePlan
         parsed = config.parsed_cron
+        if config.cron is not None and (parsed is None or parsed.expression != config.cron):
+            # a model_copy(update=...) is not validated and keeps the copied parse
+            parsed = parse_cron(config.cron, seconds=config.seconds, hash_key=name)
         if parsed is not None:
             plan = CronPlan(parsed, zone, config.dst)
         elif config.every is not None:
@@ -410,19 +413,30 @@ class ScheduleTrigger(PipelineTrigger):
 
     async def _before_start(self) -> None:
         await self.job_creator.open()
-        for name in self._configs:
-            last = await self._last_run_in_store(name)
-            if last is not None and last > self._last_fired.get(name, last - 1):
+        for name, last in (await self._last_runs_in_store(list(self._configs))).items():
+            if last > self._last_fired.get(name, last - 1):
                 self._last_fired[name] = last
 
-    async def _last_run_in_store(self, name: str) -> int | None:
-        prefix = self.key_prefix(name)
-        for job in await self.job_creator.find_jobs(key_prefix=prefix, limit=20):
-            key = job.idempotency_key or ""
-            moment = _parse_key_time(key[len(prefix) :])
-            if moment is not None:
-                return moment
-        return None
+    async def _last_runs_in_store(self, names: list[str]) -> dict[str, int]:
+        """The last run of each schedule in the job store, by its key: one lookup in the
+        store's key index for all of them (``JobQueue.greatest_keys``) when the creator
+        has a job queue, else one ``find_jobs`` per schedule."""
+        prefixes = {self.key_prefix(name): name for name in names}
+        queue = getattr(self.job_creator, "job_queue", None)
+        found: dict[str, int] = {}
+        if isinstance(queue, JobQueue):
+            for prefix, key in (await queue.greatest_keys(list(prefixes))).items():
+                moment = _parse_key_time(key[len(prefix) :])
+                if moment is not None:
+                    found[prefixes[prefix]] = moment
+            return found
+        for prefix, name in prefixes.items():
+            for job in await self.job_creator.find_jobs(key_prefix=prefix, limit=20):
+                moment = _parse_key_time((job.idempotency_key or "")[len(prefix) :])
+                if moment is not None:
+                    found[name] = moment
+                    break
+        return found
 
     # -- control ---------------------------------------------------------------------
 
