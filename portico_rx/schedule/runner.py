@@ -58,6 +58,8 @@ class ScheduleStats:
     """Missed runs left out by the coalesce rule (``latest`` keeps one of many, ...)."""
     misfires_dropped: int = 0
     """Runs dropped because they were older than ``misfire_grace_time``."""
+    backfilled: int = 0
+    """Runs of a past window emitted by :meth:`ScheduleRunner.backfill`."""
     last_scheduled_us: int | None = None
     last_lateness_s: float | None = None
     next_due_us: int | None = None
@@ -326,14 +328,18 @@ class ScheduleRunner:
         planned: int,
         catch_up: bool,
         now: int,
-    ) -> None:
-        """Emit one run. ``now`` is when the timer fired: every run of one wake-up shares
-        it, so their ``fired_at`` and lateness say when the timer fired, not how long the
-        runs before them took."""
-        stats.fired += 1
-        if catch_up:
-            stats.caught_up += 1
-        stats.last_scheduled_us = nominal
+        *,
+        backfill: bool = False,
+    ) -> Delivery:
+        """Emit one run and return its delivery. ``now`` is when the timer fired: every
+        run of one wake-up shares it, so their ``fired_at`` and lateness say when the
+        timer fired, not how long the runs before them took."""
+        if backfill:
+            stats.backfilled += 1
+        else:
+            stats.fired += 1
+            stats.caught_up += catch_up
+            stats.last_scheduled_us = nominal
         # Lateness runs from the fire time itself (the jitter included: a job delayed on
         # purpose is still that late); the jitter is recorded beside it.
         lateness = (now - nominal) / 1_000_000  # whole µs / 1e6: already 6 decimals
@@ -365,9 +371,11 @@ class ScheduleRunner:
         )
         if spec.jitter_us:
             delivery.attributes["jitter_s"] = jitter
+        if backfill:
+            delivery.attributes["backfill"] = True
         if not self._ticks:
             deliver(self.observer, spec, delivery)
-            return
+            return delivery
         self._sequence += 1
         tick = Tick.trusted(
             scheduled_at=scheduled,
@@ -381,3 +389,14 @@ class ScheduleRunner:
             key=iso,
         )
         deliver(self.observer, tick, delivery)
+        return delivery
+
+    def backfill(self, spec: ScheduleSpec, nominals: list[int]) -> list[Delivery]:
+        """Emit runs of past fire times now, down the same path as the timer's runs (each
+        with its usual key, ``backfill: true`` in its provenance); returns their
+        deliveries, to await their settlement."""
+        stats = self.stats.get(spec.name)
+        if stats is None:
+            stats = self.stats[spec.name] = ScheduleStats()
+        now = self.now_us()
+        return [self._emit(spec, stats, n, n, False, now, backfill=True) for n in nominals]

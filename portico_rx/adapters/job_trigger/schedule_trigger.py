@@ -16,6 +16,8 @@ the sink's create step.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import functools
 import re
 from collections.abc import Iterable
@@ -29,21 +31,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from portico_rx.errors import ConfigurationError, InvalidScheduleError
+from portico_rx.errors import ConfigurationError, InvalidScheduleError, TriggerNotRunningError
 from portico_rx.models import Job, JobRequest, check_job_fields, trusted_request
 from portico_rx.pipeline import PipelineTrigger, clock
-from portico_rx.pipeline.delivery import current_delivery
+from portico_rx.pipeline.delivery import Outcome, current_delivery
 from portico_rx.pipeline.provenance import schedule_key, schedule_key_prefix
 from portico_rx.pipeline.sink import JobSink
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_queue import JobQueue
+from portico_rx.schedule.backfill import BackfillReport, Progress, existing_keys, planned_runs
+from portico_rx.schedule.backfill import check_window as check_backfill_window
 from portico_rx.schedule.cron_expression import CronExpression, parse_cron
 from portico_rx.schedule.dst import DstPolicy, resolve_zone
 from portico_rx.schedule.fire_plan import CronPlan, FirePlan, IntervalPlan, OncePlan
 from portico_rx.schedule.misfire import DEFAULT_GRACE_TIME, MisfirePolicy
 from portico_rx.schedule.preview import PlannedJob, preview_plans
 from portico_rx.schedule.runner import ScheduleRunner, ScheduleSpec
-from portico_rx.schedule.tick import from_micros
+from portico_rx.schedule.tick import from_micros, key_time
 from portico_rx.schedule.timer import DEFAULT_SPIN, to_micros
 from portico_rx.schedule.window import check_spin, check_window, seconds_to_micros, to_instant
 
@@ -509,6 +513,97 @@ class ScheduleTrigger(PipelineTrigger):
         self._paused_schedules.discard(schedule)
         logger.info("schedule_removed", trigger=self.name, schedule=schedule)
         return config
+
+    async def backfill(
+        self,
+        schedule: str,
+        start: datetime,
+        end: datetime,
+        *,
+        dry_run: bool = False,
+        max_runs: int = 10_000,
+        on_progress: Progress | None = None,
+    ) -> BackfillReport:
+        """Create the runs of ``schedule`` in the past window ``[start, end)``.
+
+        Each run gets its normal key (``{trigger}:{schedule}:{fire time}``) and goes down
+        the trigger's own pipeline (delivery -> to_job -> the sink: retries, dead letters,
+        health), with ``backfill: true`` in its metadata. Runs already in the store are
+        left alone, so backfilling a window twice creates nothing new. The schedule's
+        own ``start``/``end`` bound the window too; a paused schedule can be backfilled.
+
+        Args:
+            schedule: the schedule's name.
+            start, end: the window; naive datetimes are local time in the schedule's
+                zone. ``end`` may not be in the future.
+            dry_run: only plan: which runs the window has and which already exist (the
+                preview); works on a stopped trigger.
+            max_runs: refuse a window with more runs than this (default 10,000).
+            on_progress: ``on_progress(done, total)`` as runs are settled.
+
+        Returns:
+            A :class:`~portico_rx.schedule.backfill.BackfillReport` (``.runs``,
+            ``.created``, ``.existing``, ``.failed``, ``.to_frame()``).
+
+        Raises:
+            ConfigurationError: unknown schedule, or ``max_runs`` exceeded.
+            InvalidScheduleError: a bad window. TriggerNotRunningError: not started
+                (without ``dry_run``).
+        """
+        self._config(schedule)
+        spec = self._plans[schedule]
+        low = to_micros(to_instant(start, spec.tz, "start"))
+        high = to_micros(to_instant(end, spec.tz, "end"))
+        check_backfill_window(from_micros(low), from_micros(high), self._now(None))
+        if not dry_run and self._runner is None:
+            raise TriggerNotRunningError(
+                f"trigger {self.name!r} is not running: start() it first (a backfill's runs "
+                "go through its pipeline), or pass dry_run=True for the preview"
+            )
+        bounded_low = low if spec.start_us is None else max(low, spec.start_us)
+        bounded_high = high if spec.end_us is None else min(high, spec.end_us)
+        nominals: list[int] = []
+        for nominal in spec.plan.iter_from(bounded_low, bounded_high):
+            if len(nominals) == max_runs:
+                raise ConfigurationError(
+                    f"the window {from_micros(low).isoformat()} .. {from_micros(high).isoformat()} "
+                    f"of schedule {schedule!r} has more than max_runs={max_runs} runs: "
+                    "backfill a shorter window or raise max_runs"
+                )
+            nominals.append(nominal)
+        keys = [schedule_key(self.name, schedule, key_time(n)) for n in nominals]
+        runs = planned_runs(nominals, keys, await existing_keys(self.job_creator, keys))
+        report = BackfillReport(schedule, from_micros(low), from_micros(high), dry_run, runs)
+        if not dry_run:
+            await self._run_backfill(spec, report, on_progress)
+        logger.info("schedule_backfill", trigger=self.name, summary=str(report))
+        return report
+
+    async def _run_backfill(
+        self, spec: ScheduleSpec, report: BackfillReport, on_progress: Progress | None
+    ) -> None:
+        todo = [i for i, run in enumerate(report.runs) if not run.existed]
+        done = 0
+        for offset in range(0, len(todo), 500):  # bounded: the sink's queue stays small
+            chunk = todo[offset : offset + 500]
+            runner = self._runner
+            if runner is None:
+                raise TriggerNotRunningError(
+                    f"trigger {self.name!r} stopped during the backfill of {spec.name!r}; "
+                    f"{done} of {len(todo)} runs were settled: run it again to finish"
+                )
+            nominals = [to_micros(report.runs[i].scheduled_at) for i in chunk]
+            deliveries = runner.backfill(spec, nominals)
+            outcomes = await asyncio.gather(*(d.wait_settled() for d in deliveries))
+            for index, outcome in zip(chunk, outcomes, strict=True):
+                run = report.runs[index]
+                failed = outcome is Outcome.FAILED
+                report.runs[index] = dataclasses.replace(
+                    run, outcome="failed" if failed else "created"
+                )
+            done += len(chunk)
+            if on_progress is not None:
+                on_progress(done, len(todo))
 
     def _now(self, after: datetime | None) -> datetime:
         if after is not None:
