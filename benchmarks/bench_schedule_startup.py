@@ -114,8 +114,8 @@ async def fill(queue: Any, schedules: int, runs: int) -> None:
         for n in range(schedules)
         for k in range(runs)
     ]
-    for start in range(0, len(jobs), 50):  # a few at a time: the server's connections
-        await asyncio.gather(*(queue.enqueue(job) for job in jobs[start : start + 50]))
+    for start in range(0, len(jobs), 16):  # within a server store's connection pool
+        await asyncio.gather(*(queue.enqueue(job) for job in jobs[start : start + 16]))
     if hasattr(queue, "schema"):  # PostgreSQL: as autovacuum leaves a long-lived table
         import asyncpg
 
