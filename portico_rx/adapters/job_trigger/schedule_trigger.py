@@ -41,6 +41,7 @@ from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_queue import JobQueue
 from portico_rx.schedule.backfill import BackfillReport, Progress, existing_keys, planned_runs
 from portico_rx.schedule.backfill import check_window as check_backfill_window
+from portico_rx.schedule.calendar import CalendarPlan, check_exclude
 from portico_rx.schedule.cron_expression import CronExpression, parse_cron
 from portico_rx.schedule.dst import DstPolicy, resolve_zone
 from portico_rx.schedule.fire_plan import CronPlan, FirePlan, IntervalPlan, OncePlan
@@ -87,6 +88,11 @@ class ScheduleConfig(BaseModel):
         start, end: only fire inside this window (naive = in ``tz``).
         jitter: random delay of up to this many seconds per run (keys stay nominal).
         dst: daylight-saving policy (default: shift missing times, run repeated ones once).
+        exclude: days and windows without runs, in the schedule's zone: dates,
+            ``(first, last)`` date ranges (inclusive) and ``(start, end)`` datetime windows.
+        calendar: an object with ``excludes(day) -> bool`` (e.g.
+            ``portico_rx.schedule.calendar.Holidays("DE", subdiv="BY")``, extra
+            ``calendar``); its days have no runs.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -105,6 +111,8 @@ class ScheduleConfig(BaseModel):
     end: datetime | None = None
     jitter: float | None = None
     dst: DstPolicy = _DEFAULT_DST
+    exclude: list[Any] = Field(default_factory=list)
+    calendar: Any = None
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
@@ -125,6 +133,8 @@ class ScheduleConfig(BaseModel):
             seconds_to_micros(self.every, "every", positive=True)
         zone = resolve_zone(self.tz) if self.tz is not None else ZoneInfo("UTC")
         check_window(self.start, self.end, zone)
+        if self.exclude or self.calendar is not None:
+            check_exclude(self.exclude, self.calendar, zone)
         seconds_to_micros(self.jitter, "jitter", positive=False)
         check_job_fields(self.job_type, self.payload or None, self.queue_name, self.priority)
         if self.name is not None and (not self.name or ":" in self.name):
@@ -253,6 +263,8 @@ class ScheduleTrigger(PipelineTrigger):
             assert config.at is not None
             moment = to_instant(config.at, zone, "at")
             plan = OncePlan(to_micros(moment), f"at {moment.isoformat()}")
+        if config.exclude or config.calendar is not None:
+            plan = CalendarPlan(plan, zone, *check_exclude(config.exclude, config.calendar, zone))
         start_us, end_us = check_window(config.start, config.end, zone)
         spec = ScheduleSpec(
             name=name,
