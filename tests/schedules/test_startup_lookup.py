@@ -111,3 +111,24 @@ async def test_a_creator_without_a_job_queue_is_asked_per_schedule() -> None:
         "schedules:sync:2025-01-01T01:00:00Z",
         "schedules:sync:2025-01-01T03:00:00Z",  # the latest missed run (02:00 coalesced)
     ]
+
+
+async def test_sqlite_without_json_functions_looks_keys_up_one_prefix_at_a_time(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A SQLite build without JSON: the same answer, one statement per prefix."""
+    connect = SQLiteJobQueue._connect
+
+    def without_json(self: SQLiteJobQueue) -> Any:
+        conn = connect(self)
+        conn.execute("CREATE TEMP TABLE json_each (value TEXT)")  # shadows the function
+        return conn
+
+    monkeypatch.setattr(SQLiteJobQueue, "_connect", without_json)
+    async with SQLiteJobQueue(tmp_path / "old.db") as queue:
+        for key in ["t:a:1", "t:a:2", "t:b:9", "t:ab:5"]:
+            await queue.enqueue(Job(job_type="x", idempotency_key=key))
+        assert await queue.greatest_keys(["t:a:", "t:b:", "t:c:"]) == {
+            "t:a:": "t:a:2",
+            "t:b:": "t:b:9",
+        }

@@ -656,17 +656,29 @@ class SQLiteJobQueue(JobQueue):
             return {}
 
         def select(conn: sqlite3.Connection) -> dict[str, str]:
-            # BINARY collation compares UTF-8 bytes: code-point order, as the port says
-            found: dict[str, str] = {}
-            for prefix in wanted:
-                (key,) = conn.execute(
-                    "SELECT max(idempotency_key) FROM jobs "
-                    "WHERE idempotency_key >= ? AND idempotency_key < ?",
-                    (prefix, prefix + KEY_CEILING),
-                ).fetchone()
-                if key is not None:
-                    found[prefix] = key
-            return found
+            # BINARY collation compares UTF-8 bytes: code-point order, as the port says.
+            # One statement for every prefix (a seek in the key index each), where the
+            # library has JSON (SQLite 3.38+ always does); else one statement per prefix.
+            try:
+                rows = conn.execute(
+                    "SELECT p.value, (SELECT max(idempotency_key) FROM jobs "
+                    "WHERE idempotency_key >= p.value "
+                    "AND idempotency_key < p.value || char(1114111)) FROM json_each(?) AS p",
+                    (json.dumps(wanted),),
+                ).fetchall()
+            except sqlite3.OperationalError:  # no JSON functions in this SQLite build
+                rows = [
+                    (
+                        prefix,
+                        conn.execute(
+                            "SELECT max(idempotency_key) FROM jobs "
+                            "WHERE idempotency_key >= ? AND idempotency_key < ?",
+                            (prefix, prefix + KEY_CEILING),
+                        ).fetchone()[0],
+                    )
+                    for prefix in wanted
+                ]
+            return {prefix: key for prefix, key in rows if key is not None}
 
         return await self._call(select)
 
