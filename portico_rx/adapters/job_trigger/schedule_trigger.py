@@ -46,6 +46,7 @@ from portico_rx.schedule.cron_expression import CronExpression, parse_cron
 from portico_rx.schedule.dst import DstPolicy, resolve_zone
 from portico_rx.schedule.fire_plan import CronPlan, FirePlan, IntervalPlan, OncePlan
 from portico_rx.schedule.misfire import DEFAULT_GRACE_TIME, MisfirePolicy
+from portico_rx.schedule.overlap import OverlapGate, OverlapPolicy
 from portico_rx.schedule.preview import PlannedJob, preview_plans
 from portico_rx.schedule.runner import ScheduleRunner, ScheduleSpec
 from portico_rx.schedule.tick import from_micros, key_time
@@ -90,6 +91,9 @@ class ScheduleConfig(BaseModel):
         dst: daylight-saving policy (default: shift missing times, run repeated ones once).
         exclude: days and windows without runs, in the schedule's zone: dates,
             ``(first, last)`` date ranges (inclusive) and ``(start, end)`` datetime windows.
+        overlap: what a run does while the previous run's job is pending or running:
+            ``"allow"`` (default), ``"skip"``, ``"buffer_one"``, ``"buffer_all"`` or
+            ``"cancel_other"`` (see ``portico_rx.schedule.overlap``).
         calendar: an object with ``excludes(day) -> bool`` (e.g.
             ``portico_rx.schedule.calendar.Holidays("DE", subdiv="BY")``, extra
             ``calendar``); its days have no runs.
@@ -113,6 +117,7 @@ class ScheduleConfig(BaseModel):
     dst: DstPolicy = _DEFAULT_DST
     exclude: list[Any] = Field(default_factory=list)
     calendar: Any = None
+    overlap: OverlapPolicy = "allow"
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
@@ -189,6 +194,8 @@ class ScheduleTrigger(PipelineTrigger):
         timer_spin: seconds before a fire time at which the asyncio timer wakes and yields
             to the loop until the exact microsecond (default 0.002; at most 1% of the time
             between wake-ups). ``0`` relies on the loop's timer, which wakes 1-2 ms late.
+        overlap_poll: seconds between looks at the previous job of a run held by a
+            ``buffer_one``/``buffer_all`` overlap policy (default 1.0).
         scheduler: Rx scheduler (default ``AsyncIOScheduler`` on the running loop).
         **options: passed to :class:`~portico_rx.pipeline.PipelineTrigger` (``retry``,
             ``max_concurrency``, ``alert``, ``stop_timeout``, …).
@@ -210,10 +217,21 @@ class ScheduleTrigger(PipelineTrigger):
         max_catchup: int = 100,
         seed: int | None = None,
         timer_spin: float = DEFAULT_SPIN,
+        overlap_poll: float = 1.0,
         scheduler: abc.SchedulerBase | None = None,
         **options: Any,
     ) -> None:
         self.tz = tz
+        if isinstance(overlap_poll, bool) or not (
+            isinstance(overlap_poll, int | float) and overlap_poll > 0
+        ):
+            raise InvalidScheduleError(
+                f"overlap_poll={overlap_poll!r}: give the seconds between looks at a held "
+                "run's previous job, e.g. 1.0"
+            )
+        self._overlap = OverlapGate(
+            job_creator, self._overlap_policy, self._run_key, float(overlap_poll)
+        )
         self.timer_spin = check_spin(timer_spin)
         self.zone = resolve_zone(tz)
         try:
@@ -300,9 +318,16 @@ class ScheduleTrigger(PipelineTrigger):
     # -- the pipeline ----------------------------------------------------------------
 
     def _pipeline(self) -> Observable[JobRequest]:
-        """The runner as a source, then the runs mapped to job requests."""
+        """The runner as a source, the overlap gate, then the runs mapped to job requests."""
         runs: Observable[ScheduleSpec] = reactivex.create(self._subscribe_runs)
-        return runs.pipe(self._to_job)
+        return runs.pipe(self._overlap, self._to_job)
+
+    def _overlap_policy(self, name: str) -> OverlapPolicy:
+        config = self._configs.get(name)
+        return config.overlap if config is not None else "allow"
+
+    def _run_key(self, name: str, delivery: Any) -> str:
+        return schedule_key(self.name, name, delivery.idempotency_key)
 
     def _to_job(self, runs: Observable[ScheduleSpec]) -> Observable[JobRequest]:
         """``to_job`` for schedule runs: each run's request, with the run's key and a
@@ -429,28 +454,31 @@ class ScheduleTrigger(PipelineTrigger):
 
     async def _before_start(self) -> None:
         await self.job_creator.open()
-        for name, last in (await self._last_runs_in_store(list(self._configs))).items():
+        for name, (last, key) in (await self._last_runs_in_store(list(self._configs))).items():
             if last > self._last_fired.get(name, last - 1):
                 self._last_fired[name] = last
+            if key > self._overlap.previous.get(name, ""):
+                self._overlap.previous[name] = key
 
-    async def _last_runs_in_store(self, names: list[str]) -> dict[str, int]:
+    async def _last_runs_in_store(self, names: list[str]) -> dict[str, tuple[int, str]]:
         """The last run of each schedule in the job store, by its key: one lookup in the
         store's key index for all of them (``JobQueue.greatest_keys``) when the creator
         has a job queue, else one ``find_jobs`` per schedule."""
         prefixes = {self.key_prefix(name): name for name in names}
         queue = getattr(self.job_creator, "job_queue", None)
-        found: dict[str, int] = {}
+        found: dict[str, tuple[int, str]] = {}
         if isinstance(queue, JobQueue):
             for prefix, key in (await queue.greatest_keys(list(prefixes))).items():
                 moment = _parse_key_time(key[len(prefix) :])
                 if moment is not None:
-                    found[prefixes[prefix]] = moment
+                    found[prefixes[prefix]] = (moment, key)
             return found
         for prefix, name in prefixes.items():
             for job in await self.job_creator.find_jobs(key_prefix=prefix, limit=20):
-                moment = _parse_key_time((job.idempotency_key or "")[len(prefix) :])
+                key = job.idempotency_key or ""
+                moment = _parse_key_time(key[len(prefix) :])
                 if moment is not None:
-                    found[name] = moment
+                    found[name] = (moment, key)
                     break
         return found
 
@@ -701,9 +729,18 @@ class ScheduleTrigger(PipelineTrigger):
                     "caught_up": stat.caught_up if stat else 0,
                     "misfires_skipped": stat.misfires_skipped if stat else 0,
                     "misfires_dropped": stat.misfires_dropped if stat else 0,
+                    "backfilled": stat.backfilled if stat else 0,
                     "last_scheduled_at": from_micros(last).isoformat() if last else None,
                     "last_lateness_s": stat.last_lateness_s if stat else None,
                 }
+            for name, overlap in self._overlap.stats.items():
+                if name in per_schedule:
+                    per_schedule[name]["overlap"] = {
+                        "policy": self._overlap_policy(name),
+                        "skipped": overlap.skipped,
+                        "buffered": overlap.buffered,
+                        "cancelled": overlap.cancelled,
+                    }
             details["per_schedule"] = per_schedule
         return details
 
