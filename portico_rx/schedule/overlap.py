@@ -21,6 +21,7 @@ delivery, decides asynchronously, and re-emits the run inside :func:`activate` (
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -161,10 +162,15 @@ class OverlapGate:
         if admit:
             key = self.key_of(name, delivery)
             self.previous[name] = key
-            self._admitted_here.add(key)
+            self._admitted_here.add(key)  # "not finished" until its delivery settles
             with activate(delivery):
                 observer.on_next(spec)
         claim.resolve(True)
+        if admit:  # created (then the store has it) or given up: no longer in flight
+            delivery.add_done_callback(functools.partial(self._settled, key))
+
+    def _settled(self, key: str, _delivery: Delivery) -> None:
+        self._admitted_here.discard(key)
 
     async def _admit(
         self,

@@ -141,3 +141,25 @@ def test_bad_overlap_settings_are_rejected() -> None:
         ScheduleConfig(cron="* * * * *", job_type="x", overlap="queue")  # type: ignore[arg-type]
     with pytest.raises(InvalidScheduleError, match="overlap_poll=0"):
         ScheduleTrigger(job_creator=prx.JobService(job_queue=MemoryJobQueue()), overlap_poll=0)
+
+
+async def test_a_held_run_is_released_when_the_previous_run_was_dead_lettered() -> None:
+    """The previous run's job never came to exist (its creation failed for good): the run
+    held behind it is created, it does not wait forever."""
+    from portico_rx.pipeline.retry import RetryPolicy
+    from portico_rx.testing import RecordingJobCreator
+
+    creator = RecordingJobCreator(fail_first=1)
+    vt = HistoricalScheduler(initial_clock=START)
+    trigger = ScheduleTrigger(
+        job_creator=creator,
+        schedules=[ScheduleConfig(cron="* * * * *", job_type="sync", overlap="buffer_all")],
+        scheduler=vt,
+        retry=RetryPolicy(max_attempts=1),
+        overlap_poll=5,
+    )
+    await trigger.start()
+    await advance(vt, timedelta(minutes=2), step=5)
+    await trigger.stop()
+    assert trigger.get_health().dead_lettered_count == 1  # 00:01
+    assert [(j.idempotency_key or "")[-6:-4] for j in creator.jobs] == ["02"]
