@@ -120,6 +120,7 @@ def build(service: JobService) -> list[prx.JobTrigger]:
         schedules=[
             ScheduleConfig(
                 cron="*/5 * * * * *",
+                seconds="first",  # every 5 s (seconds last would be every 5th minute)
                 job_type="health.check",
                 payload={"target": "quickstart"},
                 queue_name="default",

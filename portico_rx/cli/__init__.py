@@ -6,6 +6,7 @@
     portico-rx worker FILE.py [--db portico.db] [--queue NAME ...] [--concurrency N]
                               [--visibility-timeout S]
     portico-rx jobs [--db portico.db] [--status S] [--type T] [--queue Q] [--limit N]
+    portico-rx schedules backfill FILE.py --schedule NAME --start ISO --end ISO [--dry-run]
 
 ``run`` loads FILE.py (see :mod:`portico_rx.cli.app_file` for what it may define), runs
 its triggers against the embedded SQLite job queue, processes its ``handlers`` in the
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 
@@ -99,7 +101,25 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--queue", dest="queue_name")
     jobs.add_argument("--limit", type=_count, default=50)
     jobs.add_argument("--json", action="store_true", help="one JSON job per line")
+    _schedules_parser(commands, common)
     return parser
+
+
+def _schedules_parser(commands: Any, common: Any) -> None:
+    """``portico-rx schedules backfill`` (see :mod:`portico_rx.cli.schedules`)."""
+    from portico_rx.cli.schedules import parse_time
+
+    schedules = commands.add_parser("schedules", help="work with the schedules of FILE.py")
+    actions = schedules.add_subparsers(dest="action", required=True, metavar="ACTION")
+    backfill = actions.add_parser("backfill", help="create the runs of a past window")
+    backfill.add_argument("file", metavar="FILE.py", help="the app file to load")
+    common(backfill)
+    backfill.add_argument("--schedule", required=True, help="the schedule's name")
+    backfill.add_argument("--start", type=parse_time, required=True, help="window start (ISO)")
+    backfill.add_argument("--end", type=parse_time, required=True, help="window end (ISO)")
+    backfill.add_argument("--trigger", help="the ScheduleTrigger's name, if several have it")
+    backfill.add_argument("--dry-run", action="store_true", help="only show the preview")
+    backfill.add_argument("--max-runs", type=_count, default=10_000)
 
 
 async def _dispatch(args: argparse.Namespace) -> int:
@@ -113,6 +133,19 @@ async def _dispatch(args: argparse.Namespace) -> int:
             queue_name=args.queue_name,
             limit=args.limit,
             as_json=args.json,
+        )
+    if args.command == "schedules":
+        from portico_rx.cli import schedules
+
+        return await schedules.backfill(
+            args.file,
+            schedule=args.schedule,
+            start=args.start,
+            end=args.end,
+            trigger=args.trigger,
+            db=args.db,
+            dry_run=args.dry_run,
+            max_runs=args.max_runs,
         )
     if args.command == "worker":
         return await commands.run_worker(

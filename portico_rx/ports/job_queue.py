@@ -104,6 +104,25 @@ class JobQueue(ABC):
         ``order_by`` is ``"created_at"`` or ``"idempotency_key"`` (both descending).
         """
 
+    async def greatest_keys(self, prefixes: Sequence[str]) -> dict[str, str]:
+        """The greatest idempotency key (by code point) under each of ``prefixes``.
+
+        One lookup for many prefixes: a trigger's start-up asks for the last run of
+        every schedule at once (``{trigger}:{schedule}:`` prefixes; the fire time in the
+        key sorts by time). Stores answer from their key index, not a scan per prefix.
+
+        Returns:
+            ``{prefix: greatest key}``; a prefix no key starts with is absent.
+
+        This default asks :meth:`list` once per prefix; every shipped store overrides it.
+        """
+        found: dict[str, str] = {}
+        for prefix in dict.fromkeys(prefixes):
+            jobs = await self.list(key_prefix=prefix, limit=1, order_by="idempotency_key")
+            if jobs and jobs[0].idempotency_key is not None:
+                found[prefix] = jobs[0].idempotency_key
+        return found
+
     async def wait_for_jobs(self, timeout: float) -> None:
         """Wait until new jobs may be due, at most ``timeout`` seconds.
 

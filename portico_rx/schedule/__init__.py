@@ -5,6 +5,8 @@ Public entry points are the sources (``portico_rx.sources._cron``/``interval``/`
 the parts they share.
 """
 
+from portico_rx.schedule.backfill import BackfillReport, BackfillRun
+from portico_rx.schedule.calendar import Calendar, Dates, Holidays
 from portico_rx.schedule.cron_expression import CronExpression, parse_cron
 from portico_rx.schedule.dst import DstPolicy
 from portico_rx.schedule.misfire import DEFAULT_GRACE_TIME, MisfirePolicy
@@ -12,8 +14,13 @@ from portico_rx.schedule.tick import Tick
 
 __all__ = [
     "DEFAULT_GRACE_TIME",
+    "BackfillReport",
+    "BackfillRun",
+    "Calendar",
     "CronExpression",
+    "Dates",
     "DstPolicy",
+    "Holidays",
     "MisfirePolicy",
     "Tick",
     "parse_cron",

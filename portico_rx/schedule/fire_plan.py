@@ -14,7 +14,7 @@ from portico_rx.schedule.cron_expression import CronExpression
 from portico_rx.schedule.dst import DstPolicy
 from portico_rx.schedule.fire_times import FireTimes
 
-__all__ = ["CronPlan", "FirePlan", "IntervalPlan", "OncePlan"]
+__all__ = ["CronPlan", "FirePlan", "IntervalPlan", "OncePlan", "count_fires"]
 
 _MICROS = 1_000_000
 
@@ -52,6 +52,10 @@ class CronPlan:
         end = -(-end_us // _MICROS)
         return self.times.between_array(start, end) * _MICROS
 
+    def count_between(self, start_us: int, end_us: int) -> int:
+        """How many fire times lie in ``[start_us, end_us)`` (a day at a time)."""
+        return self.times.count_between(-(-start_us // _MICROS), -(-end_us // _MICROS))
+
 
 class IntervalPlan:
     """Every ``every_us`` microseconds, on the grid ``anchor_us + k * every_us``.
@@ -75,6 +79,12 @@ class IntervalPlan:
             yield fire
             fire += self.every_us
 
+    def count_between(self, start_us: int, end_us: int) -> int:
+        """How many fire times lie in ``[start_us, end_us)``."""
+        first = -(-(start_us - self.anchor_us) // self.every_us)
+        last = -(-(end_us - self.anchor_us) // self.every_us)
+        return max(0, last - first)
+
     def array_between(self, start_us: int, end_us: int) -> Any:
         """Fire times in ``[start_us, end_us)`` as a numpy ``int64`` array (previews)."""
         import numpy as np
@@ -97,3 +107,14 @@ class OncePlan:
     def iter_from(self, start_us: int, end_us: int | None = None) -> Iterator[int]:
         if self.when_us >= start_us and (end_us is None or self.when_us < end_us):
             yield self.when_us
+
+
+def count_fires(plan: FirePlan, start_us: int, end_us: int) -> int:
+    """How many fire times ``plan`` has in ``[start_us, end_us)``, without listing them
+    where the plan can count (a year of every-second runs is 365 steps, not 31 million)."""
+    if end_us <= start_us:
+        return 0
+    count_between = getattr(plan, "count_between", None)
+    if count_between is not None:
+        return int(count_between(start_us, end_us))
+    return sum(1 for _ in plan.iter_from(start_us, end_us))

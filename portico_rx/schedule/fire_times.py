@@ -129,7 +129,11 @@ class FireTimes:
     def _next_matching_day(self, ordinal: int, limit: int) -> int | None:
         cron = self.cron
         month_days, months, _ = cron._day_sets
-        only_month_days = cron.day_of_month_restricted and not cron.day_of_week_restricted
+        only_month_days = (
+            cron.day_of_month_restricted
+            and not cron.day_of_week_restricted
+            and not cron.month_rules
+        )
         days = cron.days
         matches_day = cron.matches_day
         while ordinal < limit:
@@ -147,7 +151,7 @@ class FireTimes:
                 else:
                     ordinal += length - day.day + 1
                 continue
-            if matches_day(month, day.day, ordinal % 7):
+            if matches_day(month, day.day, ordinal % 7, day.year):
                 return ordinal
             ordinal += 1
         return None
@@ -177,7 +181,7 @@ class FireTimes:
         last = datetime.fromtimestamp(end, self.tz).toordinal() + 1
         for ordinal in range(first, last + 1):
             day = date.fromordinal(ordinal)
-            if cron.matches_day(day.month, day.day, ordinal % 7):
+            if cron.matches_day(day.month, day.day, ordinal % 7, day.year):
                 simple, base, times = self.day(ordinal)
                 if simple:
                     bases.append(base)
@@ -190,6 +194,27 @@ class FireTimes:
             fires = np.concatenate([regular, np.asarray(irregular, dtype=np.int64)])
             fires.sort(kind="stable")
         return fires[(fires >= start) & (fires < end)]
+
+    def count_between(self, start: int, end: int) -> int:
+        """How many fire times lie in ``[start, end)``: whole days counted at once."""
+        if end <= start:
+            return 0
+        day_seconds = self.cron.day_seconds
+        ordinal = datetime.fromtimestamp(start, self.tz).toordinal() - 1
+        limit = datetime.fromtimestamp(end, self.tz).toordinal() + 2
+        total = 0
+        while True:
+            found = self.next_matching_day(ordinal, limit)
+            if found is None:
+                return total
+            simple, base, times = self.day(found)
+            if simple:
+                low = bisect.bisect_left(day_seconds, start - base)
+                high = bisect.bisect_left(day_seconds, end - base)
+            else:
+                low, high = bisect.bisect_left(times, start), bisect.bisect_left(times, end)
+            total += high - low
+            ordinal = found + 1
 
     def next_after(self, start: int) -> int | None:
         """The first fire time ``>= start`` (``None`` if there is none in 400 years)."""
@@ -205,6 +230,19 @@ def _month_length(year: int, month: int) -> int:
     return _MONTH_LENGTHS[month - 1]
 
 
+_LAST_ORDINAL: list[tuple[int, ZoneInfo, int]] = [(0, _UTC, _EPOCH_ORDINAL)]
+
+
+def _local_ordinal(moment: int, tz: ZoneInfo) -> int:
+    """The local day (ordinal) of an epoch second; remembers the last answer, as ten
+    thousand schedules started together all ask about the same second."""
+    last_moment, last_tz, ordinal = _LAST_ORDINAL[0]
+    if last_moment != moment or last_tz is not tz:
+        ordinal = datetime.fromtimestamp(moment, tz).toordinal()
+        _LAST_ORDINAL[0] = (moment, tz, ordinal)
+    return ordinal
+
+
 class FireCursor:
     """The fire times of one schedule from a start, one day at a time (an iterator).
 
@@ -218,7 +256,7 @@ class FireCursor:
         self._start = start
         self._end = end
         self._scale = scale
-        self._ordinal = datetime.fromtimestamp(start, times.tz).toordinal() - 1
+        self._ordinal = _local_ordinal(start, times.tz) - 1
         self._sequence: tuple[int, ...] | list[int] = ()
         self._index = 0
         self._base = 0

@@ -25,7 +25,7 @@ from reactivex.abc import DisposableBase, ObserverBase, SchedulerBase
 
 from portico_rx.logs import get_logger
 from portico_rx.pipeline.delivery import Delivery, deliver
-from portico_rx.schedule.fire_plan import FirePlan
+from portico_rx.schedule.fire_plan import FirePlan, count_fires
 from portico_rx.schedule.misfire import MisfirePolicy, select_runs
 from portico_rx.schedule.tick import Tick, from_micros, key_time
 from portico_rx.schedule.timer import DEFAULT_SPIN, ScheduleTimer, TimerEntry
@@ -55,6 +55,11 @@ class ScheduleStats:
     fired: int = 0
     caught_up: int = 0
     misfires_skipped: int = 0
+    """Missed runs left out by the coalesce rule (``latest`` keeps one of many, ...)."""
+    misfires_dropped: int = 0
+    """Runs dropped because they were older than ``misfire_grace_time``."""
+    backfilled: int = 0
+    """Runs of a past window emitted by :meth:`ScheduleRunner.backfill`."""
     last_scheduled_us: int | None = None
     last_lateness_s: float | None = None
     next_due_us: int | None = None
@@ -193,11 +198,18 @@ class ScheduleRunner:
     def _catch_up(self, spec: ScheduleSpec, after_us: int, now: int, single_on_time: bool) -> None:
         policy = spec.misfire
         start = after_us + 1
-        if policy.grace_time is not None:
-            start = max(start, now - int(policy.grace_time * 1_000_000))
         if spec.start_us is not None:
             start = max(start, spec.start_us)
         end = now if spec.end_us is None else min(now, spec.end_us)
+        if start >= end:  # nothing between the last run and now (the usual restart)
+            return
+        expired = 0
+        if policy.grace_time is not None:
+            limit = now - int(policy.grace_time * 1_000_000)
+            if start < limit:
+                expired = count_fires(spec.plan, start, min(limit, end))
+                oldest_late = now - start
+                start = limit
         first: int | None = None
         last: deque[int] = deque(maxlen=max(1, policy.max_catchup))
         count = 0
@@ -206,6 +218,8 @@ class ScheduleRunner:
                 first = nominal
             last.append(nominal)
             count += 1
+        if expired:
+            self._record_dropped(spec, expired, oldest_late, catch_up=True)
         if first is None:
             return
         missed = [first, *last] if first != last[0] else list(last)
@@ -215,9 +229,10 @@ class ScheduleRunner:
         logger.info(
             "schedule_missed_runs",
             schedule=spec.name,
-            missed=count,
+            missed=count + expired,
             running=len(runs),
             skipped=skipped,
+            dropped_older_than_grace=expired,
             coalesce=policy.coalesce,
             grace_time=policy.grace_time,
         )
@@ -248,8 +263,14 @@ class ScheduleRunner:
             self._emit(spec, stats, due[0][0], due[0][1], False, now)
         else:
             runs = select_runs([nominal for nominal, _ in due], now, spec.misfire)
-            if len(runs) < len(due):
-                stats.misfires_skipped += len(due) - len(runs)
+            expired = 0
+            if grace is not None:
+                limit = now - int(grace * 1_000_000)
+                expired = sum(1 for nominal, _ in due if nominal < limit)
+            if expired:
+                self._record_dropped(spec, expired, now - due[0][0], catch_up=False)
+            if len(runs) + expired < len(due):
+                stats.misfires_skipped += len(due) - len(runs) - expired
                 logger.warning(
                     "schedule_misfired",
                     schedule=spec.name,
@@ -264,6 +285,22 @@ class ScheduleRunner:
         stats.next_due_us = entry.next_fire[0] if entry.next_fire else None
         if entry.next_fire is None:
             self._check_exhausted()
+
+    def _record_dropped(
+        self, spec: ScheduleSpec, dropped: int, oldest_late_us: int, *, catch_up: bool
+    ) -> None:
+        """Count and log runs dropped for being older than the grace time: a dropped run
+        is never silent."""
+        self.stats[spec.name].misfires_dropped += dropped
+        logger.warning(
+            "schedule_runs_dropped",
+            schedule=spec.name,
+            dropped=dropped,
+            reason="older than misfire_grace_time",
+            grace_time=spec.misfire.grace_time,
+            oldest_late_s=round(oldest_late_us / 1e6, 3),
+            after_downtime=catch_up,
+        )
 
     def _check_exhausted(self) -> None:
         if self._on_exhausted is None or self._pending:
@@ -291,15 +328,22 @@ class ScheduleRunner:
         planned: int,
         catch_up: bool,
         now: int,
-    ) -> None:
-        """Emit one run. ``now`` is when the timer fired: every run of one wake-up shares
-        it, so their ``fired_at`` and lateness say when the timer fired, not how long the
-        runs before them took."""
-        stats.fired += 1
-        if catch_up:
-            stats.caught_up += 1
-        stats.last_scheduled_us = nominal
-        lateness = (now - planned) / 1_000_000  # whole µs / 1e6: already 6 decimals
+        *,
+        backfill: bool = False,
+    ) -> Delivery:
+        """Emit one run and return its delivery. ``now`` is when the timer fired: every
+        run of one wake-up shares it, so their ``fired_at`` and lateness say when the
+        timer fired, not how long the runs before them took."""
+        if backfill:
+            stats.backfilled += 1
+        else:
+            stats.fired += 1
+            stats.caught_up += catch_up
+            stats.last_scheduled_us = nominal
+        # Lateness runs from the fire time itself (the jitter included: a job delayed on
+        # purpose is still that late); the jitter is recorded beside it.
+        lateness = (now - nominal) / 1_000_000  # whole µs / 1e6: already 6 decimals
+        jitter = (planned - nominal) / 1_000_000
         stats.last_lateness_s = lateness
         tz = spec.tz
         last_nominal, last_tz, times = self._last_time
@@ -325,15 +369,19 @@ class ScheduleRunner:
                 "catch_up": catch_up,
             },
         )
+        if spec.jitter_us:
+            delivery.attributes["jitter_s"] = jitter
+        if backfill:
+            delivery.attributes["backfill"] = True
         if not self._ticks:
             deliver(self.observer, spec, delivery)
-            return
+            return delivery
         self._sequence += 1
         tick = Tick.trusted(
             scheduled_at=scheduled,
             fired_at=fired,
             lateness_s=lateness,
-            jitter_s=(planned - nominal) / 1_000_000,
+            jitter_s=jitter,
             expression=spec.plan.expression,
             sequence=self._sequence,
             schedule=spec.name,
@@ -341,3 +389,14 @@ class ScheduleRunner:
             key=iso,
         )
         deliver(self.observer, tick, delivery)
+        return delivery
+
+    def backfill(self, spec: ScheduleSpec, nominals: list[int]) -> list[Delivery]:
+        """Emit runs of past fire times now, down the same path as the timer's runs (each
+        with its usual key, ``backfill: true`` in its provenance); returns their
+        deliveries, to await their settlement."""
+        stats = self.stats.get(spec.name)
+        if stats is None:
+            stats = self.stats[spec.name] = ScheduleStats()
+        now = self.now_us()
+        return [self._emit(spec, stats, n, n, False, now, backfill=True) for n in nominals]

@@ -36,9 +36,11 @@ class Tick(BaseModel):
     Attributes:
         scheduled_at: the nominal fire time, tz-aware in the schedule's time zone.
         fired_at: when the timer actually fired (scheduler time, UTC).
-        lateness_s: ``fired_at`` minus the planned fire time (``scheduled_at`` plus any
-            jitter), in seconds; large for missed runs caught up after downtime.
-        jitter_s: the random delay added on purpose (0 without ``jitter``).
+        lateness_s: ``fired_at`` minus ``scheduled_at``, in seconds: how late the run is
+            against its fire time, the jitter included (a run delayed on purpose by 40 s
+            is 40 s late); large for missed runs caught up after downtime.
+        jitter_s: the random delay added on purpose (0 without ``jitter``); the timer's
+            own delay is ``lateness_s - jitter_s``.
         expression: the schedule, e.g. ``"0 9 * * *"``, ``"every 30s"``.
         sequence: 1 for the first tick of this subscription, then 2, 3, …
         schedule: the schedule's name inside a ``ScheduleTrigger`` (else the expression).

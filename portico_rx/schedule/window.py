@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from portico_rx.errors import InvalidScheduleError
@@ -14,16 +14,45 @@ __all__ = ["check_spin", "check_window", "seconds_to_micros", "to_instant"]
 def to_instant(value: datetime, tz: ZoneInfo, argument: str) -> datetime:
     """A tz-aware datetime; a naive one is read as local time in ``tz``.
 
+    A naive time that happens twice (fall back) is its first occurrence unless it has
+    ``fold=1``. A naive time that does not exist (inside a spring-forward gap) is an
+    error, as in APScheduler: reading it would silently move a window bound by the gap
+    and skip or add a run.
+
     Raises:
-        InvalidScheduleError: ``value`` is not a datetime.
+        InvalidScheduleError: ``value`` is not a datetime, or is naive and does not exist
+            in ``tz``.
     """
     if not isinstance(value, datetime):
         raise InvalidScheduleError(
             f"{argument}={value!r}: give a datetime, e.g. datetime(2025, 1, 1, tzinfo=UTC)"
         )
     if value.tzinfo is None:
-        return value.replace(tzinfo=tz)
+        moment = value.replace(tzinfo=tz)
+        if moment.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
+            raise InvalidScheduleError(_gap_message(value, tz, argument))
+        return moment
     return value
+
+
+def _gap_message(value: datetime, tz: ZoneInfo, argument: str) -> str:
+    low = int(value.replace(tzinfo=tz, fold=1).timestamp())  # read with the later offset
+    high = int(value.replace(tzinfo=tz, fold=0).timestamp())
+    offset = datetime.fromtimestamp(high, tz).utcoffset()
+    while high - low > 1:  # the first second with the new offset: the gap's end
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, tz).utcoffset() == offset:
+            high = middle
+        else:
+            low = middle
+    gap_end = datetime.fromtimestamp(high, tz)
+    gap_start = datetime.fromtimestamp(low, tz) + timedelta(seconds=1)
+    return (
+        f"{argument}={value.isoformat()} does not exist in {tz.key}: on "
+        f"{value.date().isoformat()} the clocks jump from {gap_start.strftime('%H:%M')} to "
+        f"{gap_end.strftime('%H:%M')} (daylight saving). Give a local time outside the gap "
+        f"(e.g. {gap_end.replace(tzinfo=None).isoformat()}) or a tz-aware datetime"
+    )
 
 
 def seconds_to_micros(value: float | timedelta | None, argument: str, *, positive: bool) -> int:

@@ -11,6 +11,7 @@ in UTC (``2025-01-01T09:00:00Z``): a ``PipelineTrigger`` turns it into the job k
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import reactivex
@@ -67,14 +68,18 @@ def cron(
     misfire: MisfirePolicy | None = None,
     seed: int | None = None,
     timer_spin: float = DEFAULT_SPIN,
+    seconds: Literal["first", "last"] | None = None,
+    hash_key: str | None = None,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Observable[Tick]:
     """Emit a :class:`Tick` at every fire time of a cron expression.
 
     Args:
-        expr: 5 fields (``"0 9 * * MON-FRI"``), 6 with seconds first (``"*/10 * * * * *"``)
-            or an alias (``"@hourly"``, ``"@daily"``, ``"@weekly"``, ``"@monthly"``,
-            ``"@yearly"``); crontab(5) semantics (see ``docs/schedules.md``).
+        expr: 5 fields (``"0 9 * * MON-FRI"``), 6 with a seconds field
+            (``"*/10 * * * * *"`` with ``seconds="first"``) or an alias (``"@hourly"``,
+            ``"@daily"``, ``"@weekly"``, ``"@monthly"``, ``"@yearly"``); crontab(5)
+            semantics plus ``L``, ``W``, ``#``, wrap-around ranges and ``H`` (see
+            ``docs/schedules.md``).
         tz: IANA time zone the expression is read in (default ``"UTC"``).
         start: no tick before this time (default: from subscription); naive = in ``tz``.
         end: no tick at or after this time; the observable completes after the last one.
@@ -87,6 +92,9 @@ def cron(
         timer_spin: seconds before a fire time at which the asyncio timer wakes and
             yields to the loop until the exact microsecond (default 0.002, at most 1% of
             the time between wake-ups; 0: rely on the loop's timer, 1-2 ms late).
+        seconds: where a six-field ``expr`` has its seconds: ``"first"`` or ``"last"``
+            (croniter); needed only when both readings are valid and differ.
+        hash_key: what ``H`` values are drawn from (e.g. the job's name); needed by ``H``.
         scheduler: Rx scheduler (default: the subscriber's, else asyncio on the loop).
 
     Returns:
@@ -110,7 +118,7 @@ def cron(
         >>> seen
         ['2025-01-01T00:00:00Z', '2025-01-01T06:00:00Z', '2025-01-01T12:00:00Z']
     """
-    parsed = parse_cron(expr)
+    parsed = parse_cron(expr, seconds=seconds, hash_key=hash_key)
     zone = resolve_zone(tz)
     start_us, end_us = check_window(start, end, zone)
     spec = ScheduleSpec(

@@ -11,12 +11,42 @@ Policy as documented in docs/schedules.md:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from portico_rx.schedule.cron_expression import CronExpression
 from portico_rx.schedule.dst import DstPolicy
+
+
+def _month(day: date) -> list[date]:
+    first = day.replace(day=1)
+    days = [first]
+    while (days[-1] + timedelta(days=1)).month == first.month:
+        days.append(days[-1] + timedelta(days=1))
+    return days
+
+
+def month_rule_matches(fields: CronExpression, day: date) -> tuple[bool, bool]:
+    """Whether the month-relative items match ``day``: (day-of-month side, day-of-week
+    side). Brute force over the month's days, by the definitions, not the engine's code."""
+    rules = fields.month_rules
+    month = _month(day)
+    weekdays_in_month = [d for d in month if d.isoweekday() <= 5]
+    dom = any(day == month[-1] - timedelta(days=n) for n in rules.last_offsets)
+    for target in rules.nearest_weekdays:
+        if target <= len(month):
+            nearest = min(weekdays_in_month, key=lambda d: abs(d.day - target))
+            dom = dom or day == nearest
+    if rules.last_weekday:
+        dom = dom or day == weekdays_in_month[-1]
+    sunday_based = day.isoweekday() % 7
+    same = [d for d in month if d.isoweekday() % 7 == sunday_based]
+    dow = any(
+        sunday_based == weekday and same.index(day) + 1 == n for weekday, n in rules.nth_weekdays
+    )
+    dow = dow or any(sunday_based == w and day == same[-1] for w in rules.last_weekdays)
+    return dom, dow
 
 
 def wall_matches(fields: CronExpression, wall: datetime) -> bool:
@@ -26,8 +56,20 @@ def wall_matches(fields: CronExpression, wall: datetime) -> bool:
         return False
     if wall.second not in fields.seconds:
         return False
-    in_month_days = wall.day in fields.days
-    in_week_days = (wall.isoweekday() % 7) in fields.weekdays
+    return day_matches(fields, wall.date())
+
+
+@lru_cache(maxsize=4096)
+def day_matches(fields: CronExpression, day: date) -> bool:
+    """The calendar-day part of the match (crontab(5) rule, month items included)."""
+    if day.month not in fields.months:
+        return False
+    in_month_days = day.day in fields.days
+    in_week_days = (day.isoweekday() % 7) in fields.weekdays
+    if fields.month_rules:
+        by_month, by_week = month_rule_matches(fields, day)
+        in_month_days = in_month_days or by_month
+        in_week_days = in_week_days or by_week
     if fields.day_of_month_restricted and fields.day_of_week_restricted:
         return in_month_days or in_week_days
     return in_month_days and in_week_days

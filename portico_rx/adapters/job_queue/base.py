@@ -7,10 +7,20 @@ from collections.abc import Sequence
 from portico_rx.errors import ConfigurationError
 from portico_rx.models import Job, JobStatus
 
-__all__ = ["DUE_STATUSES", "ORDER_BY", "check_list_args", "check_queue_names", "job_matches"]
+__all__ = [
+    "DUE_STATUSES",
+    "KEY_CEILING",
+    "ORDER_BY",
+    "check_list_args",
+    "check_prefixes",
+    "check_queue_names",
+    "job_matches",
+]
 
 ORDER_BY = ("created_at", "idempotency_key")
 DUE_STATUSES = (JobStatus.PENDING, JobStatus.SCHEDULED)
+KEY_CEILING = "\U0010ffff"
+"""The highest code point: every key starting with ``p`` sorts below ``p + KEY_CEILING``."""
 
 
 def check_queue_names(queue_names: Sequence[str] | str | None) -> tuple[str, ...] | None:
@@ -51,3 +61,22 @@ def job_matches(
             or (job.idempotency_key is not None and job.idempotency_key.startswith(key_prefix))
         )
     )
+
+
+def check_prefixes(prefixes: Sequence[str]) -> list[str]:
+    """The distinct prefixes of ``greatest_keys``, in order.
+
+    Raises:
+        ConfigurationError: a prefix is empty or not a string.
+    """
+    if isinstance(prefixes, str):
+        raise ConfigurationError(
+            f"prefixes={prefixes!r}: give a list of key prefixes, e.g. ['schedules:sync:']"
+        )
+    wanted = list(dict.fromkeys(prefixes))
+    for prefix in wanted:
+        if not isinstance(prefix, str) or not prefix:
+            raise ConfigurationError(
+                f"key prefix {prefix!r}: give a non-empty string, e.g. 'schedules:sync:'"
+            )
+    return wanted

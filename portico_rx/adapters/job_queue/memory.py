@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import heapq
 import itertools
@@ -13,7 +14,9 @@ from uuid import UUID
 
 from portico_rx.adapters.job_queue.base import (
     DUE_STATUSES,
+    KEY_CEILING,
     check_list_args,
+    check_prefixes,
     check_queue_names,
 )
 from portico_rx.errors import JobNotFoundError
@@ -88,6 +91,8 @@ class MemoryJobQueue(JobQueue):
     def __init__(self) -> None:
         self._rows: dict[int, Row] = {}  # id.int -> row, in insertion order
         self._by_key: dict[str, int] = {}
+        self._sorted_keys: list[str] = []  # greatest_keys' index, sorted when asked
+        self._new_keys: list[str] = []  # keys stored since it was last sorted
         self._heaps: dict[str, list[tuple[int, int, int]]] = {}  # (-priority, seq, id.int)
         self._seq = itertools.count()
         self._new_work = asyncio.Event()
@@ -109,6 +114,7 @@ class MemoryJobQueue(JobQueue):
         row = _row(job)
         if key is not None:
             self._by_key[key] = row[ID]
+            self._new_keys.append(key)
         self._rows[row[ID]] = row
         if row[STATUS] in _DUE:
             self._push(row)
@@ -197,6 +203,27 @@ class MemoryJobQueue(JobQueue):
     async def get_by_key(self, idempotency_key: str) -> Job | None:
         job_id = self._by_key.get(idempotency_key)
         return _job(self._rows[job_id]) if job_id is not None else None
+
+    async def greatest_keys(self, prefixes: Sequence[str]) -> dict[str, str]:
+        """A binary search per prefix in a sorted index of the keys, brought up to date
+        when asked (the keys stored since are sorted and merged in: linear, not a sort
+        of every key)."""
+        wanted = check_prefixes(prefixes)
+        if self._new_keys:
+            self._new_keys.sort()
+            self._sorted_keys += self._new_keys  # two sorted runs: timsort merges them
+            self._sorted_keys.sort()
+            self._new_keys = []
+        keys = self._sorted_keys
+        found: dict[str, str] = {}
+        for prefix in wanted:
+            end = bisect.bisect_left(keys, prefix + KEY_CEILING)
+            if end and keys[end - 1].startswith(prefix):
+                found[prefix] = keys[end - 1]
+        if any(key not in self._by_key for key in found.values()):  # a key was dropped
+            self._sorted_keys, self._new_keys = [], list(self._by_key)
+            return await self.greatest_keys(wanted)
+        return found
 
     async def list(
         self,

@@ -26,7 +26,12 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
-from portico_rx.adapters.job_queue.base import check_list_args, check_queue_names
+from portico_rx.adapters.job_queue.base import (
+    KEY_CEILING,
+    check_list_args,
+    check_prefixes,
+    check_queue_names,
+)
 from portico_rx.adapters.job_queue.server_link import ServerLink
 from portico_rx.errors import (
     ConfigurationError,
@@ -201,6 +206,7 @@ class PostgresJobQueue(JobQueue):
             retry=retry or RetryPolicy(),
         )
         self._pool: Any = None
+        self._code_point_keys: bool | None = None  # the key column sorts by code point
         self._open_lock = asyncio.Lock()
         self._listener: Any = None
         self._new_work = asyncio.Event()
@@ -539,6 +545,41 @@ class PostgresJobQueue(JobQueue):
     async def get_by_key(self, idempotency_key: str) -> Job | None:
         row = await self._run("read from", lambda c: c.fetchrow(self._sql_by_key, idempotency_key))
         return self._job(row) if row is not None else None
+
+    async def greatest_keys(self, prefixes: Sequence[str]) -> dict[str, str]:
+        """One round trip: the key index searched backwards from each prefix's end.
+
+        The index orders keys by the column's collation; under ``C`` (or ``C.UTF-8``,
+        both code-point order) a prefix is a range of it. Under another collation the
+        answer is still right, from ``starts_with`` and a code-point ``max`` (a scan).
+        """
+        wanted = check_prefixes(prefixes)
+        if not wanted:
+            return {}
+        if self._code_point_keys is None:
+            collation = await self._run(
+                "read from",
+                lambda c: c.fetchval(
+                    "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+                ),
+            )
+            self._code_point_keys = collation in ("C", "POSIX", "C.UTF-8", "C.utf8")
+        table = self._qualified
+        if self._code_point_keys:
+            sql = (
+                "SELECT w.prefix, (SELECT max(idempotency_key) FROM "
+                f"{table} WHERE idempotency_key >= w.prefix AND idempotency_key < w.upper) "
+                "AS key FROM unnest($1::text[], $2::text[]) AS w(prefix, upper)"
+            )
+        else:
+            sql = (
+                'SELECT w.prefix, (SELECT max(idempotency_key COLLATE "C") FROM '
+                f"{table} WHERE starts_with(idempotency_key, w.prefix)) AS key "
+                "FROM unnest($1::text[], $2::text[]) AS w(prefix, upper)"
+            )
+        uppers = [prefix + KEY_CEILING for prefix in wanted]
+        rows = await self._run("read from", lambda c: c.fetch(sql, wanted, uppers))
+        return {row["prefix"]: row["key"] for row in rows if row["key"] is not None}
 
     async def list(
         self,

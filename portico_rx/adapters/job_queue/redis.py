@@ -36,7 +36,13 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from portico_rx.adapters.job_queue.base import check_list_args, check_queue_names, job_matches
+from portico_rx.adapters.job_queue.base import (
+    KEY_CEILING,
+    check_list_args,
+    check_prefixes,
+    check_queue_names,
+    job_matches,
+)
 from portico_rx.adapters.job_queue.server_link import ServerLink
 from portico_rx.errors import ConfigurationError, JobNotFoundError, require
 from portico_rx.logs import get_logger
@@ -548,6 +554,27 @@ class RedisJobQueue(JobQueue):
             "read from", lambda: self._client.get(self._key("key", idempotency_key))
         )
         return await self.get(UUID(job_id)) if job_id else None
+
+    async def greatest_keys(self, prefixes: Sequence[str]) -> dict[str, str]:
+        """One pipelined round trip (per 1,000 prefixes) of ``ZREVRANGEBYLEX … LIMIT 0 1``
+        on the sorted set of keys (byte order of UTF-8: code-point order)."""
+        wanted = check_prefixes(prefixes)
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 1000):
+            chunk = wanted[start : start + 1000]
+
+            async def fetch(chunk: list[str] = chunk) -> list[Any]:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for prefix in chunk:
+                        pipe.zrevrangebylex(
+                            self._key("keys"), "[" + prefix + KEY_CEILING, "[" + prefix, 0, 1
+                        )
+                    return list(await pipe.execute())
+
+            for prefix, keys in zip(chunk, await self._run("read from", fetch), strict=True):
+                if keys:
+                    found[prefix] = keys[0]
+        return found
 
     async def _jobs(self, job_ids: Sequence[str]) -> list[Job]:
         async def fetch() -> list[Any]:

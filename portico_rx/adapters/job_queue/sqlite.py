@@ -36,7 +36,13 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
-from portico_rx.adapters.job_queue.base import DUE_STATUSES, check_list_args, check_queue_names
+from portico_rx.adapters.job_queue.base import (
+    DUE_STATUSES,
+    KEY_CEILING,
+    check_list_args,
+    check_prefixes,
+    check_queue_names,
+)
 from portico_rx.errors import (
     ConfigurationError,
     InvalidJobError,
@@ -640,6 +646,39 @@ class SQLiteJobQueue(JobQueue):
                 f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = ?", (idempotency_key,)
             ).fetchone()
             return None if found is None else _job(found)
+
+        return await self._call(select)
+
+    async def greatest_keys(self, prefixes: Sequence[str]) -> dict[str, str]:
+        """One call to the store's thread: a seek in the key index per prefix."""
+        wanted = check_prefixes(prefixes)
+        if not wanted:
+            return {}
+
+        def select(conn: sqlite3.Connection) -> dict[str, str]:
+            # BINARY collation compares UTF-8 bytes: code-point order, as the port says.
+            # One statement for every prefix (a seek in the key index each), where the
+            # library has JSON (SQLite 3.38+ always does); else one statement per prefix.
+            try:
+                rows = conn.execute(
+                    "SELECT p.value, (SELECT max(idempotency_key) FROM jobs "
+                    "WHERE idempotency_key >= p.value "
+                    "AND idempotency_key < p.value || char(1114111)) FROM json_each(?) AS p",
+                    (json.dumps(wanted),),
+                ).fetchall()
+            except sqlite3.OperationalError:  # no JSON functions in this SQLite build
+                rows = [
+                    (
+                        prefix,
+                        conn.execute(
+                            "SELECT max(idempotency_key) FROM jobs "
+                            "WHERE idempotency_key >= ? AND idempotency_key < ?",
+                            (prefix, prefix + KEY_CEILING),
+                        ).fetchone()[0],
+                    )
+                    for prefix in wanted
+                ]
+            return {prefix: key for prefix, key in rows if key is not None}
 
         return await self._call(select)
 

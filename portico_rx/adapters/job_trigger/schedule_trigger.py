@@ -16,6 +16,9 @@ the sink's create step.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import functools
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -27,21 +30,26 @@ from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from portico_rx.errors import ConfigurationError, InvalidScheduleError
+from portico_rx.errors import ConfigurationError, InvalidScheduleError, TriggerNotRunningError
 from portico_rx.logs import get_logger
 from portico_rx.models import Job, JobRequest, check_job_fields, trusted_request
 from portico_rx.pipeline import PipelineTrigger, clock
-from portico_rx.pipeline.delivery import current_delivery
+from portico_rx.pipeline.delivery import Outcome, current_delivery
 from portico_rx.pipeline.provenance import schedule_key, schedule_key_prefix
 from portico_rx.pipeline.sink import JobSink
 from portico_rx.ports.job_creator import JobCreator
-from portico_rx.schedule.cron_expression import parse_cron
+from portico_rx.ports.job_queue import JobQueue
+from portico_rx.schedule.backfill import BackfillReport, Progress, existing_keys, planned_runs
+from portico_rx.schedule.backfill import check_window as check_backfill_window
+from portico_rx.schedule.calendar import CalendarPlan, check_exclude
+from portico_rx.schedule.cron_expression import CronExpression, parse_cron
 from portico_rx.schedule.dst import DstPolicy, resolve_zone
 from portico_rx.schedule.fire_plan import CronPlan, FirePlan, IntervalPlan, OncePlan
 from portico_rx.schedule.misfire import DEFAULT_GRACE_TIME, MisfirePolicy
+from portico_rx.schedule.overlap import OverlapGate, OverlapPolicy
 from portico_rx.schedule.preview import PlannedJob, preview_plans
 from portico_rx.schedule.runner import ScheduleRunner, ScheduleSpec
-from portico_rx.schedule.tick import from_micros
+from portico_rx.schedule.tick import from_micros, key_time
 from portico_rx.schedule.timer import DEFAULT_SPIN, to_micros
 from portico_rx.schedule.window import check_spin, check_window, seconds_to_micros, to_instant
 
@@ -66,7 +74,11 @@ class ScheduleConfig(BaseModel):
     ``InvalidScheduleError``; bad job fields raise ``InvalidJobError``.
 
     Args:
-        cron: a cron expression (5 fields, 6 with seconds first, or an ``@alias``).
+        cron: a cron expression (5 fields, 6 with a seconds field, or an ``@alias``; ``L``,
+            ``W``, ``#``, wrap-around ranges and ``H`` drawn from the schedule's name:
+            see ``docs/schedules.md``).
+        seconds: where a six-field ``cron`` has its seconds: ``"first"`` (Quartz, Spring)
+            or ``"last"`` (croniter); needed only when both readings are valid and differ.
         every: instead of ``cron``: a fixed period in seconds (grid from the Unix epoch).
         at: instead of ``cron``: one fire time.
         job_type, payload, queue_name, priority: the job to create (defaults: ``{}``,
@@ -77,11 +89,20 @@ class ScheduleConfig(BaseModel):
         start, end: only fire inside this window (naive = in ``tz``).
         jitter: random delay of up to this many seconds per run (keys stay nominal).
         dst: daylight-saving policy (default: shift missing times, run repeated ones once).
+        exclude: days and windows without runs, in the schedule's zone: dates,
+            ``(first, last)`` date ranges (inclusive) and ``(start, end)`` datetime windows.
+        overlap: what a run does while the previous run's job is pending or running:
+            ``"allow"`` (default), ``"skip"``, ``"buffer_one"``, ``"buffer_all"`` or
+            ``"cancel_other"`` (see ``portico_rx.schedule.overlap``).
+        calendar: an object with ``excludes(day) -> bool`` (e.g.
+            ``portico_rx.schedule.calendar.Holidays("DE", subdiv="BY")``, extra
+            ``calendar``); its days have no runs.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     cron: str | None = None
+    seconds: Literal["first", "last"] | None = None
     every: float | None = None
     at: datetime | None = None
     job_type: str
@@ -94,6 +115,9 @@ class ScheduleConfig(BaseModel):
     end: datetime | None = None
     jitter: float | None = None
     dst: DstPolicy = _DEFAULT_DST
+    exclude: list[Any] = Field(default_factory=list)
+    calendar: Any = None
+    overlap: OverlapPolicy = "allow"
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
@@ -105,17 +129,30 @@ class ScheduleConfig(BaseModel):
                 "or at="
             )
         if self.cron is not None:
-            parse_cron(self.cron)
+            self.parsed_cron  # noqa: B018  parsed (and checked) once, here
+        elif self.seconds is not None:
+            raise InvalidScheduleError(
+                f"seconds={self.seconds!r} is for a six-field cron=; this schedule has none"
+            )
         if self.every is not None:
             seconds_to_micros(self.every, "every", positive=True)
         zone = resolve_zone(self.tz) if self.tz is not None else ZoneInfo("UTC")
         check_window(self.start, self.end, zone)
+        if self.exclude or self.calendar is not None:
+            check_exclude(self.exclude, self.calendar, zone)
         seconds_to_micros(self.jitter, "jitter", positive=False)
         check_job_fields(self.job_type, self.payload or None, self.queue_name, self.priority)
         if self.name is not None and (not self.name or ":" in self.name):
             raise ConfigurationError(
                 f"name={self.name!r}: give a non-empty schedule name without ':'"
             )
+
+    @functools.cached_property
+    def parsed_cron(self) -> CronExpression | None:
+        """The parsed ``cron`` (parsed once, at construction), or ``None``."""
+        if self.cron is None:
+            return None
+        return parse_cron(self.cron, seconds=self.seconds, hash_key=self.schedule_name)
 
     @property
     def schedule_name(self) -> str:
@@ -136,8 +173,7 @@ class ScheduleConfig(BaseModel):
 def _parse_key_time(text: str) -> int | None:
     if not _KEY_TIME.match(text):
         return None
-    layout = "%Y-%m-%dT%H:%M:%S.%fZ" if "." in text else "%Y-%m-%dT%H:%M:%SZ"
-    return to_micros(datetime.strptime(text, layout).replace(tzinfo=UTC))
+    return to_micros(datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC))
 
 
 class ScheduleTrigger(PipelineTrigger):
@@ -158,6 +194,8 @@ class ScheduleTrigger(PipelineTrigger):
         timer_spin: seconds before a fire time at which the asyncio timer wakes and yields
             to the loop until the exact microsecond (default 0.002; at most 1% of the time
             between wake-ups). ``0`` relies on the loop's timer, which wakes 1-2 ms late.
+        overlap_poll: seconds between looks at the previous job of a run held by a
+            ``buffer_one``/``buffer_all`` overlap policy (default 1.0).
         scheduler: Rx scheduler (default ``AsyncIOScheduler`` on the running loop).
         **options: passed to :class:`~portico_rx.pipeline.PipelineTrigger` (``retry``,
             ``max_concurrency``, ``alert``, ``stop_timeout``, …).
@@ -179,10 +217,21 @@ class ScheduleTrigger(PipelineTrigger):
         max_catchup: int = 100,
         seed: int | None = None,
         timer_spin: float = DEFAULT_SPIN,
+        overlap_poll: float = 1.0,
         scheduler: abc.SchedulerBase | None = None,
         **options: Any,
     ) -> None:
         self.tz = tz
+        if isinstance(overlap_poll, bool) or not (
+            isinstance(overlap_poll, int | float) and overlap_poll > 0
+        ):
+            raise InvalidScheduleError(
+                f"overlap_poll={overlap_poll!r}: give the seconds between looks at a held "
+                "run's previous job, e.g. 1.0"
+            )
+        self._overlap = OverlapGate(
+            job_creator, self._overlap_policy, self._run_key, float(overlap_poll)
+        )
         self.timer_spin = check_spin(timer_spin)
         self.zone = resolve_zone(tz)
         try:
@@ -220,14 +269,20 @@ class ScheduleTrigger(PipelineTrigger):
             )
         zone = resolve_zone(config.tz) if config.tz is not None else self.zone
         plan: FirePlan
-        if config.cron is not None:
-            plan = CronPlan(parse_cron(config.cron), zone, config.dst)
+        parsed = config.parsed_cron
+        if config.cron is not None and (parsed is None or parsed.expression != config.cron):
+            # a model_copy(update=...) is not validated and keeps the copied parse
+            parsed = parse_cron(config.cron, seconds=config.seconds, hash_key=name)
+        if parsed is not None:
+            plan = CronPlan(parsed, zone, config.dst)
         elif config.every is not None:
             plan = IntervalPlan(seconds_to_micros(config.every, "every", positive=True))
         else:
             assert config.at is not None
             moment = to_instant(config.at, zone, "at")
             plan = OncePlan(to_micros(moment), f"at {moment.isoformat()}")
+        if config.exclude or config.calendar is not None:
+            plan = CalendarPlan(plan, zone, *check_exclude(config.exclude, config.calendar, zone))
         start_us, end_us = check_window(config.start, config.end, zone)
         spec = ScheduleSpec(
             name=name,
@@ -263,9 +318,16 @@ class ScheduleTrigger(PipelineTrigger):
     # -- the pipeline ----------------------------------------------------------------
 
     def _pipeline(self) -> Observable[JobRequest]:
-        """The runner as a source, then the runs mapped to job requests."""
+        """The runner as a source, the overlap gate, then the runs mapped to job requests."""
         runs: Observable[ScheduleSpec] = reactivex.create(self._subscribe_runs)
-        return runs.pipe(self._to_job)
+        return runs.pipe(self._overlap, self._to_job)
+
+    def _overlap_policy(self, name: str) -> OverlapPolicy:
+        config = self._configs.get(name)
+        return config.overlap if config is not None else "allow"
+
+    def _run_key(self, name: str, delivery: Any) -> str:
+        return schedule_key(self.name, name, delivery.idempotency_key)
 
     def _to_job(self, runs: Observable[ScheduleSpec]) -> Observable[JobRequest]:
         """``to_job`` for schedule runs: each run's request, with the run's key and a
@@ -392,19 +454,33 @@ class ScheduleTrigger(PipelineTrigger):
 
     async def _before_start(self) -> None:
         await self.job_creator.open()
-        for name in self._configs:
-            last = await self._last_run_in_store(name)
-            if last is not None and last > self._last_fired.get(name, last - 1):
+        for name, (last, key) in (await self._last_runs_in_store(list(self._configs))).items():
+            if last > self._last_fired.get(name, last - 1):
                 self._last_fired[name] = last
+            if key > self._overlap.previous.get(name, ""):
+                self._overlap.previous[name] = key
 
-    async def _last_run_in_store(self, name: str) -> int | None:
-        prefix = self.key_prefix(name)
-        for job in await self.job_creator.find_jobs(key_prefix=prefix, limit=20):
-            key = job.idempotency_key or ""
-            moment = _parse_key_time(key[len(prefix) :])
-            if moment is not None:
-                return moment
-        return None
+    async def _last_runs_in_store(self, names: list[str]) -> dict[str, tuple[int, str]]:
+        """The last run of each schedule in the job store, by its key: one lookup in the
+        store's key index for all of them (``JobQueue.greatest_keys``) when the creator
+        has a job queue, else one ``find_jobs`` per schedule."""
+        prefixes = {self.key_prefix(name): name for name in names}
+        queue = getattr(self.job_creator, "job_queue", None)
+        found: dict[str, tuple[int, str]] = {}
+        if isinstance(queue, JobQueue):
+            for prefix, key in (await queue.greatest_keys(list(prefixes))).items():
+                moment = _parse_key_time(key[len(prefix) :])
+                if moment is not None:
+                    found[prefixes[prefix]] = (moment, key)
+            return found
+        for prefix, name in prefixes.items():
+            for job in await self.job_creator.find_jobs(key_prefix=prefix, limit=20):
+                key = job.idempotency_key or ""
+                moment = _parse_key_time(key[len(prefix) :])
+                if moment is not None:
+                    found[name] = (moment, key)
+                    break
+        return found
 
     # -- control ---------------------------------------------------------------------
 
@@ -478,6 +554,97 @@ class ScheduleTrigger(PipelineTrigger):
         logger.info("schedule_removed", trigger=self.name, schedule=schedule)
         return config
 
+    async def backfill(
+        self,
+        schedule: str,
+        start: datetime,
+        end: datetime,
+        *,
+        dry_run: bool = False,
+        max_runs: int = 10_000,
+        on_progress: Progress | None = None,
+    ) -> BackfillReport:
+        """Create the runs of ``schedule`` in the past window ``[start, end)``.
+
+        Each run gets its normal key (``{trigger}:{schedule}:{fire time}``) and goes down
+        the trigger's own pipeline (delivery -> to_job -> the sink: retries, dead letters,
+        health), with ``backfill: true`` in its metadata. Runs already in the store are
+        left alone, so backfilling a window twice creates nothing new. The schedule's
+        own ``start``/``end`` bound the window too; a paused schedule can be backfilled.
+
+        Args:
+            schedule: the schedule's name.
+            start, end: the window; naive datetimes are local time in the schedule's
+                zone. ``end`` may not be in the future.
+            dry_run: only plan: which runs the window has and which already exist (the
+                preview); works on a stopped trigger.
+            max_runs: refuse a window with more runs than this (default 10,000).
+            on_progress: ``on_progress(done, total)`` as runs are settled.
+
+        Returns:
+            A :class:`~portico_rx.schedule.backfill.BackfillReport` (``.runs``,
+            ``.created``, ``.existing``, ``.failed``, ``.to_frame()``).
+
+        Raises:
+            ConfigurationError: unknown schedule, or ``max_runs`` exceeded.
+            InvalidScheduleError: a bad window. TriggerNotRunningError: not started
+                (without ``dry_run``).
+        """
+        self._config(schedule)
+        spec = self._plans[schedule]
+        low = to_micros(to_instant(start, spec.tz, "start"))
+        high = to_micros(to_instant(end, spec.tz, "end"))
+        check_backfill_window(from_micros(low), from_micros(high), self._now(None))
+        if not dry_run and self._runner is None:
+            raise TriggerNotRunningError(
+                f"trigger {self.name!r} is not running: start() it first (a backfill's runs "
+                "go through its pipeline), or pass dry_run=True for the preview"
+            )
+        bounded_low = low if spec.start_us is None else max(low, spec.start_us)
+        bounded_high = high if spec.end_us is None else min(high, spec.end_us)
+        nominals: list[int] = []
+        for nominal in spec.plan.iter_from(bounded_low, bounded_high):
+            if len(nominals) == max_runs:
+                raise ConfigurationError(
+                    f"the window {from_micros(low).isoformat()} .. {from_micros(high).isoformat()} "
+                    f"of schedule {schedule!r} has more than max_runs={max_runs} runs: "
+                    "backfill a shorter window or raise max_runs"
+                )
+            nominals.append(nominal)
+        keys = [schedule_key(self.name, schedule, key_time(n)) for n in nominals]
+        runs = planned_runs(nominals, keys, await existing_keys(self.job_creator, keys))
+        report = BackfillReport(schedule, from_micros(low), from_micros(high), dry_run, runs)
+        if not dry_run:
+            await self._run_backfill(spec, report, on_progress)
+        logger.info("schedule_backfill", trigger=self.name, summary=str(report))
+        return report
+
+    async def _run_backfill(
+        self, spec: ScheduleSpec, report: BackfillReport, on_progress: Progress | None
+    ) -> None:
+        todo = [i for i, run in enumerate(report.runs) if not run.existed]
+        done = 0
+        for offset in range(0, len(todo), 500):  # bounded: the sink's queue stays small
+            chunk = todo[offset : offset + 500]
+            runner = self._runner
+            if runner is None:
+                raise TriggerNotRunningError(
+                    f"trigger {self.name!r} stopped during the backfill of {spec.name!r}; "
+                    f"{done} of {len(todo)} runs were settled: run it again to finish"
+                )
+            nominals = [to_micros(report.runs[i].scheduled_at) for i in chunk]
+            deliveries = runner.backfill(spec, nominals)
+            outcomes = await asyncio.gather(*(d.wait_settled() for d in deliveries))
+            for index, outcome in zip(chunk, outcomes, strict=True):
+                run = report.runs[index]
+                failed = outcome is Outcome.FAILED
+                report.runs[index] = dataclasses.replace(
+                    run, outcome="failed" if failed else "created"
+                )
+            done += len(chunk)
+            if on_progress is not None:
+                on_progress(done, len(todo))
+
     def _now(self, after: datetime | None) -> datetime:
         if after is not None:
             if after.tzinfo is None:
@@ -548,6 +715,8 @@ class ScheduleTrigger(PipelineTrigger):
             "max_catchup": self.misfire.max_catchup,
             "next_fire_at": from_micros(min(next_due)).isoformat() if next_due else None,
             "timer_wakeups": runner.timer.wakeups if runner is not None else 0,
+            "misfires_skipped": sum(s.misfires_skipped for s in stats.values()),
+            "misfires_dropped": sum(s.misfires_dropped for s in stats.values()),
         }
         if len(self._configs) <= 100:
             per_schedule: dict[str, Any] = {}
@@ -559,9 +728,19 @@ class ScheduleTrigger(PipelineTrigger):
                     "fired": stat.fired if stat else 0,
                     "caught_up": stat.caught_up if stat else 0,
                     "misfires_skipped": stat.misfires_skipped if stat else 0,
+                    "misfires_dropped": stat.misfires_dropped if stat else 0,
+                    "backfilled": stat.backfilled if stat else 0,
                     "last_scheduled_at": from_micros(last).isoformat() if last else None,
                     "last_lateness_s": stat.last_lateness_s if stat else None,
                 }
+            for name, overlap in self._overlap.stats.items():
+                if name in per_schedule:
+                    per_schedule[name]["overlap"] = {
+                        "policy": self._overlap_policy(name),
+                        "skipped": overlap.skipped,
+                        "buffered": overlap.buffered,
+                        "cancelled": overlap.cancelled,
+                    }
             details["per_schedule"] = per_schedule
         return details
 
