@@ -26,7 +26,7 @@ Use it like this (one benchmark, one pair)::
   ``measure="seconds"`` that is ``peer seconds / ours seconds``, with ``"rate"``
   ``ours rate / peer rate``, so a ratio above 1 always means "ours is faster". The
   line ends in ``PASS`` or ``FAIL`` against ``target`` (no target: ``INFO``).
-* A side may be an ``async def``: the harness runs it with ``asyncio.run`` per round, so
+* A side may be an ``async def`` (or return a coroutine): the harness runs it with ``asyncio.run`` per round, so
   each round gets a fresh loop and no state leaks between rounds.
 * ``library_defaults()`` is the context in which rounds run: the library at its default
   configuration, logging included (structlog is never configured by a benchmark), with
@@ -62,9 +62,11 @@ __all__ = [
     "library_defaults",
     "load_average",
     "run_side",
+    "timer",
 ]
 
-Measure = Literal["seconds", "rate"]
+Measure = Literal["seconds", "rate", "lower", "higher"]
+"""``seconds``/``lower``: lower is better (peer/ours); ``rate``/``higher``: higher is better."""
 
 
 @dataclass(frozen=True)
@@ -141,15 +143,14 @@ def run_side(side: Callable[[], Any]) -> float:
     """One round of one side, under :func:`library_defaults`, after a garbage collection."""
     gc.collect()
     with library_defaults():
-        if inspect.iscoroutinefunction(side):
-            value = asyncio.run(side())
-        else:
-            value = side()
+        value = side()
+        if inspect.iscoroutine(value):  # an async side (or a lambda returning a coroutine)
+            value = asyncio.run(value)
     return float(value)
 
 
 def _speed_ratio(measure: Measure, ours: float, peer: float) -> float:
-    return peer / ours if measure == "seconds" else ours / peer
+    return peer / ours if measure in ("seconds", "lower") else ours / peer
 
 
 def compare(
@@ -189,7 +190,7 @@ def compare(
 
 def report(result: Result, pair: Pair, *, unit: str | None = None, scale: float = 1.0) -> None:
     """Print the per-side medians and the headline ratio line of ``result``."""
-    unit = unit or ("s/round" if result.measure == "seconds" else "per s")
+    unit = unit or {"seconds": "s/round", "rate": "per s"}.get(result.measure, "")
     width = max(len(pair.ours_label), len(pair.peer_label))
     for label, values in ((pair.ours_label, result.ours), (pair.peer_label, result.peer)):
         print(f"    {label:{width}}  {statistics.median(values) * scale:12.2f} {unit} (median)")
