@@ -141,6 +141,7 @@ class _Limiter:
         # The earliest time the least recently used bucket may be dropped: no sweep
         # runs before it (buckets are kept in send order, so none is due earlier).
         self.front: datetime | None = None
+        self.spare: _Bucket | None = None  # the last bucket swept, reused for a new key
 
     def attach(
         self, source: Observable[Any], scheduler: abc.SchedulerBase | None
@@ -164,15 +165,17 @@ class _Limiter:
         self.buckets.move_to_end(name)
 
     def sweep(self, now: datetime) -> None:
-        buckets = self.buckets
+        buckets, window = self.buckets, self.window
         while buckets:  # least recently used first: drop buckets with a free window
             oldest, bucket = next(iter(buckets.items()))
-            if bucket.waiting or now - bucket.sent[-1] < self.window:
+            if bucket.waiting or bucket.sent[-1] + window > now:
                 # No bucket can be dropped before the front's window frees (or, while
                 # it holds waiting events, before one more window has passed).
                 self.front = (bucket.sent[-1] if bucket.sent else now) + self.window
                 return
             del buckets[oldest]
+            bucket.sent.clear()  # idle (nothing waits, no timer): the next new key's
+            self.spare = bucket
         self.front = None
 
     def maybe_complete(self) -> None:
@@ -224,11 +227,20 @@ class _Limiter:
             else:
                 failure = None
                 if bucket is None:
-                    bucket = buckets[name] = _Bucket(deque(maxlen=self.limit))
+                    bucket = self.spare
+                    if bucket is None:
+                        bucket = _Bucket(deque(maxlen=self.limit))
+                    else:
+                        self.spare = None
+                    buckets[name] = bucket
                     if self.front is None:
                         self.front = now + self.window
-                if not bucket.waiting and self.has_room(bucket, now):
-                    self.record(name, bucket, now)
+                sent = bucket.sent
+                if not bucket.waiting and (  # has_room and record, inlined: per event
+                    len(sent) < self.limit or now - sent[0] >= self.window
+                ):
+                    sent.append(now)
+                    buckets.move_to_end(name)
                 elif self.excess == "drop":
                     return
                 else:
