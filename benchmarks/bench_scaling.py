@@ -16,7 +16,7 @@ Each round sets up a fresh schema / key prefix (not timed). The headline of each
 the median of the paired speed ratios (min-max beside it); target >= 0.5x. The library
 runs at its defaults, logging included. Needs PostgreSQL and Redis on 127.0.0.1.
 
-    python benchmarks/bench_scaling.py            # 5 rounds of 2000 jobs per case
+    python benchmarks/bench_scaling.py            # 5 rounds of 1000 jobs per case
     python benchmarks/bench_scaling.py --quick    # a tiny run (smoke test)
 """
 
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=None, help="jobs per round and case")
     parser.add_argument("--rounds", type=int, default=None, help="paired rounds")
     args = parser.parse_args(argv)
-    n = args.jobs or (200 if args.quick else 2000)
+    n = args.jobs or (200 if args.quick else 1000)
     rounds = args.rounds or (1 if args.quick else 5)
     load_average("before")
     print(f"bench_scaling: {n} jobs per case and round, {CONCURRENCY} concurrent callers")
