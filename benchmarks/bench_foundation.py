@@ -36,13 +36,13 @@ import reactivex
 from reactivex import operators as ops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Pair, Result, compare, exit_code, load_average  # noqa: E402
+from harness import Pair, Result, compare, exit_code, load_average
 
-import portico_rx as prx  # noqa: E402
-from portico_rx.adapters.job_queue.memory import MemoryJobQueue  # noqa: E402
-from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue  # noqa: E402
-from portico_rx.models import Job  # noqa: E402
-from portico_rx.ports.job_creator import JobCreator  # noqa: E402
+import portico_rx as prx
+from portico_rx.adapters.job_queue.memory import MemoryJobQueue
+from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
+from portico_rx.models import Job
+from portico_rx.ports.job_creator import JobCreator
 
 PIPELINE_TARGET = 0.5
 SQLITE_TARGET = 0.8

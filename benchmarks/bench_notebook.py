@@ -37,10 +37,10 @@ from reactivex import operators as ops
 from reactivex.scheduler import HistoricalScheduler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Pair, compare, exit_code, library_defaults, load_average  # noqa: E402
+from harness import Pair, compare, exit_code, library_defaults, load_average
 
-from portico_rx import JobRequest, to_job  # noqa: E402
-from portico_rx.notebook.simulate import simulate  # noqa: E402
+from portico_rx import JobRequest, to_job
+from portico_rx.notebook.simulate import simulate
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 TARGET = 0.8

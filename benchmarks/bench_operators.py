@@ -40,9 +40,9 @@ from reactivex import operators as ops
 from reactivex.scheduler import HistoricalScheduler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Pair, Result, compare, exit_code, library_defaults, load_average  # noqa: E402
+from harness import Pair, Result, compare, exit_code, library_defaults, load_average
 
-from portico_rx.operators import (  # noqa: E402
+from portico_rx.operators import (
     absent,
     batch,
     changed,
@@ -151,9 +151,9 @@ def bench_overhead(events: int, rounds: int, only: str | None) -> list[Result]:
             make_peer = peer(keys)
             pair = Pair(
                 ours_name,
-                lambda ours=ours: operator_cost(ours(), events, keys),
+                lambda ours=ours, keys=keys: operator_cost(ours(), events, keys),
                 peer_label(peer_name, keys),
-                lambda make_peer=make_peer: operator_cost(make_peer(), events, keys),
+                lambda make_peer=make_peer, keys=keys: operator_cost(make_peer(), events, keys),
             )
             results.append(
                 compare(

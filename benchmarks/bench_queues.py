@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Pair, compare, exit_code, load_average  # noqa: E402
+from harness import Pair, compare, exit_code, load_average
 
-from portico_rx.adapters.job_trigger.rabbitmq_trigger import RabbitMQTrigger  # noqa: E402
-from portico_rx.adapters.job_trigger.redis_stream_trigger import RedisStreamTrigger  # noqa: E402
-from portico_rx.testing import RecordingJobCreator  # noqa: E402
+from portico_rx.adapters.job_trigger.rabbitmq_trigger import RabbitMQTrigger
+from portico_rx.adapters.job_trigger.redis_stream_trigger import RedisStreamTrigger
+from portico_rx.testing import RecordingJobCreator
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -37,11 +37,11 @@ import asyncpg
 import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Pair, Result, compare, exit_code, load_average  # noqa: E402
+from harness import Pair, Result, compare, exit_code, load_average
 
-from portico_rx.adapters.job_queue.postgres import PostgresJobQueue  # noqa: E402
-from portico_rx.adapters.job_queue.redis import RedisJobQueue  # noqa: E402
-from portico_rx.kits.job.job_service import JobService  # noqa: E402
+from portico_rx.adapters.job_queue.postgres import PostgresJobQueue
+from portico_rx.adapters.job_queue.redis import RedisJobQueue
+from portico_rx.kits.job.job_service import JobService
 
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -37,10 +37,10 @@ from typing import Any
 from uuid import UUID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Pair, Result, compare, exit_code, load_average  # noqa: E402
+from harness import Pair, Result, compare, exit_code, load_average
 
-from portico_rx.models import Job  # noqa: E402
-from portico_rx.ports.job_creator import JobCreator  # noqa: E402
+from portico_rx.models import Job
+from portico_rx.ports.job_creator import JobCreator
 
 
 class TimingCreator(JobCreator):
@@ -281,7 +281,7 @@ async def _db_schema(rows: int) -> str:
             "data text)"
         )
         await connection.execute(
-            f"INSERT INTO \"{schema}\".items (status, data) "
+            f'INSERT INTO "{schema}".items (status, data) '
             "SELECT 'pending', 'row ' || n FROM generate_series(1, $1) AS n",
             rows,
         )
@@ -420,9 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sections = {"files": bench_files, "http": bench_http, "db": bench_db}
     load_average("before")
-    results = [
-        bench(args.quick) for name, bench in sections.items() if args.only in (None, name)
-    ]
+    results = [bench(args.quick) for name, bench in sections.items() if args.only in (None, name)]
     load_average("after")
     return 0 if args.quick else exit_code(results)
 

@@ -26,8 +26,8 @@ Use it like this (one benchmark, one pair)::
   ``measure="seconds"`` that is ``peer seconds / ours seconds``, with ``"rate"``
   ``ours rate / peer rate``, so a ratio above 1 always means "ours is faster". The
   line ends in ``PASS`` or ``FAIL`` against ``target`` (no target: ``INFO``).
-* A side may be an ``async def`` (or return a coroutine): the harness runs it with ``asyncio.run`` per round, so
-  each round gets a fresh loop and no state leaks between rounds.
+* A side may be an ``async def`` (or return a coroutine): the harness runs it with
+  ``asyncio.run`` per round, so each round gets a fresh loop and no state leaks.
 * ``library_defaults()`` is the context in which rounds run: the library at its default
   configuration, logging included (structlog is never configured by a benchmark), with
   stdout and stderr sent to /dev/null so the rendered log lines cost what they cost but

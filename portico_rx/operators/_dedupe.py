@@ -98,10 +98,9 @@ def dedupe(
                 if isinstance(event, EventFailed):
                     observer.on_next(event)
                     return
-                expires = None
+                now = None
                 if window is not None:
                     now = clock.now
-                    expires = now + window
                     due = front[0]
                     if due is not None and due <= now:
                         sweep(now)
@@ -112,6 +111,7 @@ def dedupe(
                 except Exception as exc:
                     observer.on_next(failed("dedupe.key", event, exc))
                     return
+                expires = None if now is None or window is None else now + window
                 seen[name] = expires
                 if front[0] is None:
                     front[0] = expires
