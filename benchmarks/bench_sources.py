@@ -335,11 +335,20 @@ async def db_ours(rows: int) -> float:
     return rows / elapsed
 
 
-async def db_peer(rows: int) -> float:
+async def _lane(pool: Any, insert: str, values: Any) -> None:
+    for value in values:
+        await pool.execute(insert, *value)
+
+
+async def db_peer(rows: int, commit_per_job: bool = False) -> float:
     """Rows/s: the raw loop at its best, one asyncpg connection, per batch one transaction:
     ``SELECT … FOR UPDATE SKIP LOCKED LIMIT batch``, the jobs (same row, same table layout,
     keyed) in one pipelined ``executemany`` INSERT … ON CONFLICT DO NOTHING, one
-    ``UPDATE … WHERE id = ANY(…)``; committed like the trigger's (synchronous_commit on)."""
+    ``UPDATE … WHERE id = ANY(…)``; committed like the trigger's (synchronous_commit on).
+
+    ``commit_per_job`` (``--db-diagnose``): the same loop, but each job INSERT its own
+    transaction from a pool of 10, 16 at a time — the way ``create_job`` writes a job —
+    to show how much of the gap is the per-job commit."""
     import json
     import uuid
     from datetime import datetime
@@ -357,6 +366,7 @@ async def db_peer(rows: int) -> float:
     try:
         started = time.perf_counter()
         connection = await asyncpg.connect(DSN)
+        pool = await asyncpg.create_pool(DSN, max_size=10) if commit_per_job else None
         done = 0
         while done < rows:
             async with connection.transaction():
@@ -366,19 +376,21 @@ async def db_peer(rows: int) -> float:
                     DB_BATCH,
                 )
                 now = datetime.now(UTC)
-                await connection.executemany(
-                    insert,
-                    [
-                        (
-                            uuid.uuid4(),
-                            json.dumps({"item_id": str(r["id"]), "data": r["data"]}),
-                            json.dumps({"idempotency_key": f"items:{r['id']}"}),
-                            now,
-                            f"db:items:item.process:items:{r['id']}",
-                        )
-                        for r in batch
-                    ],
-                )
+                values = [
+                    (
+                        uuid.uuid4(),
+                        json.dumps({"item_id": str(r["id"]), "data": r["data"]}),
+                        json.dumps({"idempotency_key": f"items:{r['id']}"}),
+                        now,
+                        f"db:items:item.process:items:{r['id']}",
+                    )
+                    for r in batch
+                ]
+                if pool is None:
+                    await connection.executemany(insert, values)
+                else:
+                    shared = iter(values)  # 16 lanes take the next job from one iterator
+                    await asyncio.gather(*(_lane(pool, insert, shared) for _ in range(16)))
                 await connection.execute(
                     f"UPDATE {items} SET status = 'queued' WHERE id = ANY($1::bigint[])",
                     [r["id"] for r in batch],
@@ -386,14 +398,30 @@ async def db_peer(rows: int) -> float:
             done += len(batch)
         elapsed = time.perf_counter() - started
         await connection.close()
+        if pool is not None:
+            await pool.close()
     finally:
         await _drop_schema(schema)
     return rows / elapsed
 
 
-def bench_db(quick: bool) -> Result:
+def bench_db(quick: bool, diagnose: bool = False) -> Result:
     rows = 1000 if quick else 5000
     rounds = 1 if quick else 5
+    if diagnose:
+        print(f"db diagnosis: {rows} rows, the raw loop with one commit per job")
+        compare(
+            Pair(
+                "raw loop, one INSERT transaction per job",
+                lambda: db_peer(rows, commit_per_job=True),
+                "raw loop, one transaction per batch",
+                lambda: db_peer(rows),
+            ),
+            rounds=rounds,
+            measure="rate",
+            unit="rows/s",
+            name="db rows/s commit per job/per batch (raw)",
+        )
     print(
         f"db: {rows} pending rows in PostgreSQL, jobs into PostgreSQL, batch {DB_BATCH}, "
         f"{rounds} paired rounds"
@@ -417,8 +445,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
     parser.add_argument("--only", choices=["files", "http", "db"], help="run one section")
+    parser.add_argument(
+        "--db-diagnose", action="store_true", help="db: also time the raw loop committing per job"
+    )
     args = parser.parse_args(argv)
-    sections = {"files": bench_files, "http": bench_http, "db": bench_db}
+    sections = {
+        "files": bench_files,
+        "http": bench_http,
+        "db": lambda quick: bench_db(quick, args.db_diagnose),
+    }
     load_average("before")
     results = [bench(args.quick) for name, bench in sections.items() if args.only in (None, name)]
     load_average("after")
