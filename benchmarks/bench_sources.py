@@ -1,17 +1,24 @@
-"""Benchmarks for the files, HTTP polling and database sources, each against a peer.
+"""Benchmarks for the files, HTTP polling and database sources, each against its peer.
 
-    python benchmarks/bench_sources.py            # full run
-    python benchmarks/bench_sources.py --quick    # a tiny run (smoke test)
+    python benchmarks/bench_sources.py               # full run
+    python benchmarks/bench_sources.py --quick       # a tiny run (smoke test)
+    python benchmarks/bench_sources.py --only db     # one section
 
-* files: write -> job latency (p50/p99) of FileTrigger vs a watchdog trigger written
-  like the spec's example (Observer + FileSystemEventHandler.on_created).
-* http: 1,000 polls of an unchanged resource: requests, bodies and bytes transferred
-  with conditional GETs (http_poll) vs plain GETs (an httpx loop).
-* db: pending rows -> jobs per second, DatabasePollingTrigger + JobService(SQLiteJobQueue)
-  vs a raw SELECT + INSERT + UPDATE loop with the same driver (aiosqlite), same file
-  settings.
+Every section runs on ``benchmarks/harness.py``: ours and the peer alternate in rounds,
+the headline is the median of the paired ratios (> 1: ours is better), min-max beside
+it, PASS/FAIL against its target (INFO where there is none). The library runs at its
+defaults, logging included (output to /dev/null during rounds).
 
-Each section prints its figures and a ``ratio`` line.
+* files: write -> job latency p50 of ``FileTrigger(settle=0)`` against a watchdog
+  trigger written like the spec's example (``Observer`` + ``on_created`` scheduling
+  ``create_job`` on the loop): the same writes, the same creator.
+* http: 1,000 polls of an unchanged resource, body bytes transferred: ``http_poll``
+  (conditional GETs) against a plain ``httpx`` GET loop (one client, keep-alive).
+* db: pending rows -> jobs per second, both on PostgreSQL with the same batch size:
+  ``DatabasePollingTrigger`` (defaults) + ``JobService(PostgresJobQueue)`` against a raw
+  asyncpg loop: ``SELECT … FOR UPDATE SKIP LOCKED LIMIT batch``, one pipelined
+  ``executemany`` INSERT of the same job rows into an identical table (same columns,
+  indexes, NOTIFY trigger), one ``UPDATE … = ANY(…)``, one commit per batch. Target >= 0.7x.
 """
 
 from __future__ import annotations
@@ -19,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import sys
 import tempfile
 import threading
@@ -30,16 +36,11 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import structlog
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import Pair, Result, compare, exit_code, load_average
 
-# Production-like logging: warnings and errors only (per-job info lines are not rendered).
-structlog.configure(
-    wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-    logger_factory=structlog.ReturnLoggerFactory(),
-)
-
-from portico_rx.models import Job  # noqa: E402
-from portico_rx.ports.job_creator import JobCreator  # noqa: E402
+from portico_rx.models import Job
+from portico_rx.ports.job_creator import JobCreator
 
 
 class TimingCreator(JobCreator):
@@ -137,31 +138,22 @@ async def files_watchdog(count: int) -> list[float]:
         observer.join()
 
 
-async def bench_files(quick: bool) -> None:
-    count = 20 if quick else 200
-    settle = 0.05
-    ours0 = await files_ours(count, 0.0)
-    ours = await files_ours(count, settle)
-    peer = await files_watchdog(count)
-    print(f"files: {count} writes, 1 KiB each, 10 ms apart")
-    for label, values in (
-        ("FileTrigger settle=0     ", ours0),
-        (f"FileTrigger settle={settle:<5g} ", ours),
-        ("watchdog (spec example)  ", peer),
-    ):
-        print(
-            f"  {label} p50 {percentile(values, 50):7.2f} ms   p99 {percentile(values, 99):7.2f} ms"
-            f"   ({len(values)}/{count} seen)"
-        )
-    overhead = [v - settle * 1000 for v in ours]
-    print(
-        f"  FileTrigger overhead beyond settle: p50 {percentile(overhead, 50):.2f} ms, "
-        f"p99 {percentile(overhead, 99):.2f} ms (target <= 30 ms)"
-    )
-    print(
-        f"ratio files latency p50 FileTrigger(settle=0)/watchdog = "
-        f"{percentile(ours0, 50) / percentile(peer, 50):.2f}x; "
-        f"p99 = {percentile(ours0, 99) / percentile(peer, 99):.2f}x"
+def bench_files(quick: bool) -> Result:
+    count, rounds = (20, 1) if quick else (100, 5)
+    print(f"files: {count} writes per round, 1 KiB each, 10 ms apart; p50 write -> job")
+
+    async def ours() -> float:
+        return percentile(await files_ours(count, 0.0), 50)
+
+    async def peer() -> float:
+        return percentile(await files_watchdog(count), 50)
+
+    return compare(
+        Pair("FileTrigger(settle=0)", ours, "watchdog (spec example)", peer),
+        rounds=rounds,
+        measure="lower",
+        unit="ms p50",
+        name="files latency p50 watchdog/FileTrigger",
     )
 
 
@@ -202,20 +194,20 @@ def _serve(body: bytes) -> tuple[_Counting, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/feed"
 
 
-async def bench_http(quick: bool) -> None:
-    import httpx
+BODY = b"x" * 20_000
+
+
+async def http_ours(polls: int) -> int:
+    """Body bytes ``polls`` polls of ``http_poll`` (conditional GETs) transfer."""
     from reactivex.scheduler import HistoricalScheduler
 
     from portico_rx.sources._http_poll import HttpPollStats, http_poll
     from portico_rx.testing import advance
 
-    polls = 100 if quick else 1000
-    body = b"x" * 20_000
-    ours_server, url = _serve(body)
+    server, url = _serve(BODY)
     vt = HistoricalScheduler(initial_clock=datetime(2025, 1, 1, tzinfo=UTC))
     stats = HttpPollStats()
     changes: list[Any] = []
-    started = time.perf_counter()
     subscription = http_poll(url, 60, stats=stats, scheduler=vt).subscribe(changes.append)
     while stats.completed < 1:
         await asyncio.sleep(0.001)
@@ -225,142 +217,248 @@ async def bench_http(quick: bool) -> None:
         while stats.completed == done:
             await asyncio.sleep(0.0005)
     subscription.dispose()
-    ours_wall = time.perf_counter() - started
-    ours_server.shutdown()
+    server.shutdown()
+    if server.bodies != 1 or stats.not_modified != polls - 1 or len(changes) != 1:
+        raise RuntimeError(f"http_poll fetched {server.bodies} bodies in {polls} polls")
+    return server.body_bytes
 
-    peer_server, peer_url = _serve(body)
-    started = time.perf_counter()
+
+async def http_peer(polls: int) -> int:
+    """Body bytes ``polls`` plain GETs transfer (one httpx client, keep-alive)."""
+    import httpx
+
+    server, url = _serve(BODY)
     async with httpx.AsyncClient() as client:
         for _ in range(polls):
-            response = await client.get(peer_url)
+            response = await client.get(url)
             response.raise_for_status()
-    peer_wall = time.perf_counter() - started
-    peer_server.shutdown()
+    server.shutdown()
+    return server.body_bytes
 
-    print(f"http: {polls} polls of an unchanged {len(body) // 1000} kB resource")
-    print(
-        f"  http_poll (conditional) requests {ours_server.requests}, bodies "
-        f"{ours_server.bodies}, body bytes {ours_server.body_bytes}, 304s {stats.not_modified}, "
-        f"changes emitted {len(changes)}, {ours_wall / polls * 1000:.2f} ms/poll"
+
+def bench_http(quick: bool) -> Result:
+    polls = 100 if quick else 1000
+    print(f"http: {polls} polls of an unchanged 20 kB resource, body bytes transferred")
+    result = compare(
+        Pair(
+            "http_poll (conditional GET)",
+            lambda: http_ours(polls),
+            "plain GET loop",
+            lambda: http_peer(polls),
+        ),
+        rounds=1,
+        warmup=0,
+        measure="lower",
+        unit="body bytes",
+        name="http body bytes plain/http_poll",
     )
-    print(
-        f"  plain GET loop          requests {peer_server.requests}, bodies "
-        f"{peer_server.bodies}, body bytes {peer_server.body_bytes}, "
-        f"{peer_wall / polls * 1000:.2f} ms/poll"
-    )
-    saved = 1 - ours_server.body_bytes / peer_server.body_bytes
-    print(
-        f"ratio http body bytes http_poll/plain = "
-        f"{ours_server.body_bytes / peer_server.body_bytes:.4f} ({saved:.1%} saved; bodies after "
-        f"the first: {ours_server.bodies - 1})"
-    )
+    print("    (bodies after the first: 0; every later poll a 304)")
+    return result
 
 
-# -- db --------------------------------------------------------------------------------
+# -- db ----------------------------------------------------------------------------------
+
+DSN = "postgresql://postgres@127.0.0.1:5432/test"
+DB_BATCH = 500
 
 
-async def _rows_db(path: Path, rows: int) -> str:
-    import sqlalchemy as sa
-    from sqlalchemy.ext.asyncio import create_async_engine
+async def _db_schema(rows: int) -> str:
+    """A fresh schema with ``rows`` pending items and two identical, empty job tables
+    (``jobs`` for the trigger's ``PostgresJobQueue``, ``raw_jobs`` for the raw loop: the
+    same columns, indexes and NOTIFY trigger, made by the queue's own migration)."""
+    import uuid
 
-    url = f"sqlite+aiosqlite:///{path}"
-    engine = create_async_engine(url)
-    async with engine.begin() as connection:
-        await connection.execute(sa.text("pragma journal_mode=wal"))
+    import asyncpg
+
+    from portico_rx.adapters.job_queue.postgres import PostgresJobQueue
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    connection = await asyncpg.connect(DSN)
+    try:
+        await connection.execute(f'CREATE SCHEMA "{schema}"')
         await connection.execute(
-            sa.text("create table items (id integer primary key, status text, data text)")
+            f'CREATE TABLE "{schema}".items (id bigserial PRIMARY KEY, status text NOT NULL, '
+            "data text)"
         )
         await connection.execute(
-            sa.text("insert into items (status, data) values ('pending', :d)"),
-            [{"d": f"row {n}"} for n in range(rows)],
+            f'INSERT INTO "{schema}".items (status, data) '
+            "SELECT 'pending', 'row ' || n FROM generate_series(1, $1) AS n",
+            rows,
         )
-    await engine.dispose()
-    return url
+    finally:
+        await connection.close()
+    for table in ("jobs", "raw_jobs"):
+        queue = PostgresJobQueue(DSN, schema=schema, table=table)
+        await queue.open()
+        await queue.close()
+    return schema
+
+
+async def _drop_schema(schema: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(DSN)
+    try:
+        await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        await connection.close()
 
 
 async def db_ours(rows: int) -> float:
-    from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
+    """Rows/s: DatabasePollingTrigger (defaults, batch_size as the raw loop's) ->
+    JobService(PostgresJobQueue), until every row is marked queued."""
+    from portico_rx.adapters.job_queue.postgres import PostgresJobQueue
     from portico_rx.adapters.job_trigger.database_polling_trigger import DatabasePollingTrigger
     from portico_rx.kits.job.job_service import JobService
 
-    folder = Path(tempfile.mkdtemp())
-    url = await _rows_db(folder / "rows.db", rows)
-    service = JobService(SQLiteJobQueue(folder / "jobs.db", synchronous="NORMAL"))
-    trigger = DatabasePollingTrigger(service, url, 3600, batch_size=500, max_concurrency=64)
-    started = time.perf_counter()
-    await trigger.start()
-    while trigger.stats.rows_marked < rows:
-        await asyncio.sleep(0.002)
-    elapsed = time.perf_counter() - started
-    await trigger.stop()
-    await service.close()
+    schema = await _db_schema(rows)
+    try:
+        service = JobService(PostgresJobQueue(DSN, schema=schema))
+        trigger = DatabasePollingTrigger(
+            service,
+            DSN.replace("postgresql://", "postgresql+asyncpg://"),
+            3600,
+            schema=schema,
+            batch_size=DB_BATCH,
+        )
+        started = time.perf_counter()
+        await trigger.start()
+        while trigger.stats.rows_marked < rows:
+            await asyncio.sleep(0.002)
+        elapsed = time.perf_counter() - started
+        await trigger.stop()
+        await service.close()
+        if trigger.counters.jobs_created != rows:
+            raise RuntimeError(f"{trigger.counters.jobs_created} jobs for {rows} rows")
+    finally:
+        await _drop_schema(schema)
     return rows / elapsed
 
 
-async def db_peer(rows: int) -> float:
-    """SELECT a batch, INSERT a job per row (unique key), UPDATE the rows; one transaction."""
+async def _lane(pool: Any, insert: str, values: Any) -> None:
+    for value in values:
+        await pool.execute(insert, *value)
+
+
+async def db_peer(rows: int, commit_per_job: bool = False) -> float:
+    """Rows/s: the raw loop at its best, one asyncpg connection, per batch one transaction:
+    ``SELECT … FOR UPDATE SKIP LOCKED LIMIT batch``, the jobs (same row, same table layout,
+    keyed) in one pipelined ``executemany`` INSERT … ON CONFLICT DO NOTHING, one
+    ``UPDATE … WHERE id = ANY(…)``; committed like the trigger's (synchronous_commit on).
+
+    ``commit_per_job`` (``--db-diagnose``): the same loop, but each job INSERT its own
+    transaction from a pool of 10, 16 at a time — the way ``create_job`` writes a job —
+    to show how much of the gap is the per-job commit."""
     import json
     import uuid
+    from datetime import datetime
 
-    import aiosqlite
+    import asyncpg
 
-    folder = Path(tempfile.mkdtemp())
-    await _rows_db(folder / "rows.db", rows)
-    started = time.perf_counter()
-    async with (
-        aiosqlite.connect(folder / "rows.db") as rows_db,
-        aiosqlite.connect(folder / "jobs.db") as jobs_db,
-    ):
-        await jobs_db.execute("pragma journal_mode=wal")
-        await jobs_db.execute("pragma synchronous=normal")
-        await jobs_db.execute(
-            "create table jobs (id text primary key, job_type text, queue_name text, "
-            "payload text, status text, idempotency_key text unique)"
-        )
+    schema = await _db_schema(rows)
+    items, jobs = f'"{schema}".items', f'"{schema}".raw_jobs'
+    insert = (
+        f"INSERT INTO {jobs} (id, job_type, queue_name, payload, priority, metadata, status, "
+        "attempts, max_retries, created_at, idempotency_key) VALUES "
+        "($1, 'item.process', 'processing', $2::jsonb, 0, $3::jsonb, 'pending', 0, 3, $4, $5) "
+        "ON CONFLICT DO NOTHING"
+    )
+    try:
+        started = time.perf_counter()
+        connection = await asyncpg.connect(DSN)
+        pool = await asyncpg.create_pool(DSN, max_size=10) if commit_per_job else None
         done = 0
         while done < rows:
-            cursor = await rows_db.execute(
-                "select id, data from items where status = 'pending' order by id limit 500"
-            )
-            batch = list(await cursor.fetchall())
-            await jobs_db.executemany(
-                "insert or ignore into jobs values (?, 'item.process', 'processing', ?, "
-                "'pending', ?)",
-                [
-                    (str(uuid.uuid4()), json.dumps({"item_id": str(i), "data": d}), f"items:{i}")
-                    for i, d in batch
-                ],
-            )
-            await jobs_db.commit()
-            await rows_db.executemany(
-                "update items set status = 'queued' where id = ?", [(i,) for i, _ in batch]
-            )
-            await rows_db.commit()
+            async with connection.transaction():
+                batch = await connection.fetch(
+                    f"SELECT id, data FROM {items} WHERE status = 'pending' ORDER BY id "
+                    "LIMIT $1 FOR UPDATE SKIP LOCKED",
+                    DB_BATCH,
+                )
+                now = datetime.now(UTC)
+                values = [
+                    (
+                        uuid.uuid4(),
+                        json.dumps({"item_id": str(r["id"]), "data": r["data"]}),
+                        json.dumps({"idempotency_key": f"items:{r['id']}"}),
+                        now,
+                        f"db:items:item.process:items:{r['id']}",
+                    )
+                    for r in batch
+                ]
+                if pool is None:
+                    await connection.executemany(insert, values)
+                else:
+                    shared = iter(values)  # 16 lanes take the next job from one iterator
+                    await asyncio.gather(*(_lane(pool, insert, shared) for _ in range(16)))
+                await connection.execute(
+                    f"UPDATE {items} SET status = 'queued' WHERE id = ANY($1::bigint[])",
+                    [r["id"] for r in batch],
+                )
             done += len(batch)
-    return rows / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        await connection.close()
+        if pool is not None:
+            await pool.close()
+    finally:
+        await _drop_schema(schema)
+    return rows / elapsed
 
 
-async def bench_db(quick: bool) -> None:
-    rows = 500 if quick else 5000
-    ours = await db_ours(rows)
-    peer = await db_peer(rows)
-    print(f"db: {rows} pending rows in SQLite (aiosqlite), jobs into a second SQLite file")
-    print(f"  DatabasePollingTrigger + JobService(SQLiteJobQueue)  {ours:9.0f} rows/s")
-    print(f"  raw SELECT+INSERT+UPDATE loop (batched)             {peer:9.0f} rows/s")
-    print(f"ratio db rows/s DatabasePollingTrigger/raw loop = {ours / peer:.2f}x")
+def bench_db(quick: bool, diagnose: bool = False) -> Result:
+    rows = 1000 if quick else 5000
+    rounds = 1 if quick else 5
+    if diagnose:
+        print(f"db diagnosis: {rows} rows, the raw loop with one commit per job")
+        compare(
+            Pair(
+                "raw loop, one INSERT transaction per job",
+                lambda: db_peer(rows, commit_per_job=True),
+                "raw loop, one transaction per batch",
+                lambda: db_peer(rows),
+            ),
+            rounds=rounds,
+            measure="rate",
+            unit="rows/s",
+            name="db rows/s commit per job/per batch (raw)",
+        )
+    print(
+        f"db: {rows} pending rows in PostgreSQL, jobs into PostgreSQL, batch {DB_BATCH}, "
+        f"{rounds} paired rounds"
+    )
+    return compare(
+        Pair(
+            "DatabasePollingTrigger + JobService(PostgresJobQueue)",
+            lambda: db_ours(rows),
+            "raw SELECT FOR UPDATE SKIP LOCKED + INSERT + UPDATE",
+            lambda: db_peer(rows),
+        ),
+        rounds=rounds,
+        measure="rate",
+        target=0.7,
+        unit="rows/s",
+        name="db rows/s DatabasePollingTrigger/raw loop",
+    )
 
 
-async def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
     parser.add_argument("--only", choices=["files", "http", "db"], help="run one section")
-    args = parser.parse_args()
-    sections = {"files": bench_files, "http": bench_http, "db": bench_db}
-    for name, bench in sections.items():
-        if args.only in (None, name):
-            await bench(args.quick)
-            sys.stdout.flush()
+    parser.add_argument(
+        "--db-diagnose", action="store_true", help="db: also time the raw loop committing per job"
+    )
+    args = parser.parse_args(argv)
+    sections = {
+        "files": bench_files,
+        "http": bench_http,
+        "db": lambda quick: bench_db(quick, args.db_diagnose),
+    }
+    load_average("before")
+    results = [bench(args.quick) for name, bench in sections.items() if args.only in (None, name)]
+    load_average("after")
+    return 0 if args.quick else exit_code(results)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(main())

@@ -10,8 +10,8 @@ import reactivex
 from reactivex import Observable, abc
 
 from portico_rx.operators._arguments import positive_count
-from portico_rx.operators._keys import KeyFunction, key_of
-from portico_rx.pipeline.isolation import EventFailed, guarded
+from portico_rx.operators._keys import KeyFunction, failed
+from portico_rx.pipeline.isolation import EventFailed
 
 __all__ = ["changed"]
 
@@ -83,29 +83,24 @@ def changed(
                 if isinstance(event, EventFailed):
                     observer.on_next(event)
                     return
-                name = key_of("changed.group", group_of, event)
-                if isinstance(name, EventFailed):
-                    observer.on_next(name)
-                    return
-                value = guarded("changed.key", value_of, event)
-                if isinstance(value, EventFailed):
-                    observer.on_next(value)
-                    return
-                previous = last.get(name, _NOTHING)
-                same = guarded(
-                    "changed.compare",
-                    lambda v: previous is not _NOTHING and bool(v == previous),
-                    value,
-                )
-                if isinstance(same, EventFailed):
-                    observer.on_next(same)
-                    return
-                if same:
+                stage = "changed.group"
+                try:
+                    name = group_of(event)
+                    previous = last.get(name, _NOTHING)  # an unhashable group raises here
+                    stage = "changed.key"
+                    value = value_of(event)
+                    stage = "changed.compare"
+                    if previous is not _NOTHING and bool(value == previous):
+                        return
+                except Exception as exc:
+                    observer.on_next(failed(stage, event, exc))
                     return
                 last[name] = value
-                last.move_to_end(name)
-                if len(last) > limit:
-                    last.popitem(last=False)
+                if previous is _NOTHING:  # a new group: appended, maybe over the bound
+                    if len(last) > limit:
+                        last.popitem(last=False)
+                else:
+                    last.move_to_end(name)
                 observer.on_next(event)
 
             return source.subscribe(

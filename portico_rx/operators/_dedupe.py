@@ -11,7 +11,7 @@ import reactivex
 from reactivex import Observable, abc
 
 from portico_rx.operators._arguments import positive_count, positive_duration
-from portico_rx.operators._keys import KeyFunction, key_of
+from portico_rx.operators._keys import KeyFunction, failed
 from portico_rx.operators._scheduling import pick_scheduler
 from portico_rx.pipeline.isolation import EventFailed
 
@@ -81,27 +81,40 @@ def dedupe(
         ) -> abc.DisposableBase:
             clock = pick_scheduler(scheduler, subscribe_scheduler)
             seen: OrderedDict[Any, datetime | None] = OrderedDict()
+            # The expiry of the oldest remembered key (or later: after ``max_keys`` pushed
+            # one out, a sweep finds the true front); no sweep runs before it.
+            front: list[datetime | None] = [None]
+
+            def sweep(now: datetime) -> None:
+                while seen:  # keys expire in insertion order: sweep the front
+                    oldest, until = next(iter(seen.items()))
+                    if until is None or until > now:
+                        front[0] = until
+                        return
+                    del seen[oldest]
+                front[0] = None
 
             def on_next(event: T) -> None:
                 if isinstance(event, EventFailed):
                     observer.on_next(event)
                     return
-                name = key_of("dedupe.key", key_function, event)
-                if isinstance(name, EventFailed):
-                    observer.on_next(name)
-                    return
-                expires = None
+                now = None
                 if window is not None:
                     now = clock.now
-                    expires = now + window
-                    while seen:  # keys expire in insertion order: sweep the front
-                        oldest, until = next(iter(seen.items()))
-                        if until is None or until > now:
-                            break
-                        del seen[oldest]
-                if name in seen:
+                    due = front[0]
+                    if due is not None and due <= now:
+                        sweep(now)
+                try:
+                    name = key_function(event)
+                    if name in seen:  # an unhashable key raises here, for this event only
+                        return
+                except Exception as exc:
+                    observer.on_next(failed("dedupe.key", event, exc))
                     return
+                expires = None if now is None or window is None else now + window
                 seen[name] = expires
+                if front[0] is None:
+                    front[0] = expires
                 if len(seen) > limit:
                     seen.popitem(last=False)
                 observer.on_next(event)

@@ -16,7 +16,7 @@ from reactivex import Observable, abc
 from portico_rx.errors import ConfigurationError, TriggerError
 from portico_rx.operators._arguments import positive_count, positive_duration
 from portico_rx.operators._held import Held, give_back, hold, release
-from portico_rx.operators._keys import KeyFunction, key_of
+from portico_rx.operators._keys import KeyFunction, failed
 from portico_rx.operators._scheduling import pick_scheduler
 from portico_rx.pipeline.delivery import claim_current
 from portico_rx.pipeline.isolation import EventFailed
@@ -138,6 +138,10 @@ class _Limiter:
         self.buckets: OrderedDict[Any, _Bucket] = OrderedDict()
         self.completed = False
         self.disposed = False
+        # The earliest time the least recently used bucket may be dropped: no sweep
+        # runs before it (buckets are kept in send order, so none is due earlier).
+        self.front: datetime | None = None
+        self.spare: _Bucket | None = None  # the last bucket swept, reused for a new key
 
     def attach(
         self, source: Observable[Any], scheduler: abc.SchedulerBase | None
@@ -161,12 +165,18 @@ class _Limiter:
         self.buckets.move_to_end(name)
 
     def sweep(self, now: datetime) -> None:
-        buckets = self.buckets
+        buckets, window = self.buckets, self.window
         while buckets:  # least recently used first: drop buckets with a free window
             oldest, bucket = next(iter(buckets.items()))
-            if bucket.waiting or now - bucket.sent[-1] < self.window:
-                break
+            if bucket.waiting or bucket.sent[-1] + window > now:
+                # No bucket can be dropped before the front's window frees (or, while
+                # it holds waiting events, before one more window has passed).
+                self.front = (bucket.sent[-1] if bucket.sent else now) + self.window
+                return
             del buckets[oldest]
+            bucket.sent.clear()  # idle (nothing waits, no timer): the next new key's
+            self.spare = bucket
+        self.front = None
 
     def maybe_complete(self) -> None:
         if self.completed and not any(b.waiting for b in self.buckets.values()):
@@ -203,27 +213,41 @@ class _Limiter:
             self.observer.on_next(event)
             return
         name: Any = None
-        if self.key is not None:
-            name = key_of("rate_limit.key", self.key, event)
-            if isinstance(name, EventFailed):
-                self.observer.on_next(name)
-                return
+        buckets = self.buckets
         with self.lock:
             now = self.clock.now
-            self.sweep(now)
-            bucket = self.buckets.get(name)
-            if bucket is None:
-                bucket = self.buckets[name] = _Bucket(deque(maxlen=self.limit))
-            if not bucket.waiting and self.has_room(bucket, now):
-                self.record(name, bucket, now)
-                verdict: EventFailed | None = None
-            elif self.excess == "drop":
-                return
+            if self.front is not None and self.front <= now:
+                self.sweep(now)
+            try:
+                if self.key is not None:
+                    name = self.key(event)
+                bucket = buckets.get(name)  # an unhashable key raises here
+            except Exception as exc:
+                failure: EventFailed | None = failed("rate_limit.key", event, exc)
             else:
-                verdict = self.over_rate(name, bucket, event)
-                if verdict is None:
+                failure = None
+                if bucket is None:
+                    bucket = self.spare
+                    if bucket is None:
+                        bucket = _Bucket(deque(maxlen=self.limit))
+                    else:
+                        self.spare = None
+                    buckets[name] = bucket
+                    if self.front is None:
+                        self.front = now + self.window
+                sent = bucket.sent
+                if not bucket.waiting and (  # has_room and record, inlined: per event
+                    len(sent) < self.limit or now - sent[0] >= self.window
+                ):
+                    sent.append(now)
+                    buckets.move_to_end(name)
+                elif self.excess == "drop":
                     return
-        self.observer.on_next(event if verdict is None else verdict)
+                else:
+                    failure = self.over_rate(name, bucket, event)
+                    if failure is None:
+                        return
+        self.observer.on_next(event if failure is None else failure)
 
     def over_rate(self, name: Any, bucket: _Bucket, event: Any) -> EventFailed | None:
         """An event over the rate under ``"dead_letter"`` or ``"delay"``: its

@@ -11,7 +11,7 @@ import reactivex
 from reactivex import Observable, abc
 
 from portico_rx.operators._arguments import positive_duration
-from portico_rx.operators._keys import KeyFunction, key_of
+from portico_rx.operators._keys import KeyFunction, failed
 from portico_rx.operators._scheduling import pick_scheduler
 from portico_rx.pipeline.isolation import EventFailed
 
@@ -69,24 +69,35 @@ def throttle_by(
         ) -> abc.DisposableBase:
             clock = pick_scheduler(scheduler, subscribe_scheduler)
             open_until: OrderedDict[Any, datetime] = OrderedDict()
+            front: list[datetime | None] = [None]  # when the oldest window closes
+
+            def sweep(now: datetime) -> None:
+                while open_until:  # windows close in insertion order: sweep the front
+                    oldest, until = next(iter(open_until.items()))
+                    if until > now:
+                        front[0] = until
+                        return
+                    del open_until[oldest]
+                front[0] = None
 
             def on_next(event: T) -> None:
                 if isinstance(event, EventFailed):
                     observer.on_next(event)
                     return
-                name = key_of("throttle_by.key", key, event)
-                if isinstance(name, EventFailed):
-                    observer.on_next(name)
-                    return
                 now = clock.now
-                while open_until:  # windows close in insertion order: sweep the front
-                    oldest, until = next(iter(open_until.items()))
-                    if until > now:
-                        break
-                    del open_until[oldest]
-                if name in open_until:
+                due = front[0]
+                if due is not None and due <= now:
+                    sweep(now)
+                try:
+                    name = key(event)
+                    if name in open_until:  # an unhashable key raises here
+                        return
+                except Exception as exc:
+                    observer.on_next(failed("throttle_by.key", event, exc))
                     return
-                open_until[name] = now + window
+                until = open_until[name] = now + window
+                if front[0] is None:
+                    front[0] = until
                 observer.on_next(event)
 
             return source.subscribe(

@@ -54,8 +54,6 @@ __all__ = [
 
 logger = get_logger("portico_rx.sources._db_poll")
 
-_COALESCE_ROUNDS = 50
-"""Loop iterations the marker waits for more acks before one batched UPDATE."""
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
 
@@ -402,7 +400,7 @@ class _RowPoller:
         self.counters = source.stats
         self.in_flight: dict[str, Any] = {}
         self.to_mark: dict[str, Any] = {}
-        self.max_in_flight = self.spec.batch_size * 4
+        self.max_in_flight = self.spec.batch_size * 2  # one batch in creation, one polled
         self.disposed = False
         self._table: Any = None
         self._woken = asyncio.Event()
@@ -433,6 +431,7 @@ class _RowPoller:
                 self.counters.rows_nacked += 1
                 self.counters.in_flight = self.source.rows_in_flight()
                 self._settled.set()
+                self._marks_ready.set()  # the acked rows waiting with it may be marked now
                 logger.warning("db_row_nacked", table=self.spec.qualified, key=key)
 
         return nack
@@ -498,15 +497,19 @@ class _RowPoller:
             self._marked(batch)
 
     async def _coalesce(self) -> None:
-        """Let the acks of this burst come in, so one ``UPDATE`` marks them all."""
-        waiting = len(self.to_mark)
-        for _ in range(_COALESCE_ROUNDS):
-            await asyncio.sleep(0)
-            if len(self.to_mark) >= self.spec.batch_size:
-                return
-            if len(self.to_mark) == waiting and not self.in_flight.keys() - self.to_mark.keys():
-                return
-            waiting = len(self.to_mark)
+        """Let the acks of this burst come in, so one ``UPDATE`` marks them all: wait
+        (woken by each ack or nack, never spinning) until ``batch_size`` rows are acked,
+        every row in flight is settled, or the subscription is disposed.
+
+        A row whose job takes long (retries) holds back the marks of at most
+        ``batch_size - 1`` others; they stay in flight (never emitted twice) meanwhile."""
+        while (
+            not self.disposed
+            and len(self.to_mark) < self.spec.batch_size
+            and len(self.to_mark) < len(self.in_flight)  # to_mark is a subset of in_flight
+        ):
+            self._marks_ready.clear()
+            await self._marks_ready.wait()
 
     def _marked(self, batch: dict[str, Any]) -> None:
         was_full = len(self.in_flight) >= self.max_in_flight
@@ -631,6 +634,7 @@ class _RowPoller:
         if self.disposed:
             return
         self.disposed = True
+        self._marks_ready.set()  # mark what is acked at once
         self._poll_task.cancel()
         for subscription in self._wake_subscriptions:
             subscription.dispose()

@@ -1,33 +1,20 @@
-"""The scaling benchmark runs (``--quick``) and prints its ratio lines."""
+"""The scaling benchmark runs (``--quick``): a paired ratio with its verdict for each store
+and case. No timing is asserted."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+from typing import Any
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_scaling.py"
 
 
 @pytest.mark.postgres
 @pytest.mark.redis
-def test_bench_scaling_quick_prints_ratios() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stdout.splitlines() if "ratio" in line]
-    cases = {(line.split()[0], line.split()[1]) for line in lines}
-    assert cases == {
-        ("postgres", "create_job"),
-        ("postgres", "dequeue+complete"),
-        ("redis", "create_job"),
-        ("redis", "dequeue+complete"),
-    }
-    assert all("x (target >= 0.5x" in line for line in lines)
+def test_bench_scaling_quick_prints_a_paired_ratio_per_store_and_case(quick: Any) -> None:
+    run = quick("bench_scaling.py", timeout=120)
+    assert set(run.ratios) == {
+        f"{store} {case} adapter/raw"
+        for store in ("postgres", "redis")
+        for case in ("create_job", "dequeue+complete")
+    }, run.ratios
+    assert set(run.verdicts.values()) <= {"PASS", "FAIL"}
