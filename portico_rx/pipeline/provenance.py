@@ -12,14 +12,22 @@ Two levels:
   built from one event) never collide.
 
 :class:`Provenance` writes what a job's ``metadata`` says of its origin: ``trigger``,
-``source``, ``seen_at``, ``event_id``, the delivery's attributes and the job key (and
-nothing for a bare request that has no delivery, key or metadata).
+``source``, ``seen_at``, ``event_id``, ``lateness_s``, the delivery's attributes and the
+job key (and nothing for a bare request that has no delivery, key or metadata).
+
+**Lateness** is one measure for every source: ``seen_at`` minus the source's own time
+for the event (``Delivery.occurred_at``: broker publish time, webhook timestamp, file
+mtime, planned fire time), in seconds; 0 for a source with no time of its own. The
+trigger's ``max_age`` compares it (see :func:`lateness`).
+
+**Windowed keys** (:func:`window_key`) fold a time window's start into a key, so one key
+makes one job per window ("once per customer per day") in every store, on every replica.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 __all__ = [
@@ -30,12 +38,18 @@ __all__ = [
     "http_item_key",
     "http_key",
     "job_key",
+    "lateness",
     "row_key",
     "schedule_key",
     "schedule_key_prefix",
+    "source_time",
     "stream_entry_key",
     "webhook_key",
+    "window_key",
+    "window_start",
 ]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # -- job keys ------------------------------------------------------------------------
@@ -60,6 +74,20 @@ def schedule_key(trigger: str, schedule: str, fire_time: str) -> str:
 def webhook_key(trigger: str, job_type: str, delivery_key: str) -> str:
     """A webhook request's key: ``webhook:{trigger}:{job_type}:{delivery id}``."""
     return f"webhook:{trigger}:{job_type}:{delivery_key}"
+
+
+def window_start(at: datetime, window: timedelta) -> datetime:
+    """The start of the ``window``-long window holding ``at``: windows are aligned to the
+    Unix epoch in UTC (a day runs from 00:00 UTC; an hour from each full hour)."""
+    step = window // timedelta(microseconds=1)
+    offset = (at - _EPOCH) // timedelta(microseconds=1)
+    return _EPOCH + timedelta(microseconds=offset - offset % step)
+
+
+def window_key(key: str, at: datetime, window: timedelta) -> str:
+    """``key`` scoped to the window holding ``at``: ``{key}@{window start, UTC}``, e.g.
+    ``customer-7@2026-12-01T00:00:00Z`` for a one-day window."""
+    return f"{key}@{window_start(at, window).strftime('%Y-%m-%dT%H:%M:%SZ')}"
 
 
 # -- event keys ----------------------------------------------------------------------
@@ -105,6 +133,36 @@ def http_item_key(url: str, item_key: str) -> str:
 def stream_entry_key(stream: str, entry_id: object) -> str:
     """A stream entry (Redis Streams, NATS JetStream): ``{stream}/{entry id}``."""
     return f"{stream}/{entry_id}"
+
+
+def source_time(value: object) -> datetime | None:
+    """A source's own time for an event as an aware UTC datetime, for
+    ``Delivery.occurred_at``: a datetime (naive ones are UTC, as brokers send them), or
+    Unix seconds as a number or a string (a ``webhook-timestamp`` header); ``None`` for
+    anything else (no time, or one that cannot be read: the event is then as old as
+    when it was seen)."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def lateness(delivery: Any) -> float:
+    """How late the trigger saw ``delivery``'s event, in seconds: ``seen_at`` minus the
+    source's time (``occurred_at``); 0.0 when the source has no time of its own."""
+    occurred_at = delivery.occurred_at
+    if occurred_at is None:
+        return 0.0
+    return (delivery.seen_at - occurred_at).total_seconds()
 
 
 # -- metadata ------------------------------------------------------------------------
@@ -161,9 +219,19 @@ class Provenance:
             meta["seen_at"] = self._seen_at_iso
             if delivery.event_id is not None:
                 meta["event_id"] = delivery.event_id
+            occurred_at = delivery.occurred_at
+            meta["lateness_s"] = (
+                0.0 if occurred_at is None else (seen_at - occurred_at).total_seconds()
+            )
         else:
             meta.setdefault("source", "observable")
         key = self.key(job_type, request_key, delivery)
         if key is not None:
             meta["idempotency_key"] = key
         return meta
+
+    @staticmethod
+    def mark_stale(metadata: dict[str, Any]) -> None:
+        """Say in a job's metadata that its event was older than ``max_age`` (a trigger
+        with ``stale="create"`` creates it anyway): ``stale: true``."""
+        metadata["stale"] = True

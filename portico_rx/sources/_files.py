@@ -31,7 +31,7 @@ from reactivex.disposable import Disposable
 from portico_rx.errors import ConfigurationError, TriggerStartError, require
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
-from portico_rx.pipeline.provenance import file_key
+from portico_rx.pipeline.provenance import file_key, source_time
 
 __all__ = [
     "DEFAULT_IGNORE",
@@ -472,6 +472,7 @@ class _FolderWatch:
             seen_at=clock.now(self.scheduler),
             event_id=key,
             idempotency_key=key,
+            occurred_at=source_time(stat.mtime_ns / 1e9),
             attributes={"file_path": file_path, "change": change.value},
         )
         logger.debug("file_settled", path=file_path, change=change.value, size=stat.size)

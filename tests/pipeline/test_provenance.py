@@ -72,6 +72,7 @@ def test_metadata_names_the_trigger_source_event_and_key() -> None:
         "source": "rabbitmq:orders",
         "seen_at": "2026-12-01T09:00:00+00:00",
         "event_id": "m1",
+        "lateness_s": 0.0,
         "idempotency_key": "orders:order.ship:m1",
     }
     own = Provenance("orders").metadata("t", {}, "mine", None)
