@@ -267,6 +267,18 @@ class OutcomeRecorder:
         if self._log is not None:
             self._log("event_outcome", outcome=outcome, source=source, stage=stage, error=error)
 
+    def record_repeat(
+        self, source: str, event_id: str, key: str, job_id: str, seen_at: datetime
+    ) -> None:
+        """A repeat its source answered itself (a webhook's idempotency cache gave the
+        existing job's id): a ``duplicate`` that never reached the sink."""
+        self.received += 1
+        self.settled_count += 1
+        self.counts[DUPLICATE] += 1
+        self._records.append((seen_at, source, event_id, key, DUPLICATE, None, job_id, None))
+        if self._log is not None:
+            self._log("event_outcome", outcome=DUPLICATE, source=source, event_id=event_id)
+
     # -- queries -----------------------------------------------------------------------
 
     def outcomes(

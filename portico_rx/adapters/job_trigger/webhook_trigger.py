@@ -338,11 +338,15 @@ class WebhookTrigger(PipelineTrigger):
         if self._limiter is not None:  # a repeat of an answered key spends no token
             known = self._guard.answer(scoped)
             if known is not None:
+                self.recorder.record_repeat(self._source, key, scoped, known, seen_at)
                 return known, True
             self._check_rate(job_type, client)
-        return await self._guard.once(
+        job_id, repeated = await self._guard.once(
             scoped, self._create, request, payload, priority, key, scoped, client, seen_at
         )
+        if repeated:  # answered from the guard: no event reached the pipeline
+            self.recorder.record_repeat(self._source, key, scoped, job_id, seen_at)
+        return job_id, repeated
 
     def _checked_payload(
         self, job_type: str, payload: dict[str, Any], body: bytes | None = None
