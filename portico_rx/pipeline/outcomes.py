@@ -138,13 +138,23 @@ class OutcomeRecorder:
         log_level: the level of the per-event ``event_outcome`` line, or ``None``.
     """
 
-    __slots__ = ("_log", "_records", "counts", "log_level", "received", "settled_count", "trigger")
+    __slots__ = (
+        "_append",
+        "_log",
+        "_records",
+        "counts",
+        "log_level",
+        "received",
+        "settled_count",
+        "trigger",
+    )
 
     def __init__(self, trigger: str, *, size: int, log_level: str | None = "debug") -> None:
         check_outcome_options(size, log_level)
         self.trigger = trigger
         self.log_level = log_level
         self._records: deque[tuple[Any, ...]] = deque(maxlen=size)
+        self._append = self._records.append
         self.counts: dict[str, int] = dict.fromkeys(OUTCOME_KINDS, 0)
         self.received = 0  # deliveries given this recorder
         self.settled_count = 0  # … of which settled (recorded)
@@ -190,24 +200,38 @@ class OutcomeRecorder:
         """Called once by ``delivery`` when it settles (``at_seal``: while the source
         sealed it, i.e. nothing held it past its synchronous emission).
 
-        The hot path. A record is a tuple of strings, a datetime and ``None`` only, so the
-        garbage collector stops tracking it at its first pass (keeping the delivery
-        itself would keep a tracked object per event alive); ``created`` is counted as
-        what is left over."""
+        The hot path is a new job: one tuple appended. A record holds strings, a
+        datetime and ``None`` only, so the garbage collector stops tracking it at its
+        first pass (keeping the delivery itself would keep a tracked object per event
+        alive); ``created`` is counted as what is left over."""
         self.settled_count += 1
+        if delivery.outcome is _CREATED_OUTCOME and not delivery._existing:
+            job_ids = delivery.job_ids
+            self._append(
+                (
+                    delivery.seen_at,
+                    delivery.source,
+                    delivery.event_id,
+                    delivery.idempotency_key,
+                    CREATED,
+                    None,
+                    job_ids[0] if len(job_ids) == 1 else tuple(job_ids),
+                    None,
+                )
+            )
+            if self._log is not None:
+                self._log_outcome(delivery, CREATED, None, None)
+            return
+        self._settled_otherwise(delivery, at_seal)
+
+    def _settled_otherwise(self, delivery: Delivery, at_seal: bool) -> None:
         outcome = delivery.outcome
         stage = error = None
-        if outcome is _CREATED_OUTCOME:
-            existing = delivery._existing
-            if existing and existing == len(delivery.job_ids):
-                kind = DUPLICATE
-                self.counts[DUPLICATE] += 1
-            else:
-                kind = CREATED
+        if outcome is _CREATED_OUTCOME:  # some job existed: a duplicate if all did
+            kind = DUPLICATE if delivery.duplicate else CREATED
         elif outcome is _DROPPED_OUTCOME:
             kind = DROPPED
             stage = "filter" if at_seal else "operator"
-            self.counts[DROPPED] += 1
         else:
             failure = delivery.failure
             if failure is not None:
@@ -216,9 +240,10 @@ class OutcomeRecorder:
                 kind, stage = REQUEUED, "stop"
             else:
                 kind = DEAD_LETTERED
+        if kind != CREATED:
             self.counts[kind] += 1
         job_ids = delivery.job_ids
-        self._records.append(
+        self._append(
             (
                 delivery.seen_at,
                 delivery.source,
@@ -263,7 +288,7 @@ class OutcomeRecorder:
         self.settled_count += 1
         if outcome != CREATED:
             self.counts[outcome] += 1
-        self._records.append((seen_at, source, None, key, outcome, stage, job_id, error))
+        self._append((seen_at, source, None, key, outcome, stage, job_id, error))
         if self._log is not None:
             self._log("event_outcome", outcome=outcome, source=source, stage=stage, error=error)
 
@@ -275,7 +300,7 @@ class OutcomeRecorder:
         self.received += 1
         self.settled_count += 1
         self.counts[DUPLICATE] += 1
-        self._records.append((seen_at, source, event_id, key, DUPLICATE, None, job_id, None))
+        self._append((seen_at, source, event_id, key, DUPLICATE, None, job_id, None))
         if self._log is not None:
             self._log("event_outcome", outcome=DUPLICATE, source=source, event_id=event_id)
 

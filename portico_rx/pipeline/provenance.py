@@ -17,8 +17,11 @@ job key (and nothing for a bare request that has no delivery, key or metadata).
 
 **Lateness** is one measure for every source: ``seen_at`` minus the source's own time
 for the event (``Delivery.occurred_at``: broker publish time, webhook timestamp, file
-mtime, planned fire time), in seconds; 0 for a source with no time of its own. The
-trigger's ``max_age`` compares it (see :func:`lateness`).
+mtime, planned fire time), in seconds, written as ``lateness_s`` on every job whose
+source tells that time. A source with no time of its own writes none (its events are
+as old as when they were seen: 0 by definition); leaving the key out keeps a job's
+metadata in the smallest dict CPython makes, which every store copies. The trigger's
+``max_age`` compares it (see :func:`lateness`).
 
 **Windowed keys** (:func:`window_key`) fold a time window's start into a key, so one key
 makes one job per window ("once per customer per day") in every store, on every replica.
@@ -220,9 +223,8 @@ class Provenance:
             if delivery.event_id is not None:
                 meta["event_id"] = delivery.event_id
             occurred_at = delivery.occurred_at
-            meta["lateness_s"] = (
-                0.0 if occurred_at is None else (seen_at - occurred_at).total_seconds()
-            )
+            if occurred_at is not None:  # the source tells the event's own time
+                meta["lateness_s"] = (seen_at - occurred_at).total_seconds()
         else:
             meta.setdefault("source", "observable")
         key = self.key(job_type, request_key, delivery)
