@@ -293,7 +293,7 @@ class OutcomeRecorder:
             self._log("event_outcome", outcome=outcome, source=source, stage=stage, error=error)
 
     def record_repeat(
-        self, source: str, event_id: str, key: str, job_id: str, seen_at: datetime
+        self, source: str, event_id: str, key: str, job_id: str, seen_at: datetime | None
     ) -> None:
         """A repeat its source answered itself (a webhook's idempotency cache gave the
         existing job's id): a ``duplicate`` that never reached the sink."""

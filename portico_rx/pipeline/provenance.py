@@ -165,7 +165,7 @@ def lateness(delivery: Any) -> float:
     occurred_at = delivery.occurred_at
     if occurred_at is None:
         return 0.0
-    return (delivery.seen_at - occurred_at).total_seconds()
+    return float((delivery.seen_at - occurred_at).total_seconds())
 
 
 # -- metadata ------------------------------------------------------------------------

@@ -126,7 +126,11 @@ async def test_five_events_with_two_keys_create_two_jobs_and_count_three_duplica
 
 
 async def test_filtered_and_debounced_events_are_dropped_with_their_stage() -> None:
-    events = [(1, {"n": 1, "keep": False}), (2, {"n": 2, "keep": True}), (2.2, {"n": 3, "keep": True})]
+    events = [
+        (1, {"n": 1, "keep": False}),
+        (2, {"n": 2, "keep": True}),
+        (2.2, {"n": 3, "keep": True}),
+    ]
     pipeline = timed(events).pipe(
         ops.filter(lambda e: e["keep"]),
         ops.debounce(1.0),  # n=2 is debounced away by n=3
@@ -317,7 +321,9 @@ async def test_the_last_outcomes_size_are_kept_and_queries_filter_and_limit() ->
 )
 def test_bad_accounting_options_are_refused_by_name(options: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
-        prx.PipelineTrigger(reactivex.empty(), prx.JobService(MemoryJobQueue()), name="x", **options)
+        prx.PipelineTrigger(
+            reactivex.empty(), prx.JobService(MemoryJobQueue()), name="x", **options
+        )
 
 
 @pytest.fixture
@@ -328,7 +334,9 @@ def outcome_logger() -> Iterator[logging.Logger]:
     log.setLevel(level)
 
 
-async def test_outcome_lines_follow_the_standard_logging_level(outcome_logger: logging.Logger) -> None:
+async def test_outcome_lines_follow_the_standard_logging_level(
+    outcome_logger: logging.Logger,
+) -> None:
     def pipeline() -> reactivex.Observable[Any]:
         return timed([(1, {"n": 1, "ok": True}), (2, {"n": 2, "ok": False})]).pipe(
             ops.filter(lambda e: e["ok"]), prx.to_job("t.log")
