@@ -147,13 +147,9 @@ def to_job(
     delivery (cron fire time, message id, …), which the sink scopes by trigger name and
     job type; events without one get no key.
 
-    ``idempotency_window`` scopes the key to a time window: the key becomes
-    ``{key}@{window start, UTC}`` (:func:`~portico_rx.pipeline.provenance.window_key`),
-    so one key makes at most one job per window in any store, on every replica — "once
-    per customer per day" is ``idempotency_key=lambda e: e["customer"],
-    idempotency_window=timedelta(days=1)``. Windows are aligned to the Unix epoch in
-    UTC (days start at 00:00 UTC) and chosen by the event's source time
-    (``occurred_at``), else when it was seen, so a redelivery lands in the same window.
+    ``idempotency_window`` (a ``timedelta``) makes the key ``{key}@{window start, UTC}``
+    (:func:`~portico_rx.pipeline.provenance.window_key`): one job per key per window in
+    any store and across replicas ("once per customer per day"); see docs/accounting.md.
 
     An event whose conversion raises (a payload function that fails, an invalid job
     type, a payload that is not JSON) becomes an
