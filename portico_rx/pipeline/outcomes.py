@@ -12,9 +12,10 @@ Every event ends in exactly one recorded :class:`EventOutcome`:
 ``stale``         older than the trigger's ``max_age`` (``stale="dead_letter"``);
                   dead-lettered with stage ``"stale"``
 ``dead_lettered`` its job could not be created (``stage``: ``create_job``, ``to_job``,
-                  ``pipeline``, ``overflow``, ``stop`` …; ``error`` says why)
-``requeued``      given back to its source to be delivered again (the trigger stopped
-                  while an operator held it)
+                  ``pipeline``, ``settlement`` …; ``error`` says why)
+``requeued``      given back to its source to be delivered again (``stage``: ``stop``,
+                  the trigger stopped first; ``overflow``, ``max_pending`` reached
+                  with ``overflow="dead_letter"``); a dead letter is kept too
 ================  =====================================================================
 
 An event not settled yet is **held** (by an operator, the sink, a paused trigger): it is

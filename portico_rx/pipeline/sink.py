@@ -22,7 +22,13 @@ from portico_rx.pipeline.dead_letter import DeadLetter
 from portico_rx.pipeline.delivery import Claim, Delivery
 from portico_rx.pipeline.health import HealthCounters
 from portico_rx.pipeline.isolation import EventFailed
-from portico_rx.pipeline.outcomes import DEAD_LETTERED, DROPPED, STALE, OutcomeRecorder
+from portico_rx.pipeline.outcomes import (
+    DEAD_LETTERED,
+    DROPPED,
+    REQUEUED,
+    STALE,
+    OutcomeRecorder,
+)
 from portico_rx.pipeline.provenance import Provenance
 from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.ports.job_creator import JobCreator, request_entry
@@ -742,7 +748,8 @@ class JobSink:
         )
         self.counters.dead_lettered += 1
         self.dead_letters.append(letter)
-        kind = STALE if stage == "stale" else DEAD_LETTERED
+        # the event's outcome: given back to its source (stop, overflow), else dead
+        kind = STALE if stage == "stale" else (REQUEUED if requeue else DEAD_LETTERED)
         if claim is not None:
             self.recorder.watch_claim(claim)
             for each in claim.deliveries:

@@ -158,7 +158,8 @@ async def test_a_failed_conversion_is_dead_lettered_with_its_stage_and_error() -
     assert len(trigger.outcomes("created")) == 1
 
 
-async def test_overflow_drop_is_recorded_as_dropped_at_overflow() -> None:
+@pytest.mark.parametrize(("policy", "outcome"), [("drop", "dropped"), ("dead_letter", "requeued")])
+async def test_an_overflow_is_recorded_with_its_stage(policy: str, outcome: str) -> None:
     gate = asyncio.Event()
 
     class Slow(prx.JobService):
@@ -170,7 +171,7 @@ async def test_overflow_drop_is_recorded_as_dropped_at_overflow() -> None:
     pipeline = timed([(1, {"n": 1}), (1, {"n": 2}), (1, {"n": 3})]).pipe(prx.to_job("t.o"))
     vt = HistoricalScheduler(initial_clock=START)
     trigger = prx.PipelineTrigger(
-        pipeline, Slow(queue), name="acct", scheduler=vt, max_pending=1, overflow="drop"
+        pipeline, Slow(queue), name="acct", scheduler=vt, max_pending=1, overflow=policy
     )
     await trigger.start()
     await advance(vt, timedelta(seconds=2), step=1)
@@ -178,8 +179,24 @@ async def test_overflow_drop_is_recorded_as_dropped_at_overflow() -> None:
     gate.set()
     await trigger.stop()
     got = kinds(trigger.outcomes())
-    assert sorted(got.values()) == ["created", "dropped", "dropped"]
-    assert {o.stage for o in trigger.outcomes("dropped")} == {"overflow"}
+    assert sorted(got.values()) == sorted(["created", outcome, outcome])
+    assert {o.stage for o in trigger.outcomes(outcome)} == {"overflow"}
+    assert trigger.get_health().held_count == 0
+    assert len(await queue.list()) == 1
+
+
+async def test_a_request_queued_at_stop_is_requeued() -> None:
+    class Stuck(prx.JobService):
+        async def create_job(self, *args: Any, **kwargs: Any) -> Any:
+            await asyncio.Event().wait()  # never returns: stop() times out on it
+
+    pipeline = timed([(1, {"n": 1}), (1, {"n": 2})]).pipe(prx.to_job("t.stuck"))
+    trigger, _queue = await run(
+        pipeline, until=2, creator=Stuck(MemoryJobQueue()), max_concurrency=1, stop_timeout=0.1
+    )
+    assert trigger.get_health().held_count == 2
+    await trigger.stop()
+    assert [(o.outcome, o.stage) for o in trigger.outcomes()] == [("requeued", "stop")] * 2
     assert trigger.get_health().held_count == 0
 
 
