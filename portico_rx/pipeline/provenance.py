@@ -207,29 +207,41 @@ class Provenance:
         record and gets none (``{}``); the sink then calls ``create_job`` without
         ``metadata``.
         """
-        if delivery is None and request_key is None and not request_metadata:
-            return {}
-        meta: dict[str, Any] = dict(request_metadata) if request_metadata else {}
-        meta["trigger"] = self.trigger
-        if delivery is not None:
-            attributes = delivery.attributes
+        if delivery is None:
+            if request_key is None and not request_metadata:
+                return {}
+            meta: dict[str, Any] = dict(request_metadata) if request_metadata else {}
+            meta["trigger"] = self.trigger
+            meta.setdefault("source", "observable")
+            if request_key is not None:
+                meta["idempotency_key"] = request_key
+            return meta
+        seen_at = delivery.seen_at
+        if seen_at is not self._seen_at:  # runs of one timer wake-up share their seen_at
+            self._seen_at, self._seen_at_iso = seen_at, seen_at.isoformat()
+        attributes = delivery.attributes
+        if request_metadata or attributes:
+            meta = dict(request_metadata) if request_metadata else {}
+            meta["trigger"] = self.trigger
             if attributes:
                 meta.update(attributes)
             meta["source"] = delivery.source
-            seen_at = delivery.seen_at
-            if seen_at is not self._seen_at:  # runs of one timer wake-up share their seen_at
-                self._seen_at, self._seen_at_iso = seen_at, seen_at.isoformat()
             meta["seen_at"] = self._seen_at_iso
-            if delivery.event_id is not None:
-                meta["event_id"] = delivery.event_id
-            occurred_at = delivery.occurred_at
-            if occurred_at is not None:  # the source tells the event's own time
-                meta["lateness_s"] = (seen_at - occurred_at).total_seconds()
-        else:
-            meta.setdefault("source", "observable")
-        key = self.key(job_type, request_key, delivery)
-        if key is not None:
-            meta["idempotency_key"] = key
+        else:  # the common request: one dict display, built at its size
+            meta = {
+                "trigger": self.trigger,
+                "source": delivery.source,
+                "seen_at": self._seen_at_iso,
+            }
+        if delivery.event_id is not None:
+            meta["event_id"] = delivery.event_id
+        occurred_at = delivery.occurred_at
+        if occurred_at is not None:  # the source tells the event's own time
+            meta["lateness_s"] = (seen_at - occurred_at).total_seconds()
+        if request_key is not None:  # what Provenance.key says, without a second call
+            meta["idempotency_key"] = request_key
+        elif delivery.idempotency_key is not None:
+            meta["idempotency_key"] = job_key(self.trigger, job_type, delivery.idempotency_key)
         return meta
 
     @staticmethod

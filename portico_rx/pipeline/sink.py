@@ -468,18 +468,15 @@ class JobSink:
                 raise
             queue.task_done()
 
-    def _metadata(self, request: JobRequest, delivery: Delivery | None) -> dict[str, Any]:
-        return self._provenance.metadata(
-            request.job_type, request.metadata, request.idempotency_key, delivery
-        )
-
     async def _create(self, request: JobRequest) -> Job | None:
         claim: Claim | None
         delivery: Delivery | None
         claim, delivery = request_claim(request)
         if claim is not None:
             self.recorder.watch_claim(claim)
-        metadata = self._metadata(request, delivery)
+        metadata = self._provenance.metadata(
+            request.job_type, request.metadata, request.idempotency_key, delivery
+        )
         if (
             self.max_age_s is not None
             and delivery is not None
