@@ -47,6 +47,7 @@ __all__ = [
     "schedule_key_prefix",
     "source_time",
     "stream_entry_key",
+    "stream_entry_time",
     "webhook_key",
     "window_key",
     "window_start",
@@ -157,6 +158,13 @@ def source_time(value: object) -> datetime | None:
         except (OverflowError, OSError, ValueError):
             return None
     return None
+
+
+def stream_entry_time(entry_id: object) -> datetime | None:
+    """When a Redis Streams entry was added: its id is ``{milliseconds}-{sequence}``
+    (``None`` for an id of another form)."""
+    head = str(entry_id).partition("-")[0]
+    return source_time(int(head) / 1000) if head.isdigit() else None
 
 
 def lateness(delivery: Any) -> float:

@@ -161,3 +161,31 @@ def test_every_named_trigger_takes_the_one_max_age_option(tmp_path: Path) -> Non
         (timedelta(minutes=1), "create"),
         (60, "dead_letter"),
     ]
+
+
+async def test_a_redis_stream_entry_is_as_old_as_its_id_says() -> None:
+    import redis.asyncio as aioredis
+
+    stream = f"stale-{uuid.uuid4().hex[:10]}"
+    client = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
+    old_ms = int((time.time() - THREE_DAYS) * 1000)
+    await client.xadd(stream, {"body": json.dumps({"n": 1})}, id=f"{old_ms}-0")
+    await client.xadd(stream, {"body": json.dumps({"n": 2})})  # now
+    source = sources.redis_stream("redis://127.0.0.1:6379/0", stream, "g", "c")
+    jobs = MemoryJobQueue()
+    trigger = prx.PipelineTrigger(
+        source.pipe(prx.to_job("entry.handle", payload=lambda m: m.json_body())),
+        prx.JobService(jobs),
+        name="entries",
+        max_age=timedelta(days=1),
+    )
+    try:
+        async with trigger:
+            await wait_for(lambda: len(trigger.outcomes()) == 2)
+    finally:
+        await client.delete(stream)
+        await client.aclose()
+    (job,) = await jobs.list()
+    assert job.payload == {"n": 2} and 0 <= job.metadata["lateness_s"] < 60
+    (stale,) = trigger.outcomes("stale")
+    assert stale.event_id == f"{old_ms}-0"
