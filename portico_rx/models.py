@@ -509,6 +509,15 @@ class TriggerHealth(BaseModel):
     restarts_count: int = 0
     untracked_count: int = 0
     """Events that reached ``to_job`` without a live delivery (see ``strict_settlement``)."""
+    duplicates_count: int = 0
+    """Job requests whose idempotency key had a job already: found, not created (not in
+    ``jobs_created_count``)."""
+    stale_count: int = 0
+    """Events older than the trigger's ``max_age``."""
+    dropped_count: int = 0
+    """Events the pipeline dropped on purpose (a filter, a debounce, ``overflow="drop"``)."""
+    held_count: int = 0
+    """Events received and not settled yet (held by an operator, queued in the sink)."""
     last_error: str | None = None
     last_error_at: datetime | None = None
     details: dict[str, Any] = Field(default_factory=dict)

@@ -1,5 +1,6 @@
 """FastAPI app factory: triggers start and stop with the app (the spec's pattern 5),
-their routes are mounted, and ``GET /health/triggers`` reports each one.
+their routes are mounted, ``GET /health/triggers`` reports each one, and
+``GET /outcomes`` tells what became of their recent events (``portico-rx outcomes``).
 
 ``portico-rx run`` uses :func:`serve` when the loaded file defines triggers with routes.
 """
@@ -27,6 +28,7 @@ from portico_rx.webhooks.route import RawRequestRoute  # noqa: E402
 __all__ = [
     "HasRouter",
     "Lifespan",
+    "TriggerOutcomes",
     "TriggersHealth",
     "create_app",
     "health_router",
@@ -130,6 +132,7 @@ def create_app(
     app.state.triggers = named
     _mount_routes(app, named, routers)
     mount(app, _health_router(named, must))
+    _add_outcomes_route(app, named)
     return app
 
 
@@ -291,6 +294,52 @@ def _health_router(
         return JSONResponse(body.model_dump(mode="json"), status_code=503 if down else 200)
 
     return router
+
+
+class TriggerOutcomes(BaseModel):
+    """One trigger's part of ``GET /outcomes``."""
+
+    counts: dict[str, int] = Field(
+        description="events per outcome since the trigger was built, and 'held'"
+    )
+    outcomes: list[dict[str, Any]] = Field(
+        description="the recent event outcomes, oldest first (EventOutcome.as_dict())"
+    )
+
+
+def _add_outcomes_route(app: FastAPI, named: dict[str, JobTrigger]) -> None:
+    """Declare ``GET /outcomes``: each trigger's recent event outcomes (those that keep
+    them: every ``PipelineTrigger``), filtered by ``trigger``, ``outcome``, ``limit``."""
+
+    @app.get(
+        "/outcomes",
+        response_model=dict[str, TriggerOutcomes],
+        tags=["health"],
+        summary="What became of each trigger's recent events",
+    )
+    async def outcomes(
+        trigger: str | None = None, outcome: str | None = None, limit: int = 100
+    ) -> JSONResponse:
+        body: dict[str, Any] = {}
+        for name, each in named.items():
+            recorder = getattr(each, "recorder", None)
+            if (trigger is not None and name != trigger) or recorder is None:
+                continue
+            try:
+                kept = recorder.outcomes(outcome, limit=max(limit, 0))
+            except ConfigurationError as exc:
+                return JSONResponse({"detail": str(exc)}, status_code=400)
+            body[name] = {
+                "counts": recorder.summary(),
+                "outcomes": [record.as_dict() for record in kept],
+            }
+        if trigger is not None and not body:
+            known = ", ".join(sorted(named)) or "none"
+            return JSONResponse(
+                {"detail": f"no trigger {trigger!r} keeps outcomes here (triggers: {known})"},
+                status_code=404,
+            )
+        return JSONResponse(body)
 
 
 def mount(app: FastAPI, router: APIRouter) -> None:

@@ -7,6 +7,8 @@
                               [--visibility-timeout S]
     portico-rx jobs [--db portico.db] [--status S] [--type T] [--queue Q] [--limit N]
     portico-rx schedules backfill FILE.py --schedule NAME --start ISO --end ISO [--dry-run]
+    portico-rx outcomes [--url http://127.0.0.1:8000] [--trigger NAME] [--outcome KIND]
+                        [--limit N] [--json]
 
 ``run`` loads FILE.py (see :mod:`portico_rx.cli.app_file` for what it may define), runs
 its triggers against the embedded SQLite job queue, processes its ``handlers`` in the
@@ -102,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--limit", type=_count, default=50)
     jobs.add_argument("--json", action="store_true", help="one JSON job per line")
     _schedules_parser(commands, common)
+    _outcomes_parser(commands)
     return parser
 
 
@@ -122,9 +125,37 @@ def _schedules_parser(commands: Any, common: Any) -> None:
     backfill.add_argument("--max-runs", type=_count, default=10_000)
 
 
+def _outcomes_parser(commands: Any) -> None:
+    """``portico-rx outcomes``: what became of a running app's recent events."""
+    from portico_rx.pipeline.outcomes import OUTCOME_KINDS
+
+    outcomes = commands.add_parser(
+        "outcomes", help="what became of the recent events of a running app's triggers"
+    )
+    outcomes.add_argument(
+        "--url",
+        default=os.environ.get("PORTICO_URL", "http://127.0.0.1:8000"),
+        help="the running app (portico-rx run serves GET /outcomes there)",
+    )
+    outcomes.add_argument("--trigger", help="only this trigger")
+    outcomes.add_argument("--outcome", choices=OUTCOME_KINDS, help="only this outcome")
+    outcomes.add_argument("--limit", type=_count, default=50, help="the last N per trigger")
+    outcomes.add_argument("--json", action="store_true", help="one JSON outcome per line")
+
+
 async def _dispatch(args: argparse.Namespace) -> int:
     from portico_rx.cli import commands
 
+    if args.command == "outcomes":
+        from portico_rx.cli.outcomes import show_outcomes
+
+        return await show_outcomes(
+            url=args.url,
+            trigger=args.trigger,
+            outcome=args.outcome,
+            limit=args.limit,
+            as_json=args.json,
+        )
     if args.command == "jobs":
         return await commands.list_jobs(
             db=args.db,

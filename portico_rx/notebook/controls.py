@@ -34,6 +34,11 @@ class NotebookPresenter:
 
         return JobHistory(jobs)
 
+    def outcomes(self, outcomes: list[Any]) -> list[Any]:
+        from portico_rx.notebook.frames import OutcomeList
+
+        return OutcomeList(outcomes)
+
     async def claim_name(self, trigger: Any) -> None:
         from portico_rx.notebook.registry import registry
 

@@ -9,7 +9,15 @@ from typing import Any
 from portico_rx.errors import ConfigurationError, require
 from portico_rx.models import Job, JobStatus
 
-__all__ = ["JOB_FRAME_COLUMNS", "JobHistory", "jobs_frame", "jobs_to_frame"]
+__all__ = [
+    "JOB_FRAME_COLUMNS",
+    "OUTCOME_FRAME_COLUMNS",
+    "JobHistory",
+    "OutcomeList",
+    "jobs_frame",
+    "jobs_to_frame",
+    "outcomes_to_frame",
+]
 
 JOB_FRAME_COLUMNS = [
     "created_at",
@@ -187,3 +195,67 @@ def jobs_table_html(jobs: list[Job], *, limit: int = 10) -> str:
 def _short(value: Any, width: int = 60) -> str:
     text = str(value)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+OUTCOME_FRAME_COLUMNS = [
+    "seen_at",
+    "source",
+    "event_id",
+    "idempotency_key",
+    "outcome",
+    "stage",
+    "job_id",
+    "job_ids",
+    "error",
+]
+"""The columns of :func:`outcomes_to_frame`, in order (``EventOutcome``'s fields)."""
+
+
+def outcomes_to_frame(outcomes: Iterable[Any]) -> Any:
+    """``EventOutcome`` values as a DataFrame, one row per event (``trigger.outcomes()``)."""
+    pd: Any = require("pandas", "notebook")
+    rows = [
+        {column: getattr(outcome, column) for column in OUTCOME_FRAME_COLUMNS}
+        for outcome in outcomes
+    ]
+    frame = pd.DataFrame(rows, columns=OUTCOME_FRAME_COLUMNS)
+    frame["seen_at"] = pd.to_datetime(frame["seen_at"], utc=True)
+    return frame
+
+
+class OutcomeList(list[Any]):
+    """A trigger's recent event outcomes (a ``list`` of ``EventOutcome``, oldest first).
+
+    Shows itself as a table in Jupyter; :meth:`to_frame` gives a DataFrame.
+    """
+
+    def to_frame(self) -> Any:
+        """These outcomes as a DataFrame (see :func:`outcomes_to_frame`)."""
+        return outcomes_to_frame(self)
+
+    def _repr_html_(self) -> str:
+        head = "".join(
+            f"<th>{html.escape(c)}</th>"
+            for c in ("seen_at", "source", "event_id", "outcome", "stage", "job_id", "error")
+        )
+        body = "".join(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(_short(value))}</td>"
+                for value in (
+                    o.seen_at.isoformat() if o.seen_at else "",
+                    o.source or "",
+                    o.event_id or "",
+                    o.outcome,
+                    o.stage or "",
+                    o.job_id or "",
+                    o.error or "",
+                )
+            )
+            + "</tr>"
+            for o in reversed(self[-20:])
+        )
+        return (
+            f"<p>{len(self)} event outcomes (newest first)</p>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )

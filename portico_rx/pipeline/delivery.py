@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from portico_rx.logs import get_logger
 
 if TYPE_CHECKING:
+    from portico_rx.pipeline.outcomes import OutcomeRecorder
     from portico_rx.pipeline.tracking import Tracker
 
 __all__ = [
@@ -94,6 +95,10 @@ class Delivery:
         idempotency_key: a deterministic key for the event, the same on every replica and
             on redelivery (cron: fire time; queue: message id); ``None`` if there is none.
         attributes: extra provenance copied into each job's metadata (JSON values).
+        occurred_at: the source's own time for the event (broker publish time, webhook
+            timestamp, file mtime, planned fire time), timezone-aware; ``None`` when the
+            source has none (then the event is as old as ``seen_at``). A job's
+            ``lateness_s`` and the trigger's ``max_age`` are measured from it.
         ack: called once when the event is settled successfully.
         nack: called once with ``requeue`` when it is settled as failed.
     """
@@ -101,18 +106,22 @@ class Delivery:
     __slots__ = (
         "_callbacks",
         "_existing",
+        "_made",
         "_nack_requeue",
         "_ok",
         "_pending",
+        "_recorder",
         "_sealed",
         "_settle_task",
         "ack",
         "attributes",
         "event",
         "event_id",
+        "failure",
         "idempotency_key",
         "job_ids",
         "nack",
+        "occurred_at",
         "outcome",
         "seen_at",
         "source",
@@ -128,8 +137,10 @@ class Delivery:
         attributes: dict[str, Any] | None = None,
         ack: Settle | None = None,
         nack: NackSettle | None = None,
+        occurred_at: datetime | None = None,
     ) -> None:
         self.source = source
+        self.occurred_at = occurred_at
         self.seen_at = seen_at
         self.event_id = event_id
         self.idempotency_key = idempotency_key
@@ -141,11 +152,14 @@ class Delivery:
         self.job_ids: list[str] | tuple[str, ...] = ()  # a list once a job exists
         self._pending = 0
         self._existing = 0  # how many of job_ids the creator found already existing
+        self._made = False  # a job was made that has no id to report (a create step's)
         self._sealed = False
         self._ok = True
         self._nack_requeue = True  # until a claim fails for good: then it is dead
         self._callbacks: list[Callable[[Delivery], None]] | None = None
         self._settle_task: asyncio.Future[None] | None = None
+        self._recorder: OutcomeRecorder | None = None  # the trigger's, once it saw this
+        self.failure: tuple[str, str, str] | None = None  # (outcome, stage, error)
 
     def __repr__(self) -> str:
         return (
@@ -166,6 +180,17 @@ class Delivery:
         return bool(self.job_ids) and self._existing == len(self.job_ids)
 
     @property
+    def requeued(self) -> bool:
+        """Settled as failed and given back to its source to be delivered again."""
+        return self.outcome is _FAILED and self._nack_requeue
+
+    def note_failure(self, outcome: str, stage: str, error: str) -> None:
+        """Say why a claim on it is about to fail (the sink: dead letter, stale,
+        overflow); the first reason is the one its outcome records."""
+        if self.failure is None:
+            self.failure = (outcome, stage, error)
+
+    @property
     def unclaimed(self) -> bool:
         """Nothing holds it and nothing failed: sealed now, it would settle as dropped."""
         return self._pending == 0 and self._ok and not self.job_ids and not self.settled
@@ -180,7 +205,7 @@ class Delivery:
     def seal(self) -> None:
         """The source has finished emitting this event; settle if nothing holds it."""
         self._sealed = True
-        self._maybe_settle()
+        self._maybe_settle(True)
 
     def add_done_callback(self, callback: Callable[[Delivery], None]) -> None:
         """Call ``callback(delivery)`` once it is settled (at once if it already is)."""
@@ -203,8 +228,12 @@ class Delivery:
                 await self._settle_task
         return self.outcome
 
-    def _resolve(self, ok: bool, requeue: bool, job_id: str | None, existing: bool) -> None:
+    def _resolve(
+        self, ok: bool, requeue: bool, job_id: str | None, existing: bool, made: bool = False
+    ) -> None:
         self._pending -= 1
+        if made:
+            self._made = True
         if existing:
             self._existing += 1
         if job_id is not None:
@@ -217,7 +246,7 @@ class Delivery:
             self._nack_requeue = self._nack_requeue and requeue  # a failure for good wins
         self._maybe_settle()
 
-    def _maybe_settle(self) -> None:
+    def _maybe_settle(self, at_seal: bool = False) -> None:
         if not self._sealed or self._pending > 0 or self.outcome is not _PENDING:
             return
         if not self._ok:
@@ -225,7 +254,7 @@ class Delivery:
             nack, requeue = self.nack, self._nack_requeue
             call = (lambda: nack(requeue)) if nack is not None else None
         else:
-            self.outcome = _CREATED if self.job_ids else _DROPPED
+            self.outcome = _CREATED if self.job_ids or self._made else _DROPPED
             call = self.ack
         if call is not None:
             self._run_settle(call)
@@ -235,6 +264,9 @@ class Delivery:
                 callback(self)
             except Exception:  # a callback must not break settlement of others
                 logger.exception("delivery_callback_failed", source=self.source)
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.settled(self, at_seal)
 
     def _run_settle(self, call: Callable[[], Awaitable[None] | None]) -> None:
         try:
@@ -307,19 +339,22 @@ class Claim:
         requeue: bool = False,
         job_id: str | None = None,
         existing: bool = False,
+        made: bool = False,
     ) -> None:
         """Resolve the claim: ``ok`` when the job exists, else failed (``requeue`` asks the
         source to redeliver rather than dead-letter; ``existing``: the job ``job_id``
-        existed before, a repeated key). A second call does nothing."""
+        existed before, a repeated key; ``made``: a job was made that has no id to
+        report, so the event is settled as created, not dropped). A second call does
+        nothing."""
         if self._resolved:
             return
         self._resolved = True
         delivery = self._delivery
         if delivery is not None:
-            delivery._resolve(ok, requeue, job_id, existing)
+            delivery._resolve(ok, requeue, job_id, existing, made)
             return
         for each in self._deliveries or ():
-            each._resolve(ok, requeue, job_id, existing)
+            each._resolve(ok, requeue, job_id, existing, made)
 
 
 def current_delivery() -> Delivery | None:

@@ -41,6 +41,11 @@ class HealthCounters:
 
     events_seen: int = 0
     jobs_created: int = 0
+    """Jobs written new (and those a creator cannot tell apart: it reports no flag)."""
+    duplicates: int = 0
+    """Requests whose job existed already (a repeated idempotency key): not created."""
+    stale: int = 0
+    """Events older than ``max_age`` (dead-lettered, or created anyway per ``stale``)."""
     errors: int = 0
     dead_lettered: int = 0
     retries: int = 0
@@ -62,6 +67,11 @@ class HealthCounters:
         self.last_job_created = at
         self.consecutive_failures = 0
 
+    def record_duplicate(self) -> None:
+        """A request found its job existing: the store works, nothing was created."""
+        self.duplicates += 1
+        self.consecutive_failures = 0
+
     def snapshot(
         self,
         *,
@@ -71,10 +81,17 @@ class HealthCounters:
         details: dict[str, Any] | None = None,
         job_store: dict[str, Any] | None = None,
         untracked: int = 0,
+        outcomes: dict[str, int] | None = None,
     ) -> TriggerHealth:
         """The counters as a TriggerHealth. A ``job_store`` (see :func:`job_store_health`)
         goes into ``details["job_store"]``; a store that is not available makes the
-        trigger unhealthy: it cannot create jobs, whatever its own state."""
+        trigger unhealthy: it cannot create jobs, whatever its own state. ``outcomes``
+        (an :class:`~portico_rx.pipeline.outcomes.OutcomeRecorder`'s summary: events per
+        outcome and ``held``) goes into ``details["outcomes"]``, ``dropped_count`` and
+        ``held_count``."""
+        outcomes = outcomes or {}
+        if outcomes:
+            details = {**(details or {}), "outcomes": outcomes}
         running = state is RunState.RUNNING
         if healthy is None:
             healthy = running and self.consecutive_failures < 3
@@ -95,6 +112,10 @@ class HealthCounters:
             retries_count=self.retries,
             restarts_count=self.restarts,
             untracked_count=untracked,
+            duplicates_count=self.duplicates,
+            stale_count=self.stale,
+            dropped_count=outcomes.get("dropped", 0),
+            held_count=outcomes.get("held", 0),
             last_error=self.last_error,
             last_error_at=self.last_error_at,
             details=details or {},

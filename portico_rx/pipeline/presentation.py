@@ -35,6 +35,10 @@ class Presenter(Protocol):
     async def claim_name(self, trigger: Any) -> None:
         """Called by ``start()``: one running copy per trigger name (in a notebook)."""
 
+    def outcomes(self, outcomes: list[Any]) -> list[Any]:
+        """A trigger's ``EventOutcome`` list as a list that shows as a table (and has
+        ``to_frame()``)."""
+
 
 _presenter: Presenter | None = None
 
@@ -62,6 +66,13 @@ def trigger_widget(trigger: Any, *, jobs: int, refresh: float) -> Any:
     if active is None:
         raise MissingDependencyError("portico_rx.notebook", "notebook")
     return active.widget(trigger, jobs=jobs, refresh=refresh)
+
+
+def outcome_list(outcomes: list[Any]) -> list[Any]:
+    """A trigger's event outcomes as the presenter shows them (a plain list without one)."""
+    active = _presenter
+    show = getattr(active, "outcomes", None)
+    return show(outcomes) if show is not None else outcomes
 
 
 def job_history(jobs: Iterable[Job]) -> list[Job]:

@@ -12,14 +12,25 @@ Two levels:
   built from one event) never collide.
 
 :class:`Provenance` writes what a job's ``metadata`` says of its origin: ``trigger``,
-``source``, ``seen_at``, ``event_id``, the delivery's attributes and the job key (and
-nothing for a bare request that has no delivery, key or metadata).
+``source``, ``seen_at``, ``event_id``, ``lateness_s``, the delivery's attributes and the
+job key (and nothing for a bare request that has no delivery, key or metadata).
+
+**Lateness** is one measure for every source: ``seen_at`` minus the source's own time
+for the event (``Delivery.occurred_at``: broker publish time, webhook timestamp, file
+mtime, planned fire time), in seconds, written as ``lateness_s`` on every job whose
+source tells that time. A source with no time of its own writes none (its events are
+as old as when they were seen: 0 by definition); leaving the key out keeps a job's
+metadata in the smallest dict CPython makes, which every store copies. The trigger's
+``max_age`` compares it (see :func:`lateness`).
+
+**Windowed keys** (:func:`window_key`) fold a time window's start into a key, so one key
+makes one job per window ("once per customer per day") in every store, on every replica.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 __all__ = [
@@ -30,12 +41,19 @@ __all__ = [
     "http_item_key",
     "http_key",
     "job_key",
+    "lateness",
     "row_key",
     "schedule_key",
     "schedule_key_prefix",
+    "source_time",
     "stream_entry_key",
+    "stream_entry_time",
     "webhook_key",
+    "window_key",
+    "window_start",
 ]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # -- job keys ------------------------------------------------------------------------
@@ -60,6 +78,20 @@ def schedule_key(trigger: str, schedule: str, fire_time: str) -> str:
 def webhook_key(trigger: str, job_type: str, delivery_key: str) -> str:
     """A webhook request's key: ``webhook:{trigger}:{job_type}:{delivery id}``."""
     return f"webhook:{trigger}:{job_type}:{delivery_key}"
+
+
+def window_start(at: datetime, window: timedelta) -> datetime:
+    """The start of the ``window``-long window holding ``at``: windows are aligned to the
+    Unix epoch in UTC (a day runs from 00:00 UTC; an hour from each full hour)."""
+    step = window // timedelta(microseconds=1)
+    offset = (at - _EPOCH) // timedelta(microseconds=1)
+    return _EPOCH + timedelta(microseconds=offset - offset % step)
+
+
+def window_key(key: str, at: datetime, window: timedelta) -> str:
+    """``key`` scoped to the window holding ``at``: ``{key}@{window start, UTC}``, e.g.
+    ``customer-7@2026-12-01T00:00:00Z`` for a one-day window."""
+    return f"{key}@{window_start(at, window).strftime('%Y-%m-%dT%H:%M:%SZ')}"
 
 
 # -- event keys ----------------------------------------------------------------------
@@ -107,6 +139,43 @@ def stream_entry_key(stream: str, entry_id: object) -> str:
     return f"{stream}/{entry_id}"
 
 
+def source_time(value: object) -> datetime | None:
+    """A source's own time for an event as an aware UTC datetime, for
+    ``Delivery.occurred_at``: a datetime (naive ones are UTC, as brokers send them), or
+    Unix seconds as a number or a string (a ``webhook-timestamp`` header); ``None`` for
+    anything else (no time, or one that cannot be read: the event is then as old as
+    when it was seen)."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def stream_entry_time(entry_id: object) -> datetime | None:
+    """When a Redis Streams entry was added: its id is ``{milliseconds}-{sequence}``
+    (``None`` for an id of another form)."""
+    head = str(entry_id).partition("-")[0]
+    return source_time(int(head) / 1000) if head.isdigit() else None
+
+
+def lateness(delivery: Any) -> float:
+    """How late the trigger saw ``delivery``'s event, in seconds: ``seen_at`` minus the
+    source's time (``occurred_at``); 0.0 when the source has no time of its own."""
+    occurred_at = delivery.occurred_at
+    if occurred_at is None:
+        return 0.0
+    return float((delivery.seen_at - occurred_at).total_seconds())
+
+
 # -- metadata ------------------------------------------------------------------------
 
 
@@ -146,24 +215,45 @@ class Provenance:
         record and gets none (``{}``); the sink then calls ``create_job`` without
         ``metadata``.
         """
-        if delivery is None and request_key is None and not request_metadata:
-            return {}
-        meta: dict[str, Any] = dict(request_metadata) if request_metadata else {}
-        meta["trigger"] = self.trigger
-        if delivery is not None:
-            attributes = delivery.attributes
+        if delivery is None:
+            if request_key is None and not request_metadata:
+                return {}
+            meta: dict[str, Any] = dict(request_metadata) if request_metadata else {}
+            meta["trigger"] = self.trigger
+            meta.setdefault("source", "observable")
+            if request_key is not None:
+                meta["idempotency_key"] = request_key
+            return meta
+        seen_at = delivery.seen_at
+        if seen_at is not self._seen_at:  # runs of one timer wake-up share their seen_at
+            self._seen_at, self._seen_at_iso = seen_at, seen_at.isoformat()
+        attributes = delivery.attributes
+        if request_metadata or attributes:
+            meta = dict(request_metadata) if request_metadata else {}
+            meta["trigger"] = self.trigger
             if attributes:
                 meta.update(attributes)
             meta["source"] = delivery.source
-            seen_at = delivery.seen_at
-            if seen_at is not self._seen_at:  # runs of one timer wake-up share their seen_at
-                self._seen_at, self._seen_at_iso = seen_at, seen_at.isoformat()
             meta["seen_at"] = self._seen_at_iso
-            if delivery.event_id is not None:
-                meta["event_id"] = delivery.event_id
-        else:
-            meta.setdefault("source", "observable")
-        key = self.key(job_type, request_key, delivery)
-        if key is not None:
-            meta["idempotency_key"] = key
+        else:  # the common request: one dict display, built at its size
+            meta = {
+                "trigger": self.trigger,
+                "source": delivery.source,
+                "seen_at": self._seen_at_iso,
+            }
+        if delivery.event_id is not None:
+            meta["event_id"] = delivery.event_id
+        occurred_at = delivery.occurred_at
+        if occurred_at is not None:  # the source tells the event's own time
+            meta["lateness_s"] = (seen_at - occurred_at).total_seconds()
+        if request_key is not None:  # what Provenance.key says, without a second call
+            meta["idempotency_key"] = request_key
+        elif delivery.idempotency_key is not None:
+            meta["idempotency_key"] = job_key(self.trigger, job_type, delivery.idempotency_key)
         return meta
+
+    @staticmethod
+    def mark_stale(metadata: dict[str, Any]) -> None:
+        """Say in a job's metadata that its event was older than ``max_age`` (a trigger
+        with ``stale="create"`` creates it anyway): ``stale: true``."""
+        metadata["stale"] = True

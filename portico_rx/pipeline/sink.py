@@ -8,6 +8,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, Literal
 
 from reactivex.abc import SchedulerBase
@@ -20,6 +21,13 @@ from portico_rx.pipeline.dead_letter import DeadLetter
 from portico_rx.pipeline.delivery import Claim, Delivery
 from portico_rx.pipeline.health import HealthCounters
 from portico_rx.pipeline.isolation import EventFailed
+from portico_rx.pipeline.outcomes import (
+    DEAD_LETTERED,
+    DROPPED,
+    REQUEUED,
+    STALE,
+    OutcomeRecorder,
+)
 from portico_rx.pipeline.provenance import Provenance
 from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.ports.job_creator import JobCreator, request_entry
@@ -31,6 +39,7 @@ __all__ = [
     "DeadLetterHook",
     "JobSink",
     "OverflowPolicy",
+    "StalePolicy",
 ]
 
 logger = get_logger("portico_rx.pipeline.sink")
@@ -41,6 +50,9 @@ DeadLetterHook = Callable[[DeadLetter], Awaitable[None] | None]
 """``on_dead_letter(dead_letter)``, called for every dead-lettered event."""
 OverflowPolicy = Literal["dead_letter", "drop"]
 """What the sink does with a request that arrives while ``max_pending`` are pending."""
+StalePolicy = Literal["dead_letter", "create"]
+"""What the sink does with an event older than ``max_age``: dead-letter it (stage
+``"stale"``) or create its job anyway (marked ``stale: true`` in its metadata)."""
 
 DEFAULT_MAX_PENDING = 100_000
 """Requests a sink holds (queued + being created) before it overflows (~1 KB each)."""
@@ -119,15 +131,18 @@ class _WorkQueue:
 
 
 class _JobLog:
-    """The jobs created in one loop iteration, as their log line tells them."""
+    """The jobs created (or found: duplicates) in one loop iteration, as their log line
+    tells them."""
 
-    __slots__ = ("attempt", "first", "job_types", "last")
+    __slots__ = ("attempt", "duplicates", "first", "first_duplicate", "job_types", "last")
 
-    def __init__(self, first: Job, attempt: int) -> None:
+    def __init__(self, first: Job, attempt: int, duplicate: bool) -> None:
         self.first = first
+        self.first_duplicate = duplicate
         self.attempt = attempt  # of ``first``: a line for one job says its attempt
         self.last: Job | None = None  # set once a second job joins the batch
         self.job_types = {first.job_type: 1}
+        self.duplicates = 1 if duplicate else 0
 
 
 def check_pending(max_pending: object, overflow: object) -> None:
@@ -139,6 +154,28 @@ def check_pending(max_pending: object, overflow: object) -> None:
         )
     if overflow not in _OVERFLOW_POLICIES:
         raise ConfigurationError(f"overflow={overflow!r}: use 'dead_letter' or 'drop'")
+
+
+def check_staleness(max_age: object, stale: object) -> float | None:
+    """``max_age`` in seconds (``None``: no limit); ``ConfigurationError`` if it or
+    ``stale`` is bad."""
+    if stale not in ("dead_letter", "create"):
+        raise ConfigurationError(f"stale={stale!r}: use 'dead_letter' or 'create'")
+    if max_age is None:
+        return None
+    if isinstance(max_age, timedelta):
+        seconds = max_age.total_seconds()
+    elif isinstance(max_age, int | float) and not isinstance(max_age, bool):
+        seconds = float(max_age)
+    else:
+        raise ConfigurationError(
+            f"max_age={max_age!r}: use a timedelta or a number of seconds (or None)"
+        )
+    if not seconds > 0:
+        raise ConfigurationError(
+            f"max_age={max_age!r}: use a positive age, e.g. timedelta(hours=1)"
+        )
+    return seconds
 
 
 class JobSink:
@@ -190,6 +227,9 @@ class JobSink:
         max_pending: int = DEFAULT_MAX_PENDING,
         overflow: OverflowPolicy = "dead_letter",
         create_step: CreateStep | None = None,
+        recorder: OutcomeRecorder | None = None,
+        max_age: timedelta | float | None = None,
+        stale: StalePolicy = "dead_letter",
     ) -> None:
         if max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency={max_concurrency!r}: use 1 or more")
@@ -210,6 +250,9 @@ class JobSink:
         )
         self.on_job = on_job
         self.create_step = create_step
+        self.recorder = recorder if recorder is not None else OutcomeRecorder(name, size=0)
+        self.max_age_s = check_staleness(max_age, stale)
+        self.stale = stale
         self._entry = request_entry(job_creator)
         self._now = clock.reader(scheduler)
         self._queue = _WorkQueue()
@@ -286,7 +329,12 @@ class JobSink:
         claim, delivery = request_claim(request)
         if self.overflow == "drop":
             if claim is not None:
+                self.recorder.watch_claim(claim)
+                for each in claim.deliveries:
+                    each.note_failure(DROPPED, "overflow", "dropped: max_pending reached")
                 claim.resolve(False, requeue=False)
+            else:
+                self.recorder.record(DROPPED, stage="overflow", source="observable")
             return
         self.dead_letter(
             stage="overflow",
@@ -417,16 +465,21 @@ class JobSink:
                 raise
             queue.task_done()
 
-    def _metadata(self, request: JobRequest, delivery: Delivery | None) -> dict[str, Any]:
-        return self._provenance.metadata(
-            request.job_type, request.metadata, request.idempotency_key, delivery
-        )
-
     async def _create(self, request: JobRequest) -> Job | None:
         claim: Claim | None
         delivery: Delivery | None
         claim, delivery = request_claim(request)
-        metadata = self._metadata(request, delivery)
+        if claim is not None:
+            self.recorder.watch_claim(claim)
+        metadata = self._provenance.metadata(
+            request.job_type, request.metadata, request.idempotency_key, delivery
+        )
+        if (
+            self.max_age_s is not None
+            and delivery is not None
+            and self._is_stale(request, metadata, claim, delivery)
+        ):
+            return None
         try:
             job, created = await self._call_creator(request, metadata)
         except asyncio.CancelledError:
@@ -435,6 +488,32 @@ class JobSink:
             return await self._retry(request, metadata, exc, claim, delivery)
         self._created(job, created, claim, 1, request)
         return job
+
+    def _is_stale(
+        self,
+        request: JobRequest,
+        metadata: dict[str, Any],
+        claim: Claim | None,
+        delivery: Delivery,
+    ) -> bool:
+        """Count an event older than ``max_age``; ``True`` if it was dead-lettered."""
+        lateness = metadata.get("lateness_s", 0.0)
+        max_age = self.max_age_s
+        if max_age is None or lateness <= max_age:
+            return False
+        self.counters.stale += 1
+        if self.stale == "create":
+            Provenance.mark_stale(metadata)
+            return False
+        self.counters.in_flight -= 1
+        self.dead_letter(
+            stage="stale",
+            error=f"the event was {lateness:.3f} s old when seen, over max_age={max_age:g} s",
+            request=request,
+            claim=claim,
+            delivery=delivery,
+        )
+        return True
 
     def _call_creator(
         self, request: JobRequest, metadata: dict[str, Any]
@@ -497,10 +576,16 @@ class JobSink:
     ) -> None:
         counters = self.counters
         counters.in_flight -= 1
-        counters.record_job(self._now())
+        duplicate = created is False
+        if duplicate:
+            counters.record_duplicate()
+        else:
+            counters.record_job(self._now())
+        if claim is None:
+            self._record_bare(job, duplicate, request)
         if job is None:  # a create step with no Job to report (see CreateStep)
             if claim is not None:
-                claim.resolve(True)
+                claim.resolve(True, made=True)
             if self._log_jobs:
                 self._log.info(
                     "job_created",
@@ -511,13 +596,23 @@ class JobSink:
                 )
             return
         if claim is not None:
-            claim.resolve(True, job_id=str(job.id), existing=created is False)
+            claim.resolve(True, job_id=str(job.id), existing=duplicate)
         if self._log_jobs:
-            self._log_job(job, attempt)
-        if self.on_job is not None:
+            self._log_job(job, attempt, duplicate)
+        if self.on_job is not None and not duplicate:
             self.on_job(job)
 
-    def _log_job(self, job: Job, attempt: int) -> None:
+    def _record_bare(self, job: Job | None, duplicate: bool, request: JobRequest) -> None:
+        """The outcome of a request that came without a delivery (see ``outcomes``)."""
+        self.recorder.record(
+            "duplicate" if duplicate else "created",
+            seen_at=clock.now(self.scheduler),
+            source=request.metadata.get("source", "observable"),
+            job_id=str(job.id) if job is not None else None,
+            key=request.idempotency_key,
+        )
+
+    def _log_job(self, job: Job, attempt: int, duplicate: bool = False) -> None:
         """Log ``job_created`` once the loop iteration that created ``job`` ends.
 
         A job created alone gets its own ``job_created`` line; jobs created in the same
@@ -529,13 +624,15 @@ class JobSink:
         """
         batch = self._job_log
         if batch is None:
-            self._job_log = _JobLog(job, attempt)
+            self._job_log = _JobLog(job, attempt, duplicate)
             asyncio.get_running_loop().call_soon(self._flush_job_log)
         else:
             batch.last = job
             counts = batch.job_types
             job_type = job.job_type
             counts[job_type] = counts.get(job_type, 0) + 1
+            if duplicate:
+                batch.duplicates += 1
 
     def _flush_job_log(self) -> None:
         batch, self._job_log = self._job_log, None
@@ -544,16 +641,18 @@ class JobSink:
         first, last = batch.first, batch.last
         if last is None:
             self._log.info(
-                "job_created",
+                "job_duplicate" if batch.first_duplicate else "job_created",
                 job_id=str(first.id),
                 job_type=first.job_type,
                 queue_name=first.queue_name,
                 attempt=batch.attempt,
             )
             return
+        total = sum(batch.job_types.values())
         self._log.info(
             "jobs_created",
-            count=sum(batch.job_types.values()),
+            count=total - batch.duplicates,
+            duplicates=batch.duplicates,
             job_types=batch.job_types,
             first_job_id=str(first.id),
             last_job_id=str(last.id),
@@ -628,8 +727,15 @@ class JobSink:
         )
         self.counters.dead_lettered += 1
         self.dead_letters.append(letter)
+        # the event's outcome: given back to its source (stop, overflow), else dead
+        kind = STALE if stage == "stale" else (REQUEUED if requeue else DEAD_LETTERED)
         if claim is not None:
+            self.recorder.watch_claim(claim)
+            for each in claim.deliveries:
+                each.note_failure(kind, stage, error)
             claim.resolve(False, requeue=requeue)
+        elif delivery is None or delivery.settled:
+            self.recorder.record(kind, seen_at=letter.at, stage=stage, error=error)
         if log:
             logger.warning(
                 "event_dead_lettered",

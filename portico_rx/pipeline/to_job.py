@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import reactivex
 from pydantic import BaseModel
 from reactivex import Observable, abc
+from reactivex.scheduler import ImmediateScheduler
 
-from portico_rx.errors import InvalidJobError
+from portico_rx.errors import ConfigurationError, InvalidJobError
 from portico_rx.models import (
     JobRequest,
     _check_job_type,
@@ -24,6 +26,7 @@ from portico_rx.models import (
 from portico_rx.pipeline.clock import now
 from portico_rx.pipeline.delivery import Claim, Delivery, current_delivery
 from portico_rx.pipeline.isolation import EventFailed
+from portico_rx.pipeline.provenance import window_key
 from portico_rx.pipeline.tracking import Tracker, UntrackedEventError, current_tracker
 
 __all__ = ["default_payload", "job_request_claim", "requests", "to_job"]
@@ -135,6 +138,7 @@ def to_job(
     priority: int | Callable[[T], int] = 0,
     idempotency_key: Callable[[T], str | None] | None = None,
     metadata: Callable[[T], dict[str, Any]] | dict[str, Any] | None = None,
+    idempotency_window: timedelta | None = None,
 ) -> Callable[[Observable[T]], Observable[JobRequest | EventFailed]]:
     """Map each event to a :class:`~portico_rx.models.JobRequest`.
 
@@ -142,6 +146,10 @@ def to_job(
     :func:`default_payload`. ``idempotency_key`` defaults to the key of the event's
     delivery (cron fire time, message id, …), which the sink scopes by trigger name and
     job type; events without one get no key.
+
+    ``idempotency_window`` (a ``timedelta``) makes the key ``{key}@{window start, UTC}``
+    (:func:`~portico_rx.pipeline.provenance.window_key`): one job per key per window in
+    any store and across replicas ("once per customer per day"); see docs/accounting.md.
 
     An event whose conversion raises (a payload function that fails, an invalid job
     type, a payload that is not JSON) becomes an
@@ -164,6 +172,7 @@ def to_job(
 
     # Constant fields are validated once, here (a bad one fails at construction);
     # per event only what functions return is checked.
+    window = _check_window(idempotency_window, idempotency_key)
     fixed_type = None if callable(job_type) else _check_job_type(job_type)
     fixed_queue = None if callable(queue_name) else _check_queue_name(queue_name)
     fixed_priority = None if callable(priority) else _check_priority(priority)
@@ -197,8 +206,11 @@ def to_job(
         if delivery is None and scheduler is not None:
             meta.setdefault("seen_at", now(scheduler).isoformat())
         key = idempotency_key(event) if idempotency_key is not None else None
-        if key is not None and not isinstance(key, str):
-            raise InvalidJobError("idempotency_key", key, "return a string or None")
+        if key is not None:
+            if not isinstance(key, str):
+                raise InvalidJobError("idempotency_key", key, "return a string or None")
+            if window is not None:
+                key = window_key(key, _event_time(delivery, scheduler), window)
         return trusted_request(
             job_type=fixed_type or _check_job_type(_resolve(job_type, event)),
             payload=body,
@@ -215,6 +227,29 @@ def to_job(
         )
 
     return _claiming(make_request, "to_job")
+
+
+def _check_window(window: object, key: object) -> timedelta | None:
+    if window is None:
+        return None
+    if not isinstance(window, timedelta) or window <= timedelta(0):
+        raise ConfigurationError(
+            f"idempotency_window={window!r}: use a positive timedelta, e.g. timedelta(days=1)"
+        )
+    if key is None:
+        raise ConfigurationError(
+            "idempotency_window needs idempotency_key=: the window scopes a key of yours, "
+            'e.g. to_job(..., idempotency_key=lambda e: e["customer"], '
+            "idempotency_window=timedelta(days=1))"
+        )
+    return window
+
+
+def _event_time(delivery: Delivery | None, scheduler: abc.SchedulerBase | None) -> datetime:
+    """The time that picks an event's key window: its source's, else when it was seen."""
+    if delivery is not None:
+        return delivery.occurred_at or delivery.seen_at
+    return now(scheduler if scheduler is not None else ImmediateScheduler.singleton())
 
 
 def requests() -> Callable[[Observable[Any]], Observable[JobRequest | EventFailed]]:

@@ -146,6 +146,7 @@ class Tracker:
         self._parked: deque[tuple[int, Claim]] = deque()
         self._parked_by: dict[int, Claim] = {}  # id(delivery) -> its parked claim
         self._by_event: dict[int, Delivery] = {}
+        self.recorder: Any = None  # the trigger's OutcomeRecorder: sees every emitted event
 
     # -- actions ---------------------------------------------------------------------
 
@@ -192,6 +193,8 @@ class Tracker:
         are pending (an operator may have queued the event behind one of them)."""
         self.delivering = True
         _source_trackers.setdefault(delivery.source, self)
+        if self.recorder is not None:
+            self.recorder.watch(delivery)
         if self._roots and delivery.unclaimed:
             claim = delivery.claim()
             self._parked.append((self._next_root - 1, claim))

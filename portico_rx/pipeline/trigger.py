@@ -25,6 +25,7 @@ from portico_rx.pipeline.dead_letter import DeadLetter
 from portico_rx.pipeline.delivery import current_delivery
 from portico_rx.pipeline.health import HealthCounters, job_store_health
 from portico_rx.pipeline.lifecycle import Lifecycle
+from portico_rx.pipeline.outcomes import DEFAULT_OUTCOMES_SIZE, EventOutcome, OutcomeRecorder
 from portico_rx.pipeline.retry import RetryPolicy, backoff
 from portico_rx.pipeline.sink import (
     DEFAULT_MAX_PENDING,
@@ -32,7 +33,9 @@ from portico_rx.pipeline.sink import (
     DeadLetterHook,
     JobSink,
     OverflowPolicy,
+    StalePolicy,
     check_pending,
+    check_staleness,
 )
 from portico_rx.pipeline.tracking import Tracker, TrackingScheduler, bind_tracker, unbind_tracker
 from portico_rx.ports.job_creator import JobCreator
@@ -94,6 +97,20 @@ class PipelineTrigger(JobTrigger):
             ``get_health().details["sink"]["overflowed"]`` and logged once per burst
             (``sink_overflow`` … ``sink_overflow_ended``). A hot ``Subject`` cannot be
             back-pressured: this bound is what keeps its bursts in memory.
+        max_age: the oldest an event may be when the trigger sees it (a ``timedelta`` or
+            seconds; default ``None``: no limit), measured from the source's own time
+            (broker publish time, webhook timestamp, file mtime, fire time; see
+            ``lateness_s`` in each job's metadata). Older events are handled per
+            ``stale`` and counted in ``get_health().stale_count``.
+        stale: ``"dead_letter"`` (default: an event older than ``max_age`` is
+            dead-lettered with stage ``"stale"``, its outcome ``stale``) or ``"create"``
+            (its job is created anyway, with ``stale: true`` in its metadata).
+        outcomes_size: how many recent event outcomes :meth:`outcomes` keeps (default
+            1000; 0 keeps only the counts).
+        outcome_log_level: the level of the one ``event_outcome`` line per event
+            (``"debug"`` default, ``"info"``, ``"warning"``, or ``None`` for none),
+            written when the standard ``logging`` logger ``portico_rx.outcomes`` is
+            enabled for it when the trigger starts.
     """
 
     def __init__(
@@ -116,6 +133,10 @@ class PipelineTrigger(JobTrigger):
         strict_settlement: bool = False,
         max_pending: int = DEFAULT_MAX_PENDING,
         overflow: OverflowPolicy = "dead_letter",
+        max_age: timedelta | float | None = None,
+        stale: StalePolicy = "dead_letter",
+        outcomes_size: int = DEFAULT_OUTCOMES_SIZE,
+        outcome_log_level: str | None = "debug",
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError(f"name={name!r}: give the trigger a non-empty name")
@@ -131,6 +152,10 @@ class PipelineTrigger(JobTrigger):
         if max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency={max_concurrency!r}: use 1 or more")
         check_pending(max_pending, overflow)
+        check_staleness(max_age, stale)
+        self.max_age = max_age
+        self.stale: StalePolicy = stale
+        self.recorder = OutcomeRecorder(name, size=outcomes_size, log_level=outcome_log_level)
         self.pipeline = pipeline
         self.job_creator = job_creator
         self.name = name
@@ -150,6 +175,7 @@ class PipelineTrigger(JobTrigger):
         self.counters = HealthCounters()
         self.strict_settlement = strict_settlement
         self.tracker = Tracker(name, strict=strict_settlement)
+        self.tracker.recorder = self.recorder
         self._scheduler_arg = scheduler
         self._scheduler: SchedulerBase | None = None  # the tracking wrapper, once started
         self._lifecycle = Lifecycle(
@@ -204,6 +230,7 @@ class PipelineTrigger(JobTrigger):
         logger.info("starting_trigger", trigger=self.name, trigger_type=type(self).__name__)
         await self._before_start()
         await self.job_creator.open()
+        self.recorder.refresh_logging()
         self._scheduler = TrackingScheduler(
             clock.resolve_scheduler(self._scheduler_arg), self.tracker
         )
@@ -225,6 +252,9 @@ class PipelineTrigger(JobTrigger):
             on_job=self.recent_jobs.append,
             max_pending=self.max_pending,
             overflow=self.overflow,
+            recorder=self.recorder,
+            max_age=self.max_age,
+            stale=self.stale,
         )
 
     async def _on_running(self) -> None:
@@ -316,6 +346,7 @@ class PipelineTrigger(JobTrigger):
             details={**details, "sink": self._sink_details()},
             job_store=job_store_health(self.job_creator),
             untracked=sum(untracked.values()),
+            outcomes=self.recorder.summary(),
         )
 
     def _sink_details(self) -> dict[str, Any]:
@@ -446,6 +477,22 @@ class PipelineTrigger(JobTrigger):
         it shows as a table in Jupyter and has ``.to_frame()`` for pandas.
         """
         return presentation.job_history(self.recent_jobs)
+
+    def outcomes(
+        self, outcome: str | None = None, *, limit: int | None = None
+    ) -> list[EventOutcome]:
+        """What became of the events this trigger received recently, oldest first.
+
+        One :class:`~portico_rx.pipeline.outcomes.EventOutcome` per event (``created``,
+        ``duplicate``, ``dropped``, ``stale``, ``dead_lettered``, ``requeued``; see
+        :mod:`portico_rx.pipeline.outcomes`), the last ``outcomes_size`` kept. Only
+        ``outcome``'s kind when given; the last ``limit`` when given. With the notebook
+        package it shows as a table in Jupyter and has ``.to_frame()`` for pandas.
+
+        Raises:
+            ConfigurationError: ``outcome`` is not an outcome kind.
+        """
+        return presentation.outcome_list(self.recorder.outcomes(outcome, limit=limit))
 
     def _repr_html_(self) -> str:
         return presentation.trigger_html(self)

@@ -362,9 +362,9 @@ class ScheduleRunner:
             seen_at=fired,
             event_id=f"{spec.name}:{iso}",
             idempotency_key=iso,
-            attributes={
+            occurred_at=scheduled if planned == nominal else from_micros(planned),
+            attributes={  # lateness_s: seen_at - occurred_at, by the sink's provenance
                 "scheduled_at": scheduled_iso,
-                "lateness_s": lateness,
                 "schedule": spec.name,
                 "catch_up": catch_up,
             },

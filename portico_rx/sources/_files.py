@@ -39,7 +39,7 @@ from portico_rx.errors import ConfigurationError, TriggerStartError, require
 from portico_rx.logs import get_logger
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
-from portico_rx.pipeline.provenance import file_key
+from portico_rx.pipeline.provenance import file_key, source_time
 from portico_rx.pipeline.readiness import announce
 from portico_rx.sources import _watchfiles_notify
 
@@ -568,6 +568,7 @@ class _FolderWatch:
             seen_at=clock.now(self.scheduler),
             event_id=key,
             idempotency_key=key,
+            occurred_at=source_time(stat.mtime_ns / 1e9),
             attributes={"file_path": file_path, "change": change.value},
         )
         logger.debug("file_settled", path=file_path, change=change.value, size=stat.size)

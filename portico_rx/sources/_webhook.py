@@ -31,6 +31,7 @@ from reactivex.disposable import Disposable
 from portico_rx.errors import ConfigurationError, require
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, Outcome, deliver
+from portico_rx.pipeline.provenance import source_time
 from portico_rx.pipeline.readiness import announce
 from portico_rx.webhooks.auth import WebhookAuth
 from portico_rx.webhooks.idempotency import IdempotencyGuard
@@ -253,6 +254,7 @@ class WebhookSource(Observable[WebhookEvent]):
                 seen_at=self._now(scheduler),
                 event_id=event.delivery_id,
                 idempotency_key=event.delivery_id,
+                occurred_at=source_time(event.header("webhook-timestamp")),
                 attributes=attributes,
             )
             deliveries.append(delivery)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import reactivex
 
@@ -16,11 +16,15 @@ from portico_rx.pipeline.provenance import (
     http_item_key,
     http_key,
     job_key,
+    lateness,
     row_key,
     schedule_key,
     schedule_key_prefix,
+    source_time,
     stream_entry_key,
     webhook_key,
+    window_key,
+    window_start,
 )
 from portico_rx.schedule.tick import key_time
 from portico_rx.testing import RecordingJobCreator
@@ -74,6 +78,14 @@ def test_metadata_names_the_trigger_source_event_and_key() -> None:
         "event_id": "m1",
         "idempotency_key": "orders:order.ship:m1",
     }
+    timed = Delivery(
+        source="rabbitmq:orders",
+        seen_at=AT,
+        event_id="m2",
+        occurred_at=AT - timedelta(seconds=90),
+    )
+    late = Provenance("orders").metadata("order.ship", {}, None, timed)
+    assert late["lateness_s"] == 90.0 and lateness(timed) == 90.0
     own = Provenance("orders").metadata("t", {}, "mine", None)
     assert own == {"trigger": "orders", "source": "observable", "idempotency_key": "mine"}
 
@@ -88,3 +100,26 @@ async def test_a_trigger_stores_the_scoped_key_of_its_delivery() -> None:
     prx.deliver(subject, {"id": 1}, Delivery(source="test", seen_at=AT, idempotency_key="m-7"))
     await trigger.stop()
     assert [job.metadata["idempotency_key"] for job in creator.jobs] == ["orders:order.ship:m-7"]
+
+
+def test_windowed_keys_are_pinned_and_aligned_to_utc() -> None:
+    day, hour = timedelta(days=1), timedelta(hours=1)
+    assert window_key("digest:c7", AT, day) == "digest:c7@2026-12-01T00:00:00Z"
+    late = datetime(2026, 12, 1, 23, 59, 59, 999999, tzinfo=UTC)
+    assert window_key("k", late, day) == "k@2026-12-01T00:00:00Z"
+    assert window_key("k", late + timedelta(microseconds=1), day) == "k@2026-12-02T00:00:00Z"
+    assert window_key("k", late, hour) == "k@2026-12-01T23:00:00Z"
+    assert window_key("k", AT + timedelta(minutes=44), timedelta(minutes=15)) == (
+        "k@2026-12-01T09:30:00Z"
+    )
+    assert window_start(datetime(1969, 12, 31, 12, tzinfo=UTC), day) == datetime(
+        1969, 12, 31, tzinfo=UTC
+    )
+
+
+def test_source_times_are_read_as_utc_or_not_at_all() -> None:
+    assert source_time(datetime(2026, 12, 1, 9)) == AT  # a broker's naive UTC timestamp
+    assert source_time(AT.timestamp()) == AT
+    assert source_time(f" {int(AT.timestamp())} ") == AT  # a webhook-timestamp header
+    for unreadable in (None, "soon", True, float("inf"), 1e20, object()):
+        assert source_time(unreadable) is None

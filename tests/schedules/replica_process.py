@@ -2,7 +2,8 @@
 
 Usage: python replica_process.py DB_PATH
 Prints ``ready`` once the trigger runs, stops when a line arrives on stdin, then prints
-one JSON line: {"created": <jobs_created_count>, "errors": <errors_count>, "pid": <pid>}.
+one JSON line: {"created": <jobs_created_count>, "duplicates": <duplicates_count>,
+"outcomes": <details["outcomes"]>, "errors": <errors_count>, "pid": <pid>}.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ async def main(path: str) -> None:
         json.dumps(
             {
                 "created": health.jobs_created_count,
+                "duplicates": health.duplicates_count,
+                "outcomes": health.details["outcomes"],
                 "errors": health.errors_count,
                 "pid": os.getpid(),
             }

@@ -87,6 +87,13 @@ async def test_three_replica_processes_create_each_tick_once(tmp_path: Path) -> 
     assert all(t.second % 2 == 0 for t in twos)
     assert all(b - a == timedelta(seconds=2) for a, b in itertools.pairwise(twos))
     assert all(r["errors"] == 0 for r in reports)
-    # every replica fired the overlapping ticks; the store kept one job for each
-    assert sum(r["created"] for r in reports) > len(everything)
+    # every replica fired the overlapping ticks; the store kept one job for each, and
+    # only the replica that wrote it counts it as created: the others, as a duplicate
+    assert sum(r["created"] for r in reports) == len(everything)
+    assert sum(r["duplicates"] for r in reports) > 0
+    for report in reports:  # each tick of a replica: exactly one outcome
+        outcomes = report["outcomes"]
+        assert outcomes["created"] == report["created"]
+        assert outcomes["duplicate"] == report["duplicates"]
+        assert outcomes["held"] == 0
     assert len({r["pid"] for r in reports}) == 3

@@ -99,7 +99,7 @@ def test_openapi_documents_every_route_and_model() -> None:
         routers=[hooks],
     )
     spec = app.openapi()
-    assert set(spec["paths"]) == {"/api/jobs", "/hooks/github", "/health/triggers"}
+    assert set(spec["paths"]) == {"/api/jobs", "/hooks/github", "/health/triggers", "/outcomes"}
     post = spec["paths"]["/api/jobs"]["post"]
     assert set(post["requestBody"]["content"]["application/json"]["schema"]["properties"]) == {
         "job_type",

@@ -428,6 +428,8 @@ class WebhookTrigger(PipelineTrigger):
         mark = None if body is None else hash(body)
         known = self._guard.answer(scoped)
         if known is not None and mark is not None and known[2] == mark:
+            # answered from the guard: no event reached the pipeline
+            self.recorder.record_repeat(self._source, key, scoped, known[0], seen_at)
             return known[0], True
         if self._limiter is not None and known is None:  # a repeat spends no token
             self._check_rate(job_type, client)
@@ -437,6 +439,8 @@ class WebhookTrigger(PipelineTrigger):
             # A concurrent request with the key, not these bytes: the store decides.
             job_id, existing, _ = await self._create(*args)
             return job_id, existing
+        if shared:  # answered from the concurrent first request: no event of its own
+            self.recorder.record_repeat(self._source, key, scoped, job_id, seen_at)
         return job_id, existing or shared
 
     def _checked_payload(

@@ -37,6 +37,7 @@ from portico_rx.errors import ConfigurationError, TriggerStartError
 from portico_rx.logs import get_logger
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
+from portico_rx.pipeline.provenance import source_time
 from portico_rx.pipeline.readiness import announce
 from portico_rx.pipeline.retry import backoff
 from portico_rx.sources.queues.message import QueueMessage
@@ -304,6 +305,7 @@ class Consumer:
             seen_at=clock.now(self.scheduler),
             event_id=message.message_id,
             idempotency_key=idempotency_key,
+            occurred_at=source_time(message.published_at),
             attributes={
                 "broker": message.broker,
                 "broker_subject": message.subject,

@@ -12,7 +12,7 @@ from reactivex import abc
 
 from portico_rx.errors import ConfigurationError, MissingDependencyError
 from portico_rx.logs import get_logger
-from portico_rx.pipeline.provenance import stream_entry_key
+from portico_rx.pipeline.provenance import stream_entry_key, stream_entry_time
 from portico_rx.sources.queues.consumer import Consumer, QueueSource, check_positive
 from portico_rx.sources.queues.message import QueueMessage
 from portico_rx.url_redaction import redact_url
@@ -177,6 +177,7 @@ class _RedisStream:
             body=body,
             headers=headers,
             redelivered=redelivered,
+            published_at=stream_entry_time(entry_id),
         )
 
     async def session(self, consumer: Consumer) -> None:
