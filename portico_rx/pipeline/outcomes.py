@@ -165,7 +165,7 @@ class OutcomeRecorder:
         """Decide (again) whether each outcome gets a log line: when the standard
         ``logging`` logger ``portico_rx.outcomes`` is enabled for ``log_level``."""
         level = _LEVELS.get(self.log_level or "")
-        enabled = level is not None and logger.is_enabled_for(level)
+        enabled = level is not None and logging.getLogger("portico_rx.outcomes").isEnabledFor(level)
         self._log = (
             getattr(logger.bind(trigger=self.trigger), self.log_level or "debug")
             if enabled
