@@ -23,6 +23,7 @@ require("fastapi", "webhook")
 from fastapi import APIRouter, FastAPI  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
 
+from portico_rx.webhooks.openapi import WebhookErrorResponse  # noqa: E402
 from portico_rx.webhooks.route import RawRequestRoute  # noqa: E402
 
 __all__ = [
@@ -316,6 +317,10 @@ def _add_outcomes_route(app: FastAPI, named: dict[str, JobTrigger]) -> None:
         response_model=dict[str, TriggerOutcomes],
         tags=["health"],
         summary="What became of each trigger's recent events",
+        responses={
+            400: {"model": WebhookErrorResponse, "description": "an unknown outcome kind"},
+            404: {"model": WebhookErrorResponse, "description": "no trigger of that name"},
+        },
     )
     async def outcomes(
         trigger: str | None = None, outcome: str | None = None, limit: int = 100

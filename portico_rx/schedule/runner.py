@@ -362,7 +362,7 @@ class ScheduleRunner:
             seen_at=fired,
             event_id=f"{spec.name}:{iso}",
             idempotency_key=iso,
-            occurred_at=scheduled if planned == nominal else from_micros(planned),
+            occurred_at=scheduled,  # the fire time: a jittered run is late by its jitter
             attributes={  # lateness_s: seen_at - occurred_at, by the sink's provenance
                 "scheduled_at": scheduled_iso,
                 "schedule": spec.name,
