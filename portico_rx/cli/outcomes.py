@@ -41,7 +41,7 @@ async def show_outcomes(
     """
     if outcome is not None and outcome not in OUTCOME_KINDS:
         raise ConfigurationError(f"--outcome {outcome!r}: use one of {', '.join(OUTCOME_KINDS)}")
-    httpx: Any = require("httpx", "webhook")
+    httpx: Any = require("httpx", "http")
     params: dict[str, Any] = {"limit": limit}
     if trigger is not None:
         params["trigger"] = trigger

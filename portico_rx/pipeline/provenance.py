@@ -142,16 +142,20 @@ def stream_entry_key(stream: str, entry_id: object) -> str:
 def source_time(value: object) -> datetime | None:
     """A source's own time for an event as an aware UTC datetime, for
     ``Delivery.occurred_at``: a datetime (naive ones are UTC, as brokers send them), or
-    Unix seconds as a number or a string (a ``webhook-timestamp`` header); ``None`` for
-    anything else (no time, or one that cannot be read: the event is then as old as
-    when it was seen)."""
+    Unix seconds as a number or a string (a ``webhook-timestamp`` header), or ISO-8601
+    text (a database's timestamp stored as text); ``None`` for anything else (no time,
+    or one that cannot be read: the event is then as old as when it was seen)."""
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value
     if isinstance(value, str):
+        text = value.strip()
         try:
-            value = float(value.strip())
+            value = float(text)
         except ValueError:
-            return None
+            try:
+                return source_time(datetime.fromisoformat(text))
+            except ValueError:
+                return None
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
             return datetime.fromtimestamp(value, UTC)
@@ -227,29 +231,35 @@ class Provenance:
         seen_at = delivery.seen_at
         if seen_at is not self._seen_at:  # runs of one timer wake-up share their seen_at
             self._seen_at, self._seen_at_iso = seen_at, seen_at.isoformat()
+        occurred_at = delivery.occurred_at
+        # The source's own time, when it tells one; else the event is as old as when the
+        # source saw it (0.0): every job delivered by a source says how late it is.
+        lateness = 0.0 if occurred_at is None else (seen_at - occurred_at).total_seconds()
+        if request_key is None and delivery.idempotency_key is not None:
+            request_key = job_key(self.trigger, job_type, delivery.idempotency_key)
+        event_id = delivery.event_id
         attributes = delivery.attributes
-        if request_metadata or attributes:
-            meta = dict(request_metadata) if request_metadata else {}
-            meta["trigger"] = self.trigger
-            if attributes:
-                meta.update(attributes)
-            meta["source"] = delivery.source
-            meta["seen_at"] = self._seen_at_iso
-        else:  # the common request: one dict display, built at its size
-            meta = {
+        if not (request_metadata or attributes) and event_id is not None and request_key:
+            # the common request: one dict display, built at its size
+            return {
                 "trigger": self.trigger,
                 "source": delivery.source,
                 "seen_at": self._seen_at_iso,
+                "event_id": event_id,
+                "lateness_s": lateness,
+                "idempotency_key": request_key,
             }
-        if delivery.event_id is not None:
-            meta["event_id"] = delivery.event_id
-        occurred_at = delivery.occurred_at
-        if occurred_at is not None:  # the source tells the event's own time
-            meta["lateness_s"] = (seen_at - occurred_at).total_seconds()
-        if request_key is not None:  # what Provenance.key says, without a second call
+        meta = dict(request_metadata) if request_metadata else {}
+        meta["trigger"] = self.trigger
+        if attributes:
+            meta.update(attributes)
+        meta["source"] = delivery.source
+        meta["seen_at"] = self._seen_at_iso
+        if event_id is not None:
+            meta["event_id"] = event_id
+        meta["lateness_s"] = lateness
+        if request_key is not None:
             meta["idempotency_key"] = request_key
-        elif delivery.idempotency_key is not None:
-            meta["idempotency_key"] = job_key(self.trigger, job_type, delivery.idempotency_key)
         return meta
 
     @staticmethod

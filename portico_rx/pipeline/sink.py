@@ -480,8 +480,12 @@ class JobSink:
             and self._is_stale(request, metadata, claim, delivery)
         ):
             return None
+        job: Job | None
         try:
-            job, created = await self._call_creator(request, metadata)
+            if self.create_step is None:  # the common case, without the indirection
+                job, created = await self._entry(request, metadata)
+            else:
+                job, created = await self._stepped(request, metadata)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -35,7 +35,7 @@ from portico_rx.errors import ConfigurationError, TriggerStartError, require
 from portico_rx.logs import get_logger
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
-from portico_rx.pipeline.provenance import row_key
+from portico_rx.pipeline.provenance import row_key, source_time
 from portico_rx.pipeline.readiness import announce
 from portico_rx.pipeline.retry import backoff
 from portico_rx.sources._http_poll import check_interval
@@ -104,6 +104,10 @@ class TableSpec:
             It is SQL from your configuration: never build it from end-user input.
         schema: the table's schema (default the connection's).
         batch_size: most rows per poll (default 100).
+        time_column: a column holding the row's own time (a timestamp, or Unix seconds,
+            or ISO-8601 text), e.g. ``"created_at"``: each job's ``lateness_s`` and the
+            trigger's ``max_age`` run from it (default none: the row is as old as when
+            the poll saw it). Naive timestamps are read as UTC.
     """
 
     table: str
@@ -114,11 +118,12 @@ class TableSpec:
     where: str | None = None
     schema: str | None = None
     batch_size: int = 100
+    time_column: str | None = None
 
     def __post_init__(self) -> None:
-        for argument in ("table", "id_column", "status_column", "schema"):
+        for argument in ("table", "id_column", "status_column", "schema", "time_column"):
             value = getattr(self, argument)
-            if value is None and argument == "schema":
+            if value is None and argument in ("schema", "time_column"):
                 continue
             if not isinstance(value, str) or not _IDENTIFIER.match(value):
                 raise ConfigurationError(
@@ -211,11 +216,11 @@ async def reflect_table(engine: Any, spec: TableSpec) -> Any:
             f"{str(exc).splitlines()[0] if str(exc) else exc!r}); check the URL, that the "
             "server runs and accepts this user"
         ) from exc
-    for column in (spec.id_column, spec.status_column):
-        if column not in table.c:
+    for column in (spec.id_column, spec.status_column, spec.time_column):
+        if column is not None and column not in table.c:
             raise TriggerStartError(
                 f"table {spec.qualified!r} has no column {column!r} (columns: "
-                f"{', '.join(table.c.keys())}); fix id_column=/status_column="
+                f"{', '.join(table.c.keys())}); fix id_column=/status_column=/time_column="
             )
     return table
 
@@ -263,7 +268,7 @@ def db_rows(
             deliveries still in flight, > 0 (default 30).
         **table_options: :class:`TableSpec` fields when ``table`` is a name
             (``id_column``, ``status_column``, ``pending``, ``queued``, ``where``,
-            ``schema``, ``batch_size``).
+            ``schema``, ``batch_size``, ``time_column``).
 
     Returns:
         A cold observable of :class:`RowEvent` (a :class:`RowSource`).
@@ -537,6 +542,9 @@ class _RowPoller:
             event_id=key,
             idempotency_key=row_key(qualified, key),
             attributes={"table": qualified, "row_id": key},
+            occurred_at=(
+                source_time(row.get(self.spec.time_column)) if self.spec.time_column else None
+            ),
             ack=self._ack_for(key),
             nack=self._nack_for(key),
         )

@@ -189,3 +189,78 @@ async def test_a_redis_stream_entry_is_as_old_as_its_id_says() -> None:
     assert job.payload == {"n": 2} and 0 <= job.metadata["lateness_s"] < 60
     (stale,) = trigger.outcomes("stale")
     assert stale.event_id == f"{old_ms}-0"
+
+
+@pytest.mark.parametrize("stored_as", ["timestamp", "iso text", "unix seconds"])
+async def test_a_database_row_is_as_old_as_its_time_column_says(
+    tmp_path: Path, stored_as: str
+) -> None:
+    """``time_column=``: a row's own time; ``max_age`` with ``stale="create"`` creates the
+    old row's job marked ``stale`` (and marks the row, as for any created job)."""
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from portico_rx.adapters.job_trigger.database_polling_trigger import DatabasePollingTrigger
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    engine = create_async_engine(url)
+    kind = {"timestamp": "timestamp", "iso text": "text", "unix seconds": "real"}[stored_as]
+    now = datetime.now(UTC)
+
+    def stored(at: datetime) -> Any:
+        if stored_as == "timestamp":
+            return at.replace(tzinfo=None)  # a naive UTC timestamp, as databases keep them
+        return at.isoformat() if stored_as == "iso text" else at.timestamp()
+
+    async with engine.begin() as connection:
+        await connection.execute(
+            sa.text(
+                "create table items (id integer primary key, status text not null, "
+                f"data text, created_at {kind})"
+            )
+        )
+        for data, at in [("old", now - timedelta(days=3)), ("fresh", now)]:
+            await connection.execute(
+                sa.text("insert into items (status, data, created_at) values ('pending', :d, :t)"),
+                {"d": data, "t": stored(at)},
+            )
+    jobs = MemoryJobQueue()
+    trigger = DatabasePollingTrigger(
+        prx.JobService(jobs),
+        url,
+        poll_interval_seconds=30,
+        time_column="created_at",
+        max_age=timedelta(days=1),
+        stale="create",
+    )
+    async with trigger:
+        await wait_for(lambda: trigger.stats.rows_marked == 2)
+    await engine.dispose()
+    by_data = {job.payload["data"]: job for job in await jobs.list()}
+    assert THREE_DAYS - 60 <= by_data["old"].metadata["lateness_s"] < THREE_DAYS + 60
+    assert by_data["old"].metadata["stale"] is True
+    assert 0 <= by_data["fresh"].metadata["lateness_s"] < 60
+    assert "stale" not in by_data["fresh"].metadata
+    assert trigger.get_health().stale_count == 1
+
+
+async def test_a_time_column_the_table_lacks_fails_start(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from portico_rx.adapters.job_trigger.database_polling_trigger import DatabasePollingTrigger
+    from portico_rx.errors import TriggerStartError
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    engine = create_async_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(
+            sa.text("create table items (id integer primary key, status text not null)")
+        )
+    await engine.dispose()
+    trigger = DatabasePollingTrigger(
+        prx.JobService(MemoryJobQueue()), url, poll_interval_seconds=30, time_column="made_at"
+    )
+    with pytest.raises(TriggerStartError, match=r"no column 'made_at'.*time_column="):
+        await trigger.start()
+    await trigger.stop()

@@ -76,7 +76,19 @@ def test_metadata_names_the_trigger_source_event_and_key() -> None:
         "source": "rabbitmq:orders",
         "seen_at": "2026-12-01T09:00:00+00:00",
         "event_id": "m1",
+        "lateness_s": 0.0,  # no time of its own: as old as when the source saw it
         "idempotency_key": "orders:order.ship:m1",
+    }
+    common = Provenance("orders").metadata(
+        "order.ship", {}, None, Delivery(source="s", seen_at=AT, event_id="e", idempotency_key="e")
+    )
+    assert common == {
+        "trigger": "orders",
+        "source": "s",
+        "seen_at": "2026-12-01T09:00:00+00:00",
+        "event_id": "e",
+        "lateness_s": 0.0,
+        "idempotency_key": "orders:order.ship:e",
     }
     timed = Delivery(
         source="rabbitmq:orders",

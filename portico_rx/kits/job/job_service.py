@@ -92,7 +92,10 @@ class JobService(JobCreator):
             JobStatus.SCHEDULED if scheduled_at is not None else JobStatus.PENDING,
             retries,
         )
-        return (await self._enqueue(job)).job
+        stored, created = await self.job_queue.enqueue(job)
+        if not created:
+            _log_existing(stored)
+        return stored
 
     async def create_from_request(
         self, request: JobRequest, metadata: dict[str, Any] | None = None
@@ -119,14 +122,9 @@ class JobService(JobCreator):
             self.max_retries,
             own_metadata=True,
         )
-        return await self._enqueue(job)
-
-    async def _enqueue(self, job: Job) -> CreatedJob:
-        stored, created = await self.job_queue.enqueue(job)
+        stored, created = await self.job_queue.enqueue(job)  # awaited here: no extra frame
         if not created:
-            logger.debug(
-                "job_already_exists", job_id=str(stored.id), idempotency_key=job.idempotency_key
-            )
+            _log_existing(stored)
         return CreatedJob(stored, created)
 
     async def get_job(self, job_id: UUID) -> Job | None:
@@ -162,3 +160,7 @@ class JobService(JobCreator):
         return await self.job_queue.list(
             status=status, job_type=job_type, queue_name=queue_name, limit=limit
         )
+
+
+def _log_existing(job: Job) -> None:
+    logger.debug("job_already_exists", job_id=str(job.id), idempotency_key=job.idempotency_key)
