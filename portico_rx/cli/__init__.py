@@ -9,6 +9,7 @@
     portico-rx jobs [--store URL] [--status S] [--type T] [--queue Q] [--limit N] [--json]
     portico-rx jobs cancel JOB_ID [--store URL] [--json]
     portico-rx schedules backfill FILE.py --schedule NAME --start ISO --end ISO [--dry-run]
+    portico-rx preview FILE.py [--days N] [--start ISO] [--limit N] [--json]
 
 ``--store`` (alias ``--db``) is a job store URL: ``sqlite:///path``, a plain SQLite path,
 ``postgresql://…`` or ``redis://…`` (:mod:`portico_rx.cli.store`, the one place it is
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     running(worker)
     _jobs_parser(commands)
     _schedules_parser(commands)
+    _preview_parser(commands)
     return parser
 
 
@@ -218,6 +220,37 @@ def _schedules_parser(commands: Any) -> None:
     )
 
 
+def _days(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 36_600:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number of days above 0, at most 36600")
+    return value
+
+
+def _preview_parser(commands: Any) -> None:
+    """``portico-rx preview`` (see :mod:`portico_rx.cli.preview`)."""
+    from portico_rx.cli.schedules import parse_time
+
+    preview = _parser(
+        commands, "preview", "show the runs the schedules of FILE.py would make; creates nothing"
+    )
+    preview.add_argument("file", metavar="FILE.py", help="the app file to load")
+    preview.add_argument(
+        "--days", type=_days, default=7.0, metavar="N", help="length of the window (default 7)"
+    )
+    preview.add_argument(
+        "--start",
+        type=parse_time,
+        default=None,
+        metavar="ISO",
+        help="window start, with its time zone (default now)",
+    )
+    preview.add_argument(
+        "--limit", type=_count, default=50, metavar="N", help="runs shown in the table (default 50)"
+    )
+    preview.add_argument("--json", action="store_true", help="every run as one JSON line")
+
+
 async def _dispatch(args: argparse.Namespace) -> int:
     from portico_rx.cli import commands
 
@@ -231,6 +264,12 @@ async def _dispatch(args: argparse.Namespace) -> int:
             queue_name=args.queue_name,
             limit=args.limit,
             as_json=args.json,
+        )
+    if args.command == "preview":
+        from portico_rx.cli import preview
+
+        return await preview.preview(
+            args.file, days=args.days, start=args.start, limit=args.limit, as_json=args.json
         )
     if args.command == "schedules":
         from portico_rx.cli import schedules
