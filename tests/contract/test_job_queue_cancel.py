@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -147,16 +147,16 @@ async def test_cancel_and_dequeue_follow_the_reference_model(
 ) -> None:
     queue_name = f"cancel-{next(_examples)}"  # each example its own queue in the store
     ids = []
-    model: dict[object, str] = {}  # id -> status, as the port's contract says
+    model: dict[UUID, str] = {}  # id -> status, as the port's contract says
     for kind in kinds:
-        fields: dict[object, object] = {"queue_name": queue_name}
+        fields: dict[str, object] = {"queue_name": queue_name}
         if kind != "pending":
             fields |= {"status": JobStatus.SCHEDULED, "scheduled_at": LATER}
         if kind == "due":
             fields["scheduled_at"] = NOW - timedelta(minutes=1)
-        stored, _ = await job_queue.enqueue(job(**fields))
-        ids.append(stored.id)
-        model[stored.id] = "waiting-later" if kind == "later" else "waiting"
+        added, _ = await job_queue.enqueue(job(**fields))
+        ids.append(added.id)
+        model[added.id] = "waiting-later" if kind == "later" else "waiting"
     for action, index in steps:
         job_id = ids[index % len(ids)]
         if action == "cancel":
