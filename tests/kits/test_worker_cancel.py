@@ -32,19 +32,19 @@ async def test_a_running_worker_never_handles_a_cancelled_job(factory: Any, tmp_
         async def handle(job: Job) -> None:
             handled.append(job.payload["n"])
 
-        soon = utcnow() + timedelta(seconds=0.4)
+        soon = utcnow() + timedelta(seconds=1)
         waiting = [
-            (await service.create_job("cancel.me", {"n": n}, scheduled_at=soon)) for n in range(6)
+            await service.create_job("cancel.me", {"n": n}, scheduled_at=soon) for n in range(6)
         ]
+        pending = await service.create_job("cancel.me", {"n": 6})
+        await service.cancel_job(pending.id)  # pending, due now: still never handled
+        await service.create_job("cancel.me", {"n": 7})
         worker = JobWorker(queue, {"cancel.me": handle}, concurrency=2, poll_interval=0.05)
         await worker.start()
         try:
             for job in waiting[::2]:  # 0, 2, 4 cancelled while the worker already runs
                 cancelled = await service.cancel_job(job.id)
                 assert cancelled.status is JobStatus.CANCELLED
-            pending = await service.create_job("cancel.me", {"n": 6})
-            await service.cancel_job(pending.id)  # pending, due now: still never handled
-            await service.create_job("cancel.me", {"n": 7})
 
             async def odd_ones_done() -> bool:
                 done = await queue.list(status=JobStatus.COMPLETED, job_type="cancel.me")
