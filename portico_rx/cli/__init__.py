@@ -2,18 +2,23 @@
 
 ::
 
-    portico-rx run FILE.py [--db portico.db] [--duration S] [--host H] [--port P]
-    portico-rx worker FILE.py [--db portico.db] [--queue NAME ...] [--concurrency N]
+    portico-rx [--version] [--log-level L] COMMAND ...
+    portico-rx run FILE.py [--store URL] [--duration S] [--host H] [--port P]
+    portico-rx worker FILE.py [--store URL] [--queue NAME ...] [--concurrency N]
                               [--visibility-timeout S]
-    portico-rx jobs [--db portico.db] [--status S] [--type T] [--queue Q] [--limit N]
+    portico-rx jobs [--store URL] [--status S] [--type T] [--queue Q] [--limit N] [--json]
+    portico-rx jobs cancel JOB_ID [--store URL] [--json]
     portico-rx schedules backfill FILE.py --schedule NAME --start ISO --end ISO [--dry-run]
     portico-rx outcomes [--url http://127.0.0.1:8000] [--trigger NAME] [--outcome KIND]
                         [--limit N] [--json]
+    portico-rx preview FILE.py [--days N] [--start ISO] [--limit N] [--json]
 
-``run`` loads FILE.py (see :mod:`portico_rx.cli.app_file` for what it may define), runs
-its triggers against the embedded SQLite job queue, processes its ``handlers`` in the
-same process, serves trigger routes (webhooks) with uvicorn, shows a live status table,
-and stops gracefully on Ctrl-C / SIGTERM or after ``--duration`` seconds.
+``--store`` (alias ``--db``) is a job store URL: ``sqlite:///path``, a plain SQLite path,
+``postgresql://…`` or ``redis://…`` (:mod:`portico_rx.cli.store`, the one place it is
+read). ``run`` loads FILE.py (see :mod:`portico_rx.cli.app_file` for what it may
+define), runs its triggers against that store, processes its ``handlers`` in the same
+process, serves trigger routes (webhooks) with uvicorn, shows a live status table, and
+stops gracefully on Ctrl-C / SIGTERM or after ``--duration`` seconds.
 """
 
 from __future__ import annotations
@@ -21,16 +26,40 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 
+from portico_rx._version import __version__
 from portico_rx.cli.console_logging import LEVELS, configure_console_logging
 from portico_rx.errors import PorticoError
 from portico_rx.models import JobStatus
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXIT_CODES", "build_parser", "main"]
+
+EXIT_CODES = {
+    0: "success (run/worker: stopped gracefully by Ctrl-C, SIGTERM or --duration)",
+    1: "failure, explained in one line on stderr: bad app file, unreachable or corrupt "
+    "store, unknown job id, a job that cannot be cancelled, a failed backfill run, the "
+    "web server ended by itself",
+    2: "bad command-line arguments (usage on stderr)",
+    130: "forced to stop by a second Ctrl-C",
+}
+
+EPILOG = (
+    "job stores (--store, alias --db; default $PORTICO_STORE, else $PORTICO_DB, else "
+    "portico.db):\n"
+    "  sqlite:///relative.db  sqlite:////absolute.db  or a plain path   SQLite file\n"
+    "  postgresql://user@host:5432/db?schema=S&table=T                  PostgreSQL\n"
+    "  redis://host:6379/0?prefix=P                                     Redis\n"
+    "\nexit codes:\n"
+    + "".join(
+        textwrap.fill(text, 88, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7) + "\n"
+        for code, text in EXIT_CODES.items()
+    )
+)
 
 
 def _positive(text: str) -> float:
@@ -47,36 +76,77 @@ def _count(text: str) -> int:
     return value
 
 
+def _default_store() -> str:
+    return os.environ.get("PORTICO_STORE") or os.environ.get("PORTICO_DB") or "portico.db"
+
+
+def _store_option(sub: argparse.ArgumentParser, *, inherited: bool = False) -> None:
+    """``--store`` (alias ``--db``). ``inherited``: a nested parser (``jobs cancel``) that
+    must not reset a ``--store`` given before its name."""
+    default = _default_store()
+    sub.add_argument(
+        "--store",
+        "--db",
+        dest="store",
+        metavar="URL",
+        default=argparse.SUPPRESS if inherited else default,
+        help=f"job store: sqlite:///PATH, a SQLite file path, postgresql://..., redis://... "
+        f"(default {default}; $PORTICO_STORE or $PORTICO_DB)",
+    )
+
+
+def _parser(commands: Any, name: str, text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=text,
+        description=text,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``portico-rx`` (subcommands ``run``, ``worker``, ``jobs``)."""
-    default_db = os.environ.get("PORTICO_DB", "portico.db")
+    """The argument parser of ``portico-rx`` (``run``, ``worker``, ``jobs``, ``schedules``)."""
     parser = argparse.ArgumentParser(
-        prog="portico-rx", description="Turn external events into background jobs."
+        prog="portico-rx",
+        description="Turn external events into background jobs.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"portico-rx {__version__}", help="show the version"
     )
     parser.add_argument(
         "--log-level", choices=LEVELS, default="info", help="least severe log level shown"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
-            "--db", default=default_db, help=f"SQLite job queue file (default {default_db})"
-        )
-
     def running(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("file", metavar="FILE.py", help="the app file to load")
-        common(sub)
+        _store_option(sub)
         sub.add_argument(
-            "--duration", type=_positive, default=None, help="stop by itself after SECONDS"
+            "--duration",
+            type=_positive,
+            default=None,
+            metavar="SECONDS",
+            help="stop by itself after SECONDS (default: run until Ctrl-C or SIGTERM)",
         )
         sub.add_argument(
             "--queue",
             action="append",
             dest="queue_names",
+            metavar="NAME",
             help="queue the worker takes jobs from (repeatable; default: the file's "
             "queue_names, else every queue, so the queues the file's triggers create into)",
         )
-        sub.add_argument("--concurrency", type=_count, default=4, help="jobs run at once")
+        sub.add_argument(
+            "--concurrency",
+            type=_count,
+            default=4,
+            metavar="N",
+            help="jobs run at once (default 4)",
+        )
         sub.add_argument(
             "--visibility-timeout",
             type=_positive,
@@ -87,57 +157,116 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--no-live", action="store_true", help="no live status table")
 
-    run = commands.add_parser("run", help="run the triggers (and handlers) of FILE.py")
+    run = _parser(commands, "run", "run the triggers (and handlers) of FILE.py")
     running(run)
-    run.add_argument("--host", default="127.0.0.1", help="address for webhook routes")
-    run.add_argument("--port", type=int, default=8000, help="port for webhook routes")
+    run.add_argument(
+        "--host", default="127.0.0.1", help="address for webhook routes (default 127.0.0.1)"
+    )
+    run.add_argument(
+        "--port", type=int, default=8000, help="port for webhook routes (default 8000)"
+    )
     run.add_argument("--no-worker", action="store_true", help="do not run the file's handlers here")
 
-    worker = commands.add_parser("worker", help="process jobs with the handlers of FILE.py")
+    worker = _parser(commands, "worker", "process jobs with the handlers of FILE.py")
     running(worker)
-
-    jobs = commands.add_parser("jobs", help="list the jobs in the queue")
-    common(jobs)
-    jobs.add_argument("--status", choices=[s.value for s in JobStatus])
-    jobs.add_argument("--type", dest="job_type")
-    jobs.add_argument("--queue", dest="queue_name")
-    jobs.add_argument("--limit", type=_count, default=50)
-    jobs.add_argument("--json", action="store_true", help="one JSON job per line")
-    _schedules_parser(commands, common)
+    _jobs_parser(commands)
+    _schedules_parser(commands)
+    _preview_parser(commands)
     _outcomes_parser(commands)
     return parser
 
 
-def _schedules_parser(commands: Any, common: Any) -> None:
+def _jobs_parser(commands: Any) -> None:
+    """``portico-rx jobs`` (list) and ``portico-rx jobs cancel JOB_ID``."""
+    jobs = _parser(commands, "jobs", "list the jobs in the store, or cancel one")
+    _store_option(jobs)
+    jobs.add_argument(
+        "--status", choices=[s.value for s in JobStatus], help="only jobs with this status"
+    )
+    jobs.add_argument("--type", dest="job_type", metavar="TYPE", help="only jobs of this job type")
+    jobs.add_argument("--queue", dest="queue_name", metavar="NAME", help="only jobs of this queue")
+    jobs.add_argument(
+        "--limit", type=_count, default=50, metavar="N", help="show at most N jobs (default 50)"
+    )
+    jobs.add_argument("--json", action="store_true", help="one JSON job per line")
+    actions = jobs.add_subparsers(dest="action", metavar="ACTION")
+    cancel = _parser(actions, "cancel", "cancel a pending or scheduled job: no worker will run it")
+    cancel.add_argument(
+        "job_id", metavar="JOB_ID", help="the job's full id (see `portico-rx jobs`)"
+    )
+    _store_option(cancel, inherited=True)
+    cancel.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print the job as JSON"
+    )
+
+
+def _schedules_parser(commands: Any) -> None:
     """``portico-rx schedules backfill`` (see :mod:`portico_rx.cli.schedules`)."""
     from portico_rx.cli.schedules import parse_time
 
-    schedules = commands.add_parser("schedules", help="work with the schedules of FILE.py")
+    schedules = _parser(commands, "schedules", "work with the schedules of FILE.py")
     actions = schedules.add_subparsers(dest="action", required=True, metavar="ACTION")
-    backfill = actions.add_parser("backfill", help="create the runs of a past window")
+    backfill = _parser(actions, "backfill", "create the runs of a past window")
     backfill.add_argument("file", metavar="FILE.py", help="the app file to load")
-    common(backfill)
+    _store_option(backfill)
     backfill.add_argument("--schedule", required=True, help="the schedule's name")
     backfill.add_argument("--start", type=parse_time, required=True, help="window start (ISO)")
     backfill.add_argument("--end", type=parse_time, required=True, help="window end (ISO)")
     backfill.add_argument("--trigger", help="the ScheduleTrigger's name, if several have it")
     backfill.add_argument("--dry-run", action="store_true", help="only show the preview")
-    backfill.add_argument("--max-runs", type=_count, default=10_000)
+    backfill.add_argument(
+        "--max-runs",
+        type=_count,
+        default=10_000,
+        metavar="N",
+        help="refuse a window of more than N runs (default 10000)",
+    )
+
+
+def _days(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 36_600:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number of days above 0, at most 36600")
+    return value
+
+
+def _preview_parser(commands: Any) -> None:
+    """``portico-rx preview`` (see :mod:`portico_rx.cli.preview`)."""
+    from portico_rx.cli.schedules import parse_time
+
+    preview = _parser(
+        commands, "preview", "show the runs the schedules of FILE.py would make; creates nothing"
+    )
+    preview.add_argument("file", metavar="FILE.py", help="the app file to load")
+    preview.add_argument(
+        "--days", type=_days, default=7.0, metavar="N", help="length of the window (default 7)"
+    )
+    preview.add_argument(
+        "--start",
+        type=parse_time,
+        default=None,
+        metavar="ISO",
+        help="window start, with its time zone (default now)",
+    )
+    preview.add_argument(
+        "--limit", type=_count, default=50, metavar="N", help="runs shown in the table (default 50)"
+    )
+    preview.add_argument("--json", action="store_true", help="every run as one JSON line")
 
 
 def _outcomes_parser(commands: Any) -> None:
     """``portico-rx outcomes``: what became of a running app's recent events."""
     from portico_rx.pipeline.outcomes import OUTCOME_KINDS
 
-    outcomes = commands.add_parser(
-        "outcomes", help="what became of the recent events of a running app's triggers"
+    outcomes = _parser(
+        commands, "outcomes", "what became of the recent events of a running app's triggers"
     )
     outcomes.add_argument(
         "--url",
         default=os.environ.get("PORTICO_URL", "http://127.0.0.1:8000"),
         help="the running app (portico-rx run serves GET /outcomes there)",
     )
-    outcomes.add_argument("--trigger", help="only this trigger")
+    outcomes.add_argument("--trigger", metavar="NAME", help="only this trigger")
     outcomes.add_argument("--outcome", choices=OUTCOME_KINDS, help="only this outcome")
     outcomes.add_argument("--limit", type=_count, default=50, help="the last N per trigger")
     outcomes.add_argument("--json", action="store_true", help="one JSON outcome per line")
@@ -156,14 +285,22 @@ async def _dispatch(args: argparse.Namespace) -> int:
             limit=args.limit,
             as_json=args.json,
         )
+    if args.command == "jobs" and args.action == "cancel":
+        return await commands.cancel_job(args.job_id, store=args.store, as_json=args.json)
     if args.command == "jobs":
         return await commands.list_jobs(
-            db=args.db,
+            store=args.store,
             status=args.status,
             job_type=args.job_type,
             queue_name=args.queue_name,
             limit=args.limit,
             as_json=args.json,
+        )
+    if args.command == "preview":
+        from portico_rx.cli import preview
+
+        return await preview.preview(
+            args.file, days=args.days, start=args.start, limit=args.limit, as_json=args.json
         )
     if args.command == "schedules":
         from portico_rx.cli import schedules
@@ -174,31 +311,22 @@ async def _dispatch(args: argparse.Namespace) -> int:
             start=args.start,
             end=args.end,
             trigger=args.trigger,
-            db=args.db,
+            store=args.store,
             dry_run=args.dry_run,
             max_runs=args.max_runs,
         )
+    running = {
+        "store": args.store,
+        "duration": args.duration,
+        "live": not args.no_live,
+        "queue_names": args.queue_names,
+        "concurrency": args.concurrency,
+        "visibility_timeout": args.visibility_timeout,
+    }
     if args.command == "worker":
-        return await commands.run_worker(
-            args.file,
-            db=args.db,
-            duration=args.duration,
-            live=not args.no_live,
-            queue_names=args.queue_names,
-            concurrency=args.concurrency,
-            visibility_timeout=args.visibility_timeout,
-        )
+        return await commands.run_worker(args.file, **running)
     return await commands.run_app(
-        args.file,
-        db=args.db,
-        duration=args.duration,
-        host=args.host,
-        port=args.port,
-        live=not args.no_live,
-        worker=not args.no_worker,
-        queue_names=args.queue_names,
-        concurrency=args.concurrency,
-        visibility_timeout=args.visibility_timeout,
+        args.file, host=args.host, port=args.port, worker=not args.no_worker, **running
     )
 
 
@@ -206,8 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``portico-rx`` with ``argv`` (default: the command line).
 
     Returns:
-        The exit code: 0 on success, 1 when something failed (the message says what and
-        how to fix it), 2 for bad arguments, 130 when forced to stop with a second Ctrl-C.
+        The exit code (:data:`EXIT_CODES`): 0 on success, 1 when something failed (the
+        message says what and how to fix it), 2 for bad arguments, 130 when forced to
+        stop with a second Ctrl-C.
     """
     args = build_parser().parse_args(argv)
     configure_console_logging(args.log_level)

@@ -3,7 +3,7 @@
 The conventions, checked in this order (the first that applies wins):
 
 * ``build(service)`` — a function (sync or ``async``) called with the CLI's
-  :class:`~portico_rx.kits.job.job_service.JobService` (over the ``--db`` SQLite queue);
+  :class:`~portico_rx.kits.job.job_service.JobService` (over the ``--store`` job store);
   it returns a trigger or a list of triggers. Use this form: the triggers then create
   jobs in the CLI's queue.
 * ``triggers`` — a module-level list of triggers.

@@ -8,24 +8,24 @@ import json
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
 from portico_rx.cli.app_file import AppFile, check_app_path, load_app_file
 from portico_rx.cli.status import status_table
+from portico_rx.cli.store import job_queue_for, parse_store
 from portico_rx.errors import ConfigurationError, TriggerStartError
 from portico_rx.kits.job.job_service import JobService
 from portico_rx.kits.job.worker import JobWorker
 from portico_rx.logs import get_logger
 from portico_rx.models import JobStatus
+from portico_rx.ports.job_queue import JobQueue
 from portico_rx.ports.job_trigger import JobTrigger
 
-__all__ = ["list_jobs", "run_app", "run_worker"]
+__all__ = ["cancel_job", "list_jobs", "run_app", "run_worker"]
 
 logger = get_logger("portico_rx.cli")
 
@@ -169,7 +169,7 @@ async def _serve(
 
 
 def _worker_for(
-    queue: SQLiteJobQueue, app_file: AppFile, queue_names: Sequence[str] | None, concurrency: int
+    queue: JobQueue, app_file: AppFile, queue_names: Sequence[str] | None, concurrency: int
 ) -> JobWorker:
     # default: every queue of the CLI's own store, so whatever queues the file's
     # triggers create into (FileTrigger's "file_processing" …) are consumed
@@ -186,7 +186,7 @@ def _worker_for(
 async def run_app(
     file: str,
     *,
-    db: str = "portico.db",
+    store: str = "portico.db",
     duration: float | None = None,
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -196,7 +196,8 @@ async def run_app(
     concurrency: int = 4,
     visibility_timeout: float = 300.0,
 ) -> int:
-    """``portico-rx run``: run the file's triggers (and handlers) on the SQLite queue.
+    """``portico-rx run``: run the file's triggers (and handlers) on the job store
+    ``store`` (a ``--store`` value: see :mod:`portico_rx.cli.store`).
 
     ``visibility_timeout`` is the lease of the jobs this process claims: a job whose
     worker died is run again after it.
@@ -209,9 +210,11 @@ async def run_app(
             trigger cannot start.
     """
     check_app_path(file)
+    where = parse_store(store)
+    queue = job_queue_for(where, visibility_timeout=visibility_timeout)
+    label = where.label
     console = _console()
     shutdown = _Shutdown()
-    queue = SQLiteJobQueue(db, visibility_timeout=visibility_timeout)
     service = JobService(queue)
     try:
         await service.open()
@@ -233,7 +236,9 @@ async def run_app(
         workers = [job_worker] if job_worker is not None else []
 
         def render() -> Table:
-            return status_table(app_file.triggers, workers, title=f"portico-rx run {file}  ({db})")
+            return status_table(
+                app_file.triggers, workers, title=f"portico-rx run {file}  ({label})"
+            )
 
         reason = "duration"
         if job_worker is not None:
@@ -243,7 +248,7 @@ async def run_app(
                 logger.info(
                     "portico_running",
                     file=file,
-                    db=db,
+                    store=label,
                     triggers=len(app_file.triggers),
                     worker=job_worker is not None,
                     **({"duration_s": duration} if duration else {"hint": "press Ctrl-C to stop"}),
@@ -264,15 +269,15 @@ async def run_app(
 async def run_worker(
     file: str,
     *,
-    db: str = "portico.db",
+    store: str = "portico.db",
     duration: float | None = None,
     live: bool = True,
     queue_names: Sequence[str] | None = None,
     concurrency: int = 4,
     visibility_timeout: float = 300.0,
 ) -> int:
-    """``portico-rx worker``: run the file's ``handlers`` on the SQLite queue (jobs are
-    claimed with a lease of ``visibility_timeout`` seconds).
+    """``portico-rx worker``: run the file's ``handlers`` on the job store ``store``
+    (jobs are claimed with a lease of ``visibility_timeout`` seconds).
 
     Returns:
         The exit code (0 after a graceful stop).
@@ -281,9 +286,11 @@ async def run_worker(
         PorticoError: the queue cannot be opened or the file defines no handlers.
     """
     check_app_path(file)
+    where = parse_store(store)
+    queue = job_queue_for(where, visibility_timeout=visibility_timeout)
+    label = where.label
     console = _console()
     shutdown = _Shutdown()
-    queue = SQLiteJobQueue(db, visibility_timeout=visibility_timeout)
     service = JobService(queue)
     try:
         await service.open()
@@ -299,7 +306,7 @@ async def run_worker(
         job_worker = _worker_for(queue, app_file, queue_names, concurrency)
 
         def render() -> Table:
-            return status_table([], [job_worker], title=f"portico-rx worker {file}  ({db})")
+            return status_table([], [job_worker], title=f"portico-rx worker {file}  ({label})")
 
         await job_worker.start()
         try:
@@ -321,12 +328,13 @@ async def run_worker(
 def _jobs_table(jobs: Sequence[Any], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("id", "type", "queue", "status", "prio", "tries", "created", "key"):
-        table.add_column(column, no_wrap=column != "key")
+        # the whole id, never cropped: it is what `jobs cancel` takes
+        table.add_column(column, no_wrap=column != "key", min_width=36 if column == "id" else None)
     table.add_column("result / error", overflow="fold", max_width=50)
     for job in jobs:
         outcome = job.error if job.error else ("" if job.result is None else json.dumps(job.result))
         table.add_row(
-            str(job.id)[:8],
+            str(job.id),
             job.job_type,
             job.queue_name,
             job.status.value,
@@ -341,40 +349,64 @@ def _jobs_table(jobs: Sequence[Any], title: str) -> Table:
 
 async def list_jobs(
     *,
-    db: str = "portico.db",
+    store: str = "portico.db",
     status: str | None = None,
     job_type: str | None = None,
     queue_name: str | None = None,
     limit: int = 50,
     as_json: bool = False,
 ) -> int:
-    """``portico-rx jobs``: print the newest jobs of the SQLite file as a table (or JSON
-    lines with ``as_json``).
+    """``portico-rx jobs``: print the newest jobs of the store as a table (or JSON lines
+    with ``as_json``).
 
     Returns:
         The exit code (0).
 
     Raises:
-        ConfigurationError: the file does not exist (it is not created by listing).
-        QueueUnavailableError: the file cannot be read.
+        ConfigurationError: a SQLite file that does not exist (listing creates none).
+        QueueUnavailableError: the store cannot be read.
     """
-    if db != ":memory:" and not Path(db).exists():  # noqa: ASYNC240 - one stat
-        raise ConfigurationError(
-            f"no job queue at {db!r}: run `portico-rx run FILE.py --db {db}` first, or pass "
-            "--db with the path of an existing queue"
-        )
-    async with SQLiteJobQueue(db) as queue:
+    where = parse_store(store)
+    queue = job_queue_for(where, must_exist=True)
+    await queue.open()
+    try:
         jobs = await queue.list(
             status=JobStatus(status) if status else None,
             job_type=job_type,
             queue_name=queue_name,
             limit=limit,
         )
-        total = await queue.count()
+        count = getattr(queue, "count", None)  # only SQLite counts without a scan
+        total = await count() if count is not None else None
+    finally:
+        await queue.close()
     if as_json:
         for job in jobs:
             sys.stdout.write(job.model_dump_json() + "\n")
         return 0
-    console = _console()
-    console.print(_jobs_table(jobs, f"{len(jobs)} of {total} jobs in {db} (newest first)"))
+    shown = f"{len(jobs)} of {total}" if total is not None else f"the newest {len(jobs)}"
+    title = f"{shown} jobs in {where.label} (newest first)"
+    _console().print(_jobs_table(jobs, title))
+    return 0
+
+
+async def cancel_job(job_id: str, *, store: str = "portico.db", as_json: bool = False) -> int:
+    """``portico-rx jobs cancel JOB_ID``: a pending or scheduled job becomes
+    ``cancelled`` and no worker runs it.
+
+    Returns:
+        The exit code (0).
+
+    Raises:
+        ConfigurationError: not a UUID, or the job is not pending or scheduled (the
+            message names its status); a SQLite file that does not exist.
+        JobNotFoundError: the store holds no job with this id.
+    """
+    where = parse_store(store)
+    async with JobService(job_queue_for(where, must_exist=True)) as service:
+        job = await service.cancel_job(job_id)
+    if as_json:
+        sys.stdout.write(job.model_dump_json() + "\n")
+    else:
+        _console().print(f"cancelled job {job.id} ({job.job_type}) in {where.label}")
     return 0

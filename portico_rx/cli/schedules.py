@@ -3,7 +3,7 @@
 ::
 
     portico-rx schedules backfill FILE.py --schedule NAME --start 2025-03-01 --end 2025-03-08
-                                  [--trigger NAME] [--db portico.db] [--dry-run] [--max-runs N]
+                                  [--trigger NAME] [--store URL] [--dry-run] [--max-runs N]
 
 Loads FILE.py like ``run`` does, picks its :class:`ScheduleTrigger` holding ``NAME``,
 prints the preview (runs in the window, how many already exist), then — unless
@@ -19,9 +19,9 @@ from datetime import datetime
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
 from portico_rx.adapters.job_trigger.schedule_trigger import ScheduleTrigger
 from portico_rx.cli.app_file import check_app_path, load_app_file
+from portico_rx.cli.store import job_queue_for
 from portico_rx.errors import ConfigurationError
 from portico_rx.kits.job.job_service import JobService
 
@@ -75,7 +75,7 @@ async def backfill(
     start: datetime,
     end: datetime,
     trigger: str | None = None,
-    db: str = "portico.db",
+    store: str = "portico.db",
     dry_run: bool = False,
     max_runs: int = 10_000,
     console: Console | None = None,
@@ -83,7 +83,7 @@ async def backfill(
     """``portico-rx schedules backfill``. Returns the exit code (1 if a run failed)."""
     check_app_path(file)
     console = console or Console(stderr=False)
-    service = JobService(SQLiteJobQueue(db))
+    service = JobService(job_queue_for(store))
     await service.open()
     try:
         app_file = await load_app_file(file, service)

@@ -24,6 +24,8 @@ class JobQueue(ABC):
     * ``dequeue`` returns the highest priority, then oldest, job of the given queues whose
       ``scheduled_at`` is due, marks it ``RUNNING`` and counts the attempt; a job is handed
       to one worker only.
+    * ``cancel`` turns a pending or scheduled job ``CANCELLED``; ``dequeue`` never returns
+      it.
     * Methods raise :class:`~portico_rx.errors.QueueUnavailableError` when the store
       cannot be reached, :class:`~portico_rx.errors.JobNotFoundError` for unknown ids.
     """
@@ -78,6 +80,22 @@ class JobQueue(ABC):
 
         Raises:
             JobNotFoundError: no job has this id.
+        """
+
+    @abstractmethod
+    async def cancel(self, job_id: UUID) -> Job:
+        """Mark a ``PENDING`` or ``SCHEDULED`` job ``CANCELLED``: no worker dequeues it.
+
+        Atomic against ``dequeue``: a job is either claimed by a worker or cancelled,
+        never both.
+
+        Returns:
+            The cancelled job (``completed_at`` is when it was cancelled).
+
+        Raises:
+            JobNotFoundError: no job has this id.
+            ConfigurationError: the job is running, completed, failed or already
+                cancelled; the message names its status.
         """
 
     @abstractmethod

@@ -76,7 +76,9 @@ async def test_run_with_a_live_display_on_a_terminal(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    code = await commands.run_app(str(QUICKSTART), db=str(db), duration=3.5, live=True, port=port)
+    code = await commands.run_app(
+        str(QUICKSTART), store=str(db), duration=3.5, live=True, port=port
+    )
     assert code == 0
     output = screen.getvalue()
     assert "welcome-emails" in output and "JobWorker" in output

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from uuid import UUID
 
-from portico_rx.errors import ConfigurationError
+from portico_rx.errors import ConfigurationError, JobNotFoundError
 from portico_rx.models import Job, JobStatus
 
 __all__ = [
     "DUE_STATUSES",
     "KEY_CEILING",
     "ORDER_BY",
+    "cancel_refused",
     "check_list_args",
     "check_prefixes",
     "check_queue_names",
@@ -80,3 +82,16 @@ def check_prefixes(prefixes: Sequence[str]) -> list[str]:
                 f"key prefix {prefix!r}: give a non-empty string, e.g. 'schedules:sync:'"
             )
     return wanted
+
+
+def cancel_refused(job_id: UUID, job: Job | None, where: str) -> Exception:
+    """The error of a ``cancel`` that found no pending or scheduled job ``job_id``.
+
+    ``job`` is the job as stored (``None``: no such id); ``where`` names the store.
+    """
+    if job is None:
+        return JobNotFoundError(f"cannot cancel job {job_id}: no job with this id in {where}")
+    return ConfigurationError(
+        f"cannot cancel job {job_id}: it is {job.status.value}; only pending or scheduled "
+        "jobs can be cancelled (a running job finishes or fails by its handler)"
+    )

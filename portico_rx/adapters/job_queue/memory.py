@@ -15,6 +15,7 @@ from uuid import UUID
 from portico_rx.adapters.job_queue.base import (
     DUE_STATUSES,
     KEY_CEILING,
+    cancel_refused,
     check_list_args,
     check_prefixes,
     check_queue_names,
@@ -194,6 +195,15 @@ class MemoryJobQueue(JobQueue):
             )
             self._rows[row[ID]] = row
             self._push(row)
+        return _job(row)
+
+    async def cancel(self, job_id: UUID) -> Job:
+        current = self._rows.get(job_id.int)
+        if current is None or current[STATUS] not in _DUE:
+            raise cancel_refused(job_id, None if current is None else _job(current), "memory")
+        # its heap entry stays; dequeue drops entries whose job is no longer due
+        row = _updated(current, status=JobStatus.CANCELLED.value, completed_at=utcnow())
+        self._rows[row[ID]] = row
         return _job(row)
 
     async def get(self, job_id: UUID) -> Job | None:

@@ -28,6 +28,7 @@ from uuid import UUID
 
 from portico_rx.adapters.job_queue.base import (
     KEY_CEILING,
+    cancel_refused,
     check_list_args,
     check_prefixes,
     check_queue_names,
@@ -243,6 +244,10 @@ class PostgresJobQueue(JobQueue):
         self._sql_fail = (
             f"UPDATE {q} SET status = 'failed', error = $2, completed_at = $3, "
             f"lease_expires_at = NULL WHERE id = $1 RETURNING {_JOB_COLUMNS}"
+        )
+        self._sql_cancel = (
+            f"UPDATE {q} SET status = 'cancelled', completed_at = $2, lease_expires_at = NULL "
+            f"WHERE id = $1 AND status IN ('pending', 'scheduled') RETURNING {_JOB_COLUMNS}"
         )
         self._sql_retry = (
             f"UPDATE {q} SET status = 'scheduled', error = $2, scheduled_at = $3, "
@@ -537,6 +542,25 @@ class PostgresJobQueue(JobQueue):
         if retry_at is None:
             return await self._update("fail a job in", self._sql_fail, job_id, error, utcnow())
         return await self._update("retry a job in", self._sql_retry, job_id, error, retry_at)
+
+    async def cancel(self, job_id: UUID) -> Job:
+        async def update(connection: Any) -> tuple[Any, Any]:
+            async with connection.transaction():
+                row = await connection.fetchrow(self._sql_cancel, job_id, utcnow())
+                if row is not None:
+                    return row, None
+                # the UPDATE skipped the row: read the status it had (a claim in flight
+                # holds the row lock, and the UPDATE waited for it)
+                return None, await connection.fetchrow(self._sql_by_id, job_id)
+
+        row, current = await self._run("cancel a job in", update)
+        if row is None:
+            raise cancel_refused(
+                job_id,
+                None if current is None else self._job(current),
+                f"{self.schema}.{self.table}",
+            )
+        return self._job(row)
 
     async def get(self, job_id: UUID) -> Job | None:
         row = await self._run("read from", lambda c: c.fetchrow(self._sql_by_id, job_id))

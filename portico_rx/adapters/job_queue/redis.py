@@ -38,6 +38,7 @@ from uuid import UUID
 
 from portico_rx.adapters.job_queue.base import (
     KEY_CEILING,
+    cancel_refused,
     check_list_args,
     check_prefixes,
     check_queue_names,
@@ -194,6 +195,25 @@ def _parse_time(value: str | None) -> datetime | None:
         return None
     moment = datetime.fromisoformat(value)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+_CANCEL = """
+-- KEYS: job hash
+-- ARGV: prefix, id, completed_at
+-- returns {1, job} when cancelled, {0, job} when its status forbids it, nil when absent
+local job = KEYS[1]
+if redis.call('EXISTS', job) == 0 then
+  return nil
+end
+local state = redis.call('HMGET', job, 'status', 'queue')
+if state[1] ~= 'pending' and state[1] ~= 'scheduled' then
+  return {0, redis.call('HGETALL', job)}
+end
+redis.call('ZREM', ARGV[1] .. ':ready:' .. state[2], ARGV[2])
+redis.call('ZREM', ARGV[1] .. ':delayed:' .. state[2], ARGV[2])
+redis.call('HSET', job, 'status', 'cancelled', 'completed_at', ARGV[3])
+return {1, redis.call('HGETALL', job)}
+"""
 
 
 class RedisJobQueue(JobQueue):
@@ -535,6 +555,20 @@ class RedisJobQueue(JobQueue):
             error=error,
             scheduled_at=retry_at.isoformat(),
         )
+
+    async def cancel(self, job_id: UUID) -> Job:
+        if self._client is None:
+            await self.open()
+        script = self._scripts.get("cancel")
+        if script is None:
+            script = self._scripts["cancel"] = self._client.register_script(_CANCEL)
+        keys = [self._key("job", str(job_id))]
+        args = [self.prefix, str(job_id), utcnow().isoformat()]
+        answer = await self._run("cancel a job in", lambda: script(keys=keys, args=args))
+        if not answer or not answer[0]:
+            current = self._job(answer[1]) if answer else None
+            raise cancel_refused(job_id, current, f"Redis under prefix {self.prefix!r}")
+        return self._require(answer[1], job_id)
 
     async def get(self, job_id: UUID) -> Job | None:
         flat = await self._run(

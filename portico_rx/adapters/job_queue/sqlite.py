@@ -39,6 +39,7 @@ from uuid import UUID
 from portico_rx.adapters.job_queue.base import (
     DUE_STATUSES,
     KEY_CEILING,
+    cancel_refused,
     check_list_args,
     check_prefixes,
     check_queue_names,
@@ -630,6 +631,26 @@ class SQLiteJobQueue(JobQueue):
         )
         self._signal_new_work()
         return job
+
+    async def cancel(self, job_id: UUID) -> Job:
+        sql = (
+            "UPDATE jobs SET status = 'cancelled', completed_at = ?, lease_expires_at = NULL "
+            f"WHERE id = ? AND status IN ('pending', 'scheduled') RETURNING {_COLUMNS}"
+        )
+        now = _to_micros(utcnow())
+
+        def update(conn: sqlite3.Connection) -> Job:
+            found = conn.execute(sql, (now, str(job_id))).fetchone()
+            if found is None:  # same transaction: the status seen is the one refused
+                current = conn.execute(
+                    f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (str(job_id),)
+                ).fetchone()
+                raise cancel_refused(
+                    job_id, None if current is None else _job(current), repr(self.path)
+                )
+            return _job(found)
+
+        return await self._call(update)
 
     async def get(self, job_id: UUID) -> Job | None:
         def select(conn: sqlite3.Connection) -> Job | None:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from portico_rx.errors import InvalidJobError
+from portico_rx.errors import ConfigurationError, InvalidJobError
 from portico_rx.logs import get_logger
 from portico_rx.models import (
     Job,
@@ -129,6 +129,26 @@ class JobService(JobCreator):
 
     async def get_job(self, job_id: UUID) -> Job | None:
         return await self.job_queue.get(job_id)
+
+    async def cancel_job(self, job_id: UUID | str) -> Job:
+        """Cancel a pending or scheduled job: it becomes ``CANCELLED`` and no worker runs it.
+
+        Raises:
+            ConfigurationError: ``job_id`` is not a UUID, or the job is running,
+                completed, failed or already cancelled (the message names its status).
+            JobNotFoundError: the queue holds no job with this id.
+        """
+        if not isinstance(job_id, UUID):
+            try:
+                job_id = UUID(str(job_id))
+            except ValueError:
+                raise ConfigurationError(
+                    f"job id {job_id!r} is not a UUID: give the full id shown by "
+                    "`portico-rx jobs --json` or Job.id"
+                ) from None
+        job = await self.job_queue.cancel(job_id)
+        logger.info("job_cancelled", job_id=str(job.id), job_type=job.job_type)
+        return job
 
     async def find_jobs(
         self,
