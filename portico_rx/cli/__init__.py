@@ -166,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=8000, help="port for webhook routes (default 8000)"
     )
     run.add_argument("--no-worker", action="store_true", help="do not run the file's handlers here")
+    run.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve /health/triggers and /outcomes on --host/--port even when no trigger "
+        "has routes (a file with webhooks always serves them)",
+    )
 
     worker = _parser(commands, "worker", "process jobs with the handlers of FILE.py")
     running(worker)
@@ -326,7 +332,12 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "worker":
         return await commands.run_worker(args.file, **running)
     return await commands.run_app(
-        args.file, host=args.host, port=args.port, worker=not args.no_worker, **running
+        args.file,
+        host=args.host,
+        port=args.port,
+        worker=not args.no_worker,
+        serve=args.serve,
+        **running,
     )
 
 

@@ -102,13 +102,14 @@ def _live(console: Console, render: Any, enabled: bool) -> Iterator[None]:
 
 @contextlib.asynccontextmanager
 async def _serve(
-    app_file: AppFile, host: str, port: int
+    app_file: AppFile, host: str, port: int, always: bool = False
 ) -> AsyncIterator[asyncio.Future[None] | None]:
-    """Serve the triggers' routes with uvicorn; the app's lifespan starts and stops the
-    triggers. Yields the server task, or ``None`` when nothing has routes (then the
-    triggers are started and stopped here)."""
+    """Serve the triggers' routes (and ``/health/triggers``, ``/outcomes``) with uvicorn;
+    the app's lifespan starts and stops the triggers. Yields the server task, or ``None``
+    when nothing has routes and ``always`` is false (then the triggers are started and
+    stopped here)."""
     served = [t for t in app_file.triggers if getattr(t, "router", None) is not None]
-    if not served and not app_file.routers:
+    if not (served or app_file.routers or always):
         started: list[JobTrigger] = []
         try:
             for trigger in app_file.triggers:
@@ -195,9 +196,11 @@ async def run_app(
     queue_names: Sequence[str] | None = None,
     concurrency: int = 4,
     visibility_timeout: float = 300.0,
+    serve: bool = False,
 ) -> int:
     """``portico-rx run``: run the file's triggers (and handlers) on the job store
-    ``store`` (a ``--store`` value: see :mod:`portico_rx.cli.store`).
+    ``store`` (a ``--store`` value: see :mod:`portico_rx.cli.store`). ``serve``: serve
+    ``/health/triggers`` and ``/outcomes`` on ``host:port`` even without webhook routes.
 
     ``visibility_timeout`` is the lease of the jobs this process claims: a job whose
     worker died is run again after it.
@@ -244,7 +247,7 @@ async def run_app(
         if job_worker is not None:
             await job_worker.start()
         try:
-            async with _serve(app_file, host, port) as server_task:
+            async with _serve(app_file, host, port, serve) as server_task:
                 logger.info(
                     "portico_running",
                     file=file,

@@ -88,6 +88,53 @@ def test_outcomes_tells_created_from_duplicate_for_a_running_app(tmp_path: Path)
     assert process.returncode == 0, err
 
 
+def test_a_schedule_only_app_run_with_serve_answers_outcomes(tmp_path: Path) -> None:
+    """No trigger has routes: ``run --serve`` still serves ``/outcomes`` (and health)."""
+    app = tmp_path / "app.py"
+    app.write_text(
+        textwrap.dedent(
+            """
+            from portico_rx.adapters.job_trigger.schedule_trigger import (
+                ScheduleConfig, ScheduleTrigger,
+            )
+
+            def build(service):
+                every = ScheduleConfig(name="tick", every=1, job_type="tick.run")
+                return [ScheduleTrigger(service, [every], name="clock")]
+            """
+        )
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [*CLI, "run", str(app), "--db", str(tmp_path / "s.db"), "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--no-live", "--serve"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        records: list[dict[str, str]] = []
+        for _ in range(400):
+            assert process.poll() is None, process.communicate()[1]
+            shown = subprocess.run(
+                [*CLI, "outcomes", "--url", url, "--json"], capture_output=True, text=True
+            )
+            records = [json.loads(line) for line in shown.stdout.splitlines()]
+            if records:
+                break
+            time.sleep(0.05)
+        assert records and {(r["trigger"], r["outcome"]) for r in records} == {("clock", "created")}
+        assert httpx.get(f"{url}/health/triggers").json()["status"] == "ok"
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+
+
 def test_outcomes_without_a_running_app_is_one_clear_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
