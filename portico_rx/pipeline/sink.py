@@ -22,10 +22,11 @@ from portico_rx.pipeline.health import HealthCounters
 from portico_rx.pipeline.isolation import EventFailed
 from portico_rx.pipeline.provenance import Provenance
 from portico_rx.pipeline.retry import RetryPolicy
-from portico_rx.ports.job_creator import JobCreator, request_entry
+from portico_rx.ports.job_creator import CreatedJob, JobCreator, batch_entry, request_entry
 
 __all__ = [
     "DEFAULT_MAX_PENDING",
+    "MAX_BATCH",
     "AlertHook",
     "CreateStep",
     "DeadLetterHook",
@@ -42,6 +43,13 @@ DeadLetterHook = Callable[[DeadLetter], Awaitable[None] | None]
 OverflowPolicy = Literal["dead_letter", "drop"]
 """What the sink does with a request that arrives while ``max_pending`` are pending."""
 
+MAX_BATCH = 64
+"""Most queued requests one worker hands the creator in one batch (one store call).
+
+Larger batches hold their jobs alive across more of CPython's young-generation
+collections, which then promote them: at 256 a burst through the memory store cost ~10%
+more CPU than one request at a time, at 64 ~10% less (bench_pipeline). Several workers'
+batches of one instant still share one SQLite transaction (its group commit)."""
 DEFAULT_MAX_PENDING = 100_000
 """Requests a sink holds (queued + being created) before it overflows (~1 KB each)."""
 _OVERFLOW_POLICIES = ("dead_letter", "drop")
@@ -211,6 +219,7 @@ class JobSink:
         self.on_job = on_job
         self.create_step = create_step
         self._entry = request_entry(job_creator)
+        self._many = batch_entry(job_creator)
         self._now = clock.reader(scheduler)
         self._queue = _WorkQueue()
         self._provenance = Provenance(name)
@@ -404,10 +413,23 @@ class JobSink:
     # -- workers -------------------------------------------------------------------
 
     async def _work(self) -> None:
+        """One worker: takes the next request, or (when the creator can create many at
+        once, see :func:`~portico_rx.ports.job_creator.batch_entry`) every request queued
+        behind it too, up to :data:`MAX_BATCH`, and creates them in one creator call."""
         queue = self._queue
         items = queue._items
         while True:
             request = items.popleft() if items else await queue.get()
+            if items and self._many is not None and self.create_step is None:
+                batch = [request]
+                while items and len(batch) < MAX_BATCH:
+                    batch.append(items.popleft())
+                try:
+                    await self._create_batch(batch)
+                finally:
+                    for _ in batch:
+                        queue.task_done()
+                continue
             try:
                 await self._create(request)
             except asyncio.CancelledError:
@@ -416,6 +438,67 @@ class JobSink:
                 queue.task_done()
                 raise
             queue.task_done()
+
+    async def _create_batch(self, batch: list[JobRequest]) -> None:
+        """``_create`` for many requests: one creator call for their first attempt; each
+        request that failed in it (alone, or with the whole call) goes through the one
+        retry loop (``_retry``) on its own, at most ``max_concurrency`` at a time. Every
+        request ends created or dead-lettered once; cancelled, the unfinished ones are
+        abandoned (dead-lettered as ``"stop"``, requeued) as ``_work`` does for one."""
+        assert self._many is not None
+        settle = [request_claim(request) for request in batch]
+        entries = [
+            (request, self._metadata(request, delivery))
+            for request, (_, delivery) in zip(batch, settle, strict=True)
+        ]
+        done = [False] * len(batch)
+        try:
+            try:
+                outcomes: list[CreatedJob | Exception] = await self._many(entries)
+                if len(outcomes) != len(batch):
+                    raise RuntimeError(
+                        f"create_many_from_requests returned {len(outcomes)} outcomes "
+                        f"for {len(batch)} requests"
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                outcomes = [exc] * len(batch)
+            failed: list[int] = []
+            for index, outcome in enumerate(outcomes):
+                if isinstance(outcome, BaseException):
+                    failed.append(index)
+                    continue
+                done[index] = True
+                claim = settle[index][0]
+                self._created(outcome.job, outcome.created, claim, 1, batch[index])
+            if failed:
+                await self._retry_each(entries, settle, outcomes, failed, done)
+        except asyncio.CancelledError:
+            for index, request in enumerate(batch):
+                if not done[index]:
+                    self._cancelled += 1
+                    self._abandon(request)
+            raise
+
+    async def _retry_each(
+        self,
+        entries: list[tuple[JobRequest, dict[str, Any]]],
+        settle: list[tuple[Claim | None, Delivery | None]],
+        outcomes: list[Any],
+        failed: list[int],
+        done: list[bool],
+    ) -> None:
+        slots = asyncio.Semaphore(self.max_concurrency)
+
+        async def retry(index: int) -> None:
+            request, metadata = entries[index]
+            claim, delivery = settle[index]
+            async with slots:
+                await self._retry(request, metadata, outcomes[index], claim, delivery)
+            done[index] = True
+
+        await asyncio.gather(*(retry(index) for index in failed))
 
     def _metadata(self, request: JobRequest, delivery: Delivery | None) -> dict[str, Any]:
         return self._provenance.metadata(

@@ -529,9 +529,7 @@ class PostgresJobQueue(JobQueue):
         """Per job, in order: its inserted row (the first of a repeated id), else the row
         that holds its key or id, as one ``enqueue`` after another would answer."""
         q = self._qualified
-        keys = list(
-            dict.fromkeys(j.idempotency_key for j in jobs if j.idempotency_key is not None)
-        )
+        keys = list(dict.fromkeys(j.idempotency_key for j in jobs if j.idempotency_key is not None))
         by_key: dict[str, Any] = {}
         if keys and len(inserted) < len(jobs):
             sql = f"SELECT {_JOB_COLUMNS} FROM {q} WHERE idempotency_key = ANY($1::text[])"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -94,6 +95,38 @@ class JobService(JobCreator):
         )
         return (await self._enqueue(job)).job
 
+    async def create_many_from_requests(
+        self, entries: Sequence[tuple[JobRequest, dict[str, Any] | None]]
+    ) -> list[CreatedJob | Exception]:
+        """Create the jobs of many requests in one ``JobQueue.enqueue_many`` call (one
+        transaction / round trip), each built as :meth:`create_from_request` builds it.
+
+        A request whose key is invalid gets its error in its place; the others are
+        written. A store failure raises for the whole batch.
+        """
+        outcomes: list[CreatedJob | Exception | None] = []
+        jobs: list[Job] = []
+        for request, metadata in entries:
+            try:
+                jobs.append(self._request_job(request, metadata))
+            except Exception as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        stored = iter(await self.job_queue.enqueue_many(jobs) if jobs else ())
+        result: list[CreatedJob | Exception] = []
+        for outcome in outcomes:
+            if outcome is not None:
+                result.append(outcome)
+                continue
+            job, created = next(stored)
+            if not created:
+                logger.debug(
+                    "job_already_exists", job_id=str(job.id), idempotency_key=job.idempotency_key
+                )
+            result.append(CreatedJob(job, created))
+        return result
+
     async def create_from_request(
         self, request: JobRequest, metadata: dict[str, Any] | None = None
     ) -> CreatedJob:
@@ -104,10 +137,13 @@ class JobService(JobCreator):
         ``metadata["idempotency_key"]`` (where the sink puts it), checked as
         ``create_job`` checks it.
         """
+        return await self._enqueue(self._request_job(request, metadata))
+
+    def _request_job(self, request: JobRequest, metadata: dict[str, Any] | None) -> Job:
         if metadata is None:
             metadata = own_metadata(request)
         key = check_idempotency_key(None, metadata)
-        job = _new_job(
+        return _new_job(
             request.job_type,
             request.queue_name,
             request.payload,
@@ -119,7 +155,6 @@ class JobService(JobCreator):
             self.max_retries,
             own_metadata=True,
         )
-        return await self._enqueue(job)
 
     async def _enqueue(self, job: Job) -> CreatedJob:
         stored, created = await self.job_queue.enqueue(job)
