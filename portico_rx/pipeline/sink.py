@@ -30,10 +30,11 @@ from portico_rx.pipeline.outcomes import (
 )
 from portico_rx.pipeline.provenance import Provenance
 from portico_rx.pipeline.retry import RetryPolicy
-from portico_rx.ports.job_creator import JobCreator, request_entry
+from portico_rx.ports.job_creator import CreatedJob, JobCreator, batch_entry, request_entry
 
 __all__ = [
     "DEFAULT_MAX_PENDING",
+    "MAX_BATCH",
     "AlertHook",
     "CreateStep",
     "DeadLetterHook",
@@ -54,6 +55,13 @@ StalePolicy = Literal["dead_letter", "create"]
 """What the sink does with an event older than ``max_age``: dead-letter it (stage
 ``"stale"``) or create its job anyway (marked ``stale: true`` in its metadata)."""
 
+MAX_BATCH = 64
+"""Most queued requests one worker hands the creator in one batch (one store call).
+
+Larger batches hold their jobs alive across more of CPython's young-generation
+collections, which then promote them: at 256 a burst through the memory store cost ~10%
+more CPU than one request at a time, at 64 ~10% less (bench_pipeline). Several workers'
+batches of one instant still share one SQLite transaction (its group commit)."""
 DEFAULT_MAX_PENDING = 100_000
 """Requests a sink holds (queued + being created) before it overflows (~1 KB each)."""
 _OVERFLOW_POLICIES = ("dead_letter", "drop")
@@ -254,6 +262,7 @@ class JobSink:
         self.max_age_s = check_staleness(max_age, stale)
         self.stale = stale
         self._entry = request_entry(job_creator)
+        self._many = batch_entry(job_creator)
         self._now = clock.reader(scheduler)
         self._queue = _WorkQueue()
         self._provenance = Provenance(name)
@@ -452,10 +461,23 @@ class JobSink:
     # -- workers -------------------------------------------------------------------
 
     async def _work(self) -> None:
+        """One worker: takes the next request, or (when the creator can create many at
+        once, see :func:`~portico_rx.ports.job_creator.batch_entry`) every request queued
+        behind it too, up to :data:`MAX_BATCH`, and creates them in one creator call."""
         queue = self._queue
         items = queue._items
         while True:
             request = items.popleft() if items else await queue.get()
+            if items and self._many is not None and self.create_step is None:
+                batch = [request]
+                while items and len(batch) < MAX_BATCH:
+                    batch.append(items.popleft())
+                try:
+                    await self._create_batch(batch)
+                finally:
+                    for _ in batch:
+                        queue.task_done()
+                continue
             try:
                 await self._create(request)
             except asyncio.CancelledError:
@@ -465,10 +487,78 @@ class JobSink:
                 raise
             queue.task_done()
 
-    async def _create(self, request: JobRequest) -> Job | None:
-        claim: Claim | None
-        delivery: Delivery | None
-        claim, delivery = request_claim(request)
+    async def _create_batch(self, batch: list[JobRequest]) -> None:
+        """``_create`` for many requests: one creator call for their first attempt; each
+        request that failed in it (alone, or with the whole call) goes through the one
+        retry loop (``_retry``) on its own, at most ``max_concurrency`` at a time. Every
+        request ends created or dead-lettered once; cancelled, the unfinished ones are
+        abandoned (dead-lettered as ``"stop"``, requeued) as ``_work`` does for one."""
+        assert self._many is not None
+        settle: list[tuple[Claim | None, Delivery | None]] = []
+        entries: list[tuple[JobRequest, dict[str, Any]]] = []
+        for request in batch:
+            claim, delivery = request_claim(request)
+            metadata = self._prepare(request, claim, delivery)
+            if metadata is not None:  # else: stale, dead-lettered already
+                settle.append((claim, delivery))
+                entries.append((request, metadata))
+        if not entries:
+            return
+        batch = [request for request, _ in entries]
+        done = [False] * len(batch)
+        try:
+            try:
+                outcomes: list[CreatedJob | Exception] = await self._many(entries)
+                if len(outcomes) != len(batch):
+                    raise RuntimeError(
+                        f"create_many_from_requests returned {len(outcomes)} outcomes "
+                        f"for {len(batch)} requests"
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                outcomes = [exc] * len(batch)
+            failed: list[int] = []
+            for index, outcome in enumerate(outcomes):
+                if isinstance(outcome, BaseException):
+                    failed.append(index)
+                    continue
+                done[index] = True
+                claim = settle[index][0]
+                self._created(outcome.job, outcome.created, claim, 1, batch[index])
+            if failed:
+                await self._retry_each(entries, settle, outcomes, failed, done)
+        except asyncio.CancelledError:
+            for index, request in enumerate(batch):
+                if not done[index]:
+                    self._cancelled += 1
+                    self._abandon(request)
+            raise
+
+    async def _retry_each(
+        self,
+        entries: list[tuple[JobRequest, dict[str, Any]]],
+        settle: list[tuple[Claim | None, Delivery | None]],
+        outcomes: list[Any],
+        failed: list[int],
+        done: list[bool],
+    ) -> None:
+        slots = asyncio.Semaphore(self.max_concurrency)
+
+        async def retry(index: int) -> None:
+            request, metadata = entries[index]
+            claim, delivery = settle[index]
+            async with slots:
+                await self._retry(request, metadata, outcomes[index], claim, delivery)
+            done[index] = True
+
+        await asyncio.gather(*(retry(index) for index in failed))
+
+    def _prepare(
+        self, request: JobRequest, claim: Claim | None, delivery: Delivery | None
+    ) -> dict[str, Any] | None:
+        """Before a request's first attempt: record its outcome when it settles, build its
+        job's metadata; ``None`` when it is stale and was dead-lettered (``max_age``)."""
         if claim is not None:
             self.recorder.watch_claim(claim)
         metadata = self._provenance.metadata(
@@ -479,6 +569,15 @@ class JobSink:
             and delivery is not None
             and self._is_stale(request, metadata, claim, delivery)
         ):
+            return None
+        return metadata
+
+    async def _create(self, request: JobRequest) -> Job | None:
+        claim: Claim | None
+        delivery: Delivery | None
+        claim, delivery = request_claim(request)
+        metadata = self._prepare(request, claim, delivery)
+        if metadata is None:
             return None
         job: Job | None
         try:

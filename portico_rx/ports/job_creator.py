@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 from uuid import UUID
 
 from portico_rx.models import Job, JobRequest, JobStatus
 
-__all__ = ["CreatedJob", "JobCreator", "own_metadata", "request_entry"]
+__all__ = ["CreatedJob", "JobCreator", "batch_entry", "own_metadata", "request_entry"]
 
 
 class CreatedJob(NamedTuple):
@@ -89,6 +89,35 @@ class JobCreator(ABC):
             )
         return CreatedJob(job, None)
 
+    async def create_many_from_requests(
+        self, entries: Sequence[tuple[JobRequest, dict[str, Any] | None]]
+    ) -> list[CreatedJob | Exception]:
+        """Create the jobs of many requests together (the sink's batch of one instant).
+
+        ``entries`` are ``(request, metadata)`` pairs as :meth:`create_from_request`
+        takes them. A creator over a store overrides this to write them in one store
+        call (:class:`~portico_rx.kits.job.job_service.JobService`:
+        ``JobQueue.enqueue_many``); the sink uses it only where :func:`batch_entry` says
+        so, and otherwise creates one request at a time. This default creates them one
+        after another through :meth:`create_from_request`.
+
+        Returns:
+            One outcome per entry, in order: the :class:`CreatedJob`, or the exception
+            that stopped that request alone (an invalid key, say); the others stand.
+
+        Raises:
+            Whatever stopped the whole batch (``QueueUnavailableError``: the store could
+            not be reached); then none of it may be assumed created, and creating the
+            requests again is safe (their idempotency keys and job ids hold).
+        """
+        outcomes: list[CreatedJob | Exception] = []
+        for request, metadata in entries:
+            try:
+                outcomes.append(await self.create_from_request(request, metadata))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
     @abstractmethod
     async def get_job(self, job_id: UUID) -> Job | None:
         """Return the job with ``job_id``, or ``None`` if there is none."""
@@ -154,6 +183,42 @@ def request_entry(creator: JobCreator) -> RequestEntry:
         if by_request is not None and by_job is not None and issubclass(by_request, by_job):
             return creator.create_from_request
     return lambda request, metadata: JobCreator.create_from_request(creator, request, metadata)
+
+
+BatchEntry = Callable[
+    [Sequence[tuple[JobRequest, dict[str, Any] | None]]], Awaitable[list[CreatedJob | Exception]]
+]
+
+
+def batch_entry(creator: JobCreator) -> BatchEntry | None:
+    """``creator.create_many_from_requests`` when the creator's own class provides it at
+    least as specifically as both ``create_from_request`` and ``create_job``, else
+    ``None`` (the sink then creates one request at a time through :func:`request_entry`).
+
+    The rule of :func:`request_entry`, one level up: a subclass that overrides
+    ``create_job`` or ``create_from_request`` (and not the batch method) keeps seeing
+    every job through its override, and so does an instance whose ``create_job`` or
+    ``create_from_request`` was patched; the port's default batch (one
+    ``create_from_request`` after another) is never used by the sink, as it would gain
+    nothing.
+    """
+    try:
+        own = vars(creator)
+    except TypeError:  # __slots__: no instance attributes to patch
+        own = {}
+    if "create_job" in own or "create_from_request" in own:
+        return None
+    if "create_many_from_requests" in own:  # patched itself: that is what to call
+        return creator.create_many_from_requests
+    mro = type(creator).__mro__
+    by_many = _defining_class(mro, "create_many_from_requests")
+    if by_many is None or by_many is JobCreator:
+        return None
+    for name in ("create_from_request", "create_job"):
+        by_one = _defining_class(mro, name)
+        if by_one is None or not issubclass(by_many, by_one):
+            return None
+    return creator.create_many_from_requests
 
 
 def _defining_class(mro: tuple[type, ...], name: str) -> type | None:

@@ -50,6 +50,25 @@ class JobQueue(ABC):
             the same key was returned instead.
         """
 
+    async def enqueue_many(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
+        """Store each of ``jobs`` as :meth:`enqueue` would, in order, as one store call.
+
+        The runs of one instant (coincident schedule fires, a burst the sink drains
+        together) cost one transaction / one round trip instead of one per job. The
+        outcome equals enqueueing ``jobs`` one after another: a key repeated within
+        ``jobs`` (or already stored) gives the first job and ``created=False``.
+
+        Returns:
+            ``[(stored_job, created), ...]``, one per job, in the order given.
+
+        Raises:
+            QueueUnavailableError: the store failed; none of ``jobs`` may be assumed
+                stored (retrying them is safe: enqueue is idempotent on key and id).
+
+        This default calls :meth:`enqueue` once per job; every shipped store overrides it.
+        """
+        return [await self.enqueue(job) for job in jobs]
+
     @abstractmethod
     async def dequeue(
         self, queue_names: Sequence[str] | None, *, now: datetime | None = None

@@ -107,6 +107,13 @@ class MemoryJobQueue(JobQueue):
         self._new_work.set()
 
     async def enqueue(self, job: Job) -> tuple[Job, bool]:
+        return self._store(job)
+
+    async def enqueue_many(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
+        store = self._store
+        return [store(job) for job in jobs]
+
+    def _store(self, job: Job) -> tuple[Job, bool]:
         key = job.idempotency_key
         if key is not None:
             existing = self._by_key.get(key)

@@ -65,6 +65,33 @@ _JOB_COLUMNS = (
 )
 
 
+_MANY_ROWS = 1000
+"""Rows per multi-row INSERT of ``enqueue_many`` (16 parameters each; PostgreSQL takes
+at most 32,767 per statement)."""
+
+
+def _insert_args(job: Job) -> tuple[Any, ...]:
+    """The 16 values of one row, in ``_JOB_COLUMNS`` order."""
+    return (
+        job.id,
+        job.job_type,
+        job.queue_name,
+        job.payload,
+        job.priority,
+        job.metadata,
+        job.status.value,
+        job.attempts,
+        job.max_retries,
+        job.created_at,
+        job.scheduled_at,
+        job.started_at,
+        job.completed_at,
+        job.idempotency_key,
+        job.result,
+        job.error,
+    )
+
+
 def _migrations(schema: str, table: str, channel: str) -> dict[int, list[str]]:
     """Statements that bring the layout from version ``n - 1`` to ``n``, keyed by ``n``."""
     qualified = f'"{schema}"."{table}"'
@@ -455,24 +482,7 @@ class PostgresJobQueue(JobQueue):
     # -- the port --------------------------------------------------------------------
 
     async def enqueue(self, job: Job) -> tuple[Job, bool]:
-        args = (
-            job.id,
-            job.job_type,
-            job.queue_name,
-            job.payload,
-            job.priority,
-            job.metadata,
-            job.status.value,
-            job.attempts,
-            job.max_retries,
-            job.created_at,
-            job.scheduled_at,
-            job.started_at,
-            job.completed_at,
-            job.idempotency_key,
-            job.result,
-            job.error,
-        )
+        args = _insert_args(job)
 
         async def insert(connection: Any) -> tuple[Job, bool]:
             row = await connection.fetchrow(self._sql_insert, *args)
@@ -488,6 +498,69 @@ class PostgresJobQueue(JobQueue):
             return self._job(row), False
 
         return await self._run("enqueue into", insert)
+
+    async def enqueue_many(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
+        """One multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (per 1,000 jobs) and
+        one lookup of the rows that already held a key or id, in one transaction."""
+        if not jobs:
+            return []
+
+        async def insert_all(connection: Any) -> list[tuple[Job, bool]]:
+            async with connection.transaction():
+                inserted: dict[UUID, Any] = {}
+                for start in range(0, len(jobs), _MANY_ROWS):
+                    chunk = jobs[start : start + _MANY_ROWS]
+                    args = [value for job in chunk for value in _insert_args(job)]
+                    for row in await connection.fetch(self._insert_many_sql(len(chunk)), *args):
+                        inserted[row["id"]] = row
+                return await self._many_outcomes(connection, jobs, inserted)
+
+        return await self._run("enqueue into", insert_all)
+
+    def _insert_many_sql(self, count: int) -> str:
+        width = len(_JOB_COLUMNS.split(","))
+        values = ", ".join(
+            "(" + ", ".join(f"${n * width + i + 1}" for i in range(width)) + ")"
+            for n in range(count)
+        )
+        return (
+            f"INSERT INTO {self._qualified} ({_JOB_COLUMNS}) VALUES {values} "
+            f"ON CONFLICT DO NOTHING RETURNING {_JOB_COLUMNS}"
+        )
+
+    async def _many_outcomes(
+        self, connection: Any, jobs: Sequence[Job], inserted: dict[UUID, Any]
+    ) -> list[tuple[Job, bool]]:
+        """Per job, in order: its inserted row (the first of a repeated id), else the row
+        that holds its key or id, as one ``enqueue`` after another would answer."""
+        q = self._qualified
+        keys = list(dict.fromkeys(j.idempotency_key for j in jobs if j.idempotency_key is not None))
+        by_key: dict[str, Any] = {}
+        if keys and len(inserted) < len(jobs):
+            sql = f"SELECT {_JOB_COLUMNS} FROM {q} WHERE idempotency_key = ANY($1::text[])"
+            by_key = {row["idempotency_key"]: row for row in await connection.fetch(sql, keys)}
+        ids = [j.id for j in jobs if j.id not in inserted and j.idempotency_key not in by_key]
+        by_id: dict[UUID, Any] = {}
+        if ids:
+            sql = f"SELECT {_JOB_COLUMNS} FROM {q} WHERE id = ANY($1::uuid[])"
+            by_id = {row["id"]: row for row in await connection.fetch(sql, ids)}
+        outcomes: list[tuple[Job, bool]] = []
+        claimed: set[UUID] = set()
+        for job in jobs:
+            row = inserted.get(job.id)
+            if row is not None and job.id not in claimed:
+                claimed.add(job.id)
+                outcomes.append((self._job(row), True))
+                continue
+            row = by_key.get(job.idempotency_key) if job.idempotency_key else None
+            row = row or by_id.get(job.id) or inserted.get(job.id)
+            if row is None:
+                raise QueueUnavailableError(
+                    f"the PostgreSQL job queue at {self.url} lost job {job.id} during "
+                    "enqueue_many (a conflicting row was deleted meanwhile); retry the call"
+                )
+            outcomes.append((self._job(row), False))
+        return outcomes
 
     async def dequeue(
         self, queue_names: Sequence[str] | None, *, now: datetime | None = None

@@ -415,6 +415,33 @@ class RedisJobQueue(JobQueue):
     # -- the port --------------------------------------------------------------------
 
     async def enqueue(self, job: Job) -> tuple[Job, bool]:
+        keys, args = self._enqueue_args(job)
+        created, flat = await self._run(
+            "enqueue into", lambda: self._scripts["enqueue"](keys=keys, args=args)
+        )
+        return self._require(flat, job.id), bool(created)
+
+    async def enqueue_many(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
+        """The enqueue script once per job, pipelined: one round trip per 1,000 jobs (each
+        script call atomic, in order, so a key repeated in ``jobs`` is stored once)."""
+        calls = [self._enqueue_args(job) for job in jobs]
+        replies: list[Any] = []
+        for start in range(0, len(calls), 1000):
+            chunk = calls[start : start + 1000]
+
+            async def send(chunk: list[tuple[list[str], list[Any]]] = chunk) -> list[Any]:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for keys, args in chunk:
+                        await self._scripts["enqueue"](keys=keys, args=args, client=pipe)
+                    return list(await pipe.execute())
+
+            replies += await self._run("enqueue into", send)
+        return [
+            (self._require(flat, job.id), bool(created))
+            for job, (created, flat) in zip(jobs, replies, strict=True)
+        ]
+
+    def _enqueue_args(self, job: Job) -> tuple[list[str], list[Any]]:
         key = job.idempotency_key or ""
         body = json.dumps(
             {
@@ -458,10 +485,7 @@ class RedisJobQueue(JobQueue):
             job.queue_name,
             self.prefix,
         ]
-        created, flat = await self._run(
-            "enqueue into", lambda: self._scripts["enqueue"](keys=keys, args=args)
-        )
-        return self._require(flat, job.id), bool(created)
+        return keys, args
 
     async def dequeue(
         self, queue_names: Sequence[str] | None, *, now: datetime | None = None

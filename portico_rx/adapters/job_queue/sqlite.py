@@ -182,6 +182,22 @@ def _job(row: Sequence[Any]) -> Job:
     )
 
 
+def _insert(conn: sqlite3.Connection, job: Job, row: tuple[Any, ...]) -> tuple[Job, bool]:
+    """``INSERT … ON CONFLICT DO NOTHING``, then the row holding the key (or the id)."""
+    cursor = conn.execute(_INSERT, row)
+    if cursor.rowcount == 1:
+        return job, True
+    if job.idempotency_key is not None:
+        found = conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = ?",
+            (job.idempotency_key,),
+        ).fetchone()
+        if found is not None:
+            return _job(found), False
+    found = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (str(job.id),)).fetchone()
+    return _job(found), False
+
+
 class SQLiteJobQueue(JobQueue):
     """A JobQueue in one SQLite file: durable, no server, safe for several processes.
 
@@ -511,27 +527,25 @@ class SQLiteJobQueue(JobQueue):
 
     async def enqueue(self, job: Job) -> tuple[Job, bool]:
         row = _row(job)
-
-        def insert(conn: sqlite3.Connection) -> tuple[Job, bool]:
-            cursor = conn.execute(_INSERT, row)
-            if cursor.rowcount == 1:
-                return job, True
-            if job.idempotency_key is not None:
-                found = conn.execute(
-                    f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = ?",
-                    (job.idempotency_key,),
-                ).fetchone()
-                if found is not None:
-                    return _job(found), False
-            found = conn.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (str(job.id),)
-            ).fetchone()
-            return _job(found), False
-
-        stored, created = await self._call(insert)
+        stored, created = await self._call(lambda conn: _insert(conn, job, row))
         if created and stored.status in DUE_STATUSES:
             self._signal_new_work()
         return stored, created
+
+    async def enqueue_many(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
+        """Every job in one operation of the writer thread, so in one transaction (and
+        one fsync) — whatever else the group commit adds to it."""
+        if not jobs:
+            return []
+        rows = [(job, _row(job)) for job in jobs]
+
+        def insert_all(conn: sqlite3.Connection) -> list[tuple[Job, bool]]:
+            return [_insert(conn, job, row) for job, row in rows]
+
+        outcomes = await self._call(insert_all)
+        if any(created and stored.status in DUE_STATUSES for stored, created in outcomes):
+            self._signal_new_work()
+        return outcomes
 
     async def dequeue(
         self, queue_names: Sequence[str] | None, *, now: datetime | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -97,6 +98,36 @@ class JobService(JobCreator):
             _log_existing(stored)
         return stored
 
+    async def create_many_from_requests(
+        self, entries: Sequence[tuple[JobRequest, dict[str, Any] | None]]
+    ) -> list[CreatedJob | Exception]:
+        """Create the jobs of many requests in one ``JobQueue.enqueue_many`` call (one
+        transaction / round trip), each built as :meth:`create_from_request` builds it.
+
+        A request whose key is invalid gets its error in its place; the others are
+        written. A store failure raises for the whole batch.
+        """
+        outcomes: list[CreatedJob | Exception | None] = []
+        jobs: list[Job] = []
+        for request, metadata in entries:
+            try:
+                jobs.append(self._request_job(request, metadata))
+            except Exception as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        stored = iter(await self.job_queue.enqueue_many(jobs) if jobs else ())
+        result: list[CreatedJob | Exception] = []
+        for outcome in outcomes:
+            if outcome is not None:
+                result.append(outcome)
+                continue
+            job, created = next(stored)
+            if not created:
+                _log_existing(job)
+            result.append(CreatedJob(job, created))
+        return result
+
     async def create_from_request(
         self, request: JobRequest, metadata: dict[str, Any] | None = None
     ) -> CreatedJob:
@@ -107,10 +138,17 @@ class JobService(JobCreator):
         ``metadata["idempotency_key"]`` (where the sink puts it), checked as
         ``create_job`` checks it.
         """
+        job = self._request_job(request, metadata)
+        stored, created = await self.job_queue.enqueue(job)  # awaited here: no extra frame
+        if not created:
+            _log_existing(stored)
+        return CreatedJob(stored, created)
+
+    def _request_job(self, request: JobRequest, metadata: dict[str, Any] | None) -> Job:
         if metadata is None:
             metadata = own_metadata(request)
         key = check_idempotency_key(None, metadata)
-        job = _new_job(
+        return _new_job(
             request.job_type,
             request.queue_name,
             request.payload,
@@ -122,10 +160,6 @@ class JobService(JobCreator):
             self.max_retries,
             own_metadata=True,
         )
-        stored, created = await self.job_queue.enqueue(job)  # awaited here: no extra frame
-        if not created:
-            _log_existing(stored)
-        return CreatedJob(stored, created)
 
     async def get_job(self, job_id: UUID) -> Job | None:
         return await self.job_queue.get(job_id)
