@@ -102,15 +102,31 @@ async def full_path(events: int) -> tuple[float, float]:
     return elapsed, wall
 
 
-async def bare_bridge(events: int) -> tuple[float, float]:
-    """CPU and wall seconds: ``events`` via Subject -> asyncio.Queue -> consumer -> JobService."""
+async def _bridge(events: int, consume: Any) -> tuple[float, float]:
+    """CPU and wall seconds: ``events`` via Subject -> asyncio.Queue -> ``consume``."""
     creator = prx.JobService(MemoryJobQueue())
     subject: reactivex.Subject[int] = reactivex.Subject()
     queue: asyncio.Queue[int] = asyncio.Queue()
     subject.subscribe(queue.put_nowait)
     done = asyncio.Event()
+    task = asyncio.ensure_future(consume(queue, creator, events, done))
+    started, wall = time.process_time(), time.perf_counter()
+    for n in range(events):
+        subject.on_next(n)
+    await done.wait()
+    elapsed, wall = time.process_time() - started, time.perf_counter() - wall
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return elapsed, wall
 
-    async def consumer() -> None:
+
+async def bare_bridge(events: int) -> tuple[float, float]:
+    """Subject -> asyncio.Queue -> one consumer awaiting ``create_job`` per event."""
+
+    async def consume(
+        queue: asyncio.Queue[int], creator: Any, events: int, done: asyncio.Event
+    ) -> None:
         created = 0
         while True:
             n = await queue.get()
@@ -125,33 +141,21 @@ async def bare_bridge(events: int) -> tuple[float, float]:
             if created == events:
                 done.set()
 
-    task = asyncio.ensure_future(consumer())
-    started, wall = time.process_time(), time.perf_counter()
-    for n in range(events):
-        subject.on_next(n)
-    await done.wait()
-    elapsed, wall = time.process_time() - started, time.perf_counter() - wall
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    return elapsed, wall
+    return await _bridge(events, consume)
 
 
 async def batched_bridge(events: int) -> tuple[float, float]:
-    """The bridge at its best: its consumer drains what is queued (up to the sink's
-    ``MAX_BATCH``) and writes it in one ``create_many_from_requests`` call, as the sink
-    does; each request a validated ``JobRequest`` with the same fields and key."""
-    creator = prx.JobService(MemoryJobQueue())
-    subject: reactivex.Subject[int] = reactivex.Subject()
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    subject.subscribe(queue.put_nowait)
-    done = asyncio.Event()
+    """The bridge batching as the sink does: its consumer drains what is queued (up to
+    ``MAX_BATCH``) and writes it in one ``create_many_from_requests`` call; each request
+    a validated ``JobRequest`` with the same fields and key."""
 
     def entry(n: int) -> tuple[JobRequest, dict[str, Any]]:
         request = JobRequest(job_type=JOB_TYPE, payload=_payload(n), queue_name="default")
         return request, {"idempotency_key": f"bench:{JOB_TYPE}:{n}"}
 
-    async def consumer() -> None:
+    async def consume(
+        queue: asyncio.Queue[int], creator: Any, events: int, done: asyncio.Event
+    ) -> None:
         created = 0
         while True:
             batch = [entry(await queue.get())]
@@ -162,16 +166,7 @@ async def batched_bridge(events: int) -> tuple[float, float]:
             if created == events:
                 done.set()
 
-    task = asyncio.ensure_future(consumer())
-    started, wall = time.process_time(), time.perf_counter()
-    for n in range(events):
-        subject.on_next(n)
-    await done.wait()
-    elapsed, wall = time.process_time() - started, time.perf_counter() - wall
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    return elapsed, wall
+    return await _bridge(events, consume)
 
 
 def timed(run: Any, events: int) -> tuple[float, float]:
