@@ -106,9 +106,9 @@ class JobCreator(ABC):
             that stopped that request alone (an invalid key, say); the others stand.
 
         Raises:
-            Whatever stopped the whole batch (``QueueUnavailableError``: the store could
-            not be reached); then none of it may be assumed created, and creating the
-            requests again is safe (their idempotency keys and job ids hold).
+            QueueUnavailableError: the store could not be reached (or whatever else
+                stopped the whole batch); none of it may be assumed created, and creating
+                the requests again is safe (their idempotency keys and job ids hold).
         """
         outcomes: list[CreatedJob | Exception] = []
         for request, metadata in entries:
