@@ -39,9 +39,7 @@ def dedupe(
     under more than ``max_keys`` distinct keys per ``ttl`` a very old key may pass
     again). With ``ttl=None`` only ``max_keys`` bounds it.
 
-    Settlement: a duplicate is dropped synchronously and its delivery acked as
-    deliberately dropped — the redelivered copy of a queue message is acked, not left
-    pending.
+    Settlement: a duplicate is dropped (its delivery acked as deliberately dropped).
 
     Marble (``ttl`` = 5 ticks, key = the letter)::
 
@@ -81,8 +79,7 @@ def dedupe(
         ) -> abc.DisposableBase:
             clock = pick_scheduler(scheduler, subscribe_scheduler)
             seen: OrderedDict[Any, datetime | None] = OrderedDict()
-            # The expiry of the oldest remembered key (or later: after ``max_keys`` pushed
-            # one out, a sweep finds the true front); no sweep runs before it.
+            # The oldest key's expiry (or later, after max_keys pushed one out): sweep then.
             front: list[datetime | None] = [None]
 
             def sweep(now: datetime) -> None:
