@@ -7,9 +7,10 @@ pending or running (Temporal's overlap policies, Kubernetes' concurrencyPolicy).
   arriving while one is held is dropped;
 * ``buffer_all``: hold every such run, and create them one after another, each once the
   one before it has finished;
-* ``cancel_other``: fail the previous job (``error="cancelled: ..."``) if it has not
-  finished, then create the new run at once. A job a worker is running is marked failed
-  in the store; the worker itself is not interrupted.
+* ``cancel_other``: cancel the previous job if it has not finished, then create the new
+  run at once: a job still waiting becomes ``CANCELLED`` (``JobQueue.cancel``: no worker
+  runs it); a job a worker is running is marked failed in the store
+  (``error="cancelled: ..."``), the worker itself is not interrupted.
 
 The decision reads the previous run's job status from the job store, so it holds across
 restarts and replicas sharing the store. The gate is an operator in the trigger's own
@@ -30,6 +31,7 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from portico_rx.errors import ConfigurationError
 from portico_rx.logs import get_logger
 from portico_rx.models import JobStatus
 from portico_rx.pipeline import clock
@@ -238,8 +240,18 @@ class OverlapGate:
                 reason="no job queue, or no job yet",
             )
             return
+        if busy.status in (JobStatus.PENDING, JobStatus.SCHEDULED):
+            try:
+                await queue.cancel(busy.id)
+            except ConfigurationError:  # a worker claimed it meanwhile: it runs, fail it
+                await self._fail_running(queue, name, busy)
+        else:
+            await self._fail_running(queue, name, busy)
+        stats.cancelled += 1
+        logger.info("schedule_overlap_cancelled", schedule=name, job_id=str(busy.id))
+
+    @staticmethod
+    async def _fail_running(queue: Any, name: str, busy: Any) -> None:
         await queue.fail(
             busy.id, f"cancelled: a newer run of schedule {name!r} started (overlap='cancel_other')"
         )
-        stats.cancelled += 1
-        logger.info("schedule_overlap_cancelled", schedule=name, job_id=str(busy.id))

@@ -163,3 +163,28 @@ async def test_a_held_run_is_released_when_the_previous_run_was_dead_lettered() 
     await trigger.stop()
     assert trigger.get_health().dead_lettered_count == 1  # 00:01
     assert [(j.idempotency_key or "")[-6:-4] for j in creator.jobs] == ["02"]
+
+
+async def test_cancel_other_cancels_a_previous_job_no_worker_took() -> None:
+    """No worker: the previous run's job is still pending, so it is CANCELLED (never run),
+    not failed; the newest run's job waits for a worker."""
+    queue = MemoryJobQueue()
+    vt = HistoricalScheduler(initial_clock=START)
+    trigger = ScheduleTrigger(
+        job_creator=prx.JobService(job_queue=queue),
+        schedules=[ScheduleConfig(cron="* * * * *", job_type="sync", overlap="cancel_other")],
+        scheduler=vt,
+        overlap_poll=5,
+    )
+    await trigger.start()
+    await advance(vt, timedelta(minutes=3), step=5)
+    await trigger.stop()
+    jobs = {(j.idempotency_key or "")[-6:-4]: j for j in await queue.list(limit=100)}
+    assert [jobs[m].status for m in sorted(jobs)] == [
+        JobStatus.CANCELLED,
+        JobStatus.CANCELLED,
+        JobStatus.PENDING,
+    ]
+    claimed = await queue.dequeue(["default"])
+    assert claimed is not None and claimed.id == jobs["03"].id  # the cancelled never run
+    assert await queue.dequeue(["default"]) is None
