@@ -94,6 +94,22 @@ class Lifecycle:
         self._lock = asyncio.Lock()
         self._stopping: asyncio.Future[None] | None = None
 
+    @classmethod
+    def of(cls, owner: Any, name: str, *, kind: str) -> Lifecycle:
+        """The lifecycle of ``owner`` (a trigger, the worker), whose hooks are its
+        ``_on_start``, ``_on_running``, ``_on_stopping``, ``_on_drain``, ``_on_teardown``
+        methods and whose log fields are its ``_lifecycle_stats()``."""
+        return cls(
+            name,
+            kind=kind,
+            on_start=owner._on_start,
+            on_running=owner._on_running,
+            on_stopping=owner._on_stopping,
+            on_drain=owner._on_drain,
+            on_teardown=owner._on_teardown,
+            stats=owner._lifecycle_stats,
+        )
+
     @property
     def state(self) -> RunState:
         return self._state

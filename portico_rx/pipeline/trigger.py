@@ -178,16 +178,7 @@ class PipelineTrigger(JobTrigger):
         self.tracker.recorder = self.recorder
         self._scheduler_arg = scheduler
         self._scheduler: SchedulerBase | None = None  # the tracking wrapper, once started
-        self._lifecycle = Lifecycle(
-            name,
-            kind="trigger",
-            on_start=self._on_start,
-            on_running=self._on_running,
-            on_stopping=self._on_stopping,
-            on_drain=self._on_drain,
-            on_teardown=self._on_teardown,
-            stats=self._lifecycle_stats,
-        )
+        self._lifecycle = Lifecycle.of(self, name, kind="trigger")
         self._sink: JobSink | None = None
         self._subscription = SerialDisposable()
         self._restart: DisposableBase | None = None

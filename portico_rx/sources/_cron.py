@@ -31,6 +31,28 @@ from portico_rx.schedule.window import check_spin, check_window, seconds_to_micr
 __all__ = ["Tick", "at", "cron", "interval"]
 
 
+def _windowed_spec(
+    plan: FirePlan,
+    zone: ZoneInfo,
+    misfire: MisfirePolicy | None,
+    start: datetime | None,
+    end: datetime | None,
+    jitter: float | timedelta | None,
+) -> ScheduleSpec:
+    """The spec of a recurring source (cron, interval): its plan inside ``start``/``end``
+    (checked in ``zone``), with its misfire policy and jitter."""
+    start_us, end_us = check_window(start, end, zone)
+    return ScheduleSpec(
+        name=plan.expression,
+        plan=plan,
+        tz=zone,
+        misfire=misfire or MisfirePolicy(),
+        start_us=start_us,
+        end_us=end_us,
+        jitter_us=seconds_to_micros(jitter, "jitter", positive=False),
+    )
+
+
 def _source(
     spec: ScheduleSpec,
     scheduler: abc.SchedulerBase | None,
@@ -120,16 +142,7 @@ def cron(
     """
     parsed = parse_cron(expr, seconds=seconds, hash_key=hash_key)
     zone = resolve_zone(tz)
-    start_us, end_us = check_window(start, end, zone)
-    spec = ScheduleSpec(
-        name=parsed.expression,
-        plan=CronPlan(parsed, zone, dst),
-        tz=zone,
-        misfire=misfire or MisfirePolicy(),
-        start_us=start_us,
-        end_us=end_us,
-        jitter_us=seconds_to_micros(jitter, "jitter", positive=False),
-    )
+    spec = _windowed_spec(CronPlan(parsed, zone, dst), zone, misfire, start, end, jitter)
     return _source(spec, scheduler, seed, spin=timer_spin)
 
 
@@ -175,17 +188,7 @@ def interval(
     zone = resolve_zone(tz)
     every_us = seconds_to_micros(every, "every", positive=True)
     anchor_us = to_micros(to_instant(anchor, zone, "anchor")) if anchor is not None else 0
-    start_us, end_us = check_window(start, end, zone)
-    plan: FirePlan = IntervalPlan(every_us, anchor_us)
-    spec = ScheduleSpec(
-        name=plan.expression,
-        plan=plan,
-        tz=zone,
-        misfire=misfire or MisfirePolicy(),
-        start_us=start_us,
-        end_us=end_us,
-        jitter_us=seconds_to_micros(jitter, "jitter", positive=False),
-    )
+    spec = _windowed_spec(IntervalPlan(every_us, anchor_us), zone, misfire, start, end, jitter)
     return _source(spec, scheduler, seed, spin=timer_spin)
 
 

@@ -133,16 +133,7 @@ class JobWorker:
         self.job_timeout = job_timeout
         self.stop_timeout = stop_timeout
         self.name = name
-        self._lifecycle = Lifecycle(
-            name,
-            kind="worker",
-            on_start=self._on_start,
-            on_running=self._on_running,
-            on_stopping=self._on_stopping,
-            on_drain=self._on_drain,
-            on_teardown=self._on_teardown,
-            stats=self._lifecycle_stats,
-        )
+        self._lifecycle = Lifecycle.of(self, name, kind="worker")
         self._dispatcher: asyncio.Task[None] | None = None
         self._running: dict[asyncio.Task[None], Job] = {}
         self._slots: asyncio.Semaphore | None = None
