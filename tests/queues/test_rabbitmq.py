@@ -352,3 +352,69 @@ async def test_competing_triggers_share_the_queue_without_duplicates(
     assert sorted(j.payload["n"] for j in creator.jobs) == list(range(150))
     assert sum(counts) == 150 and min(counts) > 0
     assert await queue_depth(amqp, queue) == 0
+
+
+async def test_the_broker_dead_letter_queue_redrives_back_with_the_message_id(
+    amqp: Any, unique: str
+) -> None:
+    """A message dead-lettered while the job store was down sits in ``<queue>.dead`` and in
+    the durable dead letter store; redriving both (store first, then the broker queue)
+    makes one job: the broker copy keeps its message_id, so its key finds the job."""
+    queue = f"deadletters_{unique}"
+    amqp.created_queues.append(queue)
+    outage = {"down": True}
+
+    class FlakyService(prx.JobService):
+        async def create_from_request(self, request: Any, metadata: Any = None) -> Any:
+            if outage["down"]:
+                raise prx.QueueUnavailableError("failing over")
+            return await super().create_from_request(request, metadata)
+
+    service = FlakyService(MemoryJobQueue())
+    source = sources.rabbitmq(RABBITMQ_URL, queue)
+    pipeline = source.pipe(prx.to_job("order.ship", payload=lambda m: m.json_body()))
+    retry = prx.RetryPolicy(max_attempts=2, initial_delay=0.001, max_delay=0.002)
+    async with prx.PipelineTrigger(pipeline, service, name="ships", retry=retry):
+        await publish_amqp(amqp, queue, b'{"order": 9}', "ship-9")
+        await publish_amqp(amqp, queue, b'{"order": 10}', "ship-10")
+        await eventually(lambda: source.status.dead_lettered == 2)
+    assert await queue_depth(amqp, f"{queue}.dead") == 2
+    outage["down"] = False
+    [first, second] = sorted(
+        await service.list_dead_letters(trigger="ships"), key=lambda r: r.event_id or ""
+    )
+    assert (first.event_id, second.event_id) == ("ship-10", "ship-9")
+    redriven = await service.redrive_dead_letter(second.id)  # from the store
+    assert redriven.idempotency_key == "ships:order.ship:ship-9"
+
+    assert await source.redrive_dead_letters(limit=1) == 1  # the oldest: ship-9
+    assert await queue_depth(amqp, f"{queue}.dead") == 1
+    assert await source.redrive_dead_letters() == 1
+    assert await source.redrive_dead_letters() == 0
+    assert await queue_depth(amqp, f"{queue}.dead") == 0
+    async with prx.PipelineTrigger(pipeline, service, name="ships", retry=retry) as again:
+        await eventually(lambda: again.get_health().events_seen == 2)
+        await eventually(lambda: source.status.acked == 2)
+    jobs = {job.idempotency_key: job for job in await service.list_jobs()}
+    assert set(jobs) == {
+        "ships:order.ship:ship-9",
+        "ships:order.ship:ship-10",
+    }
+    assert jobs[redriven.idempotency_key].id == redriven.id  # found, not made twice
+    assert again.get_health().duplicates_count == 1
+    assert await queue_depth(amqp, queue) == 0
+
+
+async def test_redrive_needs_a_known_dead_letter_queue(unique: str) -> None:
+    without = sources.rabbitmq(RABBITMQ_URL, f"deadletters_{unique}", dead_letter_exchange=None)
+    with pytest.raises(prx.ConfigurationError, match="declares no dead-letter exchange"):
+        await without.redrive_dead_letters()
+    custom = sources.rabbitmq(RABBITMQ_URL, f"deadletters_{unique}", dead_letter_exchange="dlx")
+    with pytest.raises(prx.ConfigurationError, match="move_messages"):
+        await custom.redrive_dead_letters()
+    with pytest.raises(prx.ConfigurationError, match="limit=0"):
+        await custom.redrive_dead_letters(limit=0)
+    from portico_rx.sources.queues.rabbitmq import move_messages
+
+    with pytest.raises(prx.ConfigurationError, match="check the queue names"):
+        await move_messages(RABBITMQ_URL, f"deadletters_{unique}.nowhere", "x")

@@ -212,3 +212,65 @@ async def test_stream_deleted_under_the_consumer_is_created_again(
         await redis_client.xadd(stream, envelope("e", n=2))
         await eventually(lambda: len(creator.jobs) == 2)
     assert [j.payload["n"] for j in creator.jobs] == [1, 2]
+
+
+async def test_dead_stream_entries_redrive_back_and_keep_their_original_key(
+    redis_client: Any, unique: str
+) -> None:
+    """Entries dead-lettered while the job store was down go back to the stream with
+    ``redrive_dead_letters``; their new entries keep the original key (``dead_letter_of``),
+    so the entry whose letter was already redriven from the durable store makes no second
+    job; an entry that fails again is dead-lettered under its original id."""
+    stream = f"deadletters_{unique}"
+    redis_client.created_keys.append(stream)
+    outage = {"down": True}
+
+    class FlakyService(prx.JobService):
+        async def create_from_request(self, request: Any, metadata: Any = None) -> Any:
+            if outage["down"]:
+                raise prx.QueueUnavailableError("failing over")
+            return await super().create_from_request(request, metadata)
+
+    service = FlakyService(MemoryJobQueue())
+    source = sources.redis_stream(REDIS_URL, stream, "shippers", "c1", block=0.1)
+    pipeline = source.pipe(prx.to_job("order.ship", payload=lambda m: m.json_body()))
+    retry = prx.RetryPolicy(max_attempts=2, initial_delay=0.001, max_delay=0.002)
+    first = await redis_client.xadd(stream, {"body": json.dumps({"order": 1})})
+    second = await redis_client.xadd(stream, {"body": json.dumps({"order": 2})})
+    async with prx.PipelineTrigger(pipeline, service, name="ships", retry=retry):
+        await eventually(lambda: source.status.dead_lettered == 2)
+    assert await redis_client.xlen(f"{stream}.dead") == 2
+    outage["down"] = False
+    key = f"ships:order.ship:{stream}/{first.decode()}"
+    [stored] = [r for r in await service.list_dead_letters() if r.idempotency_key == key]
+    redriven = await service.redrive_dead_letter(stored.id)
+
+    assert await source.redrive_dead_letters() == 2
+    assert await redis_client.xlen(f"{stream}.dead") == 0
+    assert await redis_client.xlen(stream) == 4  # two new entries, the old ones acked
+    async with prx.PipelineTrigger(pipeline, service, name="ships", retry=retry) as again:
+        await eventually(lambda: source.status.acked == 2)
+    jobs = {job.idempotency_key: job for job in await service.list_jobs()}
+    assert set(jobs) == {key, f"ships:order.ship:{stream}/{second.decode()}"}
+    assert jobs[key].id == redriven.id
+    assert again.get_health().duplicates_count == 1
+
+    # failing again: dead-lettered under the id it first had, so redrives keep the key
+    outage["down"] = True
+    third = await redis_client.xadd(stream, {"body": json.dumps({"order": 3})})
+    async with prx.PipelineTrigger(pipeline, service, name="ships", retry=retry):
+        await eventually(lambda: source.status.dead_lettered == 3)
+    assert await source.redrive_dead_letters() == 1
+    async with prx.PipelineTrigger(pipeline, service, name="ships", retry=retry):
+        await eventually(lambda: source.status.dead_lettered == 4)
+    [(_, fields)] = await redis_client.xrange(f"{stream}.dead")
+    assert fields[b"dead_letter_of"] == third
+    assert await source.redrive_dead_letters(limit=5) == 1
+
+
+async def test_a_stream_without_a_dead_letter_stream_cannot_redrive(unique: str) -> None:
+    source = sources.redis_stream(
+        REDIS_URL, f"deadletters_{unique}", "g", "c", dead_letter_stream=None
+    )
+    with pytest.raises(prx.ConfigurationError, match="nothing to redrive"):
+        await source.redrive_dead_letters()

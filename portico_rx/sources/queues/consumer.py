@@ -410,6 +410,7 @@ class QueueSource(reactivex.Observable[QueueMessage]):
         session: Session,
         describe: str,
         probe: Callable[[], Awaitable[None]] | None = None,
+        redrive: Callable[[int | None], Awaitable[int]] | None = None,
         max_in_flight: int,
         scheduler: abc.SchedulerBase | None = None,
         reconnect_delay: float = 0.5,
@@ -429,6 +430,7 @@ class QueueSource(reactivex.Observable[QueueMessage]):
         self.describe = describe
         self._session = session
         self._probe = probe
+        self._redrive = redrive
         self._scheduler = scheduler
         self._tasks: set[asyncio.Task[None]] = set()
         self._random = random.Random()
@@ -459,6 +461,37 @@ class QueueSource(reactivex.Observable[QueueMessage]):
                 f"cannot consume {self.describe}: {error}; check that "
                 "the broker is running and the URL, credentials and names are right"
             ) from exc
+
+    async def redrive_dead_letters(self, limit: int | None = None) -> int:
+        """Move the messages of this source's broker dead-letter queue back to the queue it
+        consumes (oldest first, at most ``limit``; default all), where they are consumed
+        again with their original idempotency key: a message whose job was made
+        meanwhile (e.g. by ``JobService.redrive_dead_letter``) finds that job.
+
+        RabbitMQ moves ``<queue>.dead`` back to ``<queue>``; Redis Streams moves the
+        entries of ``<stream>.dead`` back to ``<stream>`` (see docs/dead-letters.md).
+        Each message is taken off the dead-letter queue only once it is back on the
+        source queue, so a crash in between repeats it, never loses it.
+
+        Returns:
+            How many messages were moved.
+
+        Raises:
+            ConfigurationError: this source has no broker dead-letter queue to redrive
+                from (its ``dead_letter_*`` argument is ``None``, or the broker has none),
+                or ``limit`` is below 1.
+        """
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise ConfigurationError(
+                f"limit={limit!r}: use a whole number, 1 or more (or None for all)"
+            )
+        if self._redrive is None:
+            raise ConfigurationError(
+                f"{self.describe} has no broker dead-letter queue to redrive from"
+            )
+        return await self._redrive(limit)
 
     async def wait_connected(self, timeout: float = 10.0) -> bool:
         """Wait until a consumer of this source is connected (at most ``timeout`` s).

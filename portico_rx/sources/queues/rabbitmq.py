@@ -28,7 +28,7 @@ try:
 except ImportError as _exc:  # pragma: no cover - only without the extra
     raise MissingDependencyError("aio_pika", "rabbitmq") from _exc
 
-__all__ = ["dead_letter_queue_name", "rabbitmq"]
+__all__ = ["dead_letter_queue_name", "move_messages", "rabbitmq"]
 
 logger = get_logger("portico_rx.sources.rabbitmq")
 
@@ -192,6 +192,94 @@ class _RabbitMQQueue:
         finally:
             await connection.close()
 
+    async def redrive(self, limit: int | None) -> int:
+        """Move the dead-letter queue back to the consumed queue (``QueueSource``'s
+        ``redrive_dead_letters``)."""
+        if self.dead_letter_exchange != "":
+            where = (
+                "declares no dead-letter exchange (dead_letter_exchange=None)"
+                if self.dead_letter_exchange is None
+                else f"dead-letters to exchange {self.dead_letter_exchange!r}, whose queues "
+                "portico_rx does not know"
+            )
+            raise ConfigurationError(
+                f"rabbitmq queue {self.queue!r} {where}: redrive from your dead-letter queue "
+                "with portico_rx.sources.queues.rabbitmq.move_messages(url, DLQ, queue)"
+            )
+        dead = self.dead_letter_routing_key or dead_letter_queue_name(self.queue)
+        return await move_messages(self.url, dead, self.queue, limit=limit)
+
+
+_KEPT_PROPERTIES = (
+    "content_type",
+    "content_encoding",
+    "delivery_mode",
+    "priority",
+    "correlation_id",
+    "reply_to",
+    "message_id",
+    "timestamp",
+    "type",
+    "app_id",
+)
+"""What a moved message keeps of the original (its body and headers too): everything but
+``expiration`` (it expired, or would, on the way) and ``user_id`` (RabbitMQ checks it
+against the connection's user)."""
+
+
+async def move_messages(
+    url: str, from_queue: str, to_queue: str, *, limit: int | None = None
+) -> int:
+    """Move messages from RabbitMQ queue ``from_queue`` to ``to_queue``, oldest first, at
+    most ``limit`` (default: until ``from_queue`` is empty): a dead-letter queue back to
+    the queue it came from. Body, headers and properties (``message_id``: the idempotency
+    key of the ``rabbitmq`` source) are kept.
+
+    Each message is republished to ``to_queue`` (default exchange, publisher confirms,
+    ``mandatory``) and acked on ``from_queue`` only once the broker confirmed it: a crash
+    in between leaves it in both (its ``message_id`` still makes one job), never in
+    neither.
+
+    Returns:
+        How many messages were moved.
+
+    Raises:
+        ConfigurationError: a queue does not exist, or a bad argument.
+    """
+    _check_arguments(url, from_queue, 1)
+    _check_arguments(url, to_queue, 1)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigurationError(
+            f"limit={limit!r}: use a whole number, 1 or more (or None for all)"
+        )
+    connection = await aio_pika.connect(url, timeout=10)
+    moved = 0
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        try:
+            source = await channel.declare_queue(from_queue, passive=True)
+            await channel.declare_queue(to_queue, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity as exc:
+            raise ConfigurationError(
+                f"cannot move messages from {from_queue!r} to {to_queue!r}: {exc}; check the "
+                "queue names (a dead-letter queue is declared by the first consumer)"
+            ) from None
+        while limit is None or moved < limit:
+            incoming = await source.get(no_ack=False, fail=False)
+            if incoming is None:
+                break
+            properties = {name: getattr(incoming, name) for name in _KEPT_PROPERTIES}
+            message = aio_pika.Message(
+                body=incoming.body, headers=dict(incoming.headers or {}), **properties
+            )
+            await channel.default_exchange.publish(message, routing_key=to_queue, mandatory=True)
+            await incoming.ack()
+            moved += 1
+    finally:
+        await connection.close()
+    logger.info("rabbitmq_messages_moved", from_queue=from_queue, to_queue=to_queue, moved=moved)
+    return moved
+
 
 class _RabbitMQSession:
     """One connection's consumer: set up the channel, consume until closed or stopped."""
@@ -308,6 +396,8 @@ def rabbitmq(
             ``None`` declares no dead-letter exchange (rejected messages are discarded by
             the broker; they are still logged and counted).
         dead_letter_routing_key: routing key for dead letters (default ``<queue>.dead``).
+            With the default exchange, ``source.redrive_dead_letters()`` moves that
+            queue's messages back to ``queue`` (see :func:`move_messages`).
         scheduler: Rx scheduler for timestamps and reconnect backoff (default: the loop's).
         reconnect_delay: first reconnect wait in seconds (default 0.5), doubling up to
             ``reconnect_max_delay`` (default 15).
@@ -341,6 +431,7 @@ def rabbitmq(
         destination=queue,
         session=broker_queue.session,
         probe=broker_queue.probe,
+        redrive=broker_queue.redrive,
         describe=f"rabbitmq queue {queue!r} at {broker_queue.shown}",
         max_in_flight=prefetch,
         scheduler=scheduler,

@@ -135,6 +135,7 @@ class _RedisStream:
         self.create_group = create_group
         self.group_start = group_start
         self.shown = redact_url(url)
+        self.stream_bytes = stream.encode()
 
     def client(self) -> aioredis.Redis:
         return aioredis.Redis.from_url(
@@ -164,6 +165,50 @@ class _RedisStream:
                     f"group={group!r} does not exist on stream={stream!r}; create it or pass "
                     "create_group=True"
                 )
+
+    def original_id(self, entry_id: str, fields: dict[bytes, bytes]) -> str:
+        """The id the entry first had in this stream: its own, or for an entry redriven
+        from the dead-letter stream, the one it was dead-lettered under (so its key, and
+        so its job, is the original's)."""
+        original = fields.get(b"dead_letter_of")
+        if original is not None and fields.get(b"dead_letter_stream") == self.stream_bytes:
+            return _text(original)
+        return entry_id
+
+    async def redrive(self, limit: int | None) -> int:
+        """Move the dead-letter stream's entries back to the stream (``QueueSource``'s
+        ``redrive_dead_letters``): oldest first, each ``XADD`` to the stream and ``XDEL``
+        from the dead-letter stream in one ``MULTI``, keeping its fields (its
+        ``dead_letter_of`` keeps its original key)."""
+        dead = self.dead_stream
+        if dead is None:
+            raise ConfigurationError(
+                f"redis stream {self.stream!r} keeps no dead-letter stream "
+                "(dead_letter_stream=None): there is nothing to redrive"
+            )
+        redis = self.client()
+        moved = 0
+        after = b"-"  # entries of other streams (a shared dead-letter stream) are skipped
+        try:
+            while limit is None or moved < limit:
+                entries: list[Any] = list(await redis.xrange(dead, after, "+", count=100) or [])
+                if not entries:
+                    break
+                for raw_id, fields in entries:
+                    after = b"(" + raw_id
+                    if fields is None or fields.get(b"dead_letter_stream") != self.stream_bytes:
+                        continue
+                    async with redis.pipeline(transaction=True) as pipe:
+                        pipe.xadd(self.stream, fields)  # type: ignore[arg-type]
+                        pipe.xdel(dead, raw_id)
+                        await pipe.execute()
+                    moved += 1
+                    if limit is not None and moved >= limit:
+                        break
+        finally:
+            await redis.aclose()
+        logger.info("redis_stream_entries_redriven", stream=self.stream, dead=dead, moved=moved)
+        return moved
 
     def message(self, entry_id: str, fields: dict[bytes, bytes], redelivered: bool) -> QueueMessage:
         body_field = self.body_field
@@ -310,7 +355,9 @@ class _RedisStreamSession:
                 source.message(entry_id, fields, redelivered),
                 ack=functools.partial(self._ack, entry_id),
                 nack=functools.partial(self._nack, entry_id, fields),
-                idempotency_key=stream_entry_key(source.stream, entry_id),
+                idempotency_key=stream_entry_key(
+                    source.stream, source.original_id(entry_id, fields)
+                ),
             )
 
     def _check_open(self) -> None:
@@ -335,7 +382,7 @@ class _RedisStreamSession:
         dead_fields: dict[Any, Any] = dict(fields)
         dead_fields.update(
             {
-                "dead_letter_of": entry_id,
+                "dead_letter_of": source.original_id(entry_id, fields),
                 "dead_letter_stream": source.stream,
                 "dead_letter_group": source.group,
             }
@@ -417,6 +464,8 @@ def redis_stream(
             (default 60).
         dead_letter_stream: where bad entries go (default ``""``: ``<stream>.dead``);
             ``None`` acks them without a copy (still logged and counted).
+            ``source.redrive_dead_letters()`` moves them back to ``stream``, where
+            they keep their original key (field ``dead_letter_of``).
         body_field: the entry field holding the message body (default ``"body"``).
         create_group: create the group if missing (default True).
         group_start: where a new group starts: ``"0"`` (whole stream, default) or ``"$"``.
@@ -455,6 +504,7 @@ def redis_stream(
         destination=stream,
         session=broker_stream.session,
         probe=broker_stream.probe,
+        redrive=broker_stream.redrive,
         describe=f"redis stream {stream!r} group {group!r} at {broker_stream.shown}",
         max_in_flight=count,
         scheduler=scheduler,
