@@ -154,7 +154,7 @@ class DeadLetterRecord(BaseModel):
         )
 
 
-def check_dead_letter_query(status: str | None, limit: int) -> None:
+def check_dead_letter_query(status: object, limit: object) -> None:
     """Raise ``ConfigurationError`` for a bad ``list_dead_letters`` filter."""
     if status is not None and status not in DEAD_LETTER_STATUSES:
         raise ConfigurationError(

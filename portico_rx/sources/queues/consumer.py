@@ -66,6 +66,13 @@ def check_positive(name: str, value: object, *, allow_zero: bool = False) -> Non
     raise ConfigurationError(f"{name}={value!r}: use {wanted}")
 
 
+def check_limit(limit: object) -> None:
+    """Raise ``ConfigurationError`` unless ``limit`` is ``None`` (no limit) or 1 or more."""
+    if limit is None or (isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1):
+        return
+    raise ConfigurationError(f"limit={limit!r}: use a whole number, 1 or more (or None for all)")
+
+
 @dataclass
 class ConnectionStatus:
     """A queue source's connection health, shared by all its subscriptions.
@@ -481,12 +488,7 @@ class QueueSource(reactivex.Observable[QueueMessage]):
                 from (its ``dead_letter_*`` argument is ``None``, or the broker has none),
                 or ``limit`` is below 1.
         """
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
-        ):
-            raise ConfigurationError(
-                f"limit={limit!r}: use a whole number, 1 or more (or None for all)"
-            )
+        check_limit(limit)
         if self._redrive is None:
             raise ConfigurationError(
                 f"{self.describe} has no broker dead-letter queue to redrive from"

@@ -11,7 +11,12 @@ from reactivex import abc
 
 from portico_rx.errors import ConfigurationError, MissingDependencyError
 from portico_rx.logs import get_logger
-from portico_rx.sources.queues.consumer import Consumer, QueueSource, check_positive
+from portico_rx.sources.queues.consumer import (
+    Consumer,
+    QueueSource,
+    check_limit,
+    check_positive,
+)
 from portico_rx.sources.queues.headers import json_headers
 from portico_rx.sources.queues.message import QueueMessage
 from portico_rx.url_redaction import redact_url
@@ -248,10 +253,7 @@ async def move_messages(
     """
     _check_arguments(url, from_queue, 1)
     _check_arguments(url, to_queue, 1)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ConfigurationError(
-            f"limit={limit!r}: use a whole number, 1 or more (or None for all)"
-        )
+    check_limit(limit)
     connection = await aio_pika.connect(url, timeout=10)
     moved = 0
     try:
