@@ -9,6 +9,7 @@ keeps working for code that does not know portico_rx)::
     │   ├── InvalidCronError                   a cron expression that does not parse
     │   └── InvalidScheduleError               time zone, start/end window, jitter, misfire policy
     ├── JobNotFoundError (LookupError)         complete/fail of a job id the queue does not hold
+    │   └── DeadLetterNotFoundError            a dead letter id the store does not hold
     ├── JobQueueError (RuntimeError)           the store itself misbehaves
     │   ├── QueueUnavailableError (ConnectionError)  cannot open / reach / write the store
     │   └── SchemaVersionError                 the store was written by a newer portico_rx
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "DeadLetterNotFoundError",
     "InvalidCronError",
     "InvalidJobError",
     "InvalidScheduleError",
@@ -74,6 +76,10 @@ class InvalidScheduleError(ConfigurationError):
 
 class JobNotFoundError(PorticoError, LookupError):
     """The job queue holds no job with the given id."""
+
+
+class DeadLetterNotFoundError(JobNotFoundError):
+    """The dead letter store holds no dead letter with the given id."""
 
 
 class JobQueueError(PorticoError, RuntimeError):

@@ -37,6 +37,7 @@ __all__ = [
     "Provenance",
     "absence_key",
     "batch_key",
+    "dead_letter_key",
     "file_key",
     "http_item_key",
     "http_key",
@@ -91,6 +92,12 @@ def run_now_key(at: str, token: str) -> str:
 def webhook_key(trigger: str, job_type: str, delivery_key: str) -> str:
     """A webhook request's key: ``webhook:{trigger}:{job_type}:{delivery id}``."""
     return f"webhook:{trigger}:{job_type}:{delivery_key}"
+
+
+def dead_letter_key(letter_id: object) -> str:
+    """The key a redriven dead letter's job gets when its request had none:
+    ``dead-letter:{dead letter id}`` (so redriving it twice makes one job)."""
+    return f"dead-letter:{letter_id}"
 
 
 def window_start(at: datetime, window: timedelta) -> datetime:

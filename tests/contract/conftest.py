@@ -38,6 +38,7 @@ from portico_rx.adapters.job_queue.postgres import PostgresJobQueue
 from portico_rx.adapters.job_queue.redis import RedisJobQueue
 from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
 from portico_rx.kits.job.job_service import JobService
+from portico_rx.ports.dead_letter_store import DeadLetterStore
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_queue import JobQueue
 from portico_rx.testing.recording import RecordingJobCreator
@@ -116,6 +117,24 @@ async def job_queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     """An open, empty JobQueue of each adapter in ``JOB_QUEUE_FACTORIES``."""
     factory: QueueFactory = request.param
     async with factory(tmp_path) as queue:
+        yield queue
+
+
+# ---- dead letter stores: every queue that keeps dead letters ---------------------------
+DEAD_LETTER_STORE_FACTORIES: list[Any] = [
+    pytest.param(memory_queue, id="memory"),
+]
+
+
+@pytest.fixture(params=DEAD_LETTER_STORE_FACTORIES)
+async def dead_letter_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[DeadLetterStore]:
+    """An open, empty job queue of each store in ``DEAD_LETTER_STORE_FACTORIES``, as the
+    DeadLetterStore it also is."""
+    factory: QueueFactory = request.param
+    async with factory(tmp_path) as queue:
+        assert isinstance(queue, DeadLetterStore)
         yield queue
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import builtins
 import contextlib
 import heapq
 import itertools
@@ -22,6 +23,12 @@ from portico_rx.adapters.job_queue.base import (
 )
 from portico_rx.errors import JobNotFoundError
 from portico_rx.models import Job, JobStatus, fields_of, trusted, utcnow
+from portico_rx.ports.dead_letter_store import (
+    DeadLetterRecord,
+    DeadLetterStore,
+    check_dead_letter_query,
+    check_resolution,
+)
 from portico_rx.ports.job_queue import JobQueue
 
 __all__ = ["MemoryJobQueue"]
@@ -80,13 +87,14 @@ def _updated(row: Row, **changes: Any) -> Row:
     return tuple(values)
 
 
-class MemoryJobQueue(JobQueue):
+class MemoryJobQueue(JobQueue, DeadLetterStore):
     """A JobQueue held in a dict of rows and one priority heap per queue name.
 
     Same contract as the durable adapters (idempotent keys, priority then age, due
     times), but only for one process. Like them it stores each job's fields, not the
     ``Job`` object: ``get``, ``dequeue`` and ``list`` return jobs equal to the stored
-    ones, built when read.
+    ones, built when read. It is also a
+    :class:`~portico_rx.ports.dead_letter_store.DeadLetterStore` (a dict of records).
     """
 
     def __init__(self) -> None:
@@ -97,6 +105,7 @@ class MemoryJobQueue(JobQueue):
         self._heaps: dict[str, list[tuple[int, int, int]]] = {}  # (-priority, seq, id.int)
         self._seq = itertools.count()
         self._new_work = asyncio.Event()
+        self._dead_letters: dict[UUID, tuple[int, DeadLetterRecord]] = {}  # id -> (seq, record)
 
     def __repr__(self) -> str:
         return f"MemoryJobQueue(jobs={len(self._rows)})"
@@ -278,3 +287,39 @@ class MemoryJobQueue(JobQueue):
     async def wait_for_jobs(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._new_work.wait(), timeout)
+
+    # -- DeadLetterStore -----------------------------------------------------------
+
+    async def add_dead_letter(self, record: DeadLetterRecord) -> DeadLetterRecord:
+        stored = self._dead_letters.get(record.id)
+        if stored is not None:
+            return stored[1]
+        self._dead_letters[record.id] = (next(self._seq), record)
+        return record
+
+    async def get_dead_letter(self, letter_id: UUID) -> DeadLetterRecord | None:
+        stored = self._dead_letters.get(letter_id)
+        return None if stored is None else stored[1]
+
+    async def list_dead_letters(
+        self, *, trigger: str | None = None, status: str | None = "open", limit: int = 100
+    ) -> builtins.list[DeadLetterRecord]:
+        check_dead_letter_query(status, limit)
+        found = [
+            (record.at, seq, record)
+            for seq, record in self._dead_letters.values()
+            if (trigger is None or record.trigger == trigger)
+            and (status is None or record.status == status)
+        ]
+        found.sort(key=lambda entry: entry[:2], reverse=True)
+        return [record for _, _, record in found[:limit]]
+
+    async def resolve_dead_letter(
+        self, letter_id: UUID, status: str, job_id: UUID | None = None
+    ) -> DeadLetterRecord:
+        stored = self._dead_letters.get(letter_id)
+        check_resolution(None if stored is None else stored[1], status, letter_id)
+        assert stored is not None
+        record = stored[1].resolved(status, job_id)
+        self._dead_letters[letter_id] = (stored[0], record)
+        return record

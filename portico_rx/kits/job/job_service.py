@@ -17,6 +17,13 @@ from portico_rx.models import (
     check_idempotency_key,
     check_job_fields,
 )
+from portico_rx.pipeline.provenance import dead_letter_key
+from portico_rx.ports.dead_letter_store import (
+    DeadLetterRecord,
+    DeadLetterStore,
+    check_resolution,
+    dead_letter_store_of,
+)
 from portico_rx.ports.job_creator import CreatedJob, JobCreator, own_metadata
 from portico_rx.ports.job_queue import JobQueue
 
@@ -32,6 +39,13 @@ class JobService(JobCreator):
     (the spec's FAQ) is unique in the store; creating a job with a key that exists
     returns the existing job and writes nothing.
 
+    Dead letters: when ``job_queue`` is also a
+    :class:`~portico_rx.ports.dead_letter_store.DeadLetterStore` (every shipped queue
+    is), it is :attr:`dead_letter_store`: triggers creating jobs through this service
+    write their dead letters there, and :meth:`list_dead_letters`,
+    :meth:`get_dead_letter`, :meth:`redrive_dead_letter` and
+    :meth:`discard_dead_letter` work on them (see ``docs/dead-letters.md``).
+
     Args:
         job_queue: where jobs are stored (``SQLiteJobQueue`` is the embedded default).
         max_retries: default retries per job for workers (default 3).
@@ -42,6 +56,8 @@ class JobService(JobCreator):
             raise InvalidJobError("max_retries", max_retries, "use 0 or more")
         self.job_queue = job_queue
         self.max_retries = max_retries
+        self.dead_letter_store: DeadLetterStore | None = dead_letter_store_of(job_queue)
+        """The job queue when it keeps dead letters, else ``None``."""
 
     def __repr__(self) -> str:
         return f"JobService(job_queue={self.job_queue!r})"
@@ -172,15 +188,9 @@ class JobService(JobCreator):
                 completed, failed or already cancelled (the message names its status).
             JobNotFoundError: the queue holds no job with this id.
         """
-        if not isinstance(job_id, UUID):
-            try:
-                job_id = UUID(str(job_id))
-            except ValueError:
-                raise ConfigurationError(
-                    f"job id {job_id!r} is not a UUID: give the full id shown by "
-                    "`portico-rx jobs --json` or Job.id"
-                ) from None
-        job = await self.job_queue.cancel(job_id)
+        job = await self.job_queue.cancel(
+            _uuid(job_id, "job id", "`portico-rx jobs --json` or Job.id")
+        )
         logger.info("job_cancelled", job_id=str(job.id), job_type=job.job_type)
         return job
 
@@ -214,6 +224,130 @@ class JobService(JobCreator):
         return await self.job_queue.list(
             status=status, job_type=job_type, queue_name=queue_name, limit=limit
         )
+
+    # -- dead letters ----------------------------------------------------------------
+
+    def _letters(self) -> DeadLetterStore:
+        if self.dead_letter_store is None:
+            raise ConfigurationError(
+                f"{self.job_queue!r} keeps no dead letters (it is not a DeadLetterStore): "
+                "use MemoryJobQueue, SQLiteJobQueue, PostgresJobQueue or RedisJobQueue"
+            )
+        return self.dead_letter_store
+
+    async def list_dead_letters(
+        self, *, trigger: str | None = None, status: str | None = "open", limit: int = 100
+    ) -> list[DeadLetterRecord]:
+        """Stored dead letters, newest first: ``trigger``'s (any when ``None``) with
+        ``status`` (``"open"`` by default; ``None`` for every status).
+
+        Raises:
+            ConfigurationError: the queue keeps no dead letters, or a bad filter.
+        """
+        return await self._letters().list_dead_letters(trigger=trigger, status=status, limit=limit)
+
+    async def get_dead_letter(self, letter_id: UUID | str) -> DeadLetterRecord | None:
+        """The stored dead letter ``letter_id`` (a UUID or its text), or ``None``.
+
+        Raises:
+            ConfigurationError: the queue keeps no dead letters, or the id is not a UUID.
+        """
+        return await self._letters().get_dead_letter(_uuid(letter_id))
+
+    async def redrive_dead_letter(self, letter_id: UUID | str) -> Job:
+        """Create the job of dead letter ``letter_id`` and mark the letter ``redriven``.
+
+        The job is built from the stored request with the stored provenance as its
+        metadata (plus ``redriven_from``: the letter's id), through the normal creation
+        path (:meth:`create_from_request`), so it gets the original idempotency key:
+        when a job with that key exists (created meanwhile, or by an earlier redrive)
+        that job is returned and none is written. A letter whose request had no key is
+        created under ``dead-letter:{id}``, so a letter makes one job however often (and
+        however concurrently) it is redriven. Redriving a ``redriven`` letter again
+        returns its job.
+
+        Raises:
+            DeadLetterNotFoundError: no dead letter has this id.
+            ConfigurationError: the queue keeps no dead letters, the id is not a UUID,
+                the letter was discarded, or it has no job request (an event that failed
+                before ``to_job`` built one: discard it, or replay its event).
+            QueueUnavailableError: the store cannot be reached; retrying is safe.
+        """
+        store = self._letters()
+        letter_id = _uuid(letter_id)
+        record = await store.get_dead_letter(letter_id)
+        if record is not None and record.status == "redriven":
+            job = await self._redriven_job(record)
+            if job is not None:
+                return job
+        if record is None or record.status != "open":
+            check_resolution(record, "redriven", letter_id)
+        assert record is not None
+        if record.request is None:
+            raise ConfigurationError(
+                f"dead letter {record.id} (stage {record.stage!r}) has no job request to "
+                "create: the event failed before to_job built one. Discard it "
+                "(`portico-rx dead-letters discard`) or fix the pipeline and replay the event"
+            )
+        metadata = dict(record.provenance) or dict(record.request.metadata)
+        if record.idempotency_key is None:
+            metadata["idempotency_key"] = dead_letter_key(record.id)
+        else:
+            metadata["idempotency_key"] = record.idempotency_key
+        metadata["redriven_from"] = str(record.id)
+        job = (await self.create_from_request(record.request, metadata)).job
+        try:
+            await store.resolve_dead_letter(record.id, "redriven", job.id)
+        except ConfigurationError:
+            again = await store.get_dead_letter(record.id)
+            if again is None or again.status != "redriven":
+                raise
+            # a concurrent redrive resolved it first: its job has the same key, so it is
+            # this job
+        logger.info(
+            "dead_letter_redriven",
+            dead_letter_id=str(record.id),
+            trigger=record.trigger,
+            job_id=str(job.id),
+            idempotency_key=metadata["idempotency_key"],
+        )
+        return job
+
+    async def _redriven_job(self, record: DeadLetterRecord) -> Job | None:
+        if record.job_id is not None:
+            job = await self.job_queue.get(record.job_id)
+            if job is not None:
+                return job
+        key = record.idempotency_key or dead_letter_key(record.id)
+        return await self.job_queue.get_by_key(key)
+
+    async def discard_dead_letter(self, letter_id: UUID | str) -> DeadLetterRecord:
+        """Mark the open dead letter ``letter_id`` ``discarded``: no job is created.
+
+        Raises:
+            DeadLetterNotFoundError: no dead letter has this id.
+            ConfigurationError: the queue keeps no dead letters, the id is not a UUID,
+                or the letter is not open (the message names its status).
+        """
+        record = await self._letters().resolve_dead_letter(_uuid(letter_id), "discarded")
+        logger.info("dead_letter_discarded", dead_letter_id=str(record.id), trigger=record.trigger)
+        return record
+
+
+def _uuid(
+    value: UUID | str,
+    what: str = "dead letter id",
+    shown_by: str = "`portico-rx dead-letters list --json` or DeadLetterRecord.id",
+) -> UUID:
+    """``value`` as a UUID, or ``ConfigurationError`` naming it and where ids are shown."""
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise ConfigurationError(
+            f"{what} {value!r} is not a UUID: give the full id shown by {shown_by}"
+        ) from None
 
 
 def _log_existing(job: Job) -> None:
