@@ -425,7 +425,13 @@ class _Dashboard:
             response = RedirectResponse(target, status_code=303)
             flash = quote(("ok|" if outcome.ok else "error|") + str(outcome)[:500])
             response.set_cookie(
-                _FLASH, flash, max_age=60, path=self.prefix, httponly=True, samesite="strict"
+                _FLASH,
+                flash,
+                max_age=60,
+                path=self.prefix,
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
             )
             return response
 
