@@ -8,6 +8,8 @@
                               [--visibility-timeout S]
     portico-rx jobs [--store URL] [--status S] [--type T] [--queue Q] [--limit N] [--json]
     portico-rx jobs cancel JOB_ID [--store URL] [--json]
+    portico-rx dead-letters list [--store URL] [--trigger NAME] [--status S] [--limit N] [--json]
+    portico-rx dead-letters show|redrive|discard ID [--store URL] [--json]
     portico-rx schedules backfill FILE.py --schedule NAME --start ISO --end ISO [--dry-run]
     portico-rx outcomes [--url http://127.0.0.1:8000] [--trigger NAME] [--outcome KIND]
                         [--limit N] [--json]
@@ -42,8 +44,9 @@ __all__ = ["EXIT_CODES", "build_parser", "main"]
 EXIT_CODES = {
     0: "success (run/worker: stopped gracefully by Ctrl-C, SIGTERM or --duration)",
     1: "failure, explained in one line on stderr: bad app file, unreachable or corrupt "
-    "store, unknown job id, a job that cannot be cancelled, a failed backfill run, the "
-    "web server ended by itself",
+    "store, unknown job or dead letter id, a job that cannot be cancelled, a dead letter "
+    "that cannot be redriven or discarded (discarded, already resolved, no job request), "
+    "a failed backfill run, the web server ended by itself",
     2: "bad command-line arguments (usage on stderr)",
     130: "forced to stop by a second Ctrl-C",
 }
@@ -179,7 +182,51 @@ def build_parser() -> argparse.ArgumentParser:
     _schedules_parser(commands)
     _preview_parser(commands)
     _outcomes_parser(commands)
+    _dead_letters_parser(commands)
     return parser
+
+
+def _dead_letters_parser(commands: Any) -> None:
+    """``portico-rx dead-letters list|show|redrive|discard``."""
+    from portico_rx.ports.dead_letter_store import DEAD_LETTER_STATUSES
+
+    letters = _parser(
+        commands,
+        "dead-letters",
+        "list, inspect, redrive or discard the dead letters stored in the job store",
+    )
+    _store_option(letters)
+    actions = letters.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = _parser(actions, "list", "the newest stored dead letters, with their full ids")
+    _store_option(listing, inherited=True)
+    listing.add_argument("--trigger", metavar="NAME", help="only this trigger's dead letters")
+    listing.add_argument(
+        "--status",
+        choices=[*DEAD_LETTER_STATUSES, "all"],
+        default="open",
+        help="only dead letters with this status (default open; all: every status)",
+    )
+    listing.add_argument(
+        "--limit", type=_count, default=50, metavar="N", help="show at most N (default 50)"
+    )
+    listing.add_argument("--json", action="store_true", help="one JSON dead letter per line")
+    for name, text, json_help in (
+        ("show", "one dead letter with every field (event, error, provenance) as JSON", None),
+        (
+            "redrive",
+            "create the dead letter's job with its original idempotency key (redriving "
+            "twice makes one job) and mark it redriven",
+            "print the job as JSON",
+        ),
+        ("discard", "mark an open dead letter discarded: no job is created", "print it as JSON"),
+    ):
+        action = _parser(actions, name, text)
+        action.add_argument(
+            "letter_id", metavar="ID", help="the dead letter's full id (see `dead-letters list`)"
+        )
+        _store_option(action, inherited=True)
+        if json_help is not None:
+            action.add_argument("--json", action="store_true", help=json_help)
 
 
 def _jobs_parser(commands: Any) -> None:
@@ -291,6 +338,25 @@ async def _dispatch(args: argparse.Namespace) -> int:
             limit=args.limit,
             as_json=args.json,
         )
+    if args.command == "dead-letters":
+        from portico_rx.cli import dead_letters
+
+        if args.action == "list":
+            return await dead_letters.list_dead_letters(
+                store=args.store,
+                trigger=args.trigger,
+                status=args.status,
+                limit=args.limit,
+                as_json=args.json,
+            )
+        if args.action == "show":
+            return await dead_letters.show_dead_letter(args.letter_id, store=args.store)
+        resolve = (
+            dead_letters.redrive_dead_letter
+            if args.action == "redrive"
+            else dead_letters.discard_dead_letter
+        )
+        return await resolve(args.letter_id, store=args.store, as_json=args.json)
     if args.command == "jobs" and args.action == "cancel":
         return await commands.cancel_job(args.job_id, store=args.store, as_json=args.json)
     if args.command == "jobs":

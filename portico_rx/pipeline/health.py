@@ -48,6 +48,10 @@ class HealthCounters:
     """Events older than ``max_age`` (dead-lettered, or created anyway per ``stale``)."""
     errors: int = 0
     dead_lettered: int = 0
+    dead_letters_stored: int = 0
+    """Dead letters written to the trigger's dead letter store."""
+    dead_letters_unstored: int = 0
+    """Dead letters the store refused (kept in memory only, and logged)."""
     retries: int = 0
     restarts: int = 0
     in_flight: int = 0

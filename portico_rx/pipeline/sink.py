@@ -30,6 +30,7 @@ from portico_rx.pipeline.outcomes import (
 )
 from portico_rx.pipeline.provenance import Provenance
 from portico_rx.pipeline.retry import RetryPolicy
+from portico_rx.ports.dead_letter_store import DeadLetterStore, dead_letter_store_of
 from portico_rx.ports.job_creator import CreatedJob, JobCreator, batch_entry, request_entry
 
 __all__ = [
@@ -217,6 +218,14 @@ class JobSink:
     Jobs are created through the creator's :meth:`~JobCreator.create_from_request`
     (:func:`~portico_rx.ports.job_creator.request_entry` says which one: a creator that
     overrides only ``create_job`` gets the spec's ``create_job`` call).
+
+    Dead letters go to ``dead_letters`` (the recent ones, in memory) and, with a
+    ``dead_letter_store`` (default: the creator's, see
+    :func:`~portico_rx.ports.dead_letter_store.dead_letter_store_of`), are written there
+    in the background as they are made (only the dead-letter path pays; :meth:`close`
+    waits for the writes). A write that fails is logged (``dead_letter_not_stored``,
+    with the letter), counted (``counters.dead_letters_unstored``) and the letter stays
+    in memory.
     """
 
     def __init__(
@@ -238,6 +247,7 @@ class JobSink:
         recorder: OutcomeRecorder | None = None,
         max_age: timedelta | float | None = None,
         stale: StalePolicy = "dead_letter",
+        dead_letter_store: DeadLetterStore | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency={max_concurrency!r}: use 1 or more")
@@ -257,6 +267,11 @@ class JobSink:
             dead_letters if dead_letters is not None else deque(maxlen=1000)
         )
         self.on_job = on_job
+        self.dead_letter_store = (
+            dead_letter_store
+            if dead_letter_store is not None
+            else dead_letter_store_of(job_creator)
+        )
         self.create_step = create_step
         self.recorder = recorder if recorder is not None else OutcomeRecorder(name, size=0)
         self.max_age_s = check_staleness(max_age, stale)
@@ -615,6 +630,7 @@ class JobSink:
             request=request,
             claim=claim,
             delivery=delivery,
+            metadata=metadata,
         )
         return True
 
@@ -796,6 +812,7 @@ class JobSink:
             claim=claim,
             delivery=delivery,
             attempts=attempts,
+            metadata=metadata,
         )
 
     # -- dead letters --------------------------------------------------------------
@@ -812,11 +829,23 @@ class JobSink:
         requeue: bool = False,
         attempts: int = 0,
         log: bool = True,
+        metadata: dict[str, Any] | None = None,
     ) -> DeadLetter:
-        """Record a dead letter, nack its delivery and call ``on_dead_letter``.
+        """Record a dead letter, nack its delivery, store it and call ``on_dead_letter``.
 
-        ``log=False`` skips the per-letter log line (an overflow logs once per burst).
+        ``metadata``: the job's metadata when the sink built it already (else it is
+        built here, from the request and the delivery). ``log=False`` skips the
+        per-letter log line (an overflow logs once per burst).
         """
+        if metadata is None:
+            if request is not None:
+                metadata = self._provenance.metadata(
+                    request.job_type, request.metadata, request.idempotency_key, delivery
+                )
+            elif delivery is not None and delivery.attributes:
+                metadata = dict(delivery.attributes)
+        if event is None and delivery is not None:
+            event = delivery.event
         letter = DeadLetter(
             trigger=self.name,
             stage=stage,
@@ -827,9 +856,13 @@ class JobSink:
             source=delivery.source if delivery else None,
             event_id=delivery.event_id if delivery else None,
             attempts=attempts,
+            provenance=metadata or {},
+            requeued=requeue,
         )
         self.counters.dead_lettered += 1
         self.dead_letters.append(letter)
+        if self.dead_letter_store is not None:
+            self._background(self._store(letter))
         # the event's outcome: given back to its source (stop, overflow), else dead
         kind = STALE if stage == "stale" else (REQUEUED if requeue else DEAD_LETTERED)
         if claim is not None:
@@ -847,14 +880,42 @@ class JobSink:
                 error=error,
                 source=letter.source,
                 event_id=letter.event_id,
+                dead_letter_id=str(letter.id),
             )
         if self.on_dead_letter is not None:
             result = self._safe_call(self.on_dead_letter, letter)
             if inspect.isawaitable(result):
-                task = asyncio.ensure_future(result)
-                self._hook_tasks.add(task)
-                task.add_done_callback(self._hook_tasks.discard)
+                self._background(result)
         return letter
+
+    def _background(self, work: Awaitable[Any]) -> None:
+        """Run ``work`` (a hook, a store write) as a task :meth:`close` waits for."""
+        task = asyncio.ensure_future(work)
+        self._hook_tasks.add(task)
+        task.add_done_callback(self._hook_tasks.discard)
+
+    async def _store(self, letter: DeadLetter) -> None:
+        """Write ``letter`` to the dead letter store; a failure is logged and counted,
+        and the letter stays in memory (``dead_letters``)."""
+        assert self.dead_letter_store is not None
+        try:
+            await self.dead_letter_store.add_dead_letter(letter.record())
+        except Exception as exc:
+            self.counters.dead_letters_unstored += 1
+            logger.error(
+                "dead_letter_not_stored",
+                trigger=self.name,
+                dead_letter_id=str(letter.id),
+                stage=letter.stage,
+                error=letter.error,
+                store_error=f"{type(exc).__name__}: {exc}",
+                source=letter.source,
+                event_id=letter.event_id,
+                idempotency_key=letter.provenance.get("idempotency_key"),
+                request=None if letter.request is None else letter.request.model_dump(),
+            )
+        else:
+            self.counters.dead_letters_stored += 1
 
     def _safe_call(self, hook: Callable[..., Any], *args: Any) -> Any:
         try:

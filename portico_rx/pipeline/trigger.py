@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal
+from uuid import UUID
 
 from reactivex import Observable
 from reactivex.abc import DisposableBase, SchedulerBase
@@ -21,7 +22,7 @@ from portico_rx.errors import (
 from portico_rx.logs import get_logger
 from portico_rx.models import Job, RunState, TriggerHealth
 from portico_rx.pipeline import clock, presentation, readiness
-from portico_rx.pipeline.dead_letter import DeadLetter
+from portico_rx.pipeline.dead_letter import DeadLetter, discard, redrive
 from portico_rx.pipeline.delivery import current_delivery
 from portico_rx.pipeline.health import HealthCounters, job_store_health
 from portico_rx.pipeline.lifecycle import Lifecycle
@@ -38,6 +39,11 @@ from portico_rx.pipeline.sink import (
     check_staleness,
 )
 from portico_rx.pipeline.tracking import Tracker, TrackingScheduler, bind_tracker, unbind_tracker
+from portico_rx.ports.dead_letter_store import (
+    DeadLetterRecord,
+    DeadLetterStore,
+    dead_letter_store_of,
+)
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_trigger import JobTrigger
 
@@ -83,6 +89,12 @@ class PipelineTrigger(JobTrigger):
         restart_max_delay: cap on that backoff (default 30 s).
         alert: ``alert(level, message, context)``, called when a job could not be created.
         on_dead_letter: called with each :class:`~portico_rx.pipeline.dead_letter.DeadLetter`.
+        dead_letter_store: where dead letters are stored durably, a
+            :class:`~portico_rx.ports.dead_letter_store.DeadLetterStore` (default
+            ``None``: the job creator's, e.g. ``JobService(SQLiteJobQueue(...))``'s
+            queue; none when the creator offers none). The recent ones are also kept in
+            memory (``dead_letters``); see :meth:`dead_letter_records` and
+            ``docs/dead-letters.md``.
         history_size: how many recently created jobs ``history()`` keeps (default 100).
         strict_settlement: refuse an event that reaches ``to_job`` without a live delivery
             (a stock operator held it where the trigger cannot see, see
@@ -137,6 +149,7 @@ class PipelineTrigger(JobTrigger):
         stale: StalePolicy = "dead_letter",
         outcomes_size: int = DEFAULT_OUTCOMES_SIZE,
         outcome_log_level: str | None = "debug",
+        dead_letter_store: DeadLetterStore | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError(f"name={name!r}: give the trigger a non-empty name")
@@ -170,6 +183,18 @@ class PipelineTrigger(JobTrigger):
         self.restart_max_delay = restart_max_delay
         self.alert = alert
         self.on_dead_letter = on_dead_letter
+        if dead_letter_store is not None and not isinstance(dead_letter_store, DeadLetterStore):
+            raise ConfigurationError(
+                f"dead_letter_store={dead_letter_store!r} is not a DeadLetterStore: pass a "
+                "job queue (SQLiteJobQueue, PostgresJobQueue, RedisJobQueue, MemoryJobQueue) "
+                "or leave it None to use the job creator's"
+            )
+        self.dead_letter_store: DeadLetterStore | None = (
+            dead_letter_store
+            if dead_letter_store is not None
+            else dead_letter_store_of(job_creator)
+        )
+        """Where dead letters are stored (``None``: in memory only)."""
         self.dead_letters: deque[DeadLetter] = deque(maxlen=1000)
         self.recent_jobs: deque[Job] = deque(maxlen=history_size)
         self.counters = HealthCounters()
@@ -246,6 +271,7 @@ class PipelineTrigger(JobTrigger):
             recorder=self.recorder,
             max_age=self.max_age,
             stale=self.stale,
+            dead_letter_store=self.dead_letter_store,
         )
 
     async def _on_running(self) -> None:
@@ -334,7 +360,11 @@ class PipelineTrigger(JobTrigger):
             name=self.name,
             state=self.state,
             healthy=healthy,
-            details={**details, "sink": self._sink_details()},
+            details={
+                **details,
+                "sink": self._sink_details(),
+                "dead_letters": self._dead_letter_details(),
+            },
             job_store=job_store_health(self.job_creator),
             untracked=sum(untracked.values()),
             outcomes=self.recorder.summary(),
@@ -345,6 +375,14 @@ class PipelineTrigger(JobTrigger):
             "max_pending": self.max_pending,
             "overflow": self.overflow,
             "overflowed": self.counters.overflowed,
+        }
+
+    def _dead_letter_details(self) -> dict[str, Any]:
+        store = self.dead_letter_store
+        return {
+            "store": None if store is None else type(store).__name__,
+            "stored": self.counters.dead_letters_stored,
+            "unstored": self.counters.dead_letters_unstored,
         }
 
     # -- hooks for named triggers ----------------------------------------------------
@@ -484,6 +522,59 @@ class PipelineTrigger(JobTrigger):
             ConfigurationError: ``outcome`` is not an outcome kind.
         """
         return presentation.outcome_list(self.recorder.outcomes(outcome, limit=limit))
+
+    # -- dead letters --------------------------------------------------------------
+
+    def _letters(self) -> DeadLetterStore:
+        if self.dead_letter_store is None:
+            raise ConfigurationError(
+                f"trigger {self.name!r} stores no dead letters (its job creator "
+                f"{self.job_creator!r} offers no dead letter store): pass "
+                "dead_letter_store=..., or create jobs through JobService over a job queue; "
+                "the recent ones are in trigger.dead_letters"
+            )
+        return self.dead_letter_store
+
+    async def dead_letter_records(
+        self, *, status: str | None = "open", limit: int = 100
+    ) -> list[DeadLetterRecord]:
+        """This trigger's stored dead letters, newest first (``status`` ``"open"`` by
+        default; ``None`` for every status). They outlive the process, unlike
+        :attr:`dead_letters`.
+
+        Raises:
+            ConfigurationError: the trigger has no dead letter store, or a bad filter.
+        """
+        return await self._letters().list_dead_letters(
+            trigger=self.name, status=status, limit=limit
+        )
+
+    async def redrive_dead_letter(self, letter: DeadLetter | DeadLetterRecord | UUID) -> Job:
+        """Create the job of a stored dead letter (one of :attr:`dead_letters` or
+        :meth:`dead_letter_records`, or its id) through this trigger's job creator, with
+        its original idempotency key, and mark it ``redriven``; redriving it again
+        returns the same job (see :func:`portico_rx.pipeline.dead_letter.redrive`).
+
+        Raises:
+            ConfigurationError: no dead letter store; the letter is discarded or has no
+                job request.
+            DeadLetterNotFoundError: the store holds no such letter (yet: letters are
+                written in the background; ``stop()`` waits for the writes).
+        """
+        letter_id = letter if isinstance(letter, UUID) else letter.id
+        return await redrive(self._letters(), self.job_creator, letter_id)
+
+    async def discard_dead_letter(
+        self, letter: DeadLetter | DeadLetterRecord | UUID
+    ) -> DeadLetterRecord:
+        """Mark a stored dead letter ``discarded`` (no job is created).
+
+        Raises:
+            ConfigurationError: no dead letter store, or the letter is not open.
+            DeadLetterNotFoundError: the store holds no such letter.
+        """
+        letter_id = letter if isinstance(letter, UUID) else letter.id
+        return await discard(self._letters(), letter_id)
 
     def _repr_html_(self) -> str:
         return presentation.trigger_html(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -248,3 +249,33 @@ async def test_a_triggers_health_shows_its_job_store_and_an_outage_makes_it_unhe
         await trigger.stop()
         await queue.close()
         await proxy.close()
+
+
+async def test_a_version_1_schema_gains_the_dead_letter_table_and_keeps_its_jobs(
+    schema: str,
+) -> None:
+    from portico_rx.ports.dead_letter_store import DeadLetterRecord
+
+    async with PostgresJobQueue(DSN, schema=schema) as queue:
+        await queue.enqueue(Job(job_type="keep.me", idempotency_key="precious"))
+    connection = await asyncpg.connect(DSN)
+    try:  # as version 1 left it: no dead letter table
+        await connection.execute(f'DROP TABLE "{schema}".jobs_dead_letters')
+        await connection.execute(f'UPDATE "{schema}".portico_schema_version SET version = 1')
+    finally:
+        await connection.close()
+    async with PostgresJobQueue(DSN, schema=schema) as migrated:
+        assert (await migrated.get_by_key("precious")) is not None
+        record = DeadLetterRecord(
+            trigger="t", stage="create_job", error="boom", at=datetime.now(UTC)
+        )
+        await migrated.add_dead_letter(record)
+        assert await migrated.list_dead_letters() == [record]
+    connection = await asyncpg.connect(DSN)
+    try:
+        version = await connection.fetchval(
+            f'SELECT version FROM "{schema}".portico_schema_version WHERE table_name = $1', "jobs"
+        )
+    finally:
+        await connection.close()
+    assert version == SCHEMA_VERSION == 2

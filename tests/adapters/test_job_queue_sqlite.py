@@ -433,11 +433,15 @@ async def test_a_version_1_file_is_migrated_in_place_and_its_jobs_stay_claimable
     ids = write_version_1_file(db, clock.now)
     async with SQLiteJobQueue(db, visibility_timeout=60) as queue:
         with sqlite3.connect(db) as conn:
-            assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+            assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+                (SCHEMA_VERSION,)
+            ]
             columns = [row[1] for row in conn.execute("PRAGMA table_info(jobs)")]
             assert columns[-1] == "lease_expires_at" and len(columns) == 18
             indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
             assert {"jobs_due", "jobs_created", "jobs_status", "jobs_leased"} <= indexes
+            assert {"dead_letters", "dead_letters_at", "dead_letters_status"} <= indexes
+        assert await queue.list_dead_letters() == []  # version 3: the dead letter table
         # every job and field as the old release wrote it
         assert await queue.count() == 4
         pending = await queue.get_by_key("v1:pending")
@@ -466,7 +470,7 @@ async def test_a_version_1_file_is_migrated_in_place_and_its_jobs_stay_claimable
         stuck = await queue.dequeue(["default"])
         assert stuck is not None and str(stuck.id) == ids["running"] and stuck.attempts == 2
         assert await queue.dequeue(["default"]) is None  # the completed job never returns
-    async with SQLiteJobQueue(db) as reopened:  # already version 2: opened as is
+    async with SQLiteJobQueue(db) as reopened:  # already the current version: opened as is
         assert await reopened.count(status=JobStatus.RUNNING) == 1
         assert await reopened.count(status=JobStatus.COMPLETED) == 3
 
@@ -486,7 +490,7 @@ async def test_processes_opening_a_version_1_file_together_migrate_it_once(
     finally:
         await asyncio.gather(*(queue.close() for queue in queues))
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     out = await run_python(READ_JOBS, str(db))  # and another process reads it
     assert len(json.loads(out)) == 4
 
@@ -502,15 +506,18 @@ async def test_a_version_1_file_opened_without_leases_keeps_running_jobs_unlease
 
 
 async def test_a_newer_file_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
-    db = tmp_path / "v3.db"
+    db = tmp_path / "newer.db"
+    newer = SCHEMA_VERSION + 1
     async with SQLiteJobQueue(db) as queue:
         await queue.enqueue(prx.Job(job_type="future.job"))
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE schema_version SET version = 3")
-    with pytest.raises(prx.SchemaVersionError, match=r"schema version 3, newer than .*\(2\)"):
+        conn.execute("UPDATE schema_version SET version = ?", (newer,))
+    with pytest.raises(
+        prx.SchemaVersionError, match=rf"schema version {newer}, newer than .*\({SCHEMA_VERSION}\)"
+    ):
         await SQLiteJobQueue(db).open()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(newer,)]
         assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (1,)
 
 
@@ -560,3 +567,25 @@ async def test_an_expired_lease_reads_as_pending_once_returned(
         [pending] = await survivor.list(status=JobStatus.PENDING)
         assert pending.id == lost.id and pending.attempts == 1
         assert lease_of(db, lost.id) is None
+
+
+async def test_a_version_2_file_gains_the_dead_letter_table_and_keeps_its_jobs(
+    tmp_path: Path,
+) -> None:
+    from portico_rx.ports.dead_letter_store import DeadLetterRecord
+
+    db = tmp_path / "v2.db"
+    async with SQLiteJobQueue(db) as queue:
+        await queue.enqueue(prx.Job(job_type="keep.me", idempotency_key="precious"))
+    with sqlite3.connect(db) as conn:  # as version 2 left it: no dead letter table
+        conn.execute("DROP TABLE dead_letters")
+        conn.execute("UPDATE schema_version SET version = 2")
+    async with SQLiteJobQueue(db) as migrated:
+        assert (await migrated.get_by_key("precious")) is not None
+        record = DeadLetterRecord(
+            trigger="t", stage="create_job", error="boom", at=datetime.now(UTC)
+        )
+        await migrated.add_dead_letter(record)
+        assert await migrated.list_dead_letters() == [record]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]

@@ -294,3 +294,90 @@ def test_every_option_of_every_command_has_help(monkeypatch: pytest.MonkeyPatch)
     missing = [names for names, options in added if not options.get("help")]
     assert missing == []
     assert len(added) > 30  # every command's options were seen
+
+
+DOWN_APP = """
+import reactivex
+import portico_rx as prx
+
+class EngineDown(prx.JobCreator):
+    '''A job engine that is down for good: every event is dead-lettered.'''
+
+    async def create_job(self, *args, **kwargs):
+        raise ConnectionError("the engine is down")
+
+    async def get_job(self, job_id):
+        return None
+
+def build(service):
+    items = reactivex.from_iterable([{"n": n} for n in range(3)])
+    return [prx.PipelineTrigger(
+        items.pipe(prx.to_job("cli.item", payload=lambda e: e,
+                              idempotency_key=lambda e: f"item:{e['n']}")),
+        job_creator=EngineDown(), name="items", on_complete="stop",
+        retry=prx.RetryPolicy(max_attempts=1),
+        dead_letter_store=service.dead_letter_store,
+    )]
+"""
+
+
+def test_dead_letters_list_show_redrive_discard(store: Store, tmp_path: Path) -> None:
+    app = tmp_path / "down.py"
+    app.write_text(textwrap.dedent(DOWN_APP))
+    ran = portico("run", str(app), "--store", store.url, "--duration", "2", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    listed = portico("dead-letters", "list", "--store", store.url, "--json", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    letters = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert sorted(letter["request"]["payload"]["n"] for letter in letters) == [0, 1, 2]
+    assert {letter["stage"] for letter in letters} == {"create_job"}
+    assert all("the engine is down" in letter["error"] for letter in letters)
+    by_n = {letter["request"]["payload"]["n"]: letter["id"] for letter in letters}
+    table = portico(
+        "dead-letters", "--store", store.url, "list", "--trigger", "items", cwd=tmp_path
+    )
+    assert table.returncode == 0 and all(i in table.stdout for i in by_n.values())
+
+    shown = portico("dead-letters", "show", by_n[0], "--store", store.url, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    detail = json.loads(shown.stdout)
+    assert detail["provenance"]["idempotency_key"] == "item:0" and detail["attempts"] == 1
+
+    redriven = portico("dead-letters", "redrive", by_n[0], "--store", store.url, cwd=tmp_path)
+    assert redriven.returncode == 0, redriven.stderr
+    assert "key item:0" in redriven.stdout
+    again = portico(
+        "dead-letters", "redrive", by_n[0], "--store", store.url, "--json", cwd=tmp_path
+    )
+    assert again.returncode == 0, again.stderr
+    [job] = asyncio.run(store.jobs())
+    assert json.loads(again.stdout)["id"] == str(job.id) and job.idempotency_key == "item:0"
+    assert job.payload == {"n": 0} and job.metadata["redriven_from"] == by_n[0]
+
+    dropped = portico("dead-letters", "discard", by_n[1], "--store", store.url, cwd=tmp_path)
+    assert dropped.returncode == 0 and f"discarded dead letter {by_n[1]}" in dropped.stdout
+    still = portico("dead-letters", "list", "--store", store.url, "--json", cwd=tmp_path)
+    assert [json.loads(line)["id"] for line in still.stdout.splitlines()] == [by_n[2]]
+    every = portico(
+        "dead-letters", "list", "--status", "all", "--store", store.url, "--json", cwd=tmp_path
+    )
+    assert {json.loads(line)["status"] for line in every.stdout.splitlines()} == {
+        "open",
+        "redriven",
+        "discarded",
+    }
+
+    refused = portico("dead-letters", "redrive", by_n[1], "--store", store.url, cwd=tmp_path)
+    assert refused.returncode == 1 and "is already discarded" in refused.stderr
+    missing = str(uuid.uuid4())
+    for action in ("show", "redrive", "discard"):
+        unknown = portico("dead-letters", action, missing, "--store", store.url, cwd=tmp_path)
+        assert unknown.returncode == 1 and f"no dead letter with id {missing}" in unknown.stderr
+        assert "Traceback" not in unknown.stderr
+    garbled = portico("dead-letters", "show", "abc123", "--store", store.url, cwd=tmp_path)
+    assert garbled.returncode == 1 and "'abc123' is not a UUID" in garbled.stderr
+    usage = portico(
+        "dead-letters", "list", "--status", "closed", "--store", store.url, cwd=tmp_path
+    )
+    assert usage.returncode == 2
+    assert len(asyncio.run(store.jobs())) == 1

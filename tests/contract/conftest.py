@@ -120,18 +120,13 @@ async def job_queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         yield queue
 
 
-# ---- dead letter stores: every queue that keeps dead letters ---------------------------
-DEAD_LETTER_STORE_FACTORIES: list[Any] = [
-    pytest.param(memory_queue, id="memory"),
-]
-
-
-@pytest.fixture(params=DEAD_LETTER_STORE_FACTORIES)
+# ---- dead letter stores: every shipped queue is one ------------------------------------
+@pytest.fixture(params=JOB_QUEUE_FACTORIES)
 async def dead_letter_store(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[DeadLetterStore]:
-    """An open, empty job queue of each store in ``DEAD_LETTER_STORE_FACTORIES``, as the
-    DeadLetterStore it also is."""
+    """An open, empty job queue of each adapter in ``JOB_QUEUE_FACTORIES``, as the
+    DeadLetterStore every shipped queue also is."""
     factory: QueueFactory = request.param
     async with factory(tmp_path) as queue:
         assert isinstance(queue, DeadLetterStore)

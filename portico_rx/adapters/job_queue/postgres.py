@@ -18,6 +18,7 @@ Several processes (replicas, workers on other hosts) may share one table:
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 import re
@@ -44,6 +45,12 @@ from portico_rx.errors import (
 from portico_rx.logs import get_logger
 from portico_rx.models import Job, JobStatus, utcnow
 from portico_rx.pipeline.retry import RetryPolicy
+from portico_rx.ports.dead_letter_store import (
+    DeadLetterRecord,
+    DeadLetterStore,
+    check_dead_letter_query,
+    check_resolution,
+)
 from portico_rx.ports.job_queue import JobQueue
 from portico_rx.url_redaction import redact_url
 
@@ -53,9 +60,10 @@ T = TypeVar("T")
 
 logger = get_logger("portico_rx.job_queue.postgres")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the table layout this release writes; :meth:`PostgresJobQueue.open` migrates
-older layouts up to it and refuses newer ones."""
+older layouts up to it and refuses newer ones. 2: the ``<table>_dead_letters`` table
+(:class:`~portico_rx.ports.dead_letter_store.DeadLetterStore`)."""
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
 
@@ -137,6 +145,22 @@ def _migrations(schema: str, table: str, channel: str) -> dict[int, list[str]]:
             f"ON {qualified} FOR EACH ROW WHEN (NEW.status IN ('pending', 'scheduled')) "
             f'EXECUTE FUNCTION "{schema}"."{table}_notify"()',
         ],
+        2: [
+            f"""
+            CREATE TABLE "{schema}"."{table}_dead_letters" (
+                seq bigserial NOT NULL,
+                id uuid PRIMARY KEY,
+                trigger text NOT NULL,
+                status text NOT NULL,
+                at timestamptz NOT NULL,
+                record jsonb NOT NULL
+            )
+            """,
+            f'CREATE INDEX "{table}_dead_letters_at" ON "{schema}"."{table}_dead_letters" '
+            "(at DESC, seq DESC)",
+            f'CREATE INDEX "{table}_dead_letters_status" ON "{schema}"."{table}_dead_letters" '
+            "(status, at DESC, seq DESC)",
+        ],
     }
 
 
@@ -153,8 +177,11 @@ def _encode_json(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-class PostgresJobQueue(JobQueue):
+class PostgresJobQueue(JobQueue, DeadLetterStore):
     """A JobQueue in a PostgreSQL table, shared safely by any number of processes.
+
+    Also a :class:`~portico_rx.ports.dead_letter_store.DeadLetterStore`: dead letters
+    are kept in the table ``<table>_dead_letters`` beside it.
 
     Args:
         dsn: ``postgresql://user:password@host:port/database`` (a libpq URL).
@@ -219,6 +246,7 @@ class PostgresJobQueue(JobQueue):
         self.connect_timeout = connect_timeout
         self.channel = f"portico_{self.schema}_{self.table}"
         self._qualified = f'"{self.schema}"."{self.table}"'
+        self._letters = f'"{self.schema}"."{self.table}_dead_letters"'
         self.link = ServerLink(
             url=dsn,
             kind="PostgreSQL",
@@ -431,6 +459,7 @@ class PostgresJobQueue(JobQueue):
             "drop",
             lambda c: c.execute(
                 f"DROP TABLE IF EXISTS {self._qualified}; "
+                f"DROP TABLE IF EXISTS {self._letters}; "
                 f'DROP FUNCTION IF EXISTS "{self.schema}"."{self.table}_notify"(); '
                 f'DELETE FROM "{self.schema}".portico_schema_version '
                 f"WHERE table_name = '{self.table}'"
@@ -715,6 +744,72 @@ class PostgresJobQueue(JobQueue):
         )
         rows = await self._run("list", lambda c: c.fetch(sql, *args))
         return [self._job(row) for row in rows]
+
+    # -- DeadLetterStore -----------------------------------------------------------
+
+    async def add_dead_letter(self, record: DeadLetterRecord) -> DeadLetterRecord:
+        sql = (
+            f"INSERT INTO {self._letters} (id, trigger, status, at, record) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id"
+        )
+        document = record.model_dump(mode="json")
+
+        async def insert(connection: Any) -> Any:
+            added = await connection.fetchval(
+                sql, record.id, record.trigger, record.status, record.at, document
+            )
+            if added is not None:
+                return None
+            return await connection.fetchval(
+                f"SELECT record FROM {self._letters} WHERE id = $1", record.id
+            )
+
+        found = await self._run("add a dead letter to", insert)
+        return record if found is None else DeadLetterRecord.model_validate(found)
+
+    async def get_dead_letter(self, letter_id: UUID) -> DeadLetterRecord | None:
+        sql = f"SELECT record FROM {self._letters} WHERE id = $1"
+        found = await self._run("read a dead letter from", lambda c: c.fetchval(sql, letter_id))
+        return None if found is None else DeadLetterRecord.model_validate(found)
+
+    async def list_dead_letters(
+        self, *, trigger: str | None = None, status: str | None = "open", limit: int = 100
+    ) -> builtins.list[DeadLetterRecord]:
+        check_dead_letter_query(status, limit)
+        where: builtins.list[str] = []
+        args: builtins.list[Any] = []
+        for column, value in (("status", status), ("trigger", trigger)):
+            if value is not None:
+                args.append(value)
+                where.append(f"{column} = ${len(args)}")
+        args.append(limit)
+        sql = (
+            f"SELECT record FROM {self._letters}"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + f" ORDER BY at DESC, seq DESC LIMIT ${len(args)}"
+        )
+        rows = await self._run("list dead letters in", lambda c: c.fetch(sql, *args))
+        return [DeadLetterRecord.model_validate(row["record"]) for row in rows]
+
+    async def resolve_dead_letter(
+        self, letter_id: UUID, status: str, job_id: UUID | None = None
+    ) -> DeadLetterRecord:
+        select = f"SELECT record FROM {self._letters} WHERE id = $1 FOR UPDATE"
+        update = f"UPDATE {self._letters} SET status = $2, record = $3 WHERE id = $1"
+
+        async def resolve(connection: Any) -> DeadLetterRecord:
+            async with connection.transaction():  # the row lock: one resolution wins
+                found = await connection.fetchval(select, letter_id)
+                current = None if found is None else DeadLetterRecord.model_validate(found)
+                check_resolution(current, status, letter_id)
+                assert current is not None
+                resolved = current.resolved(status, job_id)
+                await connection.execute(
+                    update, letter_id, resolved.status, resolved.model_dump(mode="json")
+                )
+                return resolved
+
+        return await self._run("resolve a dead letter in", resolve)
 
     # -- waking idle workers ---------------------------------------------------------
 

@@ -21,6 +21,10 @@ Layout (all keys start with ``<prefix>:``)::
     running           zset: claimed jobs, score = lease expiry in ms
     all               zset: every job, score = created_at in µs (for ``list``)
     keys              zset: every idempotency key, score 0 (lexical order, for ``list``)
+    dead:<id>         hash: a dead letter: record (JSON), status, member
+    dead:seq          counter: dead letters added (ties of ``at`` list by it)
+    dead:by:<status>:<trigger>  zset: dead letters, score = ``at`` in µs, member =
+                      ``{seq:016d}:{id}``; ``*`` for any status / any trigger
 
 A standalone Redis (or one primary) is assumed: the scripts touch keys they compute.
 """
@@ -28,6 +32,7 @@ A standalone Redis (or one primary) is assumed: the scripts touch keys they comp
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import re
 import time
@@ -49,6 +54,12 @@ from portico_rx.errors import ConfigurationError, JobNotFoundError, require
 from portico_rx.logs import get_logger
 from portico_rx.models import Job, JobStatus, utcnow
 from portico_rx.pipeline.retry import RetryPolicy
+from portico_rx.ports.dead_letter_store import (
+    DeadLetterRecord,
+    DeadLetterStore,
+    check_dead_letter_query,
+    check_resolution,
+)
 from portico_rx.ports.job_queue import JobQueue
 from portico_rx.url_redaction import redact_url
 
@@ -215,9 +226,56 @@ redis.call('HSET', job, 'status', 'cancelled', 'completed_at', ARGV[3])
 return {1, redis.call('HGETALL', job)}
 """
 
+_ADD_DEAD_LETTER = """
+-- KEYS: letter hash, sequence counter
+-- ARGV: prefix, id, trigger, status, score (at in µs), record JSON
+-- returns {1} when added, {0, stored record JSON} when the id was already stored
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {0, redis.call('HGET', KEYS[1], 'record')}
+end
+local member = string.format('%016d', redis.call('INCR', KEYS[2])) .. ':' .. ARGV[2]
+redis.call('HSET', KEYS[1], 'record', ARGV[6], 'status', ARGV[4], 'member', member)
+local by = ARGV[1] .. ':dead:by:'
+for _, status in ipairs({ARGV[4], '*'}) do
+  for _, trigger in ipairs({ARGV[3], '*'}) do
+    redis.call('ZADD', by .. status .. ':' .. trigger, ARGV[5], member)
+  end
+end
+return {1}
+"""
 
-class RedisJobQueue(JobQueue):
+_RESOLVE_DEAD_LETTER = """
+-- KEYS: letter hash
+-- ARGV: prefix, trigger, expected status, new status, new record JSON, score
+-- returns {1} when resolved, {0, stored record JSON} when its status was not the expected
+-- one, nil when absent
+local state = redis.call('HMGET', KEYS[1], 'status', 'member', 'record')
+if not state[1] then
+  return nil
+end
+if state[1] ~= ARGV[3] then
+  return {0, state[3]}
+end
+local by = ARGV[1] .. ':dead:by:'
+for _, trigger in ipairs({ARGV[2], '*'}) do
+  redis.call('ZREM', by .. ARGV[3] .. ':' .. trigger, state[2])
+  redis.call('ZADD', by .. ARGV[4] .. ':' .. trigger, ARGV[6], state[2])
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[4], 'record', ARGV[5])
+return {1}
+"""
+
+
+def _micros(moment: datetime) -> int:
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+class RedisJobQueue(JobQueue, DeadLetterStore):
     """A JobQueue in Redis, shared safely by any number of processes.
+
+    Also a :class:`~portico_rx.ports.dead_letter_store.DeadLetterStore`: dead letters
+    are kept under ``<prefix>:dead:`` (each change one Lua script, so atomic).
 
     Args:
         url: ``redis://[:password@]host:port/db`` (default db 0).
@@ -336,6 +394,8 @@ class RedisJobQueue(JobQueue):
                 "enqueue": client.register_script(_ENQUEUE),
                 "dequeue": client.register_script(_DEQUEUE),
                 "settle": client.register_script(_SETTLE),
+                "add_dead_letter": client.register_script(_ADD_DEAD_LETTER),
+                "resolve_dead_letter": client.register_script(_RESOLVE_DEAD_LETTER),
             }
             self._client = client
             logger.info("redis_job_queue_opened", url=self.url, prefix=self.prefix)
@@ -707,6 +767,77 @@ class RedisJobQueue(JobQueue):
                     found.append(job)
             start += _BATCH
         return found[:limit]
+
+    # -- DeadLetterStore -----------------------------------------------------------
+
+    async def add_dead_letter(self, record: DeadLetterRecord) -> DeadLetterRecord:
+        keys = [self._key("dead", str(record.id)), self._key("dead", "seq")]
+        args = [
+            self.prefix,
+            str(record.id),
+            record.trigger,
+            record.status,
+            _micros(record.at),
+            record.model_dump_json(),
+        ]
+        answer = await self._run(
+            "add a dead letter to",
+            lambda: self._scripts["add_dead_letter"](keys=keys, args=args),
+        )
+        if answer and int(answer[0]) == 0:
+            return DeadLetterRecord.model_validate_json(answer[1])
+        return record
+
+    async def get_dead_letter(self, letter_id: UUID) -> DeadLetterRecord | None:
+        text = await self._run(
+            "read a dead letter from",
+            lambda: self._client.hget(self._key("dead", str(letter_id)), "record"),
+        )
+        return None if text is None else DeadLetterRecord.model_validate_json(text)
+
+    async def list_dead_letters(
+        self, *, trigger: str | None = None, status: str | None = "open", limit: int = 100
+    ) -> builtins.list[DeadLetterRecord]:
+        check_dead_letter_query(status, limit)
+        index = self._key("dead", "by", status or "*", "*" if trigger is None else trigger)
+        dead = self._key("dead", "")
+
+        async def fetch() -> builtins.list[Any]:
+            members = await self._client.zrevrange(index, 0, limit - 1)
+            if not members:
+                return []
+            async with self._client.pipeline(transaction=False) as pipe:
+                for member in members:
+                    pipe.hget(dead + member.partition(":")[2], "record")
+                return list(await pipe.execute())
+
+        texts = await self._run("list dead letters in", fetch)
+        return [DeadLetterRecord.model_validate_json(text) for text in texts if text]
+
+    async def resolve_dead_letter(
+        self, letter_id: UUID, status: str, job_id: UUID | None = None
+    ) -> DeadLetterRecord:
+        current = await self.get_dead_letter(letter_id)
+        check_resolution(current, status, letter_id)
+        assert current is not None
+        resolved = current.resolved(status, job_id)
+        keys = [self._key("dead", str(letter_id))]
+        args = [
+            self.prefix,
+            current.trigger,
+            current.status,
+            resolved.status,
+            resolved.model_dump_json(),
+            _micros(current.at),
+        ]
+        answer = await self._run(
+            "resolve a dead letter in",
+            lambda: self._scripts["resolve_dead_letter"](keys=keys, args=args),
+        )
+        if not answer or int(answer[0]) == 0:  # resolved (or removed) since it was read
+            stored = DeadLetterRecord.model_validate_json(answer[1]) if answer else None
+            check_resolution(stored, status, letter_id)
+        return resolved
 
     # -- waking idle workers ---------------------------------------------------------
 

@@ -25,6 +25,7 @@ thread hand-over, not one per job.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 import queue
@@ -53,15 +54,22 @@ from portico_rx.errors import (
 )
 from portico_rx.logs import get_logger
 from portico_rx.models import Job, JobStatus, utcnow
+from portico_rx.ports.dead_letter_store import (
+    DeadLetterRecord,
+    DeadLetterStore,
+    check_dead_letter_query,
+    check_resolution,
+)
 from portico_rx.ports.job_queue import JobQueue
 
 __all__ = ["SCHEMA_VERSION", "SQLiteJobQueue"]
 
 logger = get_logger("portico_rx.sqlite_queue")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema this version of portico_rx writes; :meth:`SQLiteJobQueue.open` migrates older
-files up to it and refuses newer ones. 2: ``lease_expires_at`` (``visibility_timeout``)."""
+files up to it and refuses newer ones. 2: ``lease_expires_at`` (``visibility_timeout``);
+3: the ``dead_letters`` table (:class:`~portico_rx.ports.dead_letter_store.DeadLetterStore`)."""
 
 T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], Any]
@@ -103,6 +111,13 @@ _MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE jobs ADD COLUMN lease_expires_at INTEGER",
         "CREATE INDEX IF NOT EXISTS jobs_leased ON jobs (queue_name, lease_expires_at) "
         "WHERE status = 'running'",
+    ],
+    3: [
+        "CREATE TABLE IF NOT EXISTS dead_letters ("
+        "seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, trigger TEXT NOT NULL, "
+        "status TEXT NOT NULL, at INTEGER NOT NULL, record TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS dead_letters_at ON dead_letters (at, seq)",
+        "CREATE INDEX IF NOT EXISTS dead_letters_status ON dead_letters (status, at, seq)",
     ],
 }
 """Statements that bring the layout from version ``n - 1`` to ``n``, keyed by ``n``."""
@@ -198,8 +213,11 @@ def _insert(conn: sqlite3.Connection, job: Job, row: tuple[Any, ...]) -> tuple[J
     return _job(found), False
 
 
-class SQLiteJobQueue(JobQueue):
+class SQLiteJobQueue(JobQueue, DeadLetterStore):
     """A JobQueue in one SQLite file: durable, no server, safe for several processes.
+
+    Also the :class:`~portico_rx.ports.dead_letter_store.DeadLetterStore` of its
+    file (table ``dead_letters``): a trigger's dead letters survive its restart.
 
     Every process (trigger service, workers, ``portico-rx jobs``) may open the same file.
     Opening creates the file and its schema, or migrates a file written by an older
@@ -778,6 +796,83 @@ class SQLiteJobQueue(JobQueue):
             self._new_work = asyncio.Event()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._new_work.wait(), min(timeout, self.poll_interval))
+
+    # -- DeadLetterStore -----------------------------------------------------------
+
+    async def add_dead_letter(self, record: DeadLetterRecord) -> DeadLetterRecord:
+        row = (
+            str(record.id),
+            record.trigger,
+            record.status,
+            _to_micros(record.at),
+            record.model_dump_json(),
+        )
+
+        def insert(conn: sqlite3.Connection) -> DeadLetterRecord:
+            cursor = conn.execute(
+                "INSERT INTO dead_letters (id, trigger, status, at, record) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                row,
+            )
+            if cursor.rowcount == 1:
+                return record
+            return _dead_letter(conn, record.id) or record
+
+        return await self._call(insert)
+
+    async def get_dead_letter(self, letter_id: UUID) -> DeadLetterRecord | None:
+        return await self._call(lambda conn: _dead_letter(conn, letter_id))
+
+    async def list_dead_letters(
+        self, *, trigger: str | None = None, status: str | None = "open", limit: int = 100
+    ) -> builtins.list[DeadLetterRecord]:
+        check_dead_letter_query(status, limit)
+        where: builtins.list[str] = []
+        args: builtins.list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if trigger is not None:
+            where.append("trigger = ?")
+            args.append(trigger)
+        sql = "SELECT record FROM dead_letters"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY at DESC, seq DESC LIMIT ?"
+        args.append(limit)
+
+        def select(conn: sqlite3.Connection) -> builtins.list[DeadLetterRecord]:
+            return [
+                DeadLetterRecord.model_validate_json(text)
+                for (text,) in conn.execute(sql, args).fetchall()
+            ]
+
+        return await self._call(select)
+
+    async def resolve_dead_letter(
+        self, letter_id: UUID, status: str, job_id: UUID | None = None
+    ) -> DeadLetterRecord:
+        def update(conn: sqlite3.Connection) -> DeadLetterRecord:
+            # one transaction under the write lock (BEGIN IMMEDIATE): the status read is
+            # the one replaced
+            current = _dead_letter(conn, letter_id)
+            check_resolution(current, status, letter_id)
+            assert current is not None
+            resolved = current.resolved(status, job_id)
+            conn.execute(
+                "UPDATE dead_letters SET status = ?, record = ? WHERE id = ?",
+                (resolved.status, resolved.model_dump_json(), str(letter_id)),
+            )
+            return resolved
+
+        return await self._call(update)
+
+
+def _dead_letter(conn: sqlite3.Connection, letter_id: UUID) -> DeadLetterRecord | None:
+    found = conn.execute(
+        "SELECT record FROM dead_letters WHERE id = ?", (str(letter_id),)
+    ).fetchone()
+    return None if found is None else DeadLetterRecord.model_validate_json(found[0])
 
 
 def _set_result(future: asyncio.Future[Any], value: Any) -> None:

@@ -17,11 +17,10 @@ from portico_rx.models import (
     check_idempotency_key,
     check_job_fields,
 )
-from portico_rx.pipeline.provenance import dead_letter_key
+from portico_rx.pipeline.dead_letter import discard, redrive
 from portico_rx.ports.dead_letter_store import (
     DeadLetterRecord,
     DeadLetterStore,
-    check_resolution,
     dead_letter_store_of,
 )
 from portico_rx.ports.job_creator import CreatedJob, JobCreator, own_metadata
@@ -255,7 +254,8 @@ class JobService(JobCreator):
         return await self._letters().get_dead_letter(_uuid(letter_id))
 
     async def redrive_dead_letter(self, letter_id: UUID | str) -> Job:
-        """Create the job of dead letter ``letter_id`` and mark the letter ``redriven``.
+        """Create the job of dead letter ``letter_id`` and mark the letter ``redriven``
+        (see :func:`portico_rx.pipeline.dead_letter.redrive`).
 
         The job is built from the stored request with the stored provenance as its
         metadata (plus ``redriven_from``: the letter's id), through the normal creation
@@ -273,53 +273,7 @@ class JobService(JobCreator):
                 before ``to_job`` built one: discard it, or replay its event).
             QueueUnavailableError: the store cannot be reached; retrying is safe.
         """
-        store = self._letters()
-        letter_id = _uuid(letter_id)
-        record = await store.get_dead_letter(letter_id)
-        if record is not None and record.status == "redriven":
-            job = await self._redriven_job(record)
-            if job is not None:
-                return job
-        if record is None or record.status != "open":
-            check_resolution(record, "redriven", letter_id)
-        assert record is not None
-        if record.request is None:
-            raise ConfigurationError(
-                f"dead letter {record.id} (stage {record.stage!r}) has no job request to "
-                "create: the event failed before to_job built one. Discard it "
-                "(`portico-rx dead-letters discard`) or fix the pipeline and replay the event"
-            )
-        metadata = dict(record.provenance) or dict(record.request.metadata)
-        if record.idempotency_key is None:
-            metadata["idempotency_key"] = dead_letter_key(record.id)
-        else:
-            metadata["idempotency_key"] = record.idempotency_key
-        metadata["redriven_from"] = str(record.id)
-        job = (await self.create_from_request(record.request, metadata)).job
-        try:
-            await store.resolve_dead_letter(record.id, "redriven", job.id)
-        except ConfigurationError:
-            again = await store.get_dead_letter(record.id)
-            if again is None or again.status != "redriven":
-                raise
-            # a concurrent redrive resolved it first: its job has the same key, so it is
-            # this job
-        logger.info(
-            "dead_letter_redriven",
-            dead_letter_id=str(record.id),
-            trigger=record.trigger,
-            job_id=str(job.id),
-            idempotency_key=metadata["idempotency_key"],
-        )
-        return job
-
-    async def _redriven_job(self, record: DeadLetterRecord) -> Job | None:
-        if record.job_id is not None:
-            job = await self.job_queue.get(record.job_id)
-            if job is not None:
-                return job
-        key = record.idempotency_key or dead_letter_key(record.id)
-        return await self.job_queue.get_by_key(key)
+        return await redrive(self._letters(), self, _uuid(letter_id))
 
     async def discard_dead_letter(self, letter_id: UUID | str) -> DeadLetterRecord:
         """Mark the open dead letter ``letter_id`` ``discarded``: no job is created.
@@ -329,9 +283,7 @@ class JobService(JobCreator):
             ConfigurationError: the queue keeps no dead letters, the id is not a UUID,
                 or the letter is not open (the message names its status).
         """
-        record = await self._letters().resolve_dead_letter(_uuid(letter_id), "discarded")
-        logger.info("dead_letter_discarded", dead_letter_id=str(record.id), trigger=record.trigger)
-        return record
+        return await discard(self._letters(), _uuid(letter_id))
 
 
 def _uuid(
