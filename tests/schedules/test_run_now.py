@@ -92,3 +92,21 @@ async def test_run_now_of_a_paused_schedule_and_of_a_paused_trigger() -> None:
     jobs = await service.find_jobs(key_prefix=trigger.key_prefix("report"))
     assert len(jobs) == 2 and all(j.metadata["run_now"] for j in jobs)
     await trigger.stop()
+
+
+async def test_run_now_obeys_the_overlap_policy() -> None:
+    vt = HistoricalScheduler(initial_clock=START)
+    service = JobService(MemoryJobQueue())
+    trigger = ScheduleTrigger(
+        job_creator=service,
+        schedules=[ScheduleConfig(every=3600, job_type="sync", overlap="skip")],
+        scheduler=vt,
+    )
+    await trigger.start()
+    first = await trigger.run_now("sync")
+    assert first is not None  # no previous run: created
+    assert await trigger.run_now("sync") is None  # the first is still pending: skipped
+    await service.cancel_job(first.id)
+    again = await trigger.run_now("sync")
+    assert again is not None and again.id != first.id
+    await trigger.stop()
