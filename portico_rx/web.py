@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +25,9 @@ from fastapi.responses import JSONResponse  # noqa: E402
 
 from portico_rx.webhooks.openapi import WebhookErrorResponse  # noqa: E402
 from portico_rx.webhooks.route import RawRequestRoute  # noqa: E402
+
+if TYPE_CHECKING:
+    from portico_rx.kits.job.job_service import JobService
 
 __all__ = [
     "HasRouter",
@@ -94,7 +97,7 @@ def create_app(
     lifespan: Lifespan | None = None,
     dashboard: bool = False,
     dashboard_auth: Sequence[Any] = (),
-    dashboard_jobs: Any = None,
+    dashboard_jobs: JobService | None = None,
     dashboard_allow_unauthenticated: bool = False,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
