@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +25,9 @@ from fastapi.responses import JSONResponse  # noqa: E402
 
 from portico_rx.webhooks.openapi import WebhookErrorResponse  # noqa: E402
 from portico_rx.webhooks.route import RawRequestRoute  # noqa: E402
+
+if TYPE_CHECKING:
+    from portico_rx.kits.job.job_service import JobService
 
 __all__ = [
     "HasRouter",
@@ -92,6 +95,10 @@ def create_app(
     routers: Sequence[APIRouter | HasRouter] = (),
     title: str = "portico_rx",
     lifespan: Lifespan | None = None,
+    dashboard: bool = False,
+    dashboard_auth: Sequence[Any] = (),
+    dashboard_jobs: JobService | None = None,
+    dashboard_allow_unauthenticated: bool = False,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """A FastAPI app that runs ``triggers`` for as long as it runs.
@@ -110,6 +117,14 @@ def create_app(
         lifespan: your own lifespan; it is entered first and left last, so the
             triggers start once your resources exist and stop before they close.
             What it yields (FastAPI's lifespan state) is the app's state.
+        dashboard: mount the web dashboard at ``/dashboard`` (see
+            :mod:`portico_rx.dashboard` and ``docs/dashboard.md``; ``dashboard`` extra).
+        dashboard_auth: FastAPI dependencies of the dashboard's routes (e.g.
+            ``[Depends(auth)]``); the app's ``dependencies`` protect it too.
+        dashboard_jobs: the ``JobService`` whose jobs and dead letters it shows
+            (default: the one the triggers use).
+        dashboard_allow_unauthenticated: mount the dashboard with neither
+            ``dashboard_auth`` nor app ``dependencies`` (anyone reaching the port can act).
         **fastapi_kwargs: passed to ``FastAPI(...)`` (``version``, ``docs_url``,
             ``dependencies`` — which protect the webhook routes too …).
 
@@ -118,7 +133,9 @@ def create_app(
 
     Raises:
         ConfigurationError: a trigger is not a ``JobTrigger``, ``required`` names one
-            that is not in ``triggers``, or ``lifespan`` is not callable.
+            that is not in ``triggers``, ``lifespan`` is not callable, or ``dashboard``
+            has no authentication (neither ``dashboard_auth`` nor app ``dependencies``)
+            and not ``dashboard_allow_unauthenticated``.
 
     Example:
         >>> from portico_rx.adapters.job_trigger.webhook_trigger import WebhookTrigger
@@ -134,6 +151,18 @@ def create_app(
     _mount_routes(app, named, routers)
     mount(app, _health_router(named, must))
     _add_outcomes_route(app, named)
+    if dashboard:
+        from portico_rx.dashboard import dashboard_router
+
+        app.include_router(
+            dashboard_router(
+                named,
+                dashboard_jobs,
+                dependencies=dashboard_auth,
+                allow_unauthenticated=dashboard_allow_unauthenticated
+                or bool(fastapi_kwargs.get("dependencies")),
+            )
+        )
     return app
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "job_key",
     "lateness",
     "row_key",
+    "run_now_key",
     "schedule_key",
     "schedule_key_prefix",
     "source_time",
@@ -74,6 +75,18 @@ def schedule_key(trigger: str, schedule: str, fire_time: str) -> str:
     """A schedule run's key: ``{trigger}:{schedule}:{UTC fire time}`` (see
     :func:`portico_rx.schedule.tick.key_time` for the time's form)."""
     return f"{trigger}:{schedule}:{fire_time}"
+
+
+def run_now_key(at: str, token: str) -> str:
+    """The event key of a run made on request (``ScheduleTrigger.run_now``):
+    ``+run-now:{UTC time}:{token}``, inside the schedule's key prefix.
+
+    A fire time's key starts with a digit, this one with ``+``, so the two never
+    collide; and ``+`` sorts below every digit, so the greatest key under a schedule's
+    prefix (how a restarted trigger finds its last fire time) is still a fire time.
+    ``token`` (random) keeps two runs requested in one microsecond apart.
+    """
+    return f"+run-now:{at}:{token}"
 
 
 def webhook_key(trigger: str, job_type: str, delivery_key: str) -> str:

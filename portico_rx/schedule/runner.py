@@ -60,6 +60,8 @@ class ScheduleStats:
     """Runs dropped because they were older than ``misfire_grace_time``."""
     backfilled: int = 0
     """Runs of a past window emitted by :meth:`ScheduleRunner.backfill`."""
+    run_now: int = 0
+    """Runs made on request by :meth:`ScheduleRunner.run_now`, outside the plan."""
     last_scheduled_us: int | None = None
     last_lateness_s: float | None = None
     next_due_us: int | None = None
@@ -330,12 +332,16 @@ class ScheduleRunner:
         now: int,
         *,
         backfill: bool = False,
+        manual_key: str | None = None,
     ) -> Delivery:
         """Emit one run and return its delivery. ``now`` is when the timer fired: every
         run of one wake-up shares it, so their ``fired_at`` and lateness say when the
-        timer fired, not how long the runs before them took."""
+        timer fired, not how long the runs before them took. A ``manual_key`` run
+        (:meth:`run_now`) is keyed by it and is not a fire time of the plan."""
         if backfill:
             stats.backfilled += 1
+        elif manual_key is not None:
+            stats.run_now += 1
         else:
             stats.fired += 1
             stats.caught_up += catch_up
@@ -351,6 +357,8 @@ class ScheduleRunner:
             times = self._times(nominal, tz)  # runs of one wake-up mostly share a time
             self._last_time = (nominal, tz, times)
         scheduled, iso, scheduled_iso = times
+        if manual_key is not None:
+            iso = manual_key
         if now != self._fired_us:
             self._fired_us, self._fired = now, from_micros(now)
         fired = self._fired
@@ -373,6 +381,8 @@ class ScheduleRunner:
             delivery.attributes["jitter_s"] = jitter
         if backfill:
             delivery.attributes["backfill"] = True
+        if manual_key is not None:
+            delivery.attributes["run_now"] = True
         if not self._ticks:
             deliver(self.observer, spec, delivery)
             return delivery
@@ -400,3 +410,14 @@ class ScheduleRunner:
             stats = self.stats[spec.name] = ScheduleStats()
         now = self.now_us()
         return [self._emit(spec, stats, n, n, False, now, backfill=True) for n in nominals]
+
+    def run_now(self, spec: ScheduleSpec, key: str) -> Delivery:
+        """Emit one run of ``spec`` at the current time, outside its plan, down the same
+        path as the timer's runs, keyed ``key`` (the caller makes it one no fire time
+        can have) with ``run_now: true`` in its provenance; the schedule's last fire
+        time (for catching up after a restart) is left alone."""
+        stats = self.stats.get(spec.name)
+        if stats is None:
+            stats = self.stats[spec.name] = ScheduleStats()
+        now = self.now_us()
+        return self._emit(spec, stats, now, now, False, now, manual_key=key)

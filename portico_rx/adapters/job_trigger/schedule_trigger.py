@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import functools
 import re
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -35,7 +36,7 @@ from portico_rx.logs import get_logger
 from portico_rx.models import Job, JobRequest, check_job_fields, trusted_request
 from portico_rx.pipeline import PipelineTrigger, clock
 from portico_rx.pipeline.delivery import Outcome, current_delivery
-from portico_rx.pipeline.provenance import schedule_key, schedule_key_prefix
+from portico_rx.pipeline.provenance import run_now_key, schedule_key, schedule_key_prefix
 from portico_rx.pipeline.sink import JobSink
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_queue import JobQueue
@@ -554,6 +555,44 @@ class ScheduleTrigger(PipelineTrigger):
         logger.info("schedule_removed", trigger=self.name, schedule=schedule)
         return config
 
+    async def run_now(self, schedule: str) -> Job | None:
+        """Run ``schedule`` once, now, outside its plan (a dashboard's "run now").
+
+        The run goes down the trigger's own pipeline like a timer's run (overlap policy,
+        sink: retries, dead letters, health, outcomes), with ``run_now: true`` in its
+        metadata. Its key is ``{trigger}:{schedule}:+run-now:{UTC time}:{token}``
+        (:func:`~portico_rx.pipeline.provenance.run_now_key`): never a fire time's key,
+        so the next regular run is still created, and not taken for the schedule's last
+        fire time after a restart. Each call makes its own run. A paused schedule can
+        be run now; it stays paused.
+
+        Returns:
+            The run's job once created; ``None`` when the run created none: the
+            trigger is paused (the run is held, created on resume) or the schedule's
+            overlap policy dropped it.
+
+        Raises:
+            ConfigurationError: no schedule has this name. TriggerNotRunningError: the
+                trigger is not running (a run goes through its pipeline).
+        """
+        self._config(schedule)
+        runner = self._runner
+        if runner is None:
+            raise TriggerNotRunningError(
+                f"trigger {self.name!r} is not running: start() it first (a run-now goes "
+                "through its pipeline)"
+            )
+        key = run_now_key(key_time(runner.now_us()), uuid.uuid4().hex[:12])
+        held = self.paused
+        delivery = runner.run_now(self._plans[schedule], key)
+        logger.info("schedule_run_now", trigger=self.name, schedule=schedule, key=key)
+        if held or await delivery.wait_settled() is not Outcome.CREATED:
+            return None
+        found = await self.job_creator.find_jobs(
+            key_prefix=schedule_key(self.name, schedule, key), limit=1
+        )
+        return found[0] if found else None
+
     async def backfill(
         self,
         schedule: str,
@@ -730,6 +769,7 @@ class ScheduleTrigger(PipelineTrigger):
                     "misfires_skipped": stat.misfires_skipped if stat else 0,
                     "misfires_dropped": stat.misfires_dropped if stat else 0,
                     "backfilled": stat.backfilled if stat else 0,
+                    "run_now": stat.run_now if stat else 0,
                     "last_scheduled_at": from_micros(last).isoformat() if last else None,
                     "last_lateness_s": stat.last_lateness_s if stat else None,
                 }
