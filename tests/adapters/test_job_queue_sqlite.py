@@ -433,7 +433,9 @@ async def test_a_version_1_file_is_migrated_in_place_and_its_jobs_stay_claimable
     ids = write_version_1_file(db, clock.now)
     async with SQLiteJobQueue(db, visibility_timeout=60) as queue:
         with sqlite3.connect(db) as conn:
-            assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+            assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+                (SCHEMA_VERSION,)
+            ]
             columns = [row[1] for row in conn.execute("PRAGMA table_info(jobs)")]
             assert columns[-1] == "lease_expires_at" and len(columns) == 18
             indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
@@ -486,7 +488,7 @@ async def test_processes_opening_a_version_1_file_together_migrate_it_once(
     finally:
         await asyncio.gather(*(queue.close() for queue in queues))
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     out = await run_python(READ_JOBS, str(db))  # and another process reads it
     assert len(json.loads(out)) == 4
 
@@ -502,15 +504,18 @@ async def test_a_version_1_file_opened_without_leases_keeps_running_jobs_unlease
 
 
 async def test_a_newer_file_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
-    db = tmp_path / "v3.db"
+    db = tmp_path / "newer.db"
+    newer = SCHEMA_VERSION + 1
     async with SQLiteJobQueue(db) as queue:
         await queue.enqueue(prx.Job(job_type="future.job"))
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE schema_version SET version = 3")
-    with pytest.raises(prx.SchemaVersionError, match=r"schema version 3, newer than .*\(2\)"):
+        conn.execute("UPDATE schema_version SET version = ?", (newer,))
+    with pytest.raises(
+        prx.SchemaVersionError, match=rf"schema version {newer}, newer than .*\({SCHEMA_VERSION}\)"
+    ):
         await SQLiteJobQueue(db).open()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(newer,)]
         assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (1,)
 
 
