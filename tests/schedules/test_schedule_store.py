@@ -190,20 +190,28 @@ async def test_code_wins_writes_the_code_and_store_wins_keeps_the_store(tmp_path
         assert not stored["gone"].removed
 
 
-async def test_a_config_the_store_cannot_keep_is_refused_with_the_fix(tmp_path: Path) -> None:
+async def test_a_schedule_with_a_calendar_object_lives_in_code_only(tmp_path: Path) -> None:
     vt = HistoricalScheduler(initial_clock=START)
-    holiday = ScheduleConfig(cron="0 9 * * *", job_type="x", calendar=Dates([date(2025, 12, 25)]))
+    holiday = ScheduleConfig(
+        cron="0 9 * * *", job_type="x", name="x", calendar=Dates([date(2025, 12, 25)])
+    )
+    plain = ScheduleConfig(cron="0 9 * * *", job_type="y", name="y", exclude=[date(2025, 1, 6)])
     async with SQLiteJobQueue(tmp_path / "calendar.db") as queue:
-        trigger = ScheduleTrigger(JobService(queue), [holiday], name="store", scheduler=vt)
-        with pytest.raises(ConfigurationError, match=r"exclude=.*schedule_store=False"):
-            await trigger.start()
+        await queue.save_schedule("store", "x", {"every": 60, "job_type": "other", "name": "x"})
+        trigger = ScheduleTrigger(JobService(queue), [holiday, plain], name="store", scheduler=vt)
+        await trigger.start()
+        trigger.pause_schedule("x")
+        await trigger.sync_schedules()
+        await trigger.stop()
+        assert trigger.schedules == [holiday, plain]  # the stored "x" did not replace it
+        assert trigger.paused_schedules == ["x"]
+        stored = {s.name: s for s in await queue.list_schedules("store")}
+        assert not stored["x"].paused and stored["x"].config["every"] == 60
+        assert ScheduleConfig.from_stored(stored["y"].config) == plain  # exclude round-trips
         code_only = ScheduleTrigger(
-            JobService(queue), [holiday], name="store", scheduler=vt, schedule_store=False
+            JobService(queue), [plain], name="store", scheduler=vt, schedule_store=False
         )
         assert code_only.schedule_store is None
-        await code_only.start()
-        await code_only.stop()
-        assert await queue.list_schedules("store") == []
 
 
 @pytest.mark.parametrize(

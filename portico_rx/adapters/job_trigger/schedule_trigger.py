@@ -21,7 +21,7 @@ import dataclasses
 import functools
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -120,6 +120,16 @@ class ScheduleConfig(BaseModel):
     calendar: Any = None
     overlap: OverlapPolicy = "allow"
 
+    @classmethod
+    def from_stored(cls, form: dict[str, Any]) -> ScheduleConfig:
+        """The config from the form a schedule store keeps (``model_dump(mode="json")``):
+        validated like a new one; ``exclude`` items written as ISO strings and two-item
+        lists are read back as dates, datetimes and tuples."""
+        data = dict(form)
+        if isinstance(data.get("exclude"), list):
+            data["exclude"] = [_exclude_item(item) for item in data["exclude"]]
+        return cls.model_validate(data)
+
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
         chosen = [k for k in ("cron", "every", "at") if getattr(self, k) is not None]
@@ -169,6 +179,17 @@ class ScheduleConfig(BaseModel):
             return f"every {self.every:g}s"
         assert self.at is not None
         return f"at {self.at.isoformat()}"
+
+
+def _exclude_item(item: Any) -> Any:
+    if isinstance(item, str):
+        try:
+            return (date if len(item) == 10 else datetime).fromisoformat(item)
+        except ValueError:
+            return item  # not ISO: check_exclude names it
+    if isinstance(item, list) and len(item) == 2:
+        return tuple(_exclude_item(part) for part in item)
+    return item
 
 
 def _resolve_store(
@@ -568,9 +589,10 @@ class ScheduleTrigger(PipelineTrigger):
         Raises:
             ConfigurationError: no schedule has this name.
         """
-        self._config(schedule)
+        config = self._config(schedule)
         self._pause_here(schedule)
-        self._persist(lambda store: store.set_schedule_paused(self.name, schedule, True))
+        if self._stored_form(config) is not None:
+            self._persist(lambda store: store.set_schedule_paused(self.name, schedule, True))
 
     def _pause_here(self, schedule: str) -> None:
         if schedule in self._paused_schedules:
@@ -591,11 +613,12 @@ class ScheduleTrigger(PipelineTrigger):
         Raises:
             ConfigurationError: no schedule has this name.
         """
-        self._config(schedule)
+        config = self._config(schedule)
         if schedule not in self._paused_schedules:
             return False
         self._resume_here(schedule)
-        self._persist(lambda store: store.set_schedule_paused(self.name, schedule, False))
+        if self._stored_form(config) is not None:
+            self._persist(lambda store: store.set_schedule_paused(self.name, schedule, False))
         return True
 
     def _resume_here(self, schedule: str) -> None:
@@ -616,8 +639,7 @@ class ScheduleTrigger(PipelineTrigger):
         schedule store, on every replica within ``schedule_poll``).
 
         Raises:
-            ConfigurationError: a schedule with this name exists, or the trigger has a
-                schedule store and the config cannot be stored (a ``calendar=`` object).
+            ConfigurationError: a schedule with this name exists.
         """
         form = self._stored_form(config) if self._store_live() else None
         spec = self._register(config)
@@ -635,7 +657,7 @@ class ScheduleTrigger(PipelineTrigger):
         the change is written to it (every replica applies it).
 
         Raises:
-            ConfigurationError: no schedule has this name, or the config cannot be stored.
+            ConfigurationError: no schedule has this name.
         """
         old = self._config(config.schedule_name)
         form = self._stored_form(config) if self._store_live() else None
@@ -668,7 +690,8 @@ class ScheduleTrigger(PipelineTrigger):
         """
         config = self._config(schedule)
         self._remove_here(schedule)
-        self._persist(lambda store: store.delete_schedule(self.name, schedule))
+        if self._stored_form(config) is not None:
+            self._persist(lambda store: store.delete_schedule(self.name, schedule))
         return config
 
     def _remove_here(self, schedule: str) -> None:
@@ -681,15 +704,13 @@ class ScheduleTrigger(PipelineTrigger):
 
     # -- the schedule store ----------------------------------------------------------
 
-    def _stored_form(self, config: ScheduleConfig) -> dict[str, Any]:
-        """The config as the store keeps it (``model_dump(mode="json")``)."""
+    @staticmethod
+    def _stored_form(config: ScheduleConfig) -> dict[str, Any] | None:
+        """The config as the store keeps it (``model_dump(mode="json")``), or ``None``
+        for a schedule with a ``calendar=`` object: no store can serialise one, so such a
+        schedule lives in code only (this process; pausing it is local)."""
         if config.calendar is not None:
-            raise ConfigurationError(
-                f"schedule {config.schedule_name!r} has calendar={config.calendar!r}, which "
-                f"the schedule store of trigger {self.name!r} cannot keep: list the days in "
-                "exclude=[...] instead, or pass schedule_store=False to keep this trigger's "
-                "schedules in code only"
-            )
+            return None
         return config.model_dump(mode="json")
 
     def _store_live(self) -> bool:
@@ -742,6 +763,16 @@ class ScheduleTrigger(PipelineTrigger):
     def _apply_stored(self, row: StoredSchedule) -> None:
         """Make this process's schedule ``row.name`` what the store says (no write)."""
         name = row.name
+        local = self._configs.get(name)
+        if local is not None and self._stored_form(local) is None:
+            logger.warning(
+                "schedule_store_row_ignored",
+                trigger=self.name,
+                schedule=name,
+                reason="this process's schedule of that name has a calendar= object and "
+                "lives in code only",
+            )
+            return
         if row.removed:
             if name in self._configs:
                 self._remove_here(name)
@@ -750,7 +781,7 @@ class ScheduleTrigger(PipelineTrigger):
             pass
         else:
             try:
-                config = ScheduleConfig.model_validate(row.config)
+                config = ScheduleConfig.from_stored(row.config)
                 if config.schedule_name != name:
                     raise ConfigurationError(
                         f"its config is named {config.schedule_name!r}, the row {name!r}"
@@ -785,6 +816,9 @@ class ScheduleTrigger(PipelineTrigger):
         seen = max((row.revision for row in rows.values()), default=0)
         for name, config in list(self._configs.items()):
             form = self._stored_form(config)
+            if form is None:  # a calendar= object: code only
+                rows.pop(name, None)
+                continue
             row = rows.get(name)
             paused_here = name in self._paused_schedules
             if row is not None and self.reconcile == "store_wins":
