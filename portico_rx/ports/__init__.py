@@ -4,5 +4,6 @@ from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_handler import JobHandler
 from portico_rx.ports.job_queue import JobQueue
 from portico_rx.ports.job_trigger import JobTrigger
+from portico_rx.ports.schedule_store import ScheduleStore
 
-__all__ = ["JobCreator", "JobHandler", "JobQueue", "JobTrigger"]
+__all__ = ["JobCreator", "JobHandler", "JobQueue", "JobTrigger", "ScheduleStore"]

@@ -814,6 +814,7 @@ class ScheduleTrigger(PipelineTrigger):
         """At start: the code's schedules and the store's, made one (``reconcile``)."""
         rows = {row.name: row for row in await store.list_schedules(self.name, since=0)}
         seen = max((row.revision for row in rows.values()), default=0)
+        writes: dict[str, Awaitable[StoredSchedule]] = {}
         for name, config in list(self._configs.items()):
             form = self._stored_form(config)
             if form is None:  # a calendar= object: code only
@@ -823,12 +824,16 @@ class ScheduleTrigger(PipelineTrigger):
             paused_here = name in self._paused_schedules
             if row is not None and self.reconcile == "store_wins":
                 if paused_here and not row.paused and not row.removed:
-                    rows[name] = await store.save_schedule(self.name, name, row.config, paused=True)
+                    writes[name] = store.save_schedule(self.name, name, row.config, paused=True)
                 continue
             if row is None or row.removed or row.config != form or (paused_here and not row.paused):
-                rows[name] = await store.save_schedule(
+                writes[name] = store.save_schedule(
                     self.name, name, form, paused=True if paused_here else None
                 )
+        # together: a store that batches the calls of one loop iteration (SQLite's group
+        # commit) writes ten thousand schedules in a few transactions, not one each
+        for name, written in zip(writes, await asyncio.gather(*writes.values()), strict=True):
+            rows[name] = written
         for row in sorted(rows.values(), key=lambda r: r.revision):
             self._apply_stored(row)
         self._store_revision = seen  # our writes are read back once: no-ops
