@@ -11,6 +11,7 @@
     portico-rx dead-letters list [--store URL] [--trigger NAME] [--status S] [--limit N] [--json]
     portico-rx dead-letters show|redrive|discard ID [--store URL] [--json]
     portico-rx schedules backfill FILE.py --schedule NAME --start ISO --end ISO [--dry-run]
+    portico-rx schedules list|add|pause|resume|remove ... [--trigger NAME] [--store URL]
     portico-rx outcomes [--url http://127.0.0.1:8000] [--trigger NAME] [--outcome KIND]
                         [--limit N] [--json]
     portico-rx preview FILE.py [--days N] [--start ISO] [--limit N] [--json]
@@ -254,11 +255,42 @@ def _jobs_parser(commands: Any) -> None:
 
 
 def _schedules_parser(commands: Any) -> None:
-    """``portico-rx schedules backfill`` (see :mod:`portico_rx.cli.schedules`)."""
+    """``portico-rx schedules ...`` (see :mod:`portico_rx.cli.schedules`)."""
     from portico_rx.cli.schedules import parse_time
 
-    schedules = _parser(commands, "schedules", "work with the schedules of FILE.py")
+    schedules = _parser(
+        commands, "schedules", "the schedules kept in the job store, and backfills of FILE.py"
+    )
     actions = schedules.add_subparsers(dest="action", required=True, metavar="ACTION")
+    trigger_help = "the ScheduleTrigger's name (default: schedules, the trigger's default)"
+    listing = _parser(actions, "list", "list the schedules in the store")
+    _store_option(listing)
+    listing.add_argument("--trigger", help="only this trigger's schedules (default: all)")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add = _parser(actions, "add", "add (or with --replace change) a schedule in the store")
+    add.add_argument("name", metavar="NAME", help="the schedule's name (no ':')")
+    _store_option(add)
+    add.add_argument("--trigger", default="schedules", help=trigger_help)
+    when = add.add_mutually_exclusive_group(required=True)
+    when.add_argument("--cron", help="a cron expression, e.g. '0 9 * * MON-FRI'")
+    when.add_argument("--every", type=float, metavar="S", help="a fixed period in seconds")
+    when.add_argument("--at", type=parse_time, metavar="ISO", help="one fire time (ISO)")
+    add.add_argument("--job-type", required=True, help="the job type to create at each run")
+    add.add_argument("--payload", metavar="JSON", help="the jobs' payload, a JSON object")
+    add.add_argument("--queue", dest="queue_name", default="default", help="queue (default)")
+    add.add_argument("--priority", type=int, default=0, help="job priority (default 0)")
+    add.add_argument("--tz", help="time zone of --cron (default: the trigger's)")
+    add.add_argument("--paused", action="store_true", help="store it paused")
+    add.add_argument("--replace", action="store_true", help="change an existing schedule")
+    for action, text in (
+        ("pause", "pause a stored schedule on every replica"),
+        ("resume", "resume a paused stored schedule on every replica"),
+        ("remove", "remove a schedule from the store (every replica stops it)"),
+    ):
+        sub = _parser(actions, action, text)
+        sub.add_argument("name", metavar="NAME", help="the schedule's name")
+        _store_option(sub)
+        sub.add_argument("--trigger", default="schedules", help=trigger_help)
     backfill = _parser(actions, "backfill", "create the runs of a past window")
     backfill.add_argument("file", metavar="FILE.py", help="the app file to load")
     _store_option(backfill)
@@ -377,6 +409,34 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "schedules":
         from portico_rx.cli import schedules
 
+        if args.action == "list":
+            return await schedules.list_schedules(
+                store=args.store, trigger=args.trigger, as_json=args.json
+            )
+        if args.action == "add":
+            return await schedules.add_schedule(
+                args.name,
+                store=args.store,
+                trigger=args.trigger,
+                cron=args.cron,
+                every=args.every,
+                at=args.at,
+                job_type=args.job_type,
+                payload=args.payload,
+                queue_name=args.queue_name,
+                priority=args.priority,
+                tz=args.tz,
+                paused=args.paused,
+                replace=args.replace,
+            )
+        if args.action in ("pause", "resume"):
+            return await schedules.set_paused(
+                args.name, store=args.store, trigger=args.trigger, paused=args.action == "pause"
+            )
+        if args.action == "remove":
+            return await schedules.remove_schedule(
+                args.name, store=args.store, trigger=args.trigger
+            )
         return await schedules.backfill(
             args.file,
             schedule=args.schedule,

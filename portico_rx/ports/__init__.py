@@ -5,6 +5,7 @@ from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_handler import JobHandler
 from portico_rx.ports.job_queue import JobQueue
 from portico_rx.ports.job_trigger import JobTrigger
+from portico_rx.ports.schedule_store import ScheduleStore
 
 __all__ = [
     "DeadLetterRecord",
@@ -13,4 +14,5 @@ __all__ = [
     "JobHandler",
     "JobQueue",
     "JobTrigger",
+    "ScheduleStore",
 ]

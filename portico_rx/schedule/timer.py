@@ -1,9 +1,16 @@
 """One timer for many schedules: a heap of next fire times on an Rx scheduler.
 
 However many schedules a trigger holds, exactly one action is scheduled on the Rx
-scheduler at a time — for the earliest due fire time. When it runs it pops every entry
-that is due, hands each its due fire times, pushes each entry's next fire time and arms
-itself for the new earliest. Idle schedules cost a heap slot, not a task or a poll.
+scheduler at a time — for the earliest due fire time. When it runs it takes every entry
+that is due, hands each its due fire times, files each entry's next fire time and arms
+itself for the new earliest. Idle schedules cost a slot in a list, not a task or a poll.
+
+The heap holds *distinct* due times, each with the list (a bucket) of entries due then,
+in the order they were filed. Schedules coincide — ten thousand cron schedules have at
+most 60 distinct seconds in a minute — so firing an instant's runs is one heap pop and a
+walk over its bucket, and filing a run's next fire time is usually one ``append``: the
+cost per run does not grow with the number of schedules (a heap of one slot per schedule
+cost ``log n`` tuple comparisons, cache misses among them, per run).
 
 Times are integer microseconds since the Unix epoch (UTC), so virtual-time schedulers land
 exactly on fire times.
@@ -18,7 +25,6 @@ previous wake-up, so frequent timers spin little and idle ones cost nothing.
 from __future__ import annotations
 
 import heapq
-import itertools
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -82,7 +88,8 @@ class TimerEntry:
 
 
 class ScheduleTimer:
-    """A heap of ``(due_us, seq, entry)`` and one armed scheduler action.
+    """A heap of distinct due times, a bucket of entries per due time, and one armed
+    scheduler action.
 
     Args:
         scheduler: the Rx scheduler whose clock and timers are used.
@@ -97,8 +104,8 @@ class ScheduleTimer:
         asyncio_clock = isinstance(clock.base_scheduler(scheduler), AsyncIOScheduler)
         self._spin_us = int(spin * 1_000_000) if asyncio_clock else 0
         self._last_wake_us: int | None = None
-        self._heap: list[tuple[int, int, TimerEntry]] = []
-        self._seq = itertools.count()
+        self._heap: list[int] = []  # distinct due times (µs)
+        self._buckets: dict[int, list[TimerEntry]] = {}  # due time -> entries, filing order
         self._armed: DisposableBase | None = None
         self._armed_at: int | None = None
         self._firing = False
@@ -106,7 +113,7 @@ class ScheduleTimer:
         self.wakeups = 0
 
     def __len__(self) -> int:
-        return sum(1 for _, _, entry in self._heap if entry.active)
+        return sum(1 for bucket in self._buckets.values() for entry in bucket if entry.active)
 
     def now_us(self) -> int:
         """The scheduler's clock, in epoch microseconds."""
@@ -135,7 +142,7 @@ class ScheduleTimer:
         self._arm()
 
     def remove(self, entry: TimerEntry) -> None:
-        """Stop an entry; its heap slot is dropped when it reaches the top."""
+        """Stop an entry; its slot is dropped when its due time comes up."""
         entry.active = False
 
     def dispose(self) -> None:
@@ -145,9 +152,11 @@ class ScheduleTimer:
             self._armed.dispose()
         self._armed = None
         self._armed_at = None
-        for _, _, entry in self._heap:
-            entry.active = False
+        for bucket in self._buckets.values():
+            for entry in bucket:
+                entry.active = False
         self._heap.clear()
+        self._buckets.clear()
 
     def _push_next(self, entry: TimerEntry) -> bool:
         nominal = next(entry.fires, None)
@@ -155,20 +164,29 @@ class ScheduleTimer:
         entry.next_fire = fire
         if fire is None or not entry.active:
             return False
-        heapq.heappush(self._heap, (fire[1], next(self._seq), entry))
+        self._file(fire[1], entry)
         return True
+
+    def _file(self, due: int, entry: TimerEntry) -> None:
+        bucket = self._buckets.get(due)
+        if bucket is None:
+            self._buckets[due] = [entry]
+            heapq.heappush(self._heap, due)
+        else:
+            bucket.append(entry)
 
     def _arm(self) -> None:
         if self._disposed or self._firing:
             return
-        while self._heap and not self._heap[0][2].active:
-            heapq.heappop(self._heap)
-        if not self._heap:
+        heap, buckets = self._heap, self._buckets
+        while heap and not any(entry.active for entry in buckets[heap[0]]):
+            del buckets[heapq.heappop(heap)]  # only removed entries are due then
+        if not heap:
             if self._armed is not None:
                 self._armed.dispose()
             self._armed, self._armed_at = None, None
             return
-        due = self._heap[0][0]
+        due = heap[0]
         if self._armed is not None and self._armed_at is not None and self._armed_at <= due:
             return
         if self._armed is not None:
@@ -191,9 +209,9 @@ class ScheduleTimer:
         if self._disposed:
             return
         now = self.now_us()
-        heap = self._heap
-        if heap and heap[0][0] > now:
-            if self._spin_us and heap[0][0] - now <= 2 * self._spin_us:
+        heap, buckets = self._heap, self._buckets
+        if heap and heap[0] > now:
+            if self._spin_us and heap[0] - now <= 2 * self._spin_us:
                 # woke early on purpose: let the loop run, then look again
                 self._armed = self.scheduler.schedule(self._on_timer)
                 return
@@ -206,28 +224,30 @@ class ScheduleTimer:
         self.wakeups += 1
         self._firing = True
         try:
-            while heap and heap[0][0] <= now:
-                _, _, entry = heapq.heappop(heap)
-                if not entry.active or entry.next_fire is None:
-                    continue
-                due = [entry.next_fire]
-                fires, jitter = entry.fires, entry.jitter
-                following: tuple[int, int] | None = None
-                for nominal in fires:
-                    following = (
-                        (nominal, nominal) if jitter is None else (nominal, nominal + jitter())
-                    )
-                    if following[1] > now:
-                        break
-                    due.append(following)
-                    following = None
-                entry.next_fire = following
-                if following is not None:
-                    heapq.heappush(heap, (following[1], next(self._seq), entry))
-                try:
-                    entry.callback(entry, due, now)
-                except Exception:  # one schedule's failure must not stop the others
-                    logger.exception("schedule_callback_failed", schedule=str(entry.key))
+            while heap and heap[0] <= now:
+                # the instant's bucket, taken out first: an entry filed while it fires
+                # (a callback adding a schedule due now) gets a new bucket, fired next
+                for entry in buckets.pop(heapq.heappop(heap)):
+                    if not entry.active or entry.next_fire is None:
+                        continue
+                    due = [entry.next_fire]
+                    fires, jitter = entry.fires, entry.jitter
+                    following: tuple[int, int] | None = None
+                    for nominal in fires:
+                        following = (
+                            (nominal, nominal) if jitter is None else (nominal, nominal + jitter())
+                        )
+                        if following[1] > now:
+                            break
+                        due.append(following)
+                        following = None
+                    entry.next_fire = following
+                    if following is not None:
+                        self._file(following[1], entry)
+                    try:
+                        entry.callback(entry, due, now)
+                    except Exception:  # one schedule's failure must not stop the others
+                        logger.exception("schedule_callback_failed", schedule=str(entry.key))
         finally:
             self._firing = False
         self._arm()

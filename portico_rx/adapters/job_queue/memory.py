@@ -6,9 +6,11 @@ import asyncio
 import bisect
 import builtins
 import contextlib
+import dataclasses
 import heapq
 import itertools
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -30,6 +32,7 @@ from portico_rx.ports.dead_letter_store import (
     check_resolution,
 )
 from portico_rx.ports.job_queue import JobQueue
+from portico_rx.ports.schedule_store import ScheduleStore, StoredSchedule, check_schedule_id
 
 __all__ = ["MemoryJobQueue"]
 
@@ -87,7 +90,7 @@ def _updated(row: Row, **changes: Any) -> Row:
     return tuple(values)
 
 
-class MemoryJobQueue(JobQueue, DeadLetterStore):
+class MemoryJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
     """A JobQueue held in a dict of rows and one priority heap per queue name.
 
     Same contract as the durable adapters (idempotent keys, priority then age, due
@@ -106,6 +109,8 @@ class MemoryJobQueue(JobQueue, DeadLetterStore):
         self._seq = itertools.count()
         self._new_work = asyncio.Event()
         self._dead_letters: dict[UUID, tuple[int, DeadLetterRecord]] = {}  # id -> (seq, record)
+        self._schedules: dict[tuple[str, str], StoredSchedule] = {}
+        self._schedule_revision = 0
 
     def __repr__(self) -> str:
         return f"MemoryJobQueue(jobs={len(self._rows)})"
@@ -323,3 +328,51 @@ class MemoryJobQueue(JobQueue, DeadLetterStore):
         record = stored[1].resolved(status, job_id)
         self._dead_letters[letter_id] = (stored[0], record)
         return record
+
+    # -- ScheduleStore ---------------------------------------------------------------
+
+    def _write_schedule(self, old: StoredSchedule, **changes: Any) -> StoredSchedule:
+        self._schedule_revision += 1
+        row = dataclasses.replace(
+            old, revision=self._schedule_revision, updated_at=utcnow(), **changes
+        )
+        self._schedules[(row.trigger, row.name)] = row
+        return row
+
+    async def save_schedule(
+        self, trigger: str, name: str, config: Mapping[str, Any], *, paused: bool | None = None
+    ) -> StoredSchedule:
+        check_schedule_id(trigger, name)
+        stored = json.loads(json.dumps(dict(config)))  # a copy, as a durable store keeps
+        old = self._schedules.get((trigger, name))
+        live = old is not None and not old.removed
+        flag = paused if paused is not None else (live and old is not None and old.paused)
+        blank = StoredSchedule(trigger, name, {}, False, 0, utcnow())
+        return self._write_schedule(old or blank, config=stored, paused=flag, removed=False)
+
+    async def set_schedule_paused(
+        self, trigger: str, name: str, paused: bool
+    ) -> StoredSchedule | None:
+        check_schedule_id(trigger, name)
+        old = self._schedules.get((trigger, name))
+        if old is None or old.removed:
+            return None
+        return self._write_schedule(old, paused=bool(paused))
+
+    async def delete_schedule(self, trigger: str, name: str) -> bool:
+        check_schedule_id(trigger, name)
+        old = self._schedules.get((trigger, name))
+        if old is None or old.removed:
+            return False
+        self._write_schedule(old, removed=True)
+        return True
+
+    async def list_schedules(
+        self, trigger: str | None = None, *, since: int | None = None
+    ) -> builtins.list[StoredSchedule]:
+        if trigger is not None:
+            check_schedule_id(trigger)
+        rows = [r for r in self._schedules.values() if trigger is None or r.trigger == trigger]
+        if since is None:
+            return sorted((r for r in rows if not r.removed), key=lambda r: (r.trigger, r.name))
+        return sorted((r for r in rows if r.revision > since), key=lambda r: r.revision)

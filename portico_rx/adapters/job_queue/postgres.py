@@ -22,7 +22,7 @@ import builtins
 import contextlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -52,6 +52,7 @@ from portico_rx.ports.dead_letter_store import (
     check_resolution,
 )
 from portico_rx.ports.job_queue import JobQueue
+from portico_rx.ports.schedule_store import ScheduleStore, StoredSchedule, check_schedule_id
 from portico_rx.url_redaction import redact_url
 
 __all__ = ["SCHEMA_VERSION", "PostgresJobQueue"]
@@ -63,7 +64,8 @@ logger = get_logger("portico_rx.job_queue.postgres")
 SCHEMA_VERSION = 2
 """Version of the table layout this release writes; :meth:`PostgresJobQueue.open` migrates
 older layouts up to it and refuses newer ones. 2: the ``<table>_dead_letters`` table
-(:class:`~portico_rx.ports.dead_letter_store.DeadLetterStore`)."""
+(:class:`~portico_rx.ports.dead_letter_store.DeadLetterStore`) and the ``<table>_schedules``
+table (the :class:`~portico_rx.ports.schedule_store.ScheduleStore`)."""
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
 
@@ -160,6 +162,20 @@ def _migrations(schema: str, table: str, channel: str) -> dict[int, list[str]]:
             "(at DESC, seq DESC)",
             f'CREATE INDEX "{table}_dead_letters_status" ON "{schema}"."{table}_dead_letters" '
             "(status, at DESC, seq DESC)",
+            f"""
+            CREATE TABLE "{schema}"."{table}_schedules" (
+                trigger_name text NOT NULL,
+                name text NOT NULL,
+                config jsonb NOT NULL,
+                paused boolean NOT NULL,
+                removed boolean NOT NULL,
+                revision bigint NOT NULL,
+                updated_at timestamptz NOT NULL,
+                PRIMARY KEY (trigger_name, name)
+            )
+            """,
+            f'CREATE INDEX "{table}_schedules_revision" '
+            f'ON "{schema}"."{table}_schedules" (revision)',
         ],
     }
 
@@ -177,7 +193,7 @@ def _encode_json(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-class PostgresJobQueue(JobQueue, DeadLetterStore):
+class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
     """A JobQueue in a PostgreSQL table, shared safely by any number of processes.
 
     Also a :class:`~portico_rx.ports.dead_letter_store.DeadLetterStore`: dead letters
@@ -247,6 +263,7 @@ class PostgresJobQueue(JobQueue, DeadLetterStore):
         self.channel = f"portico_{self.schema}_{self.table}"
         self._qualified = f'"{self.schema}"."{self.table}"'
         self._letters = f'"{self.schema}"."{self.table}_dead_letters"'
+        self._schedules = f'"{self.schema}"."{self.table}_schedules"'
         self.link = ServerLink(
             url=dsn,
             kind="PostgreSQL",
@@ -460,6 +477,7 @@ class PostgresJobQueue(JobQueue, DeadLetterStore):
             lambda c: c.execute(
                 f"DROP TABLE IF EXISTS {self._qualified}; "
                 f"DROP TABLE IF EXISTS {self._letters}; "
+                f"DROP TABLE IF EXISTS {self._schedules}; "
                 f'DROP FUNCTION IF EXISTS "{self.schema}"."{self.table}_notify"(); '
                 f'DELETE FROM "{self.schema}".portico_schema_version '
                 f"WHERE table_name = '{self.table}'"
@@ -811,6 +829,88 @@ class PostgresJobQueue(JobQueue, DeadLetterStore):
 
         return await self._run("resolve a dead letter in", resolve)
 
+    # -- ScheduleStore: one row per (trigger, name) in <table>_schedules -------------
+
+    async def _write_schedule(self, action: str, sql: str, *args: Any) -> StoredSchedule | None:
+        """One write under a transaction-level advisory lock of the schedules table, so
+        revisions are taken and committed in order (a poller reading ``revision > r``
+        never misses a write that commits later with a smaller revision)."""
+
+        async def write(connection: Any) -> Any:
+            async with connection.transaction():
+                await connection.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext($1))",
+                    f"portico_rx:schedules:{self.schema}.{self.table}",
+                )
+                revision = await connection.fetchval(
+                    f"SELECT coalesce(max(revision), 0) + 1 FROM {self._schedules}"
+                )
+                return await connection.fetchrow(sql, revision, *args)
+
+        row = await self._run(action, write)
+        return None if row is None else _stored_schedule(row)
+
+    async def save_schedule(
+        self, trigger: str, name: str, config: Mapping[str, Any], *, paused: bool | None = None
+    ) -> StoredSchedule:
+        check_schedule_id(trigger, name)
+        row = await self._write_schedule(
+            "save_schedule",
+            f"INSERT INTO {self._schedules} AS s (trigger_name, name, config, paused, removed, "
+            "revision, updated_at) VALUES ($2, $3, $4, coalesce($5, false), false, $1, now()) "
+            "ON CONFLICT (trigger_name, name) DO UPDATE SET config = EXCLUDED.config, "
+            "paused = coalesce($5, s.paused AND NOT s.removed), removed = false, "
+            f"revision = $1, updated_at = now() RETURNING {_SCHEDULE_COLUMNS}",
+            trigger,
+            name,
+            dict(config),
+            paused,
+        )
+        assert row is not None
+        return row
+
+    async def set_schedule_paused(
+        self, trigger: str, name: str, paused: bool
+    ) -> StoredSchedule | None:
+        check_schedule_id(trigger, name)
+        return await self._write_schedule(
+            "set_schedule_paused",
+            f"UPDATE {self._schedules} SET paused = $4, revision = $1, updated_at = now() "
+            f"WHERE trigger_name = $2 AND name = $3 AND NOT removed RETURNING {_SCHEDULE_COLUMNS}",
+            trigger,
+            name,
+            bool(paused),
+        )
+
+    async def delete_schedule(self, trigger: str, name: str) -> bool:
+        check_schedule_id(trigger, name)
+        row = await self._write_schedule(
+            "delete_schedule",
+            f"UPDATE {self._schedules} SET removed = true, revision = $1, updated_at = now() "
+            f"WHERE trigger_name = $2 AND name = $3 AND NOT removed RETURNING {_SCHEDULE_COLUMNS}",
+            trigger,
+            name,
+        )
+        return row is not None
+
+    async def list_schedules(
+        self, trigger: str | None = None, *, since: int | None = None
+    ) -> builtins.list[StoredSchedule]:
+        if trigger is not None:
+            check_schedule_id(trigger)
+        where = ["NOT removed"] if since is None else ["revision > $1"]
+        args: builtins.list[Any] = [] if since is None else [since]
+        if trigger is not None:
+            args.append(trigger)
+            where.append(f"trigger_name = ${len(args)}")
+        order = "trigger_name, name" if since is None else "revision"
+        sql = (
+            f"SELECT {_SCHEDULE_COLUMNS} FROM {self._schedules} "
+            f"WHERE {' AND '.join(where)} ORDER BY {order}"
+        )
+        rows = await self._run("list_schedules", lambda c: c.fetch(sql, *args))
+        return [_stored_schedule(row) for row in rows]
+
     # -- waking idle workers ---------------------------------------------------------
 
     def _on_notify(self, *_: object) -> None:
@@ -844,3 +944,18 @@ class PostgresJobQueue(JobQueue, DeadLetterStore):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._new_work.wait(), timeout)
         self._new_work.clear()
+
+
+_SCHEDULE_COLUMNS = "trigger_name, name, config, paused, revision, updated_at, removed"
+
+
+def _stored_schedule(row: Any) -> StoredSchedule:
+    return StoredSchedule(
+        trigger=row["trigger_name"],
+        name=row["name"],
+        config=row["config"],
+        paused=row["paused"],
+        revision=row["revision"],
+        updated_at=row["updated_at"],
+        removed=row["removed"],
+    )

@@ -25,6 +25,10 @@ Layout (all keys start with ``<prefix>:``)::
     dead:seq          counter: dead letters added (ties of ``at`` list by it)
     dead:by:<status>:<trigger>  zset: dead letters, score = ``at`` in µs, member =
                       ``{seq:016d}:{id}``; ``*`` for any status / any trigger
+    schedule:<id>     hash: a stored schedule (config JSON, paused, removed, revision, …);
+                      <id> is the JSON ``[trigger, name]``
+    schedules         zset: every stored schedule's <id>, score = its revision
+    schedules:revision  string: the store-wide schedule revision counter
 
 A standalone Redis (or one primary) is assumed: the scripts touch keys they compute.
 """
@@ -36,7 +40,7 @@ import builtins
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -61,6 +65,7 @@ from portico_rx.ports.dead_letter_store import (
     check_resolution,
 )
 from portico_rx.ports.job_queue import JobQueue
+from portico_rx.ports.schedule_store import ScheduleStore, StoredSchedule, check_schedule_id
 from portico_rx.url_redaction import redact_url
 
 __all__ = ["RedisJobQueue"]
@@ -271,7 +276,7 @@ def _micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-class RedisJobQueue(JobQueue, DeadLetterStore):
+class RedisJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
     """A JobQueue in Redis, shared safely by any number of processes.
 
     Also a :class:`~portico_rx.ports.dead_letter_store.DeadLetterStore`: dead letters
@@ -396,6 +401,7 @@ class RedisJobQueue(JobQueue, DeadLetterStore):
                 "settle": client.register_script(_SETTLE),
                 "add_dead_letter": client.register_script(_ADD_DEAD_LETTER),
                 "resolve_dead_letter": client.register_script(_RESOLVE_DEAD_LETTER),
+                "schedule": client.register_script(_SCHEDULE_WRITE),
             }
             self._client = client
             logger.info("redis_job_queue_opened", url=self.url, prefix=self.prefix)
@@ -865,3 +871,111 @@ class RedisJobQueue(JobQueue, DeadLetterStore):
             logger.warning("redis_job_queue_subscribe_failed", url=self.url, error=str(exc))
             self._pubsub = None
             await asyncio.sleep(max(0.0, deadline - loop.time()))
+
+    # -- ScheduleStore: a hash per schedule, a zset of them by revision ----------------
+
+    async def _write_schedule(
+        self, op: str, trigger: str, name: str, config: str = "", paused: str = ""
+    ) -> StoredSchedule | None:
+        """One Lua script per write: the revision is taken and the row written atomically,
+        so revisions appear in order."""
+        if self._client is None:
+            await self.open()
+        member = json.dumps([trigger, name], ensure_ascii=False)
+        keys = [
+            self._key("schedule", member),
+            self._key("schedules"),
+            self._key("schedules", "revision"),
+        ]
+        args = [op, member, config, paused, utcnow().isoformat(), trigger, name]
+        flat = await self._run(
+            "write a schedule in", lambda: self._scripts["schedule"](keys=keys, args=args)
+        )
+        return _stored_schedule(flat) if flat else None
+
+    async def save_schedule(
+        self, trigger: str, name: str, config: Mapping[str, Any], *, paused: bool | None = None
+    ) -> StoredSchedule:
+        check_schedule_id(trigger, name)
+        flag = "" if paused is None else ("1" if paused else "0")
+        text = json.dumps(dict(config), separators=(",", ":"))
+        row = await self._write_schedule("save", trigger, name, text, flag)
+        assert row is not None
+        return row
+
+    async def set_schedule_paused(
+        self, trigger: str, name: str, paused: bool
+    ) -> StoredSchedule | None:
+        check_schedule_id(trigger, name)
+        return await self._write_schedule("pause", trigger, name, paused="1" if paused else "0")
+
+    async def delete_schedule(self, trigger: str, name: str) -> bool:
+        check_schedule_id(trigger, name)
+        return await self._write_schedule("delete", trigger, name) is not None
+
+    async def list_schedules(
+        self, trigger: str | None = None, *, since: int | None = None
+    ) -> builtins.list[StoredSchedule]:
+        if trigger is not None:
+            check_schedule_id(trigger)
+        low = "-inf" if since is None else f"({since}"
+
+        async def read() -> builtins.list[Any]:
+            members = await self._client.zrangebyscore(self._key("schedules"), low, "+inf")
+            if trigger is not None:
+                members = [m for m in members if json.loads(m)[0] == trigger]
+            if not members:
+                return []
+            pipe = self._client.pipeline(transaction=False)
+            for member in members:
+                pipe.execute_command("HGETALL", self._key("schedule", member))
+            return list(await pipe.execute())
+
+        found = await self._run("list schedules in", read)
+        rows = [_stored_schedule(flat) for flat in found if flat]
+        if since is None:
+            return sorted((r for r in rows if not r.removed), key=lambda r: (r.trigger, r.name))
+        return sorted(rows, key=lambda r: r.revision)
+
+
+# KEYS: the schedule's hash, the zset by revision, the revision counter.
+# ARGV: op (save|pause|delete), member, config JSON, paused ('1'|'0'|'' keep), now (ISO),
+# trigger, name. Returns the row as HGETALL gives it, or false (no live schedule).
+_SCHEDULE_WRITE = """
+local live = redis.call('HGET', KEYS[1], 'removed') == '0'
+local op = ARGV[1]
+if op ~= 'save' and not live then return false end
+local revision = redis.call('INCR', KEYS[3])
+if op == 'save' then
+  local paused = ARGV[4]
+  if paused == '' then
+    paused = '0'
+    if live then paused = redis.call('HGET', KEYS[1], 'paused') end
+  end
+  redis.call('HSET', KEYS[1], 'trigger', ARGV[6], 'name', ARGV[7], 'config', ARGV[3],
+    'paused', paused, 'removed', '0')
+elseif op == 'pause' then
+  redis.call('HSET', KEYS[1], 'paused', ARGV[4])
+else
+  redis.call('HSET', KEYS[1], 'removed', '1')
+end
+redis.call('HSET', KEYS[1], 'revision', revision, 'updated_at', ARGV[5])
+redis.call('ZADD', KEYS[2], revision, ARGV[2])
+return redis.call('HGETALL', KEYS[1])
+"""
+
+
+def _stored_schedule(flat: Sequence[str] | dict[str, str]) -> StoredSchedule:
+    """A schedule from its hash: flat from a script, a dict from a client ``HGETALL``."""
+    fields = flat if isinstance(flat, dict) else dict(zip(flat[::2], flat[1::2], strict=True))
+    updated = _parse_time(fields["updated_at"])
+    assert updated is not None
+    return StoredSchedule(
+        trigger=fields["trigger"],
+        name=fields["name"],
+        config=json.loads(fields["config"]),
+        paused=fields["paused"] == "1",
+        revision=int(fields["revision"]),
+        updated_at=updated,
+        removed=fields["removed"] == "1",
+    )

@@ -31,7 +31,7 @@ import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -61,6 +61,7 @@ from portico_rx.ports.dead_letter_store import (
     check_resolution,
 )
 from portico_rx.ports.job_queue import JobQueue
+from portico_rx.ports.schedule_store import ScheduleStore, StoredSchedule, check_schedule_id
 
 __all__ = ["SCHEMA_VERSION", "SQLiteJobQueue"]
 
@@ -69,7 +70,8 @@ logger = get_logger("portico_rx.sqlite_queue")
 SCHEMA_VERSION = 3
 """The schema this version of portico_rx writes; :meth:`SQLiteJobQueue.open` migrates older
 files up to it and refuses newer ones. 2: ``lease_expires_at`` (``visibility_timeout``);
-3: the ``dead_letters`` table (:class:`~portico_rx.ports.dead_letter_store.DeadLetterStore`)."""
+3: the ``dead_letters`` table (:class:`~portico_rx.ports.dead_letter_store.DeadLetterStore`)
+and the ``schedules`` table (the :class:`~portico_rx.ports.schedule_store.ScheduleStore`)."""
 
 T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], Any]
@@ -118,6 +120,10 @@ _MIGRATIONS: dict[int, list[str]] = {
         "status TEXT NOT NULL, at INTEGER NOT NULL, record TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS dead_letters_at ON dead_letters (at, seq)",
         "CREATE INDEX IF NOT EXISTS dead_letters_status ON dead_letters (status, at, seq)",
+        "CREATE TABLE IF NOT EXISTS schedules (trigger_name TEXT NOT NULL, name TEXT NOT NULL, "
+        "config TEXT NOT NULL, paused INTEGER NOT NULL, removed INTEGER NOT NULL, "
+        "revision INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (trigger_name, name))",
+        "CREATE INDEX IF NOT EXISTS schedules_revision ON schedules (revision)",
     ],
 }
 """Statements that bring the layout from version ``n - 1`` to ``n``, keyed by ``n``."""
@@ -213,7 +219,7 @@ def _insert(conn: sqlite3.Connection, job: Job, row: tuple[Any, ...]) -> tuple[J
     return _job(found), False
 
 
-class SQLiteJobQueue(JobQueue, DeadLetterStore):
+class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
     """A JobQueue in one SQLite file: durable, no server, safe for several processes.
 
     Also the :class:`~portico_rx.ports.dead_letter_store.DeadLetterStore` of its
@@ -873,6 +879,64 @@ def _dead_letter(conn: sqlite3.Connection, letter_id: UUID) -> DeadLetterRecord 
         "SELECT record FROM dead_letters WHERE id = ?", (str(letter_id),)
     ).fetchone()
     return None if found is None else DeadLetterRecord.model_validate_json(found[0])
+    # -- ScheduleStore: one row per (trigger, name); every write in the writer thread --
+
+    async def save_schedule(
+        self, trigger: str, name: str, config: Mapping[str, Any], *, paused: bool | None = None
+    ) -> StoredSchedule:
+        check_schedule_id(trigger, name)
+        text = _JSON.encode(dict(config))
+        now = _to_micros(utcnow())
+
+        def upsert(conn: sqlite3.Connection) -> StoredSchedule:
+            old = conn.execute(
+                "SELECT paused, removed FROM schedules WHERE trigger_name = ? AND name = ?",
+                (trigger, name),
+            ).fetchone()
+            flag = paused if paused is not None else bool(old and not old[1] and old[0])
+            conn.execute(
+                "INSERT INTO schedules (trigger_name, name, config, paused, removed, revision, "
+                "updated_at) VALUES (?, ?, ?, ?, 0, "
+                "(SELECT coalesce(max(revision), 0) + 1 FROM schedules), ?) "
+                "ON CONFLICT (trigger_name, name) DO UPDATE SET config = excluded.config, "
+                "paused = excluded.paused, removed = 0, revision = excluded.revision, "
+                "updated_at = excluded.updated_at",
+                (trigger, name, text, int(flag), now),
+            )
+            return _read_schedule(conn, trigger, name)
+
+        return await self._call(upsert)
+
+    async def set_schedule_paused(
+        self, trigger: str, name: str, paused: bool
+    ) -> StoredSchedule | None:
+        check_schedule_id(trigger, name)
+        return await self._call(
+            lambda conn: _update_schedule(conn, trigger, name, "paused = ?", int(bool(paused)))
+        )
+
+    async def delete_schedule(self, trigger: str, name: str) -> bool:
+        check_schedule_id(trigger, name)
+        row = await self._call(lambda conn: _update_schedule(conn, trigger, name, "removed = ?", 1))
+        return row is not None
+
+    async def list_schedules(
+        self, trigger: str | None = None, *, since: int | None = None
+    ) -> builtins.list[StoredSchedule]:
+        if trigger is not None:
+            check_schedule_id(trigger)
+        where = ["removed = 0"] if since is None else ["revision > ?"]
+        args: builtins.list[Any] = [] if since is None else [since]
+        if trigger is not None:
+            where.append("trigger_name = ?")
+            args.append(trigger)
+        order = "trigger_name, name" if since is None else "revision"
+        sql = (
+            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules "
+            f"WHERE {' AND '.join(where)} ORDER BY {order}"
+        )
+        rows = await self._call(lambda conn: conn.execute(sql, args).fetchall())
+        return [_schedule(row) for row in rows]
 
 
 def _set_result(future: asyncio.Future[Any], value: Any) -> None:
@@ -893,3 +957,41 @@ def _settle_all(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_result(value)
         else:
             future.set_exception(value)
+
+
+_SCHEDULE_COLUMNS = "trigger_name, name, config, paused, revision, updated_at, removed"
+
+
+def _schedule(row: Sequence[Any]) -> StoredSchedule:
+    updated = _from_micros(row[5])
+    assert updated is not None
+    return StoredSchedule(
+        trigger=row[0],
+        name=row[1],
+        config=json.loads(row[2]),
+        paused=bool(row[3]),
+        revision=row[4],
+        updated_at=updated,
+        removed=bool(row[6]),
+    )
+
+
+def _read_schedule(conn: sqlite3.Connection, trigger: str, name: str) -> StoredSchedule:
+    row = conn.execute(
+        f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE trigger_name = ? AND name = ?",
+        (trigger, name),
+    ).fetchone()
+    return _schedule(row)
+
+
+def _update_schedule(
+    conn: sqlite3.Connection, trigger: str, name: str, assignment: str, value: int
+) -> StoredSchedule | None:
+    """Set one column of a live schedule with a new revision; ``None``: no such schedule."""
+    changed = conn.execute(
+        f"UPDATE schedules SET {assignment}, "
+        "revision = (SELECT max(revision) + 1 FROM schedules), updated_at = ? "
+        "WHERE trigger_name = ? AND name = ? AND removed = 0",
+        (value, _to_micros(utcnow()), trigger, name),
+    ).rowcount
+    return _read_schedule(conn, trigger, name) if changed else None

@@ -21,8 +21,8 @@ import dataclasses
 import functools
 import re
 import uuid
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -40,6 +40,7 @@ from portico_rx.pipeline.provenance import run_now_key, schedule_key, schedule_k
 from portico_rx.pipeline.sink import JobSink
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_queue import JobQueue
+from portico_rx.ports.schedule_store import ScheduleStore, StoredSchedule
 from portico_rx.schedule.backfill import BackfillReport, Progress, existing_keys, planned_runs
 from portico_rx.schedule.backfill import check_window as check_backfill_window
 from portico_rx.schedule.calendar import CalendarPlan, check_exclude
@@ -120,6 +121,16 @@ class ScheduleConfig(BaseModel):
     calendar: Any = None
     overlap: OverlapPolicy = "allow"
 
+    @classmethod
+    def from_stored(cls, form: dict[str, Any]) -> ScheduleConfig:
+        """The config from the form a schedule store keeps (``model_dump(mode="json")``):
+        validated like a new one; ``exclude`` items written as ISO strings and two-item
+        lists are read back as dates, datetimes and tuples."""
+        data = dict(form)
+        if isinstance(data.get("exclude"), list):
+            data["exclude"] = [_exclude_item(item) for item in data["exclude"]]
+        return cls.model_validate(data)
+
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
         chosen = [k for k in ("cron", "every", "at") if getattr(self, k) is not None]
@@ -171,6 +182,35 @@ class ScheduleConfig(BaseModel):
         return f"at {self.at.isoformat()}"
 
 
+def _exclude_item(item: Any) -> Any:
+    if isinstance(item, str):
+        try:
+            return (date if len(item) == 10 else datetime).fromisoformat(item)
+        except ValueError:
+            return item  # not ISO: check_exclude names it
+    if isinstance(item, list) and len(item) == 2:
+        return tuple(_exclude_item(part) for part in item)
+    return item
+
+
+def _resolve_store(
+    store: ScheduleStore | Literal[False] | None, job_creator: JobCreator
+) -> ScheduleStore | None:
+    """The trigger's schedule store: the given one, else the creator's job queue when
+    it offers the port; ``False``: none."""
+    if store is False:
+        return None
+    if store is None:
+        queue = getattr(job_creator, "job_queue", None)
+        return queue if isinstance(queue, ScheduleStore) else None
+    if not isinstance(store, ScheduleStore):
+        raise ConfigurationError(
+            f"schedule_store={store!r}: give a ScheduleStore (e.g. the SQLiteJobQueue your "
+            "JobService uses), or False to keep the schedules in code only"
+        )
+    return store
+
+
 def _parse_key_time(text: str) -> int | None:
     if not _KEY_TIME.match(text):
         return None
@@ -198,6 +238,16 @@ class ScheduleTrigger(PipelineTrigger):
         overlap_poll: seconds between looks at the previous job of a run held by a
             ``buffer_one``/``buffer_all`` overlap policy (default 1.0).
         scheduler: Rx scheduler (default ``AsyncIOScheduler`` on the running loop).
+        schedule_store: where the schedules are kept and changed at runtime (a
+            :class:`~portico_rx.ports.schedule_store.ScheduleStore`); default: the job
+            creator's job queue when it offers the port (the memory, SQLite, PostgreSQL
+            and Redis queues do); ``False``: keep the schedules in this process only.
+        schedule_poll: seconds between looks at the store for changes made elsewhere
+            (another replica, the CLI, a dashboard), in scheduler time (default 1.0).
+        reconcile: at start, for a schedule both the code and the store hold:
+            ``"code_wins"`` (default: the code's config is written to the store) or
+            ``"store_wins"`` (the stored config, and a removal, stand). See
+            ``docs/schedules.md``, "Schedules in the store".
         **options: passed to :class:`~portico_rx.pipeline.PipelineTrigger` (``retry``,
             ``max_concurrency``, ``alert``, ``stop_timeout``, …).
 
@@ -220,9 +270,32 @@ class ScheduleTrigger(PipelineTrigger):
         timer_spin: float = DEFAULT_SPIN,
         overlap_poll: float = 1.0,
         scheduler: abc.SchedulerBase | None = None,
+        schedule_store: ScheduleStore | Literal[False] | None = None,
+        schedule_poll: float = 1.0,
+        reconcile: Literal["code_wins", "store_wins"] = "code_wins",
         **options: Any,
     ) -> None:
         self.tz = tz
+        self.schedule_store = _resolve_store(schedule_store, job_creator)
+        if isinstance(schedule_poll, bool) or not (
+            isinstance(schedule_poll, int | float) and schedule_poll > 0
+        ):
+            raise ConfigurationError(
+                f"schedule_poll={schedule_poll!r}: give the seconds between looks at the "
+                "schedule store, e.g. 1.0"
+            )
+        if reconcile not in ("code_wins", "store_wins"):
+            raise ConfigurationError(
+                f"reconcile={reconcile!r}: use 'code_wins' (the code's schedules are written "
+                "to the store at start) or 'store_wins' (the stored ones stand)"
+            )
+        self.schedule_poll = float(schedule_poll)
+        self.reconcile = reconcile
+        self._store_revision = 0
+        self._store_errors = 0
+        self._local_changes = 0
+        self._last_write: asyncio.Task[None] | None = None
+        self._poll_task: asyncio.Task[None] | None = None
         if isinstance(overlap_poll, bool) or not (
             isinstance(overlap_poll, int | float) and overlap_poll > 0
         ):
@@ -455,11 +528,27 @@ class ScheduleTrigger(PipelineTrigger):
 
     async def _before_start(self) -> None:
         await self.job_creator.open()
+        if self.schedule_store is not None:
+            await self._reconcile(self.schedule_store)
         for name, (last, key) in (await self._last_runs_in_store(list(self._configs))).items():
             if last > self._last_fired.get(name, last - 1):
                 self._last_fired[name] = last
             if key > self._overlap.previous.get(name, ""):
                 self._overlap.previous[name] = key
+
+    async def _after_start(self) -> None:
+        await super()._after_start()
+        if self.schedule_store is not None:
+            self._poll_task = asyncio.get_running_loop().create_task(self._poll_store())
+
+    async def _before_stop(self) -> None:
+        task, self._poll_task = self._poll_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self._last_write is not None:
+            await asyncio.wait([self._last_write])
+        await super()._before_stop()
 
     async def _last_runs_in_store(self, names: list[str]) -> dict[str, tuple[int, str]]:
         """The last run of each schedule in the job store, by its key: one lookup in the
@@ -495,12 +584,20 @@ class ScheduleTrigger(PipelineTrigger):
         A paused schedule makes no runs, and the runs it would have made are not caught
         up on resume (unlike :meth:`pause`, which holds the runs' jobs). Works before
         ``start()`` too (the schedule then starts paused). Pausing a paused schedule
-        does nothing.
+        does nothing. With a schedule store the pause is written to it, so every
+        replica pauses the schedule within ``schedule_poll``.
 
         Raises:
             ConfigurationError: no schedule has this name.
         """
-        self._config(schedule)
+        config = self._config(schedule)
+        self._pause_here(schedule)
+        if self._stored_form(config) is not None:
+            self._persist(lambda store: store.set_schedule_paused(self.name, schedule, True))
+
+    def _pause_here(self, schedule: str) -> None:
+        if schedule in self._paused_schedules:
+            return
         self._paused_schedules.add(schedule)
         if self._runner is not None:
             self._runner.remove(schedule)
@@ -509,20 +606,29 @@ class ScheduleTrigger(PipelineTrigger):
     def resume_schedule(self, schedule: str) -> bool:
         """Fire a paused schedule again, from now (missed runs are not caught up).
 
+        With a schedule store the resume is written to it (every replica resumes).
+
         Returns:
             ``True`` if the schedule was paused, ``False`` if it was firing already.
 
         Raises:
             ConfigurationError: no schedule has this name.
         """
-        self._config(schedule)
+        config = self._config(schedule)
         if schedule not in self._paused_schedules:
             return False
+        self._resume_here(schedule)
+        if self._stored_form(config) is not None:
+            self._persist(lambda store: store.set_schedule_paused(self.name, schedule, False))
+        return True
+
+    def _resume_here(self, schedule: str) -> None:
+        if schedule not in self._paused_schedules:
+            return
         self._paused_schedules.discard(schedule)
         if self._runner is not None:
             self._runner.add(self._plans[schedule])
         logger.info("schedule_resumed", trigger=self.name, schedule=schedule)
-        return True
 
     @property
     def paused_schedules(self) -> list[str]:
@@ -530,30 +636,226 @@ class ScheduleTrigger(PipelineTrigger):
         return [name for name in self._configs if name in self._paused_schedules]
 
     def add_schedule(self, config: ScheduleConfig) -> None:
-        """Add a schedule; it starts firing at once if the trigger runs.
+        """Add a schedule; it starts firing at once if the trigger runs (and, with a
+        schedule store, on every replica within ``schedule_poll``).
 
         Raises:
             ConfigurationError: a schedule with this name exists.
         """
+        form = self._stored_form(config) if self._store_live() else None
         spec = self._register(config)
         if self._runner is not None:
             self._runner.add(spec)
         logger.info("schedule_added", trigger=self.name, schedule=spec.name, when=config.when)
+        if form is not None:
+            self._persist(lambda store: store.save_schedule(self.name, spec.name, form))
+
+    def update_schedule(self, config: ScheduleConfig) -> ScheduleConfig:
+        """Replace the schedule named like ``config`` (``config.schedule_name``) and
+        return the old config. It fires by the new config from now; runs keep their keys
+        (``{trigger}:{schedule}:{fire time}``), so a run the old config already created
+        is never created again. A paused schedule stays paused. With a schedule store
+        the change is written to it (every replica applies it).
+
+        Raises:
+            ConfigurationError: no schedule has this name.
+        """
+        old = self._config(config.schedule_name)
+        form = self._stored_form(config) if self._store_live() else None
+        self._replace_here(config)
+        if form is not None:
+            name = config.schedule_name
+            self._persist(lambda store: store.save_schedule(self.name, name, form))
+        return old
+
+    def _replace_here(self, config: ScheduleConfig) -> None:
+        name = config.schedule_name
+        old_config, old_plan = self._configs.pop(name), self._plans.pop(name)
+        try:
+            spec = self._register(config)
+        except Exception:
+            self._configs[name], self._plans[name] = old_config, old_plan
+            raise
+        if self._runner is not None:
+            self._runner.remove(name)
+            if name not in self._paused_schedules:
+                self._runner.add(spec)
+        logger.info("schedule_changed", trigger=self.name, schedule=name, when=config.when)
 
     def remove_schedule(self, schedule: str) -> ScheduleConfig:
-        """Remove a schedule (it stops firing at once) and return its config.
+        """Remove a schedule (it stops firing at once) and return its config. With a
+        schedule store it is removed there too (on every replica).
 
         Raises:
             ConfigurationError: no schedule has this name.
         """
         config = self._config(schedule)
+        self._remove_here(schedule)
+        if self._stored_form(config) is not None:
+            self._persist(lambda store: store.delete_schedule(self.name, schedule))
+        return config
+
+    def _remove_here(self, schedule: str) -> None:
         if self._runner is not None:
             self._runner.remove(schedule)
         del self._configs[schedule]
         del self._plans[schedule]
         self._paused_schedules.discard(schedule)
         logger.info("schedule_removed", trigger=self.name, schedule=schedule)
-        return config
+
+    # -- the schedule store ----------------------------------------------------------
+
+    @staticmethod
+    def _stored_form(config: ScheduleConfig) -> dict[str, Any] | None:
+        """The config as the store keeps it (``model_dump(mode="json")``), or ``None``
+        for a schedule with a ``calendar=`` object: no store can serialise one, so such a
+        schedule lives in code only (this process; pausing it is local)."""
+        if config.calendar is not None:
+            return None
+        return config.model_dump(mode="json")
+
+    def _store_live(self) -> bool:
+        """Changes are written to the store now (it is set and the trigger runs); before
+        start they are written by the reconciliation."""
+        return self.schedule_store is not None and self._poll_task is not None
+
+    def _persist(self, write: Callable[[ScheduleStore], Awaitable[Any]]) -> None:
+        """Write one local change to the store, after the changes before it (in order).
+
+        A failed write is logged and counted (``health_details()["schedule_store"]``);
+        the next poll brings this process back to what the store holds.
+        """
+        self._local_changes += 1
+        store = self.schedule_store
+        if store is None or not self._store_live():
+            return
+        previous = self._last_write
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])
+            try:
+                await write(store)
+            except Exception as exc:
+                self._store_errors += 1
+                logger.error("schedule_store_write_failed", trigger=self.name, error=repr(exc))
+
+        self._last_write = asyncio.get_running_loop().create_task(run())
+
+    async def sync_schedules(self) -> int:
+        """Wait for this process's writes to reach the store, then apply every change
+        made elsewhere since the last look (what each poll does). Returns the number of
+        changes read. Does nothing without a schedule store.
+        """
+        store = self.schedule_store
+        if store is None:
+            return 0
+        if self._last_write is not None:
+            await asyncio.wait([self._last_write])
+        changes = self._local_changes
+        rows = await store.list_schedules(self.name, since=self._store_revision)
+        if changes != self._local_changes:
+            return 0  # changed here meanwhile: read again next time, after that write
+        for row in rows:
+            self._apply_stored(row)
+            self._store_revision = max(self._store_revision, row.revision)
+        return len(rows)
+
+    def _apply_stored(self, row: StoredSchedule) -> None:
+        """Make this process's schedule ``row.name`` what the store says (no write)."""
+        name = row.name
+        local = self._configs.get(name)
+        if local is not None and self._stored_form(local) is None:
+            logger.warning(
+                "schedule_store_row_ignored",
+                trigger=self.name,
+                schedule=name,
+                reason="this process's schedule of that name has a calendar= object and "
+                "lives in code only",
+            )
+            return
+        if row.removed:
+            if name in self._configs:
+                self._remove_here(name)
+            return
+        if name in self._configs and self._stored_form(self._configs[name]) == row.config:
+            pass
+        else:
+            try:
+                config = ScheduleConfig.from_stored(row.config)
+                if config.schedule_name != name:
+                    raise ConfigurationError(
+                        f"its config is named {config.schedule_name!r}, the row {name!r}"
+                    )
+            except (ValueError, ConfigurationError) as exc:
+                self._store_errors += 1
+                logger.error(
+                    "schedule_store_row_invalid",
+                    trigger=self.name,
+                    schedule=name,
+                    revision=row.revision,
+                    error=str(exc),
+                )
+                return
+            if name in self._configs:
+                self._replace_here(config)
+            else:
+                spec = self._register(config)
+                if self._runner is not None and not row.paused:
+                    self._runner.add(spec)
+                elif row.paused:
+                    self._paused_schedules.add(name)
+                logger.info("schedule_added", trigger=self.name, schedule=name, when=config.when)
+        if row.paused:
+            self._pause_here(name)
+        else:
+            self._resume_here(name)
+
+    async def _reconcile(self, store: ScheduleStore) -> None:
+        """At start: the code's schedules and the store's, made one (``reconcile``)."""
+        rows = {row.name: row for row in await store.list_schedules(self.name, since=0)}
+        seen = max((row.revision for row in rows.values()), default=0)
+        writes: dict[str, Awaitable[StoredSchedule]] = {}
+        for name, config in list(self._configs.items()):
+            form = self._stored_form(config)
+            if form is None:  # a calendar= object: code only
+                rows.pop(name, None)
+                continue
+            row = rows.get(name)
+            paused_here = name in self._paused_schedules
+            if row is not None and self.reconcile == "store_wins":
+                if paused_here and not row.paused and not row.removed:
+                    writes[name] = store.save_schedule(self.name, name, row.config, paused=True)
+                continue
+            if row is None or row.removed or row.config != form or (paused_here and not row.paused):
+                writes[name] = store.save_schedule(
+                    self.name, name, form, paused=True if paused_here else None
+                )
+        # together: a store that batches the calls of one loop iteration (SQLite's group
+        # commit) writes ten thousand schedules in a few transactions, not one each
+        for name, written in zip(writes, await asyncio.gather(*writes.values()), strict=True):
+            rows[name] = written
+        for row in sorted(rows.values(), key=lambda r: r.revision):
+            self._apply_stored(row)
+        self._store_revision = seen  # our writes are read back once: no-ops
+        logger.info(
+            "schedule_store_reconciled",
+            trigger=self.name,
+            reconcile=self.reconcile,
+            schedules=len(self._configs),
+            paused=len(self._paused_schedules),
+        )
+
+    async def _poll_store(self) -> None:
+        scheduler = self.scheduler
+        assert scheduler is not None
+        while True:
+            await clock.sleep(scheduler, self.schedule_poll)
+            try:
+                await self.sync_schedules()
+            except Exception as exc:  # the store is down: keep the plan, look again
+                self._store_errors += 1
+                logger.warning("schedule_store_poll_failed", trigger=self.name, error=repr(exc))
 
     async def run_now(self, schedule: str) -> Job | None:
         """Run ``schedule`` once, now, outside its plan (a dashboard's "run now").
@@ -756,6 +1058,15 @@ class ScheduleTrigger(PipelineTrigger):
             "timer_wakeups": runner.timer.wakeups if runner is not None else 0,
             "misfires_skipped": sum(s.misfires_skipped for s in stats.values()),
             "misfires_dropped": sum(s.misfires_dropped for s in stats.values()),
+            "schedule_store": None
+            if self.schedule_store is None
+            else {
+                "store": type(self.schedule_store).__name__,
+                "revision": self._store_revision,
+                "poll_s": self.schedule_poll,
+                "reconcile": self.reconcile,
+                "errors": self._store_errors,
+            },
         }
         if len(self._configs) <= 100:
             per_schedule: dict[str, Any] = {}
