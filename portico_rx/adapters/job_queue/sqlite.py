@@ -873,14 +873,6 @@ class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
 
         return await self._call(update)
 
-
-def _dead_letter(conn: sqlite3.Connection, letter_id: UUID) -> DeadLetterRecord | None:
-    found = conn.execute(
-        "SELECT record FROM dead_letters WHERE id = ?", (str(letter_id),)
-    ).fetchone()
-    return None if found is None else DeadLetterRecord.model_validate_json(found[0])
-    # -- ScheduleStore: one row per (trigger, name); every write in the writer thread --
-
     async def save_schedule(
         self, trigger: str, name: str, config: Mapping[str, Any], *, paused: bool | None = None
     ) -> StoredSchedule:
@@ -937,6 +929,14 @@ def _dead_letter(conn: sqlite3.Connection, letter_id: UUID) -> DeadLetterRecord 
         )
         rows = await self._call(lambda conn: conn.execute(sql, args).fetchall())
         return [_schedule(row) for row in rows]
+
+
+def _dead_letter(conn: sqlite3.Connection, letter_id: UUID) -> DeadLetterRecord | None:
+    found = conn.execute(
+        "SELECT record FROM dead_letters WHERE id = ?", (str(letter_id),)
+    ).fetchone()
+    return None if found is None else DeadLetterRecord.model_validate_json(found[0])
+    # -- ScheduleStore: one row per (trigger, name); every write in the writer thread --
 
 
 def _set_result(future: asyncio.Future[Any], value: Any) -> None:
