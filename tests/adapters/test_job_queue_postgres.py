@@ -251,7 +251,7 @@ async def test_a_triggers_health_shows_its_job_store_and_an_outage_makes_it_unhe
         await proxy.close()
 
 
-async def test_a_version_1_schema_gains_the_dead_letter_table_and_keeps_its_jobs(
+async def test_a_version_1_schema_gains_the_dead_letter_and_schedule_tables_and_keeps_its_jobs(
     schema: str,
 ) -> None:
     from portico_rx.ports.dead_letter_store import DeadLetterRecord
@@ -259,8 +259,9 @@ async def test_a_version_1_schema_gains_the_dead_letter_table_and_keeps_its_jobs
     async with PostgresJobQueue(DSN, schema=schema) as queue:
         await queue.enqueue(Job(job_type="keep.me", idempotency_key="precious"))
     connection = await asyncpg.connect(DSN)
-    try:  # as version 1 left it: no dead letter table
+    try:  # as version 1 left it: no dead letter table, no schedule table
         await connection.execute(f'DROP TABLE "{schema}".jobs_dead_letters')
+        await connection.execute(f'DROP TABLE "{schema}".jobs_schedules')
         await connection.execute(f'UPDATE "{schema}".portico_schema_version SET version = 1')
     finally:
         await connection.close()
@@ -271,6 +272,8 @@ async def test_a_version_1_schema_gains_the_dead_letter_table_and_keeps_its_jobs
         )
         await migrated.add_dead_letter(record)
         assert await migrated.list_dead_letters() == [record]
+        await migrated.save_schedule("t", "nightly", {"cron": "0 3 * * *"})
+        assert [s.name for s in await migrated.list_schedules("t")] == ["nightly"]
     connection = await asyncpg.connect(DSN)
     try:
         version = await connection.fetchval(

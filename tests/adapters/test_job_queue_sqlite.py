@@ -569,7 +569,7 @@ async def test_an_expired_lease_reads_as_pending_once_returned(
         assert lease_of(db, lost.id) is None
 
 
-async def test_a_version_2_file_gains_the_dead_letter_table_and_keeps_its_jobs(
+async def test_a_version_2_file_gains_the_dead_letter_and_schedule_tables_and_keeps_its_jobs(
     tmp_path: Path,
 ) -> None:
     from portico_rx.ports.dead_letter_store import DeadLetterRecord
@@ -577,8 +577,9 @@ async def test_a_version_2_file_gains_the_dead_letter_table_and_keeps_its_jobs(
     db = tmp_path / "v2.db"
     async with SQLiteJobQueue(db) as queue:
         await queue.enqueue(prx.Job(job_type="keep.me", idempotency_key="precious"))
-    with sqlite3.connect(db) as conn:  # as version 2 left it: no dead letter table
+    with sqlite3.connect(db) as conn:  # as version 2 left it: no dead letter or schedule table
         conn.execute("DROP TABLE dead_letters")
+        conn.execute("DROP TABLE schedules")
         conn.execute("UPDATE schema_version SET version = 2")
     async with SQLiteJobQueue(db) as migrated:
         assert (await migrated.get_by_key("precious")) is not None
@@ -587,5 +588,7 @@ async def test_a_version_2_file_gains_the_dead_letter_table_and_keeps_its_jobs(
         )
         await migrated.add_dead_letter(record)
         assert await migrated.list_dead_letters() == [record]
+        await migrated.save_schedule("t", "nightly", {"cron": "0 3 * * *"})
+        assert [s.name for s in await migrated.list_schedules("t")] == ["nightly"]
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
