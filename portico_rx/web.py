@@ -92,6 +92,7 @@ def create_app(
     routers: Sequence[APIRouter | HasRouter] = (),
     title: str = "portico_rx",
     lifespan: Lifespan | None = None,
+    metrics: bool = False,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """A FastAPI app that runs ``triggers`` for as long as it runs.
@@ -110,6 +111,9 @@ def create_app(
         lifespan: your own lifespan; it is entered first and left last, so the
             triggers start once your resources exist and stop before they close.
             What it yields (FastAPI's lifespan state) is the app's state.
+        metrics: answer ``GET /metrics`` in the Prometheus text format
+            (:func:`portico_rx.telemetry.metrics_router`; ``pip install
+            'portico_rx[otel]'``), enabling telemetry if it is not yet.
         **fastapi_kwargs: passed to ``FastAPI(...)`` (``version``, ``docs_url``,
             ``dependencies`` — which protect the webhook routes too …).
 
@@ -118,7 +122,8 @@ def create_app(
 
     Raises:
         ConfigurationError: a trigger is not a ``JobTrigger``, ``required`` names one
-            that is not in ``triggers``, or ``lifespan`` is not callable.
+            that is not in ``triggers``, or ``lifespan`` is not callable; ``metrics=True``
+            without the ``otel`` extra installed.
 
     Example:
         >>> from portico_rx.adapters.job_trigger.webhook_trigger import WebhookTrigger
@@ -134,6 +139,10 @@ def create_app(
     _mount_routes(app, named, routers)
     mount(app, _health_router(named, must))
     _add_outcomes_route(app, named)
+    if metrics:
+        from portico_rx.telemetry import metrics_router  # the otel extra: only when asked
+
+        mount(app, metrics_router())
     return app
 
 

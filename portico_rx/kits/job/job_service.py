@@ -17,6 +17,7 @@ from portico_rx.models import (
     check_idempotency_key,
     check_job_fields,
 )
+from portico_rx.pipeline import instrument
 from portico_rx.ports.job_creator import CreatedJob, JobCreator, own_metadata
 from portico_rx.ports.job_queue import JobQueue
 
@@ -40,7 +41,7 @@ class JobService(JobCreator):
     def __init__(self, job_queue: JobQueue, *, max_retries: int = 3) -> None:
         if max_retries < 0:
             raise InvalidJobError("max_retries", max_retries, "use 0 or more")
-        self.job_queue = job_queue
+        self.job_queue = instrument.hooks.wrap_store(job_queue)  # timed under telemetry
         self.max_retries = max_retries
 
     def __repr__(self) -> str:
