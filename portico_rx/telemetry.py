@@ -27,7 +27,8 @@ it starts, as with its logging). See ``docs/observability.md``.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from portico_rx.errors import ConfigurationError, require
@@ -49,6 +50,7 @@ require("opentelemetry.trace", "otel")  # MissingDependencyError naming the extr
 from opentelemetry import metrics as _metrics  # noqa: E402
 from opentelemetry import trace as _trace  # noqa: E402
 from opentelemetry.context import Context  # noqa: E402
+from opentelemetry.metrics import Observation  # noqa: E402
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode  # noqa: E402
 from opentelemetry.trace.propagation.tracecontext import (  # noqa: E402
     TraceContextTextMapPropagator,
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
 
     from portico_rx.models import Job
     from portico_rx.pipeline.delivery import Delivery
+    from portico_rx.pipeline.outcomes import OutcomeRecorder
 
 __all__ = [
     "INSTRUMENTATION_NAME",
@@ -74,20 +77,23 @@ INSTRUMENTATION_NAME = "portico_rx"
 """The name of portico_rx's tracer and meter."""
 
 METRICS = {
-    "portico_rx.events": "events a trigger received (attribute trigger)",
-    "portico_rx.jobs.created": "jobs created from events (a fan-out counts each job)",
+    "portico_rx.events": "events a trigger received",
+    "portico_rx.jobs.created": "events that created their job (outcome created)",
     "portico_rx.jobs.duplicates": "events whose jobs all existed already (a repeated key)",
-    "portico_rx.events.dropped": "events the pipeline dropped on purpose (attribute stage)",
+    "portico_rx.events.dropped": "events the pipeline dropped on purpose",
     "portico_rx.events.stale": "events older than the trigger's max_age, dead-lettered",
-    "portico_rx.dead_letters": "events dead-lettered (attribute stage; requeued: true when "
-    "given back to their source)",
-    "portico_rx.event.lateness": "how late events were seen, seconds (histogram)",
-    "portico_rx.events.in_flight": "events received and not settled yet (up-down counter)",
-    "portico_rx.store.duration": "job store call time, seconds (histogram; attributes "
-    "operation, store)",
+    "portico_rx.dead_letters": "events dead-lettered (attribute outcome: dead_lettered, or "
+    "requeued when given back to their source)",
+    "portico_rx.events.in_flight": "events received and not settled yet",
+    "portico_rx.event.lateness": "how late events were seen, in seconds (the events whose "
+    "source tells its own time: their jobs' lateness_s)",
+    "portico_rx.store.duration": "job store call time, in seconds",
 }
 """Every instrument :func:`enable` records, by name (Prometheus: dots become ``_``,
-counters end in ``_total``, the seconds histograms in ``_seconds``)."""
+counters end in ``_total``, the seconds histograms in ``_seconds``). The counts and
+``in_flight`` carry the attribute ``trigger`` and are read from each trigger's
+:class:`~portico_rx.pipeline.outcomes.OutcomeRecorder` when metrics are collected;
+``store.duration`` carries ``operation`` and ``store``."""
 
 # Bucket bounds in seconds (the SDK's default bounds are for milliseconds). A view of your
 # MeterProvider overrides them.
@@ -95,11 +101,28 @@ _STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 _LATENESS_BUCKETS = (0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0)
 _PROPAGATOR = TraceContextTextMapPropagator()
 _CONSUMER = SpanKind.CONSUMER
+_ERROR_KINDS = frozenset((DEAD_LETTERED, STALE, REQUEUED))
 _state: _Telemetry | None = None
+
+# instrument name -> what it reads from OutcomeRecorder.summary() (kinds added up)
+_COUNTS: dict[str, tuple[str, ...]] = {
+    "portico_rx.jobs.created": (CREATED,),
+    "portico_rx.jobs.duplicates": (DUPLICATE,),
+    "portico_rx.events.dropped": (DROPPED,),
+    "portico_rx.events.stale": (STALE,),
+}
+
+
+def _count_of(kind: str) -> Callable[[OutcomeRecorder], int]:
+    def read(recorder: OutcomeRecorder) -> int:
+        return recorder.counts[kind]
+
+    return read
 
 
 class _Telemetry:
-    """The tracer and the instruments of one :func:`enable` call."""
+    """The tracer and the instruments of one :func:`enable` call, and the recorders of
+    the triggers started since (through their observers, held weakly)."""
 
     def __init__(self, tracer_provider: Any, meter_provider: Any) -> None:
         from portico_rx._version import __version__
@@ -108,61 +131,87 @@ class _Telemetry:
         meter_provider = meter_provider or _metrics.get_meter_provider()
         self.tracer = tracer_provider.get_tracer(INSTRUMENTATION_NAME, __version__)
         meter = meter_provider.get_meter(INSTRUMENTATION_NAME, __version__)
-        self.meter_provider = meter_provider
+        self.observers: weakref.WeakSet[_EventObserver] = weakref.WeakSet()
         d = METRICS
-        self.events = meter.create_counter("portico_rx.events", "{event}", d["portico_rx.events"])
-        name = "portico_rx.jobs.created"
-        self.created = meter.create_counter(name, "{job}", d[name])
-        name = "portico_rx.jobs.duplicates"
-        self.duplicates = meter.create_counter(name, "{event}", d[name])
-        name = "portico_rx.events.dropped"
-        self.dropped = meter.create_counter(name, "{event}", d[name])
-        name = "portico_rx.events.stale"
-        self.stale = meter.create_counter(name, "{event}", d[name])
+        meter.create_observable_counter(
+            "portico_rx.events", [self._received], "{event}", d["portico_rx.events"]
+        )
+        for name, kinds in _COUNTS.items():
+            meter.create_observable_counter(name, [self._counted(kinds)], "{event}", d[name])
         name = "portico_rx.dead_letters"
-        self.dead_letters = meter.create_counter(name, "{event}", d[name])
+        meter.create_observable_counter(name, [self._dead_letters], "{event}", d[name])
+        name = "portico_rx.events.in_flight"
+        meter.create_observable_up_down_counter(name, [self._held], "{event}", d[name])
         name = "portico_rx.event.lateness"
         self.lateness = meter.create_histogram(
             name, "s", d[name], explicit_bucket_boundaries_advisory=_LATENESS_BUCKETS
         )
-        name = "portico_rx.events.in_flight"
-        self.in_flight = meter.create_up_down_counter(name, "{event}", d[name])
         name = "portico_rx.store.duration"
         self.store = meter.create_histogram(
             name, "s", d[name], explicit_bucket_boundaries_advisory=_STORE_BUCKETS
         )
 
+    def _by_trigger(self, read: Callable[[OutcomeRecorder], int]) -> dict[str, int]:
+        """``read(recorder)`` added up per trigger name (one recorder per trigger object;
+        two triggers of one name count together)."""
+        totals: dict[str, int] = {}
+        seen: set[int] = set()
+        for observer in list(self.observers):
+            recorder = observer.recorder
+            if id(recorder) in seen:
+                continue
+            seen.add(id(recorder))
+            totals[recorder.trigger] = totals.get(recorder.trigger, 0) + read(recorder)
+        return totals
+
+    def _received(self, _options: Any) -> list[Observation]:
+        totals = self._by_trigger(lambda recorder: recorder.received)
+        return [Observation(value, {"trigger": name}) for name, value in totals.items()]
+
+    def _counted(self, kinds: tuple[str, ...]) -> Callable[[Any], list[Observation]]:
+        def observe(_options: Any) -> list[Observation]:
+            def read(recorder: OutcomeRecorder) -> int:
+                summary = recorder.summary()
+                return sum(summary[kind] for kind in kinds)
+
+            totals = self._by_trigger(read)
+            return [Observation(value, {"trigger": name}) for name, value in totals.items()]
+
+        return observe
+
+    def _dead_letters(self, _options: Any) -> list[Observation]:
+        found: list[Observation] = []
+        for kind in (DEAD_LETTERED, REQUEUED):
+            totals = self._by_trigger(_count_of(kind))
+            found.extend(
+                Observation(value, {"trigger": name, "outcome": kind})
+                for name, value in totals.items()
+            )
+        return found
+
+    def _held(self, _options: Any) -> list[Observation]:
+        totals = self._by_trigger(lambda recorder: recorder.held)
+        return [Observation(value, {"trigger": name}) for name, value in totals.items()]
+
 
 class _EventObserver:
-    """One trigger's :class:`~portico_rx.pipeline.instrument.OutcomeObserver`: a span
-    per event, the outcome counters."""
+    """One trigger's :class:`~portico_rx.pipeline.instrument.OutcomeObserver`: a span per
+    event and its lateness; the counts are read from ``recorder`` when collected."""
 
-    __slots__ = ("_by_stage", "_state", "attributes", "trigger")
+    __slots__ = ("__weakref__", "_state", "attributes", "recorder")
 
-    def __init__(self, state: _Telemetry, trigger: str) -> None:
+    def __init__(self, state: _Telemetry, recorder: OutcomeRecorder) -> None:
         self._state = state
-        self.trigger = trigger
-        self.attributes = {"trigger": trigger}
-        self._by_stage: dict[tuple[str, str | None], dict[str, Any]] = {}
-
-    def _staged(self, kind: str, stage: str | None) -> dict[str, Any]:
-        key = (kind, stage)
-        attributes = self._by_stage.get(key)
-        if attributes is None:
-            attributes = {"trigger": self.trigger}
-            if stage is not None:
-                attributes["stage"] = stage
-            if kind == REQUEUED:
-                attributes["requeued"] = True
-            self._by_stage[key] = attributes
-        return attributes
+        self.recorder = recorder
+        self.attributes = {"trigger": recorder.trigger}
+        state.observers.add(self)
 
     def watched(self, delivery: Delivery) -> None:
         state = self._state
         attributes = delivery.attributes
         parent = _PROPAGATOR.extract(attributes) if TRACEPARENT in attributes else None
         span_attributes: dict[str, Any] = {
-            "portico_rx.trigger": self.trigger,
+            "portico_rx.trigger": self.recorder.trigger,
             "portico_rx.source": delivery.source,
         }
         if delivery.event_id is not None:
@@ -171,53 +220,31 @@ class _EventObserver:
             "portico_rx.event", context=parent, kind=_CONSUMER, attributes=span_attributes
         )
         delivery._span = span
-        carrier: dict[str, str] = {}
-        _PROPAGATOR.inject(carrier, context=_trace.set_span_in_context(span))
-        if carrier:  # the job's metadata carries the event span's context (see provenance)
+        if span.get_span_context().is_valid:
+            carrier: dict[str, str] = {}
+            _PROPAGATOR.inject(carrier, context=_trace.set_span_in_context(span))
+            # the job's metadata carries the event span's context (see provenance)
             delivery.attributes = {**attributes, **carrier}
-        state.events.add(1, self.attributes)
-        state.in_flight.add(1, self.attributes)
-        state.lateness.record(max(lateness(delivery), 0.0), self.attributes)
+        if delivery.occurred_at is not None:  # a source with no time of its own: none
+            state.lateness.record(max(lateness(delivery), 0.0), self.attributes)
 
     def settled(self, delivery: Delivery, kind: str, stage: str | None, error: str | None) -> None:
-        state = self._state
-        state.in_flight.add(-1, self.attributes)
-        if kind == CREATED:
-            new = len(delivery.job_ids) - delivery._existing
-            state.created.add(max(new, 1), self.attributes)
-        else:
-            self._count(kind, stage)
         span = getattr(delivery, "_span", None)
         if span is None:
             return
         del delivery._span
-        span.set_attribute("portico_rx.outcome", kind)
-        if stage is not None:
-            span.set_attribute("portico_rx.stage", stage)
-        if delivery.job_ids:
-            span.set_attribute("portico_rx.job_ids", [str(job) for job in delivery.job_ids])
-        if kind in (DEAD_LETTERED, STALE, REQUEUED):
-            span.set_status(Status(StatusCode.ERROR, error or kind))
+        if span.is_recording():
+            span.set_attribute("portico_rx.outcome", kind)
+            if stage is not None:
+                span.set_attribute("portico_rx.stage", stage)
+            job_ids = delivery.job_ids
+            if job_ids:
+                span.set_attribute("portico_rx.job_id", str(job_ids[0]))
+                if len(job_ids) > 1:
+                    span.set_attribute("portico_rx.job_ids", [str(job) for job in job_ids])
+            if kind in _ERROR_KINDS:
+                span.set_status(Status(StatusCode.ERROR, error or kind))
         span.end()
-
-    def recorded(self, kind: str, stage: str | None, error: str | None) -> None:
-        state = self._state
-        state.events.add(1, self.attributes)
-        if kind == CREATED:
-            state.created.add(1, self.attributes)
-        else:
-            self._count(kind, stage)
-
-    def _count(self, kind: str, stage: str | None) -> None:
-        state = self._state
-        if kind == DUPLICATE:
-            state.duplicates.add(1, self.attributes)
-        elif kind == DROPPED:
-            state.dropped.add(1, self._staged(kind, stage))
-        elif kind == STALE:
-            state.stale.add(1, self.attributes)
-        else:  # dead_lettered, requeued
-            state.dead_letters.add(1, self._staged(kind, stage))
 
 
 class TimedJobQueue(JobQueue):
@@ -359,7 +386,7 @@ def enable(*, tracer_provider: Any = None, meter_provider: Any = None) -> None:
     state = _Telemetry(tracer_provider, meter_provider)
     _state = state
     hooks = instrument.hooks
-    hooks.outcomes = lambda trigger: _EventObserver(state, trigger)
+    hooks.outcomes = lambda recorder: _EventObserver(state, recorder)
     hooks.store = lambda queue: (
         queue if isinstance(queue, TimedJobQueue) else TimedJobQueue(queue, state)
     )

@@ -4,6 +4,7 @@ in-memory exporters, and ``GET /metrics`` scraped from a real uvicorn server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -148,12 +149,15 @@ async def test_every_outcome_is_counted_and_every_event_gets_a_span(otel: Teleme
     assert otel.total("portico_rx.events", trigger="otel") == 6
     assert otel.total("portico_rx.jobs.created", trigger="otel") == 2
     assert otel.total("portico_rx.jobs.duplicates", trigger="otel") == 1
-    assert otel.total("portico_rx.events.dropped", trigger="otel", stage="filter") == 1
+    assert otel.total("portico_rx.events.dropped", trigger="otel") == 1
     assert otel.total("portico_rx.events.stale", trigger="otel") == 1
-    assert otel.total("portico_rx.dead_letters", trigger="otel") == 1
+    assert otel.total("portico_rx.dead_letters", trigger="otel", outcome="dead_lettered") == 1
+    assert otel.total("portico_rx.dead_letters", trigger="otel", outcome="requeued") == 0
     assert otel.total("portico_rx.events.in_flight", trigger="otel") == 0
     [lateness] = otel.points("portico_rx.event.lateness")
-    assert lateness.count == 6 and lateness.max == pytest.approx(7200)
+    # the two events whose source told their time (the others have no lateness_s either)
+    assert lateness.count == 2 and lateness.max == pytest.approx(7200)
+    assert lateness.min == pytest.approx(2)
     enqueues = [
         p
         for p in otel.points("portico_rx.store.duration")
@@ -190,7 +194,8 @@ async def test_every_outcome_is_counted_and_every_event_gets_a_span(otel: Teleme
             .metadata["traceparent"]
             .startswith(f"00-{context.trace_id:032x}-{context.span_id:016x}-")
         )
-    assert str(jobs["a"].id) in by_id["e0"].attributes["portico_rx.job_ids"]
+    assert by_id["e0"].attributes["portico_rx.job_id"] == str(jobs["a"].id)
+    assert by_id["e2"].attributes["portico_rx.job_id"] == str(jobs["a"].id)  # the duplicate
 
 
 async def test_one_trace_from_the_webhook_through_the_job_to_the_handler(
@@ -250,6 +255,27 @@ async def test_a_failing_handler_marks_its_span_as_an_error(otel: Telemetry) -> 
     assert "the printer is on fire" in (span.status.description or "")
 
 
+async def test_events_held_by_a_paused_trigger_are_in_flight(otel: Telemetry) -> None:
+    pipeline = timed([(n, {"n": n}, None) for n in range(3)]).pipe(prx.to_job("t.held"))
+    vt = HistoricalScheduler(initial_clock=START)
+    trigger = prx.PipelineTrigger(
+        pipeline, prx.JobService(MemoryJobQueue()), name="held", scheduler=vt
+    )
+    await trigger.start()
+    trigger.pause()
+    await advance(vt, timedelta(seconds=10), step=1)
+    held = trigger.get_health().details["outcomes"]["held"]
+    assert held == 3
+    assert otel.total("portico_rx.events.in_flight", trigger="held") == held
+    assert otel.finished("portico_rx.event") == []  # open until they settle
+    trigger.resume()
+    await advance(vt, timedelta(seconds=10), step=1)
+    assert otel.total("portico_rx.events.in_flight", trigger="held") == 0
+    assert otel.total("portico_rx.jobs.created", trigger="held") == 3
+    assert len(otel.finished("portico_rx.event")) == 3
+    await trigger.stop()
+
+
 # -- trace context from headers --------------------------------------------------------
 
 
@@ -297,6 +323,53 @@ async def test_a_redis_stream_entry_carries_its_trace_context_into_the_job() -> 
         await trigger.stop()
         await client.delete(stream)
         await client.aclose()
+
+
+@pytest.mark.rabbitmq
+async def test_an_amqp_message_with_a_traceparent_header_is_the_event_spans_parent(
+    otel: Telemetry,
+) -> None:
+    import aio_pika
+
+    from portico_rx import sources
+
+    name = f"otel-{os.getpid()}"
+    url = "amqp://guest:guest@127.0.0.1:5672/"
+    queue = MemoryJobQueue()
+    trigger = prx.PipelineTrigger(
+        sources.rabbitmq(url, name).pipe(prx.to_job("t.amqp")),
+        prx.JobService(queue),
+        name="otel-amqp",
+    )
+    connection = await aio_pika.connect(url)
+    try:
+        await trigger.start()
+        channel = await connection.channel()
+        await channel.default_exchange.publish(
+            aio_pika.Message(body=b"{}", message_id="m-1", headers={"traceparent": TRACEPARENT}),
+            routing_key=name,
+        )
+        for _ in range(200):
+            if await queue.list():
+                break
+            await asyncio.sleep(0.02)
+        await trigger.stop()
+        [job] = await queue.list()
+        [span] = otel.finished("portico_rx.event")
+        assert span.parent is not None and format(span.parent.span_id, "016x") == PARENT_ID
+        assert format(span.context.trace_id, "032x") == TRACE_ID
+        assert span.attributes["portico_rx.source"] == f"rabbitmq:{name}"
+        assert job.metadata["traceparent"].split("-")[1:3] == [
+            TRACE_ID,
+            format(span.context.span_id, "016x"),
+        ]
+    finally:
+        await trigger.stop()
+        cleanup = await connection.channel()
+        for each in (name, f"{name}.dead"):
+            with contextlib.suppress(Exception):
+                await cleanup.queue_delete(each)
+        await connection.close()
 
 
 # -- GET /metrics ----------------------------------------------------------------------
@@ -352,8 +425,6 @@ async def test_metrics_are_scraped_in_the_prometheus_text_format(metrics_server:
     assert value("portico_rx_jobs_created_total", trigger="webhook") == 2
     assert value("portico_rx_jobs_duplicates_total", trigger="webhook") == 1
     assert value("portico_rx_events_in_flight", trigger="webhook") == 0
-    # the repeat was answered by the idempotency guard: no delivery, no lateness
-    assert value("portico_rx_event_lateness_seconds_count", trigger="webhook") == 2
     assert value("portico_rx_store_duration_seconds_count", operation="enqueue") == 2
     assert value("portico_rx_store_duration_seconds_bucket", operation="enqueue", le="5.0") == 2
 

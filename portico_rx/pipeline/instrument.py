@@ -4,7 +4,7 @@ Nothing here imports OpenTelemetry. :data:`hooks` holds what
 :func:`portico_rx.telemetry.enable` installs (``None`` until then), and the core reads
 it where it builds its objects, not per event:
 
-* ``hooks.outcomes(trigger)``: an :class:`OutcomeObserver` for a trigger's
+* ``hooks.outcomes(recorder)``: an :class:`OutcomeObserver` for a trigger's
   :class:`~portico_rx.pipeline.outcomes.OutcomeRecorder`, taken when the trigger starts
   (as its logging is decided), so a trigger started before ``enable()`` keeps none;
 * ``hooks.store(queue)``: the job queue ``JobService`` and ``JobWorker`` call, wrapped to
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from portico_rx.models import Job
     from portico_rx.pipeline.delivery import Delivery
+    from portico_rx.pipeline.outcomes import OutcomeRecorder
     from portico_rx.ports.job_queue import JobQueue
 
 __all__ = ["TRACEPARENT", "TRACESTATE", "Hooks", "OutcomeObserver", "hooks", "trace_context"]
@@ -81,16 +82,14 @@ def _text(value: Any) -> str | None:
 
 
 class OutcomeObserver(Protocol):
-    """What an :class:`~portico_rx.pipeline.outcomes.OutcomeRecorder` tells its observer."""
+    """What an :class:`~portico_rx.pipeline.outcomes.OutcomeRecorder` tells its observer
+    (the counts it reads from the recorder itself)."""
 
     def watched(self, delivery: Delivery) -> None:
         """A trigger received ``delivery``'s event (before its job's metadata is built)."""
 
     def settled(self, delivery: Delivery, kind: str, stage: str | None, error: str | None) -> None:
         """``delivery`` settled with outcome ``kind``."""
-
-    def recorded(self, kind: str, stage: str | None, error: str | None) -> None:
-        """A request with no delivery (or a repeat its source answered) ended as ``kind``."""
 
 
 class Hooks:
@@ -99,7 +98,7 @@ class Hooks:
     __slots__ = ("job", "outcomes", "store")
 
     def __init__(self) -> None:
-        self.outcomes: Callable[[str], OutcomeObserver] | None = None
+        self.outcomes: Callable[[OutcomeRecorder], OutcomeObserver] | None = None
         self.store: Callable[[JobQueue], JobQueue] | None = None
         self.job: Callable[[Job, str, Awaitable[Any]], Awaitable[Any]] | None = None
 

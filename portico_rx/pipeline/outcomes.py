@@ -33,8 +33,9 @@ requests built without a delivery are recorded by the sink directly.
 
 An observer (:class:`~portico_rx.pipeline.instrument.OutcomeObserver`, installed by
 :func:`portico_rx.telemetry.enable`, taken when the trigger starts) sees each event when
-the recorder first watches it and when it settles: spans and metrics come from this
-accounting, not from a second count. Without one, each hook is one ``None`` check.
+the recorder first watches it and when it settles (its span), and reads the recorder's
+counts when metrics are collected: no second count. Without one, each hook is one
+``None`` check.
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ class OutcomeRecorder:
         ``logging`` logger ``portico_rx.outcomes`` is enabled for ``log_level``; and
         whether an observer (:func:`portico_rx.telemetry.enable`) sees them too."""
         observe = instrument.hooks.outcomes
-        self._observer = observe(self.trigger) if observe is not None else None
+        self._observer = observe(self) if observe is not None else None
         level = _LEVELS.get(self.log_level or "")
         enabled = level is not None and logging.getLogger("portico_rx.outcomes").isEnabledFor(level)
         self._log = (
@@ -310,8 +311,6 @@ class OutcomeRecorder:
         self._append((seen_at, source, None, key, outcome, stage, job_id, error))
         if self._log is not None:
             self._log("event_outcome", outcome=outcome, source=source, stage=stage, error=error)
-        if self._observer is not None:
-            self._observer.recorded(outcome, stage, error)
 
     def record_repeat(
         self, source: str, event_id: str, key: str, job_id: str, seen_at: datetime | None
@@ -324,8 +323,6 @@ class OutcomeRecorder:
         self._append((seen_at, source, event_id, key, DUPLICATE, None, job_id, None))
         if self._log is not None:
             self._log("event_outcome", outcome=DUPLICATE, source=source, event_id=event_id)
-        if self._observer is not None:
-            self._observer.recorded(DUPLICATE, None, None)
 
     # -- queries -----------------------------------------------------------------------
 
