@@ -291,44 +291,12 @@ def test_trace_context_is_read_from_every_header_form() -> None:
     assert trace_context(None) is None and trace_context({"other": "x"}) is None
 
 
-@pytest.mark.redis
-async def test_a_redis_stream_entry_carries_its_trace_context_into_the_job() -> None:
-    """A broker message's headers (here a stream entry's fields) keep their trace context
-    in the job, whether telemetry is enabled or not (here it is not)."""
-    import redis.asyncio as aioredis
-
-    from portico_rx import sources
-
-    stream = f"otel-{os.getpid()}"
-    client = aioredis.from_url("redis://127.0.0.1:6379")
-    await client.delete(stream)
-    queue = MemoryJobQueue()
-    trigger = prx.PipelineTrigger(
-        sources.redis_stream("redis://127.0.0.1:6379", stream, "g", "c").pipe(
-            prx.to_job("t.stream")
-        ),
-        prx.JobService(queue),
-        name="otel-stream",
-    )
-    try:
-        await trigger.start()
-        await client.xadd(stream, {"body": b"{}", "traceparent": TRACEPARENT, "tracestate": "s=1"})
-        for _ in range(200):
-            if await queue.list():
-                break
-            await asyncio.sleep(0.02)
-        [job] = await queue.list()
-        assert (job.metadata["traceparent"], job.metadata["tracestate"]) == (TRACEPARENT, "s=1")
-    finally:
-        await trigger.stop()
-        await client.delete(stream)
-        await client.aclose()
-
-
 @pytest.mark.rabbitmq
 async def test_an_amqp_message_with_a_traceparent_header_is_the_event_spans_parent(
     otel: Telemetry,
 ) -> None:
+    """Every broker keeps a message's trace context in its job (the queue-source contract,
+    tests/contract); with telemetry enabled it is the parent of the event's span."""
     import aio_pika
 
     from portico_rx import sources
