@@ -283,7 +283,10 @@ class TimedJobQueue(JobQueue):
         return f"TimedJobQueue({self.queue!r})"
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.__dict__["queue"], name)
+        queue = self.__dict__.get("queue")
+        if queue is None:  # not built yet (copy, pickle)
+            raise AttributeError(name)
+        return getattr(queue, name)
 
     async def _timed(self, operation: str, call: Awaitable[Any]) -> Any:
         start = time.perf_counter()
