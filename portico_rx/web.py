@@ -122,8 +122,8 @@ def create_app(
 
     Raises:
         ConfigurationError: a trigger is not a ``JobTrigger``, ``required`` names one
-            that is not in ``triggers``, or ``lifespan`` is not callable; ``metrics=True``
-            without the ``otel`` extra installed.
+            that is not in ``triggers``, or ``lifespan`` is not callable.
+        MissingDependencyError: ``metrics=True`` without the ``otel`` extra installed.
 
     Example:
         >>> from portico_rx.adapters.job_trigger.webhook_trigger import WebhookTrigger
