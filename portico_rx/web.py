@@ -99,6 +99,7 @@ def create_app(
     dashboard_auth: Sequence[Any] = (),
     dashboard_jobs: JobService | None = None,
     dashboard_allow_unauthenticated: bool = False,
+    metrics: bool = False,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """A FastAPI app that runs ``triggers`` for as long as it runs.
@@ -125,6 +126,9 @@ def create_app(
             (default: the one the triggers use).
         dashboard_allow_unauthenticated: mount the dashboard with neither
             ``dashboard_auth`` nor app ``dependencies`` (anyone reaching the port can act).
+        metrics: answer ``GET /metrics`` in the Prometheus text format
+            (:func:`portico_rx.telemetry.metrics_router`; ``pip install
+            'portico_rx[otel]'``), enabling telemetry if it is not yet.
         **fastapi_kwargs: passed to ``FastAPI(...)`` (``version``, ``docs_url``,
             ``dependencies`` — which protect the webhook routes too …).
 
@@ -136,6 +140,7 @@ def create_app(
             that is not in ``triggers``, ``lifespan`` is not callable, or ``dashboard``
             has no authentication (neither ``dashboard_auth`` nor app ``dependencies``)
             and not ``dashboard_allow_unauthenticated``.
+        MissingDependencyError: ``metrics=True`` without the ``otel`` extra installed.
 
     Example:
         >>> from portico_rx.adapters.job_trigger.webhook_trigger import WebhookTrigger
@@ -163,6 +168,10 @@ def create_app(
                 or bool(fastapi_kwargs.get("dependencies")),
             )
         )
+    if metrics:
+        from portico_rx.telemetry import metrics_router  # the otel extra: only when asked
+
+        mount(app, metrics_router())
     return app
 
 

@@ -59,6 +59,14 @@ CASES: dict[str, tuple[list[str], str]] = {
         ["nats", "nkeys"],
         "from portico_rx import sources\nsources.nats('nats://127.0.0.1:4222', 'a.b')",
     ),
+    "otel": (
+        ["opentelemetry"],
+        "from portico_rx import telemetry\ntelemetry.enable()",
+    ),
+    "otel-metrics": (
+        ["prometheus_client"],
+        "from portico_rx.web import create_app\ncreate_app(metrics=True)",
+    ),
     "mqtt": (
         ["aiomqtt", "paho"],
         "from portico_rx import sources\nsources.mqtt('127.0.0.1', 'a/b')",

@@ -59,8 +59,27 @@ DISTRIBUTIONS = importlib.metadata.packages_distributions()
 
 
 def distribution_of(module: str) -> str:
-    [name, *_] = DISTRIBUTIONS[module.split(".")[0]]
-    return canonical(name)
+    """The distribution that ships ``module``; in a namespace package several
+    distributions share the top level (``opentelemetry``): the one holding the module's
+    own path (``opentelemetry.sdk.metrics`` -> opentelemetry-sdk)."""
+    names = DISTRIBUTIONS[module.split(".")[0]]
+    if len(names) > 1:
+        parts = module.split(".")
+        for depth in range(len(parts), 1, -1):
+            stem = "/".join(parts[:depth])
+            owners = [
+                name
+                for name in names
+                if any(
+                    str(file).startswith((stem + "/", stem + ".py"))
+                    for file in importlib.metadata.distribution(name).files or ()
+                )
+            ]
+            if len(owners) == 1:
+                return canonical(owners[0])
+        if "opentelemetry-api" in map(canonical, names):  # the namespace's own modules
+            return "opentelemetry-api"
+    return canonical(names[0])
 
 
 def imports_in(path: Path) -> Iterator[tuple[str, str | None, int]]:

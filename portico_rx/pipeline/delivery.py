@@ -113,6 +113,7 @@ class Delivery:
         "_recorder",
         "_sealed",
         "_settle_task",
+        "_span",  # set by portico_rx.telemetry only (never initialised: read with getattr)
         "ack",
         "attributes",
         "event",
@@ -126,6 +127,8 @@ class Delivery:
         "seen_at",
         "source",
     )
+
+    _span: Any  # the event's span while telemetry is enabled (see portico_rx.telemetry)
 
     def __init__(
         self,

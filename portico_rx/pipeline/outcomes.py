@@ -30,6 +30,12 @@ when the trigger starts). The hook is the delivery's settlement
 (:mod:`portico_rx.pipeline.delivery`): a delivery gets its trigger's recorder when the
 trigger first sees it (the tracker at emission, the sink when it takes the request);
 requests built without a delivery are recorded by the sink directly.
+
+An observer (:class:`~portico_rx.pipeline.instrument.OutcomeObserver`, installed by
+:func:`portico_rx.telemetry.enable`, taken when the trigger starts) sees each event when
+the recorder first watches it and when it settles (its span), and reads the recorder's
+counts when metrics are collected: no second count. Without one, each hook is one
+``None`` check.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from portico_rx.errors import ConfigurationError
 from portico_rx.logs import get_logger
+from portico_rx.pipeline import instrument
 from portico_rx.pipeline.delivery import Outcome
 
 if TYPE_CHECKING:
@@ -141,6 +148,7 @@ class OutcomeRecorder:
     __slots__ = (
         "_append",
         "_log",
+        "_observer",
         "_records",
         "counts",
         "log_level",
@@ -159,11 +167,15 @@ class OutcomeRecorder:
         self.received = 0  # deliveries given this recorder
         self.settled_count = 0  # … of which settled (recorded)
         self._log: Any = None
+        self._observer: instrument.OutcomeObserver | None = None
         self.refresh_logging()
 
     def refresh_logging(self) -> None:
         """Decide (again) whether each outcome gets a log line: when the standard
-        ``logging`` logger ``portico_rx.outcomes`` is enabled for ``log_level``."""
+        ``logging`` logger ``portico_rx.outcomes`` is enabled for ``log_level``; and
+        whether an observer (:func:`portico_rx.telemetry.enable`) sees them too."""
+        observe = instrument.hooks.outcomes
+        self._observer = observe(self) if observe is not None else None
         level = _LEVELS.get(self.log_level or "")
         enabled = level is not None and logging.getLogger("portico_rx.outcomes").isEnabledFor(level)
         self._log = (
@@ -184,6 +196,8 @@ class OutcomeRecorder:
         if delivery._recorder is None and not delivery.settled:
             delivery._recorder = self
             self.received += 1
+            if self._observer is not None:
+                self._observer.watched(delivery)
 
     def watch_claim(self, claim: Claim) -> None:
         """Watch every delivery ``claim`` holds."""
@@ -192,6 +206,8 @@ class OutcomeRecorder:
             if delivery._recorder is None and not delivery.settled:
                 delivery._recorder = self
                 self.received += 1
+                if self._observer is not None:
+                    self._observer.watched(delivery)
             return
         for each in claim.deliveries:
             self.watch(each)
@@ -221,6 +237,8 @@ class OutcomeRecorder:
             )
             if self._log is not None:
                 self._log_outcome(delivery, CREATED, None, None)
+            if self._observer is not None:
+                self._observer.settled(delivery, CREATED, None, None)
             return
         self._settled_otherwise(delivery, at_seal)
 
@@ -257,6 +275,8 @@ class OutcomeRecorder:
         )
         if self._log is not None:
             self._log_outcome(delivery, kind, stage, error)
+        if self._observer is not None:
+            self._observer.settled(delivery, kind, stage, error)
 
     def _log_outcome(
         self, delivery: Delivery, kind: str, stage: str | None, error: str | None

@@ -31,6 +31,7 @@ from reactivex.disposable import Disposable
 from portico_rx.errors import ConfigurationError, require
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, Outcome, deliver
+from portico_rx.pipeline.instrument import trace_context
 from portico_rx.pipeline.provenance import source_time
 from portico_rx.pipeline.readiness import announce
 from portico_rx.webhooks.auth import WebhookAuth
@@ -248,6 +249,9 @@ class WebhookSource(Observable[WebhookEvent]):
         attributes: dict[str, Any] = {"path": self.path}
         if event.client is not None:
             attributes["client"] = event.client
+        trace = trace_context(event.headers)
+        if trace is not None:
+            attributes.update(trace)
         for observer, scheduler in subscribers:
             delivery = Delivery(
                 source=f"webhook:{self.path}",

@@ -69,8 +69,12 @@ class Broker:
     async def close(self) -> None:
         """Delete the destination and everything created for it."""
 
-    async def publish(self, body: bytes, message_id: str) -> str:
-        """Publish ``body``; returns the ``message_id`` its QueueMessage will carry."""
+    async def publish(
+        self, body: bytes, message_id: str, headers: dict[str, str] | None = None
+    ) -> str:
+        """Publish ``body`` (with ``headers``: the broker's own headers, a stream entry's
+        fields, MQTT v5 user properties); returns the ``message_id`` its QueueMessage
+        will carry."""
         raise AssertionError(f"{type(self).__name__} must implement publish")
 
     def source(self, **options: Any) -> QueueSource:
@@ -123,12 +127,17 @@ class RabbitMQ(Broker):
                 await self.channel.queue_delete(queue)
         await self.connection.close()
 
-    async def publish(self, body: bytes, message_id: str) -> str:
+    async def publish(
+        self, body: bytes, message_id: str, headers: dict[str, str] | None = None
+    ) -> str:
         import aio_pika
 
         await self.channel.default_exchange.publish(
             aio_pika.Message(
-                body=body, message_id=message_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+                body=body,
+                message_id=message_id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                headers=dict(headers or {}),
             ),
             routing_key=self.destination,
         )
@@ -193,8 +202,11 @@ class RedisStream(Broker):
         await self.client.delete(self.destination, f"{self.destination}.dead")
         await self.client.aclose()
 
-    async def publish(self, body: bytes, message_id: str) -> str:
-        entry_id = await self.client.xadd(self.destination, {"body": body, "ref": message_id})
+    async def publish(
+        self, body: bytes, message_id: str, headers: dict[str, str] | None = None
+    ) -> str:
+        fields = {"body": body, "ref": message_id, **(headers or {})}
+        entry_id = await self.client.xadd(self.destination, fields)
         return str(entry_id.decode())
 
     def source(self, **options: Any) -> QueueSource:
@@ -255,8 +267,12 @@ class Nats(Broker):
             await self.js.delete_stream(self.stream)
         await self.client.close()
 
-    async def publish(self, body: bytes, message_id: str) -> str:
-        ack = await self.js.publish(self.destination, body, headers={"ref": message_id})
+    async def publish(
+        self, body: bytes, message_id: str, headers: dict[str, str] | None = None
+    ) -> str:
+        ack = await self.js.publish(
+            self.destination, body, headers={"ref": message_id, **(headers or {})}
+        )
         return str(ack.seq)
 
     def source(self, **options: Any) -> QueueSource:
@@ -318,13 +334,15 @@ class Mqtt(Broker):
         for client_id in (self.client_id, self.watcher_id):
             await forget_mqtt_session(client_id)
 
-    async def publish(self, body: bytes, message_id: str) -> str:
+    async def publish(
+        self, body: bytes, message_id: str, headers: dict[str, str] | None = None
+    ) -> str:
         import aiomqtt
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
 
         properties = Properties(PacketTypes.PUBLISH)
-        properties.UserProperty = [("message-id", message_id)]
+        properties.UserProperty = [("message-id", message_id), *(headers or {}).items()]
         async with aiomqtt.Client(MQTT_HOST, 1883, protocol=aiomqtt.ProtocolVersion.V5) as client:
             await client.publish(self.destination, body, qos=1, properties=properties)
         return message_id

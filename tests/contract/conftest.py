@@ -102,10 +102,40 @@ async def redis_queue(tmp_path: Path) -> AsyncIterator[JobQueue]:
         await queue.close()
 
 
+@contextlib.asynccontextmanager
+async def timed_sqlite_queue(tmp_path: Path) -> AsyncIterator[JobQueue]:
+    """A SQLiteJobQueue behind ``telemetry.TimedJobQueue`` (what JobService and JobWorker
+    call while telemetry is enabled): the wrapper keeps every promise of the store, and
+    times its calls."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from portico_rx import telemetry
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    telemetry.enable(meter_provider=provider)
+    try:
+        async with sqlite_queue(tmp_path) as queue:
+            yield telemetry.TimedJobQueue(queue)
+        data = reader.get_metrics_data()
+        names = {
+            metric.name
+            for resource in (data.resource_metrics if data is not None else ())
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+        }
+        assert "portico_rx.store.duration" in names  # the calls were timed
+    finally:
+        telemetry.disable()
+        provider.shutdown()
+
+
 # ---- the adapters under contract: add yours here ----------------------------------------
 JOB_QUEUE_FACTORIES: list[Any] = [
     pytest.param(memory_queue, id="memory"),
     pytest.param(sqlite_queue, id="sqlite"),
+    pytest.param(timed_sqlite_queue, id="timed-sqlite"),
     pytest.param(postgres_queue, marks=pytest.mark.postgres, id="postgres"),
     pytest.param(redis_queue, marks=pytest.mark.redis, id="redis"),
 ]

@@ -113,6 +113,25 @@ async def test_a_published_message_arrives_as_a_queue_message(broker: Broker) ->
         assert await broker.unacked() == 0
 
 
+async def test_a_messages_w3c_trace_context_is_kept_in_its_job(broker: Broker) -> None:
+    """``traceparent``/``tracestate`` in a message's headers (stream fields, MQTT v5 user
+    properties) travel into the job's metadata, so a worker's span can join the trace."""
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    creator = RecordingJobCreator()
+    seen: list[QueueMessage] = []
+    source = broker.source()
+    async with pipeline(broker, source, creator, seen):
+        assert await source.wait_connected()
+        trace = {"traceparent": traceparent, "tracestate": "vendor=7"}
+        await broker.publish(body(1), "contract-traced", headers=trace)
+        await broker.publish(body(2), "contract-bad", headers={"traceparent": "not-a-trace"})
+        await eventually(lambda: source.status.acked == 2, "both messages acked")
+    jobs = {job.payload["n"]: job for job in creator.jobs}
+    assert jobs[1].metadata["traceparent"] == traceparent
+    assert jobs[1].metadata["tracestate"] == "vendor=7"
+    assert "traceparent" not in jobs[2].metadata  # a malformed one is not kept
+
+
 class StoreDown(RecordingJobCreator):
     """Refuses every ``create_job`` (``QueueUnavailableError``) until ``healthy``; notes
     the source's ack count at the moment the job is created."""

@@ -196,13 +196,16 @@ def _exclude_item(item: Any) -> Any:
 def _resolve_store(
     store: ScheduleStore | Literal[False] | None, job_creator: JobCreator
 ) -> ScheduleStore | None:
-    """The trigger's schedule store: the given one, else the creator's job queue when
-    it offers the port; ``False``: none."""
+    """The trigger's schedule store: the given one, else the creator's (its
+    ``schedule_store``, as ``JobService`` offers, or its job queue when that offers the
+    port); ``False``: none."""
     if store is False:
         return None
     if store is None:
-        queue = getattr(job_creator, "job_queue", None)
-        return queue if isinstance(queue, ScheduleStore) else None
+        for found in (getattr(job_creator, name, None) for name in ("schedule_store", "job_queue")):
+            if isinstance(found, ScheduleStore):
+                return found
+        return None
     if not isinstance(store, ScheduleStore):
         raise ConfigurationError(
             f"schedule_store={store!r}: give a ScheduleStore (e.g. the SQLiteJobQueue your "

@@ -48,6 +48,7 @@ from portico_rx.logs import get_logger
 from portico_rx.models import PRIORITY_MAX, PRIORITY_MIN, Job, JobRequest, trusted_request
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
+from portico_rx.pipeline.instrument import trace_context
 from portico_rx.pipeline.provenance import webhook_key
 from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.pipeline.sink import JobSink
@@ -217,6 +218,13 @@ class WebhookConfig(BaseModel):
                     f"priority_map[{job_type!r}]={priority}: use {PRIORITY_MIN}..{PRIORITY_MAX}"
                 )
         return value
+
+
+def _attributes(client: str | None, trace: dict[str, str] | None) -> dict[str, Any]:
+    """A request's delivery attributes: its client (when known), its trace context."""
+    if trace is None:
+        return {} if client is None else {"client": client}
+    return {**trace} if client is None else {"client": client, **trace}
 
 
 def _config_error(exc: ValidationError) -> str:
@@ -400,11 +408,13 @@ class WebhookTrigger(PipelineTrigger):
         client: str | None,
         seen_at: datetime | None = None,
         body: bytes | None = None,
+        trace: dict[str, str] | None = None,
     ) -> tuple[str, bool]:
         """Check ``request`` (403, 400, 429) and create its job once per ``key``.
 
         ``seen_at`` is given for an HTTP request (it gets a delivery); a direct call
-        has none. Returns ``(job_id, existing)``: ``existing`` is the store's answer (the
+        has none; ``trace`` is the request's W3C trace context (kept in the job's
+        metadata). Returns ``(job_id, existing)``: ``existing`` is the store's answer (the
         key already had this job), or the in-process fast path's for a repeat of the
         exact bytes answered before for the key (the store holds that job: keys are never
         reused for another job).
@@ -421,7 +431,7 @@ class WebhookTrigger(PipelineTrigger):
             if self._limiter is not None:
                 self._check_rate(job_type, client)
             job_id, existing, _ = await self._create(
-                request, payload, priority, None, None, client, seen_at, None
+                request, payload, priority, None, None, client, seen_at, None, trace
             )
             return job_id, existing
         scoped = webhook_key(self.name, job_type, key)
@@ -433,7 +443,7 @@ class WebhookTrigger(PipelineTrigger):
             return known[0], True
         if self._limiter is not None and known is None:  # a repeat spends no token
             self._check_rate(job_type, client)
-        args = (request, payload, priority, key, scoped, client, seen_at, mark)
+        args = (request, payload, priority, key, scoped, client, seen_at, mark, trace)
         (job_id, existing, first_mark), shared = await self._guard.once(scoped, self._create, *args)
         if shared and (mark is None or first_mark != mark):
             # A concurrent request with the key, not these bytes: the store decides.
@@ -488,6 +498,7 @@ class WebhookTrigger(PipelineTrigger):
         client: str | None,
         seen_at: datetime | None,
         mark: int | None,
+        trace: dict[str, str] | None = None,
     ) -> tuple[str, bool, int | None]:
         """Hand the checked request to the sink and answer with its job.
 
@@ -527,7 +538,7 @@ class WebhookTrigger(PipelineTrigger):
             seen_at=seen_at,
             event_id=key,
             idempotency_key=key,
-            attributes={} if client is None else {"client": client},
+            attributes=_attributes(client, trace),
         )
         job_request = trusted_request(
             job_type=request.job_type,
@@ -613,7 +624,12 @@ class WebhookTrigger(PipelineTrigger):
             key = idempotency_key(headers, config.auth, body)
             client = self._client(request, headers)
             job_id, existing = await self._accept(
-                job_request, key=key, client=client, seen_at=now, body=body
+                job_request,
+                key=key,
+                client=client,
+                seen_at=now,
+                body=body,
+                trace=trace_context(headers),
             )
             return JSONBytesResponse(
                 b'{"job_id":"' + job_id.encode() + b'"}', 200 if existing else 201

@@ -17,6 +17,7 @@ from portico_rx.models import (
     check_idempotency_key,
     check_job_fields,
 )
+from portico_rx.pipeline import instrument
 from portico_rx.pipeline.dead_letter import discard, redrive
 from portico_rx.ports.dead_letter_store import (
     DeadLetterRecord,
@@ -25,6 +26,7 @@ from portico_rx.ports.dead_letter_store import (
 )
 from portico_rx.ports.job_creator import CreatedJob, JobCreator, own_metadata
 from portico_rx.ports.job_queue import JobQueue
+from portico_rx.ports.schedule_store import ScheduleStore
 
 __all__ = ["JobService"]
 
@@ -53,10 +55,14 @@ class JobService(JobCreator):
     def __init__(self, job_queue: JobQueue, *, max_retries: int = 3) -> None:
         if max_retries < 0:
             raise InvalidJobError("max_retries", max_retries, "use 0 or more")
-        self.job_queue = job_queue
+        self.job_queue = instrument.hooks.wrap_store(job_queue)  # timed under telemetry
         self.max_retries = max_retries
         self.dead_letter_store: DeadLetterStore | None = dead_letter_store_of(job_queue)
         """The job queue when it keeps dead letters, else ``None``."""
+        self.schedule_store: ScheduleStore | None = (
+            job_queue if isinstance(job_queue, ScheduleStore) else None
+        )
+        """The job queue when it keeps schedules (a ``ScheduleTrigger``'s default store)."""
 
     def __repr__(self) -> str:
         return f"JobService(job_queue={self.job_queue!r})"

@@ -15,6 +15,7 @@ from portico_rx.adapters.job_queue.base import check_queue_names
 from portico_rx.errors import ConfigurationError
 from portico_rx.logs import get_logger
 from portico_rx.models import Job, RunState, utcnow
+from portico_rx.pipeline import instrument
 from portico_rx.pipeline.lifecycle import Lifecycle
 from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.ports.job_handler import JobHandler
@@ -124,7 +125,7 @@ class JobWorker:
             raise ConfigurationError(f"job_timeout={job_timeout!r}: use a positive number")
         if stop_timeout < 0:
             raise ConfigurationError(f"stop_timeout={stop_timeout!r}: use 0 or more seconds")
-        self.job_queue = job_queue
+        self.job_queue = instrument.hooks.wrap_store(job_queue)  # timed under telemetry
         self.handlers: dict[str, JobHandler | HandlerFunction] = dict(handlers)
         self.queue_names = check_queue_names(queue_names)
         self.concurrency = concurrency
@@ -347,9 +348,13 @@ class JobWorker:
                 result = await result
             return result
 
+        run: Awaitable[Any] = invoke()
+        traced = instrument.hooks.job  # a span around the handler (portico_rx.telemetry)
+        if traced is not None:
+            run = traced(job, self.name, run)
         if self.job_timeout is not None:
-            return await asyncio.wait_for(invoke(), self.job_timeout)
-        return await invoke()
+            return await asyncio.wait_for(run, self.job_timeout)
+        return await run
 
     async def _run_job(self, job: Job) -> None:
         log = logger.bind(worker=self.name, job_id=str(job.id), job_type=job.job_type)

@@ -37,6 +37,7 @@ from portico_rx.errors import ConfigurationError, TriggerStartError
 from portico_rx.logs import get_logger
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
+from portico_rx.pipeline.instrument import trace_context
 from portico_rx.pipeline.provenance import source_time
 from portico_rx.pipeline.readiness import announce
 from portico_rx.pipeline.retry import backoff
@@ -319,6 +320,10 @@ class Consumer:
                 "redelivered": message.redelivered,
             },
         )
+        if message.headers:
+            trace = trace_context(message.headers)
+            if trace is not None:
+                delivery.attributes.update(trace)
 
         def on_ack() -> asyncio.Future[None]:
             # Futures and callbacks, not a task per message: acks are the hot path.
