@@ -100,9 +100,10 @@ def once_per_window(
                 None if window is None else clock.now, limit=limit, ttl=window
             )
             entries = table.entries
-            get, settle = entries.get, table.settle
+            get, settle, cap = entries.get, table.settle, table.cap
+            span = window if window is not None else timedelta(0)  # on_next: a window
 
-            def on_next(event: T) -> None:
+            def on_next(event: T) -> None:  # with a window: each key once per window
                 if isinstance(event, EventFailed):
                     observer.on_next(event)
                     return
@@ -112,26 +113,38 @@ def once_per_window(
                 except Exception as exc:
                     observer.on_next(failed(stage, event, exc))
                     return
-                if window is None:
-                    if until is not None:
-                        return
-                    entries[name] = _KEPT
-                    if len(entries) > table.cap:
-                        settle(None)
+                now = clock.now
+                if until is None:
+                    entries[name] = now + span
+                    if len(entries) > cap or now >= table.due:
+                        settle(now)
+                elif until > now:  # remembered (an expired entry counts as gone)
+                    return
                 else:
-                    now = clock.now
-                    if until is None:
-                        entries[name] = now + window
-                        if len(entries) > table.cap or now >= table.due:
-                            settle(now)
-                    elif until > now:  # remembered (an expired entry counts as gone)
+                    table.put(name, now + span, now)
+                observer.on_next(event)
+
+            def on_next_kept(event: T) -> None:  # no window: each key once, while kept
+                if isinstance(event, EventFailed):
+                    observer.on_next(event)
+                    return
+                try:
+                    name = key_function(event)
+                    if name in entries:  # an unhashable key raises here
                         return
-                    else:
-                        table.put(name, now + window, now)
+                except Exception as exc:
+                    observer.on_next(failed(stage, event, exc))
+                    return
+                entries[name] = _KEPT
+                if len(entries) > cap:
+                    settle(None)
                 observer.on_next(event)
 
             return source.subscribe(
-                on_next, observer.on_error, observer.on_completed, scheduler=subscribe_scheduler
+                on_next if window is not None else on_next_kept,
+                observer.on_error,
+                observer.on_completed,
+                scheduler=subscribe_scheduler,
             )
 
         return reactivex.create(subscribe)
