@@ -74,6 +74,10 @@ def rate_limit(
       :class:`RateLimitExceededError`, which the sink counts as an error,
       dead-letters and nacks (the broker's dead-letter queue receives it).
 
+    Memory holds a key while a send of it is inside its window (or events of it wait),
+    freed by a sweep within an eighth of ``per`` after, so a stream of ever-new keys
+    stays bounded by the keys sent within ``per`` and an eighth.
+
     Marble (``count`` = 2, ``per`` = 5 ticks, one key)::
 
         events:           -abc-d------e-|
