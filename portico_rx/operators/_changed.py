@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,6 +10,7 @@ from reactivex import Observable, abc
 
 from portico_rx.operators._arguments import positive_count
 from portico_rx.operators._keys import KeyFunction, failed
+from portico_rx.operators._table import KeyedTable
 from portico_rx.pipeline.isolation import EventFailed
 
 __all__ = ["changed"]
@@ -77,30 +77,39 @@ def changed(
             observer: abc.ObserverBase[T | EventFailed],
             subscribe_scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
-            last: OrderedDict[Any, Any] = OrderedDict()
+            table: KeyedTable[Any] = KeyedTable(None, limit=limit, ttl=None)
+            last = table.entries
+            get, move_to_end, cap = last.get, last.move_to_end, table.cap
 
             def on_next(event: T) -> None:
                 if isinstance(event, EventFailed):
                     observer.on_next(event)
                     return
-                stage = "changed.group"
+                # Three ``try`` blocks (free when nothing raises) name the failing stage.
                 try:
                     name = group_of(event)
-                    previous = last.get(name, _NOTHING)  # an unhashable group raises here
-                    stage = "changed.key"
-                    value = value_of(event)
-                    stage = "changed.compare"
-                    if previous is not _NOTHING and bool(value == previous):
-                        return
+                    previous = get(name, _NOTHING)  # an unhashable group raises here
                 except Exception as exc:
-                    observer.on_next(failed(stage, event, exc))
+                    observer.on_next(failed("changed.group", event, exc))
                     return
-                last[name] = value
+                try:
+                    value = value_of(event)
+                except Exception as exc:
+                    observer.on_next(failed("changed.key", event, exc))
+                    return
                 if previous is _NOTHING:  # a new group: appended, maybe over the bound
-                    if len(last) > limit:
-                        last.popitem(last=False)
+                    last[name] = value
+                    if len(last) > cap:
+                        table.settle(None)
                 else:
-                    last.move_to_end(name)
+                    try:
+                        if value == previous:
+                            return
+                    except Exception as exc:
+                        observer.on_next(failed("changed.compare", event, exc))
+                        return
+                    last[name] = value
+                    move_to_end(name)  # the least recently changed group goes first
                 observer.on_next(event)
 
             return source.subscribe(

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import reactivex
@@ -13,9 +12,10 @@ from reactivex import Observable, abc
 from portico_rx.operators._arguments import positive_count, positive_duration
 from portico_rx.operators._keys import KeyFunction, failed
 from portico_rx.operators._scheduling import pick_scheduler
+from portico_rx.operators._table import KeyedTable
 from portico_rx.pipeline.isolation import EventFailed
 
-__all__ = ["dedupe"]
+__all__ = ["dedupe", "once_per_window"]
 
 T = TypeVar("T")
 
@@ -34,10 +34,11 @@ def dedupe(
     """Emit an event only if its key was not seen recently: each key at most once per
     ``ttl`` (counted from the emitted event; repeats do not extend it).
 
-    Memory is bounded twice: a key is forgotten ``ttl`` after it was emitted, and the
-    seen-set never holds more than ``max_keys`` keys (the oldest is forgotten first, so
-    under more than ``max_keys`` distinct keys per ``ttl`` a very old key may pass
-    again). With ``ttl=None`` only ``max_keys`` bounds it.
+    Memory is bounded twice: a key is forgotten ``ttl`` after it was emitted (its
+    memory freed by a sweep within another eighth of ``ttl``, while events arrive),
+    and the seen-set never holds more than ``max_keys`` keys (the oldest is forgotten
+    first, so under more than ``max_keys`` distinct keys per ``ttl`` a very old key may
+    pass again). With ``ttl=None`` only ``max_keys`` bounds it.
 
     Settlement: a duplicate is dropped (its delivery acked as deliberately dropped).
 
@@ -71,6 +72,23 @@ def dedupe(
     window = positive_duration("ttl", ttl) if ttl is not None else None
     limit = positive_count("max_keys", max_keys)
     key_function = key if key is not None else _identity
+    return once_per_window("dedupe.key", key_function, window, limit, scheduler)
+
+
+_KEPT = object()
+"""The entry of a key remembered without a ttl (only ``max_keys`` forgets it)."""
+
+
+def once_per_window(
+    stage: str,
+    key_function: KeyFunction,
+    window: timedelta | None,
+    limit: int | None,
+    scheduler: abc.SchedulerBase | None,
+) -> Callable[[Observable[T]], Observable[T | EventFailed]]:
+    """The one implementation of ``dedupe`` and ``throttle_by`` (the same rule: a key
+    passes when it did not pass within ``window``): the expiry of each key that passed,
+    in a :class:`KeyedTable` (at most ``limit`` keys; ``window=None``: no expiry)."""
 
     def operator(source: Observable[T]) -> Observable[T | EventFailed]:
         def subscribe(
@@ -78,46 +96,55 @@ def dedupe(
             subscribe_scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             clock = pick_scheduler(scheduler, subscribe_scheduler)
-            seen: OrderedDict[Any, datetime | None] = OrderedDict()
-            # The oldest key's expiry (or later, after max_keys pushed one out): sweep then.
-            front: list[datetime | None] = [None]
+            table: KeyedTable[Any] = KeyedTable(
+                None if window is None else clock.now, limit=limit, ttl=window
+            )
+            entries = table.entries
+            get, settle, cap = entries.get, table.settle, table.cap
+            span = window if window is not None else timedelta(0)  # on_next: a window
 
-            def sweep(now: datetime) -> None:
-                while seen:  # keys expire in insertion order: sweep the front
-                    oldest, until = next(iter(seen.items()))
-                    if until is None or until > now:
-                        front[0] = until
-                        return
-                    del seen[oldest]
-                front[0] = None
-
-            def on_next(event: T) -> None:
+            def on_next(event: T) -> None:  # with a window: each key once per window
                 if isinstance(event, EventFailed):
                     observer.on_next(event)
                     return
-                now = None
-                if window is not None:
-                    now = clock.now
-                    due = front[0]
-                    if due is not None and due <= now:
-                        sweep(now)
                 try:
                     name = key_function(event)
-                    if name in seen:  # an unhashable key raises here, for this event only
+                    until = get(name)  # an unhashable key raises here, for this event only
+                except Exception as exc:
+                    observer.on_next(failed(stage, event, exc))
+                    return
+                now = clock.now
+                if until is None:
+                    entries[name] = now + span
+                    if len(entries) > cap or now >= table.due:
+                        settle(now)
+                elif until > now:  # remembered (an expired entry counts as gone)
+                    return
+                else:
+                    table.put(name, now + span, now)
+                observer.on_next(event)
+
+            def on_next_kept(event: T) -> None:  # no window: each key once, while kept
+                if isinstance(event, EventFailed):
+                    observer.on_next(event)
+                    return
+                try:
+                    name = key_function(event)
+                    if name in entries:  # an unhashable key raises here
                         return
                 except Exception as exc:
-                    observer.on_next(failed("dedupe.key", event, exc))
+                    observer.on_next(failed(stage, event, exc))
                     return
-                expires = None if now is None or window is None else now + window
-                seen[name] = expires
-                if front[0] is None:
-                    front[0] = expires
-                if len(seen) > limit:
-                    seen.popitem(last=False)
+                entries[name] = _KEPT
+                if len(entries) > cap:
+                    settle(None)
                 observer.on_next(event)
 
             return source.subscribe(
-                on_next, observer.on_error, observer.on_completed, scheduler=subscribe_scheduler
+                on_next if window is not None else on_next_kept,
+                observer.on_error,
+                observer.on_completed,
+                scheduler=subscribe_scheduler,
             )
 
         return reactivex.create(subscribe)

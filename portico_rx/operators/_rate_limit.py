@@ -4,9 +4,8 @@ for the excess."""
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -18,6 +17,7 @@ from portico_rx.operators._arguments import positive_count, positive_duration
 from portico_rx.operators._held import Held, give_back, hold, release
 from portico_rx.operators._keys import KeyFunction, failed
 from portico_rx.operators._scheduling import pick_scheduler
+from portico_rx.operators._table import KeyedTable
 from portico_rx.pipeline.delivery import claim_current
 from portico_rx.pipeline.isolation import EventFailed
 
@@ -34,11 +34,19 @@ class RateLimitExceededError(TriggerError):
     dead-lettered (its delivery nacked)."""
 
 
-@dataclass(slots=True)
-class _Bucket:
-    sent: deque[datetime]
-    waiting: deque[Held[Any]] = field(default_factory=deque)
+class _Bucket(deque[datetime]):
+    """One key's recent send times (the deque itself, ``maxlen=count``), the events
+    waiting under ``"delay"`` and their timer (set on the instance only when used).
+
+    A key that sent once in its window has no bucket: its entry is that send's time
+    (most keys of a stream of many keys never send twice in a window)."""
+
+    waiting: deque[Held[Any]] | None = None
     timer: abc.DisposableBase | None = None
+
+
+Entry = datetime | _Bucket
+"""A key's state: the time of its one recent send, or its bucket."""
 
 
 def rate_limit(
@@ -65,6 +73,10 @@ def rate_limit(
     * ``"dead_letter"``: it becomes an ``EventFailed`` carrying
       :class:`RateLimitExceededError`, which the sink counts as an error,
       dead-letters and nacks (the broker's dead-letter queue receives it).
+
+    Memory holds a key while a send of it is inside its window (or events of it wait),
+    freed by a sweep within an eighth of ``per`` after, so a stream of ever-new keys
+    stays bounded by the keys sent within ``per`` and an eighth.
 
     Marble (``count`` = 2, ``per`` = 5 ticks, one key)::
 
@@ -115,7 +127,9 @@ def rate_limit(
 
 
 class _Limiter:
-    """One subscription's state: a bucket of recent sends (and waiting events) per key."""
+    """One subscription's state: a bucket of recent sends (and waiting events) per key,
+    in a :class:`KeyedTable` ordered by last send (a bucket whose window is free and
+    where nothing waits is dropped by the table's sweep)."""
 
     def __init__(
         self,
@@ -135,13 +149,25 @@ class _Limiter:
         self.key = key
         self.excess = excess
         self.lock = threading.RLock()
-        self.buckets: OrderedDict[Any, _Bucket] = OrderedDict()
+        self.table: KeyedTable[Entry] = KeyedTable(
+            clock.now, limit=None, ttl=window, expiry=self.expiry
+        )
+        self.buckets = self.table.entries
         self.completed = False
         self.disposed = False
-        # The earliest time the least recently used bucket may be dropped: no sweep
-        # runs before it (buckets are kept in send order, so none is due earlier).
-        self.front: datetime | None = None
-        self.spare: _Bucket | None = None  # the last bucket swept, reused for a new key
+
+    def expiry(self, entry: Entry) -> datetime | None:
+        """When ``entry`` may go: its window frees (never while events wait in it)."""
+        if not isinstance(entry, _Bucket):
+            return entry + self.window
+        return None if entry.waiting else entry[-1] + self.window
+
+    def bucket(self, name: Any, entry: Entry) -> _Bucket:
+        """``name``'s entry as a bucket (one is made from a single send's time)."""
+        if isinstance(entry, _Bucket):
+            return entry
+        bucket = self.buckets[name] = _Bucket((entry,), self.limit)
+        return bucket
 
     def attach(
         self, source: Observable[Any], scheduler: abc.SchedulerBase | None
@@ -158,33 +184,17 @@ class _Limiter:
         return reactivex.disposable.Disposable(dispose)
 
     def has_room(self, bucket: _Bucket, now: datetime) -> bool:
-        return len(bucket.sent) < self.limit or now - bucket.sent[0] >= self.window
-
-    def record(self, name: Any, bucket: _Bucket, now: datetime) -> None:
-        bucket.sent.append(now)
-        self.buckets.move_to_end(name)
-
-    def sweep(self, now: datetime) -> None:
-        buckets, window = self.buckets, self.window
-        while buckets:  # least recently used first: drop buckets with a free window
-            oldest, bucket = next(iter(buckets.items()))
-            if bucket.waiting or bucket.sent[-1] + window > now:
-                # No bucket can be dropped before the front's window frees (or, while
-                # it holds waiting events, before one more window has passed).
-                self.front = (bucket.sent[-1] if bucket.sent else now) + self.window
-                return
-            del buckets[oldest]
-            bucket.sent.clear()  # idle (nothing waits, no timer): the next new key's
-            self.spare = bucket
-        self.front = None
+        return len(bucket) < self.limit or now - bucket[0] >= self.window
 
     def maybe_complete(self) -> None:
-        if self.completed and not any(b.waiting for b in self.buckets.values()):
+        if self.completed and not any(
+            isinstance(b, _Bucket) and b.waiting for b in self.buckets.values()
+        ):
             self.completed = False
             self.observer.on_completed()
 
     def arm(self, name: Any, bucket: _Bucket) -> None:
-        delay = bucket.sent[0] + self.window - self.clock.now
+        delay = bucket[0] + self.window - self.clock.now
 
         def fire(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
             self.fire(name, bucket)
@@ -198,10 +208,13 @@ class _Limiter:
             if self.disposed:
                 return
             now = self.clock.now
-            while bucket.waiting and self.has_room(bucket, now):
-                ready.append(bucket.waiting.popleft())
-                self.record(name, bucket, now)
-            if bucket.waiting:
+            waiting = bucket.waiting
+            while waiting and self.has_room(bucket, now):
+                ready.append(waiting.popleft())
+                bucket.append(now)
+            if ready:
+                self.table.put(name, bucket, now)
+            if waiting:
                 self.arm(name, bucket)
         for held in ready:
             release(self.observer, held)
@@ -213,38 +226,47 @@ class _Limiter:
             self.observer.on_next(event)
             return
         name: Any = None
-        buckets = self.buckets
+        buckets, table = self.buckets, self.table
         with self.lock:
             now = self.clock.now
-            if self.front is not None and self.front <= now:
-                self.sweep(now)
             try:
                 if self.key is not None:
                     name = self.key(event)
-                bucket = buckets.get(name)  # an unhashable key raises here
+                entry = buckets.get(name)  # an unhashable key raises here
             except Exception as exc:
                 failure: EventFailed | None = failed("rate_limit.key", event, exc)
             else:
                 failure = None
-                if bucket is None:
-                    bucket = self.spare
-                    if bucket is None:
-                        bucket = _Bucket(deque(maxlen=self.limit))
+                if entry is None:  # a new key (or one whose window freed): room
+                    buckets[name] = now
+                    if now >= table.due:
+                        table.sweep(now)
+                elif not isinstance(entry, _Bucket):  # one send in the window so far
+                    if now - entry >= self.window:
+                        buckets[name] = now
+                    elif self.limit > 1:
+                        buckets[name] = _Bucket((entry, now), self.limit)
+                    elif self.excess == "drop":
+                        return
                     else:
-                        self.spare = None
-                    buckets[name] = bucket
-                    if self.front is None:
-                        self.front = now + self.window
-                sent = bucket.sent
-                if not bucket.waiting and (  # has_room and record, inlined: per event
-                    len(sent) < self.limit or now - sent[0] >= self.window
+                        failure = self.over_rate(name, self.bucket(name, entry), event)
+                        if failure is None:
+                            return
+                    if failure is None:
+                        buckets.move_to_end(name)  # expires last now
+                        if now >= table.due:
+                            table.sweep(now)
+                elif not entry.waiting and (  # has_room, inlined: per event
+                    len(entry) < self.limit or now - entry[0] >= self.window
                 ):
-                    sent.append(now)
-                    buckets.move_to_end(name)
+                    entry.append(now)
+                    buckets.move_to_end(name)  # expires last now
+                    if now >= table.due:
+                        table.sweep(now)
                 elif self.excess == "drop":
                     return
                 else:
-                    failure = self.over_rate(name, bucket, event)
+                    failure = self.over_rate(name, entry, event)
                     if failure is None:
                         return
         self.observer.on_next(event if failure is None else failure)
@@ -259,6 +281,8 @@ class _Limiter:
                 f"event over the rate for key {name!r}; raise count/per or use "
                 "excess='delay'",
             )
+        if bucket.waiting is None:
+            bucket.waiting = deque()
         if len(bucket.waiting) >= self.backlog:
             return _over_rate(
                 event,
@@ -273,9 +297,10 @@ class _Limiter:
     def take_waiting(self) -> list[Held[Any]]:
         with self.lock:
             self.disposed = True
-            waiting = [held for b in self.buckets.values() for held in b.waiting]
-            for bucket in self.buckets.values():
-                bucket.waiting.clear()
+            buckets = [b for b in self.buckets.values() if isinstance(b, _Bucket)]
+            waiting = [held for b in buckets for held in b.waiting or ()]
+            for bucket in buckets:
+                bucket.waiting = None
                 if bucket.timer is not None:
                     bucket.timer.dispose()
                     bucket.timer = None

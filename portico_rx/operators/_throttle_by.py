@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from datetime import timedelta
+from typing import TypeVar
 
-import reactivex
 from reactivex import Observable, abc
 
 from portico_rx.operators._arguments import positive_duration
-from portico_rx.operators._keys import KeyFunction, failed
-from portico_rx.operators._scheduling import pick_scheduler
+from portico_rx.operators._dedupe import once_per_window
+from portico_rx.operators._keys import KeyFunction
 from portico_rx.pipeline.isolation import EventFailed
 
 __all__ = ["throttle_by"]
@@ -30,8 +28,9 @@ def throttle_by(
     has passed since the emitted one (reactivex's ``throttle_first``, per key).
 
     Memory holds one deadline per key whose window is open; closed windows are swept as
-    time moves on, so a stream of ever-new keys stays bounded by the keys seen within
-    ``duration``.
+    time moves on (at most an eighth of ``duration`` late), so a stream of ever-new keys
+    stays bounded by the keys seen within ``duration`` and an eighth. It is ``dedupe``
+    with ``ttl=duration`` and no ``max_keys``: the same rule, one implementation.
 
     Settlement: an event is emitted or dropped synchronously; a dropped event's delivery
     is acked as deliberately dropped (nothing is held).
@@ -61,49 +60,4 @@ def throttle_by(
         [(0.0, 'disk'), (2.0, 'cpu'), (11.0, 'disk')]
     """
     window = positive_duration("duration", duration)
-
-    def operator(source: Observable[T]) -> Observable[T | EventFailed]:
-        def subscribe(
-            observer: abc.ObserverBase[T | EventFailed],
-            subscribe_scheduler: abc.SchedulerBase | None = None,
-        ) -> abc.DisposableBase:
-            clock = pick_scheduler(scheduler, subscribe_scheduler)
-            open_until: OrderedDict[Any, datetime] = OrderedDict()
-            front: list[datetime | None] = [None]  # when the oldest window closes
-
-            def sweep(now: datetime) -> None:
-                while open_until:  # windows close in insertion order: sweep the front
-                    oldest, until = next(iter(open_until.items()))
-                    if until > now:
-                        front[0] = until
-                        return
-                    del open_until[oldest]
-                front[0] = None
-
-            def on_next(event: T) -> None:
-                if isinstance(event, EventFailed):
-                    observer.on_next(event)
-                    return
-                now = clock.now
-                due = front[0]
-                if due is not None and due <= now:
-                    sweep(now)
-                try:
-                    name = key(event)
-                    if name in open_until:  # an unhashable key raises here
-                        return
-                except Exception as exc:
-                    observer.on_next(failed("throttle_by.key", event, exc))
-                    return
-                until = open_until[name] = now + window
-                if front[0] is None:
-                    front[0] = until
-                observer.on_next(event)
-
-            return source.subscribe(
-                on_next, observer.on_error, observer.on_completed, scheduler=subscribe_scheduler
-            )
-
-        return reactivex.create(subscribe)
-
-    return operator
+    return once_per_window("throttle_by.key", key, window, None, scheduler)
