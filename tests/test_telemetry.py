@@ -402,6 +402,20 @@ def test_metrics_router_refuses_a_relative_path() -> None:
         telemetry.metrics_router("metrics")
 
 
+def test_a_timed_queue_keeps_the_stores_the_queue_offers(otel: Telemetry) -> None:
+    from portico_rx.adapters.job_trigger.schedule_trigger import ScheduleConfig, ScheduleTrigger
+    from portico_rx.kits.job.job_service import JobService
+
+    queue = MemoryJobQueue()
+    service = JobService(queue)
+    assert isinstance(service.job_queue, telemetry.TimedJobQueue)  # timed ...
+    assert service.dead_letter_store is queue and service.schedule_store is queue  # ... same stores
+    hourly = ScheduleConfig(cron="0 * * * *", job_type="report")
+    assert (
+        ScheduleTrigger(service, [hourly], scheduler=HistoricalScheduler()).schedule_store is queue
+    )
+
+
 def test_a_timed_queue_needs_telemetry_enabled() -> None:
     with pytest.raises(ConfigurationError, match="enable"):
         telemetry.TimedJobQueue(MemoryJobQueue())
