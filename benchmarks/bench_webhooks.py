@@ -8,16 +8,17 @@ fixed duration (so the generator is not the bottleneck), sending pre-signed requ
 * ``bare``: the peer at its best: a FastAPI endpoint that parses the same pydantic body
   (WebhookJobRequest) and answers a constant ``{"job_id": ...}``; it keeps nothing.
 * ``trigger``: ``create_app([WebhookTrigger(...)])`` at its default configuration
-  (structlog's default logging included: every ``job_created`` line is rendered, to
-  /dev/null), with a Standard Webhooks signature check, an idempotency key per request
-  (the signed ``webhook-id``) and job creation through ``JobService`` into the
-  in-memory queue.
+  (the library's default logging included: standard ``logging`` as the application left
+  it, here unconfigured, so info lines are dropped and warnings would go to stderr), with
+  a Standard Webhooks signature check, an idempotency key per request (the signed
+  ``webhook-id``) and job creation through ``JobService`` into the in-memory queue.
 * ``trigger+sqlite``: the same, creating the jobs in ``SQLiteJobQueue`` at its default
   full durability (``synchronous=FULL``: every answered job is on disk).
 
-Every request is different (its own webhook-id and signature). The servers run in
-alternating order within each round; the report gives, per mode, the median over rounds
-of the ratio to ``bare`` *in the same round* (throughput and p99), with the min-max.
+Every request is different (its own webhook-id and signature). The servers run one at a
+time, their order alternating from round to round (the load average is printed before
+and after); the report gives, per mode, the median over rounds of the ratio to ``bare``
+*in the same round* (throughput and p99), with the min-max.
 
 Targets: trigger throughput >= 1.0x bare, p99 <= 1.2x; trigger+sqlite >= 0.85x, p99 <= 1.5x.
 
@@ -44,14 +45,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import load_average
+
 from portico_rx.adapters.job_trigger.webhook_trigger import WebhookJobRequest
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 PATH = "/webhooks/jobs"
 MODES = ("bare", "trigger", "trigger+sqlite")
-DIAGNOSTIC_MODES = ("trigger", "trigger-quiet")
-"""``--logging-cost``: the trigger as measured, and the same with structlog filtering out
-INFO (a diagnosis of where the CPU goes, never a quoted figure)."""
+DIAGNOSTIC_MODES = ("trigger", "trigger-info")
+"""``--logging-cost``: the trigger as measured, and the same with the application's
+standard logging at INFO (a handler writing every line to /dev/null): what turning the
+library's info lines on costs (a diagnosis, never a quoted figure)."""
 
 
 # -- the servers ---------------------------------------------------------------------------
@@ -76,12 +80,10 @@ def build_server(mode: str, db: str) -> Any:
             return answer
 
         return app
-    if mode == "trigger-quiet":
+    if mode == "trigger-info":
         import logging
 
-        import structlog
-
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+        logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
     queue = SQLiteJobQueue(db) if mode == "trigger+sqlite" else MemoryJobQueue()
     service = JobService(job_queue=queue)
     trigger = WebhookTrigger(
@@ -351,15 +353,16 @@ async def in_process(args: argparse.Namespace) -> None:
     Without uvicorn and the socket the ratio isolates what the library adds per request
     (and is steadier on a shared machine than the served throughput).
     """
-    quiet_default_logging()
+    load_average("before")
     servers = {mode: build_server(mode, "") for mode in ("bare", "trigger")}
     contexts = [app.router.lifespan_context(app) for app in servers.values()]
     for context in contexts:
         await context.__aenter__()
     cpu: dict[str, list[float]] = {mode: [] for mode in servers}
     try:
-        for _ in range(args.rounds):
-            for mode, app in servers.items():
+        for round_ in range(args.rounds):  # bare first in even rounds, trigger in odd ones
+            order = list(servers.items())
+            for mode, app in order if round_ % 2 == 0 else reversed(order):
                 cpu[mode].append(await asgi_round(app, args.requests, args.connections))
     finally:
         for context in reversed(contexts):
@@ -378,15 +381,7 @@ async def in_process(args: argparse.Namespace) -> None:
         f"paired median in-process CPU ratio bare/trigger: {statistics.median(ratios):.2f}x "
         f"(min-max {ratios[0]:.2f}-{ratios[-1]:.2f}; >= 1.0x means the trigger is as cheap)"
     )
-
-
-def quiet_default_logging() -> None:
-    """structlog's default configuration, printing to /dev/null instead of the terminal
-    (the lines are still rendered: the library's logging cost stays in the figures)."""
-    import structlog
-
-    devnull = open(os.devnull, "w")  # noqa: SIM115 (open for the process's life)
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(devnull))
+    load_average("after")
 
 
 async def profile(args: argparse.Namespace) -> None:
@@ -394,7 +389,6 @@ async def profile(args: argparse.Namespace) -> None:
     import cProfile
     import pstats
 
-    quiet_default_logging()
     app = build_server("trigger", "")
     async with app.router.lifespan_context(app):
         await asgi_round(app, 2000, args.connections)  # warm up
@@ -455,7 +449,7 @@ async def asgi_round(app: Any, count: int, connections: int) -> float:
 
 
 async def logging_cost(args: argparse.Namespace) -> None:
-    """Paired rounds of ``trigger`` and ``trigger-quiet``: what the default logging costs."""
+    """Paired rounds of ``trigger`` and ``trigger-info``: what INFO logging would cost."""
     cpu: dict[str, list[float]] = {mode: [] for mode in DIAGNOSTIC_MODES}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.rounds):
@@ -466,10 +460,10 @@ async def logging_cost(args: argparse.Namespace) -> None:
             f"{mode:<14} server CPU us/request: median {statistics.median(values):.0f} "
             f"(rounds {', '.join(f'{v:.0f}' for v in values)})"
         )
-    saved = sorted(a - b for a, b in zip(cpu["trigger"], cpu["trigger-quiet"], strict=True))
+    extra = sorted(b - a for a, b in zip(cpu["trigger"], cpu["trigger-info"], strict=True))
     print(
-        f"default logging costs {statistics.median(saved):.0f} us/request "
-        f"(min-max {saved[0]:.0f}-{saved[-1]:.0f}, paired rounds)"
+        f"INFO logging costs {statistics.median(extra):.0f} us/request more than the default "
+        f"(min-max {extra[0]:.0f}-{extra[-1]:.0f}, paired rounds)"
     )
 
 
@@ -479,11 +473,13 @@ async def main(args: argparse.Namespace) -> None:
         f"webhook intake: {args.connections} keep-alive connections, {args.duration:g} s "
         f"measured after {args.warmup:g} s warm-up, {args.rounds} round(s), servers interleaved"
     )
+    load_average("before")
     with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(args.rounds):
-            for mode in MODES:
+        for round_ in range(args.rounds):  # the order alternates from round to round
+            for mode in MODES if round_ % 2 == 0 else MODES[::-1]:
                 results[mode].append(await measure(mode, args, Path(tmp)))
     report(results)
+    load_average("after")
 
 
 def parse() -> argparse.Namespace:
@@ -504,7 +500,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument(
         "--logging-cost",
         action="store_true",
-        help="diagnosis: served CPU per request with the default logging and without INFO",
+        help="diagnosis: served CPU per request with the default logging and with INFO on",
     )
     parser.add_argument("--serve", choices=MODES + DIAGNOSTIC_MODES, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

@@ -253,6 +253,40 @@ async def test_a_burst_of_creates_is_stored_completely(tmp_path: Path) -> None:
         assert await queue.count(status=JobStatus.PENDING) == 400
 
 
+async def test_enqueues_of_one_loop_iteration_share_a_transaction_each_answered_alone(
+    tmp_path: Path,
+) -> None:
+    """The group commit writes the enqueues of one loop iteration in one transaction; one
+    whose row is refused (a key taken before or earlier in the same transaction, the same
+    job again) is answered with the stored job, as if each had been written alone."""
+    async with SQLiteJobQueue(tmp_path / "jobs.db") as queue:
+        first = prx.Job(job_type="run.insert", idempotency_key="k1")
+        assert await queue.enqueue(first) == (first, True)
+        jobs = [
+            prx.Job(job_type="run.insert", idempotency_key="k1"),  # taken before
+            prx.Job(job_type="run.insert", idempotency_key="k2"),
+            prx.Job(job_type="run.insert", idempotency_key="k2"),  # taken earlier in the run
+            prx.Job(job_type="run.insert", payload={"n": 1}),
+            first,  # the very same job again
+            prx.Job(job_type="run.insert", payload={"n": 2}),
+        ]
+        answers = await asyncio.gather(*(queue.enqueue(job) for job in jobs))
+        assert [created for _, created in answers] == [False, True, False, True, False, True]
+        assert [stored.id for stored, _ in answers] == [
+            first.id,
+            jobs[1].id,
+            jobs[1].id,
+            jobs[3].id,
+            first.id,
+            jobs[5].id,
+        ]
+        assert answers[0][0] == first and answers[2][0] == jobs[1]
+        assert await queue.count() == 4
+        many = [prx.Job(job_type="run.insert", payload={"n": n}) for n in range(150)]
+        stored = await asyncio.gather(*(queue.enqueue(job) for job in many))
+        assert all(created for _, created in stored) and await queue.count() == 154
+
+
 def test_bad_arguments_name_the_argument() -> None:
     for kwargs, match in [
         ({"busy_timeout": -1}, "busy_timeout"),

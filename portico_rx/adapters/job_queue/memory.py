@@ -24,7 +24,7 @@ from portico_rx.adapters.job_queue.base import (
     check_queue_names,
 )
 from portico_rx.errors import JobNotFoundError
-from portico_rx.models import Job, JobStatus, fields_of, trusted, utcnow
+from portico_rx.models import PRIORITY_MAX, Job, JobStatus, fields_of, trusted, utcnow
 from portico_rx.ports.dead_letter_store import (
     DeadLetterRecord,
     DeadLetterStore,
@@ -36,13 +36,17 @@ from portico_rx.ports.schedule_store import ScheduleStore, StoredSchedule, check
 
 __all__ = ["MemoryJobQueue"]
 
-# A stored job is a row: a tuple of its fields in Job's order, with the id as its
-# 128-bit int and the status as its string. Python's cyclic garbage collector tracks one
-# object per stored row (the tuple; none once its payload and metadata hold no dicts),
-# where the same job kept as a pydantic object is five (the model, its __dict__, its
-# fields set, its UUID, its heap entry), each traversed by every full collection: with
-# many jobs stored, full collections cost several times less. Jobs are built from rows
-# when read.
+# A stored job is a row: a tuple of its scalar fields in Job's order (the id as its
+# 128-bit int, the status as its string), with ``None`` where its JSON values go; those
+# (payload, metadata, result) are kept in one dict per field, keyed by the id. Python's
+# cyclic garbage collector stops tracking a tuple at its first pass once none of its items
+# can hold references (CPython keeps a tuple that holds a dict tracked for as long as it
+# lives), and never tracks a dict of scalars: a stored job whose payload and metadata are
+# flat costs the collector nothing, where a row holding its dicts would be one more object
+# for every full collection to traverse, and one more towards triggering the next (and
+# as a pydantic object, five: the model, its __dict__, its fields set, its UUID, its heap
+# entry). A heap entry is one int (below), not a tuple: nothing the collector counts.
+# Jobs are built from rows when read.
 Row = tuple[Any, ...]
 _FIELDS = tuple(Job.model_fields)
 (
@@ -64,23 +68,62 @@ _FIELDS = tuple(Job.model_fields)
     ERROR,
 ) = range(len(_FIELDS))
 _DUE = frozenset(status.value for status in DUE_STATUSES)
+_ID_BITS = 128
+_SEQ_BITS = 64
+_ID_MASK = (1 << _ID_BITS) - 1
+"""A heap entry is ``(PRIORITY_MAX - priority, seq, id.int)`` packed into one int (in that
+order of significance): it sorts as the tuple would (higher priority, then older, first)."""
+
+
+def _entry(priority: int, seq: int, ident: int) -> int:
+    return (((PRIORITY_MAX - priority) << _SEQ_BITS | seq) << _ID_BITS) | ident
+
+
 _STATUS = {status.value: status for status in JobStatus}
 
 
 def _row(job: Job) -> Row:
+    """The scalar fields of ``job`` (a display in ``_FIELDS`` order; JSON values ``None``)."""
     fields = fields_of(job)
-    row = [fields[name] for name in _FIELDS]
-    row[ID] = job.id.int
-    row[STATUS] = job.status.value
-    return tuple(row)
+    return (
+        job.id.int,
+        fields["job_type"],
+        fields["queue_name"],
+        None,  # payload: MemoryJobQueue._payloads
+        fields["priority"],
+        None,  # metadata: MemoryJobQueue._metadata
+        job.status.value,
+        fields["attempts"],
+        fields["max_retries"],
+        fields["created_at"],
+        fields["scheduled_at"],
+        fields["started_at"],
+        fields["completed_at"],
+        fields["idempotency_key"],
+        None,  # result: MemoryJobQueue._results
+        fields["error"],
+    )
 
 
-def _job(row: Row) -> Job:
-    """The Job a row holds (like ``Job.model_construct`` with every field given)."""
-    fields = dict(zip(_FIELDS, row, strict=True))
-    fields["id"] = UUID(int=row[ID])
-    fields["status"] = _STATUS[row[STATUS]]
-    return trusted(Job, fields, set(_FIELDS))
+if _FIELDS != (
+    "id",
+    "job_type",
+    "queue_name",
+    "payload",
+    "priority",
+    "metadata",
+    "status",
+    "attempts",
+    "max_retries",
+    "created_at",
+    "scheduled_at",
+    "started_at",
+    "completed_at",
+    "idempotency_key",
+    "result",
+    "error",
+):  # pragma: no cover - a guard for whoever changes Job's fields
+    raise RuntimeError(f"Job's fields changed ({_FIELDS}): update MemoryJobQueue's row layout")
 
 
 def _updated(row: Row, **changes: Any) -> Row:
@@ -102,10 +145,13 @@ class MemoryJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
 
     def __init__(self) -> None:
         self._rows: dict[int, Row] = {}  # id.int -> row, in insertion order
+        self._payloads: dict[int, Any] = {}  # id.int -> the job's payload (see Row)
+        self._metadata: dict[int, Any] = {}  # id.int -> the job's metadata
+        self._results: dict[int, Any] = {}  # id.int -> the job's result, when not None
         self._by_key: dict[str, int] = {}
         self._sorted_keys: list[str] = []  # greatest_keys' index, sorted when asked
         self._new_keys: list[str] = []  # keys stored since it was last sorted
-        self._heaps: dict[str, list[tuple[int, int, int]]] = {}  # (-priority, seq, id.int)
+        self._heaps: dict[str, list[int]] = {}  # _entry(priority, seq, id.int)
         self._seq = itertools.count()
         self._new_work = asyncio.Event()
         self._dead_letters: dict[UUID, tuple[int, DeadLetterRecord]] = {}  # id -> (seq, record)
@@ -117,7 +163,7 @@ class MemoryJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
 
     def _push(self, row: Row) -> None:
         heap = self._heaps.setdefault(row[QUEUE_NAME], [])
-        heapq.heappush(heap, (-row[PRIORITY], next(self._seq), row[ID]))
+        heapq.heappush(heap, _entry(row[PRIORITY], next(self._seq), row[ID]))
         self._new_work.set()
 
     async def enqueue(self, job: Job) -> tuple[Job, bool]:
@@ -132,12 +178,17 @@ class MemoryJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
         if key is not None:
             existing = self._by_key.get(key)
             if existing is not None:
-                return _job(self._rows[existing]), False
+                return self._job(self._rows[existing]), False
         row = _row(job)
+        ident = row[ID]
         if key is not None:
-            self._by_key[key] = row[ID]
+            self._by_key[key] = ident
             self._new_keys.append(key)
-        self._rows[row[ID]] = row
+        self._rows[ident] = row
+        self._payloads[ident] = job.payload
+        self._metadata[ident] = job.metadata
+        if job.result is not None:
+            self._results[ident] = job.result
         if row[STATUS] in _DUE:
             self._push(row)
         return job, True
@@ -146,16 +197,16 @@ class MemoryJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
         self, queue_names: Sequence[str] | None, *, now: datetime | None = None
     ) -> Job | None:
         now = now or utcnow()
-        best: tuple[tuple[int, int, int], str] | None = None
+        best: tuple[int, str] | None = None
         names = check_queue_names(queue_names)
         for name in list(self._heaps) if names is None else names:
             heap = self._heaps.get(name)
             if not heap:
                 continue
-            later: list[tuple[int, int, int]] = []
+            later: list[int] = []
             while heap:
                 entry = heap[0]
-                row = self._rows.get(entry[2])
+                row = self._rows.get(entry & _ID_MASK)
                 if row is None or row[STATUS] not in _DUE:
                     heapq.heappop(heap)
                     continue
@@ -176,7 +227,7 @@ class MemoryJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
         else:  # not-yet-due jobs were pushed back above it
             heap.remove(best[0])
             heapq.heapify(heap)
-        row = self._rows[best[0][2]]
+        row = self._rows[best[0] & _ID_MASK]
         row = _updated(
             row,
             status=JobStatus.RUNNING.value,
@@ -184,7 +235,18 @@ class MemoryJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
             started_at=utcnow(),
         )
         self._rows[row[ID]] = row
-        return _job(row)
+        return self._job(row)
+
+    def _job(self, row: Row) -> Job:
+        """The Job a row holds (like ``Job.model_construct`` with every field given)."""
+        fields = dict(zip(_FIELDS, row, strict=True))
+        ident = row[ID]
+        fields["id"] = UUID(int=ident)
+        fields["status"] = _STATUS[row[STATUS]]
+        fields["payload"] = self._payloads[ident]
+        fields["metadata"] = self._metadata[ident]
+        fields["result"] = self._results.get(ident)
+        return trusted(Job, fields, set(_FIELDS))
 
     def _require(self, job_id: UUID) -> Row:
         row = self._rows.get(job_id.int)
@@ -196,12 +258,15 @@ class MemoryJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
         row = _updated(
             self._require(job_id),
             status=JobStatus.COMPLETED.value,
-            result=result,
             completed_at=utcnow(),
             error=None,
         )
         self._rows[row[ID]] = row
-        return _job(row)
+        if result is None:
+            self._results.pop(row[ID], None)
+        else:
+            self._results[row[ID]] = result
+        return self._job(row)
 
     async def fail(self, job_id: UUID, error: str, *, retry_at: datetime | None = None) -> Job:
         current = self._require(job_id)
@@ -216,24 +281,24 @@ class MemoryJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
             )
             self._rows[row[ID]] = row
             self._push(row)
-        return _job(row)
+        return self._job(row)
 
     async def cancel(self, job_id: UUID) -> Job:
         current = self._rows.get(job_id.int)
         if current is None or current[STATUS] not in _DUE:
-            raise cancel_refused(job_id, None if current is None else _job(current), "memory")
+            raise cancel_refused(job_id, None if current is None else self._job(current), "memory")
         # its heap entry stays; dequeue drops entries whose job is no longer due
         row = _updated(current, status=JobStatus.CANCELLED.value, completed_at=utcnow())
         self._rows[row[ID]] = row
-        return _job(row)
+        return self._job(row)
 
     async def get(self, job_id: UUID) -> Job | None:
         row = self._rows.get(job_id.int)
-        return None if row is None else _job(row)
+        return None if row is None else self._job(row)
 
     async def get_by_key(self, idempotency_key: str) -> Job | None:
         job_id = self._by_key.get(idempotency_key)
-        return _job(self._rows[job_id]) if job_id is not None else None
+        return self._job(self._rows[job_id]) if job_id is not None else None
 
     async def greatest_keys(self, prefixes: Sequence[str]) -> dict[str, str]:
         """A binary search per prefix in a sorted index of the keys, brought up to date
@@ -287,7 +352,7 @@ class MemoryJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
         else:
             rows.reverse()  # dicts keep insertion order: newest last
             rows.sort(key=lambda r: r[CREATED_AT], reverse=True)
-        return [_job(row) for row in rows[:limit]]
+        return [self._job(row) for row in rows[:limit]]
 
     async def wait_for_jobs(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
