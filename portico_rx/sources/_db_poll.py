@@ -476,18 +476,32 @@ class _RowPoller:
             query = query.where(sqlalchemy.text(spec.where))
         busy = self.source.busy_ids()
         if busy:
-            query = query.where(id_col.not_in(busy))
+            query = query.where(self._among(id_col, busy, negate=True))
         query = query.order_by(id_col).limit(spec.batch_size)
         async with self.engine.connect() as connection:
             result = await connection.execute(query)
             return [dict(row._mapping) for row in result]
+
+    def _among(self, column: Any, values: list[Any], negate: bool = False) -> Any:
+        """``column IN (values)`` (``NOT IN`` when ``negate``). On PostgreSQL one array
+        parameter (``= ANY($1)``, ``<> ALL($1)``): the statement stays the same for any
+        number of rows, where ``IN`` renders and binds one parameter per row (a third of
+        a poll's CPU at 500 rows)."""
+        sqlalchemy = self.sql
+        if self.engine.dialect.name != "postgresql":
+            return column.not_in(values) if negate else column.in_(values)
+        array = require("sqlalchemy.dialects.postgresql", "db").ARRAY(column.type)
+        values_param = sqlalchemy.bindparam(None, values, type_=array)
+        if negate:
+            return column != sqlalchemy.all_(values_param)
+        return column == sqlalchemy.any_(values_param)
 
     async def _mark(self, keys: dict[str, Any]) -> None:
         sqlalchemy, spec, tbl = self.sql, self.spec, self.source._table
         statement = (
             sqlalchemy.update(tbl)
             .where(
-                tbl.c[spec.id_column].in_(list(keys.values())),
+                self._among(tbl.c[spec.id_column], list(keys.values())),
                 tbl.c[spec.status_column] == spec.pending,
             )
             .values({spec.status_column: spec.queued})
