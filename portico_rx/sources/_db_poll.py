@@ -490,7 +490,8 @@ class _RowPoller:
         sqlalchemy = self.sql
         if self.engine.dialect.name != "postgresql":
             return column.not_in(values) if negate else column.in_(values)
-        array = require("sqlalchemy.dialects.postgresql", "db").ARRAY(column.type)
+        postgresql: Any = require("sqlalchemy.dialects.postgresql", "db")
+        array = postgresql.ARRAY(column.type)
         values_param = sqlalchemy.bindparam(None, values, type_=array)
         if negate:
             return column != sqlalchemy.all_(values_param)
