@@ -103,7 +103,7 @@ def _retrieve(future: asyncio.Future[None]) -> None:
 def _message(queue: str, message: AbstractIncomingMessage) -> QueueMessage:
     headers = json_headers(message.headers)
     count = headers.get("x-delivery-count")  # quorum queues count earlier deliveries
-    return QueueMessage(
+    return QueueMessage.received(
         broker="rabbitmq",
         destination=queue,
         subject=message.routing_key or queue,
