@@ -47,9 +47,10 @@ ACK_LINGER = 0.005
 class _AckCoalescer:
     """Acks settled messages with as few frames as possible, as a consumer batching its
     acks does: a flush goes out once ``flush_at`` acks are waiting (half the prefetch),
-    or every message delivered and not yet acked is among them (nothing else to wait
-    for: a trickle is acked at once), or :data:`ACK_LINGER` after the first of them;
-    acks queued in the same event-loop turn always share it.
+    else :data:`ACK_LINGER` after the first of them (a trickle waits that long; a
+    broker delivers one message per turn, so "nothing else in flight" is true between
+    almost any two messages of a burst and cannot be the signal); acks queued in the
+    same event-loop turn always share a flush.
 
     Delivery tags are sequential per channel. At each flush, the settled tags below the
     lowest tag still in flight are covered by one ``basic.ack(multiple=True)``; the
@@ -79,7 +80,7 @@ class _AckCoalescer:
         if self._done is None:
             self._done = loop.create_future()
             self._timer = loop.call_later(ACK_LINGER, self._flush)
-        if not self._soon and len(batch) >= min(self.flush_at, len(self.open_tags)):
+        if not self._soon and len(batch) >= self.flush_at:
             self._soon = True  # at the end of this turn: the acks made in it join
             loop.call_soon(self._flush)
         return self._done
