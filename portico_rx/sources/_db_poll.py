@@ -198,13 +198,23 @@ def open_engine(database: Any) -> tuple[Any, bool]:
 async def reflect_table(engine: Any, spec: TableSpec) -> Any:
     """Load the table's definition; raises TriggerStartError when unreachable or wrong."""
     sqlalchemy: Any = require("sqlalchemy", "db")
+
+    def load(sync: Any) -> Any:
+        # The columns and their types are all a poll needs: one catalogue query, where a
+        # full ``autoload_with`` also reads keys, indexes and constraints (~5x longer).
+        columns = sqlalchemy.inspect(sync).get_columns(spec.table, schema=spec.schema)
+        if not columns:
+            raise sqlalchemy.exc.NoSuchTableError(spec.qualified)
+        return sqlalchemy.Table(
+            spec.table,
+            sqlalchemy.MetaData(),
+            *(sqlalchemy.Column(column["name"], column["type"]) for column in columns),
+            schema=spec.schema,
+        )
+
     try:
         async with engine.connect() as connection:
-            table = await connection.run_sync(
-                lambda sync: sqlalchemy.Table(
-                    spec.table, sqlalchemy.MetaData(), schema=spec.schema, autoload_with=sync
-                )
-            )
+            table = await connection.run_sync(load)
     except sqlalchemy.exc.NoSuchTableError:
         raise TriggerStartError(
             f"table {spec.qualified!r} does not exist in {describe_url(engine)}; create it or "
@@ -339,9 +349,22 @@ class RowSource(reactivex.Observable[RowEvent]):
         self._scheduler = scheduler
         self._pollers: set[_RowPoller] = set()
         self._closing: set[asyncio.Task[None]] = set()
+        self._table: Any = None
 
     def __repr__(self) -> str:
         return f"RowSource({self.spec.qualified!r}, subscriptions={len(self._pollers)})"
+
+    async def reflect(self, engine: Any) -> Any:
+        """Load the table's definition through ``engine`` and keep it for the polls of
+        every subscription: a trigger loads it on ``start()`` (a missing table or column
+        fails there), its poller then reuses it instead of loading it again.
+
+        Raises:
+            TriggerStartError: the database cannot be reached, or the table or a column
+                is missing.
+        """
+        self._table = await reflect_table(engine, self.spec)
+        return self._table
 
     def rows_in_flight(self) -> int:
         """Rows emitted and not finished with, over every live or draining subscription."""
@@ -407,7 +430,6 @@ class _RowPoller:
         self.to_mark: dict[str, Any] = {}
         self.max_in_flight = self.spec.batch_size * 2  # one batch in creation, one polled
         self.disposed = False
-        self._table: Any = None
         self._woken = asyncio.Event()
         self._marks_ready = asyncio.Event()
         self._settled = asyncio.Event()
@@ -445,27 +467,42 @@ class _RowPoller:
 
     async def _select_pending(self) -> list[dict[str, Any]]:
         sqlalchemy, spec = self.sql, self.spec
-        if self._table is None:
-            self._table = await reflect_table(self.engine, spec)
-        tbl = self._table
+        tbl = self.source._table
+        if tbl is None:
+            tbl = await self.source.reflect(self.engine)
         id_col = tbl.c[spec.id_column]
         query = sqlalchemy.select(tbl).where(tbl.c[spec.status_column] == spec.pending)
         if spec.where:
             query = query.where(sqlalchemy.text(spec.where))
         busy = self.source.busy_ids()
         if busy:
-            query = query.where(id_col.not_in(busy))
+            query = query.where(self._among(id_col, busy, negate=True))
         query = query.order_by(id_col).limit(spec.batch_size)
         async with self.engine.connect() as connection:
             result = await connection.execute(query)
             return [dict(row._mapping) for row in result]
 
+    def _among(self, column: Any, values: list[Any], negate: bool = False) -> Any:
+        """``column IN (values)`` (``NOT IN`` when ``negate``). On PostgreSQL one array
+        parameter (``= ANY($1)``, ``<> ALL($1)``): the statement stays the same for any
+        number of rows, where ``IN`` renders and binds one parameter per row (a third of
+        a poll's CPU at 500 rows)."""
+        sqlalchemy = self.sql
+        if self.engine.dialect.name != "postgresql":
+            return column.not_in(values) if negate else column.in_(values)
+        postgresql: Any = require("sqlalchemy.dialects.postgresql", "db")
+        array = postgresql.ARRAY(column.type)
+        values_param = sqlalchemy.bindparam(None, values, type_=array)
+        if negate:
+            return column != sqlalchemy.all_(values_param)
+        return column == sqlalchemy.any_(values_param)
+
     async def _mark(self, keys: dict[str, Any]) -> None:
-        sqlalchemy, spec, tbl = self.sql, self.spec, self._table
+        sqlalchemy, spec, tbl = self.sql, self.spec, self.source._table
         statement = (
             sqlalchemy.update(tbl)
             .where(
-                tbl.c[spec.id_column].in_(list(keys.values())),
+                self._among(tbl.c[spec.id_column], list(keys.values())),
                 tbl.c[spec.status_column] == spec.pending,
             )
             .values({spec.status_column: spec.queued})

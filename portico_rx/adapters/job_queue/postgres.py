@@ -43,7 +43,7 @@ from portico_rx.errors import (
     require,
 )
 from portico_rx.logs import get_logger
-from portico_rx.models import Job, JobStatus, utcnow
+from portico_rx.models import Job, JobStatus, trusted, utcnow
 from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.ports.dead_letter_store import (
     DeadLetterRecord,
@@ -73,6 +73,8 @@ _JOB_COLUMNS = (
     "id, job_type, queue_name, payload, priority, metadata, status, attempts, max_retries, "
     "created_at, scheduled_at, started_at, completed_at, idempotency_key, result, error"
 )
+_FIELDS = tuple(_JOB_COLUMNS.split(", "))  # every Job field: a row read back is a Job
+_STATUS = {status.value: status for status in JobStatus}
 
 
 _MANY_ROWS = 1000
@@ -296,6 +298,7 @@ class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
 
     def _build_statements(self) -> None:
         q = self._qualified
+        self._many_sql: dict[int, str] = {}
         self._sql_insert = (
             f"INSERT INTO {q} ({_JOB_COLUMNS}) VALUES "
             "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
@@ -507,24 +510,10 @@ class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
 
     @staticmethod
     def _job(row: Any) -> Job:
-        return Job.model_construct(
-            id=row["id"],
-            job_type=row["job_type"],
-            queue_name=row["queue_name"],
-            payload=row["payload"],
-            priority=row["priority"],
-            metadata=row["metadata"],
-            status=JobStatus(row["status"]),
-            attempts=row["attempts"],
-            max_retries=row["max_retries"],
-            created_at=row["created_at"],
-            scheduled_at=row["scheduled_at"],
-            started_at=row["started_at"],
-            completed_at=row["completed_at"],
-            idempotency_key=row["idempotency_key"],
-            result=row["result"],
-            error=row["error"],
-        )
+        """The Job a row holds (its columns are the Job's fields, of the Job's types)."""
+        fields = dict(zip(_FIELDS, row, strict=True))
+        fields["status"] = _STATUS[fields["status"]]
+        return trusted(Job, fields, set(_FIELDS))
 
     # -- the port --------------------------------------------------------------------
 
@@ -547,43 +536,55 @@ class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
         return await self._run("enqueue into", insert)
 
     async def enqueue_many(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
-        """One multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (per 1,000 jobs) and
-        one lookup of the rows that already held a key or id, in one transaction."""
+        """One multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` (per 1,000 jobs)
+        and one lookup of the rows that already held a key or id, in one transaction.
+        A job inserted is returned as given (its row holds exactly its values, as in the
+        SQLite store); only the rows that were there already are read back."""
         if not jobs:
             return []
 
         async def insert_all(connection: Any) -> list[tuple[Job, bool]]:
             async with connection.transaction():
-                inserted: dict[UUID, Any] = {}
+                inserted: set[UUID] = set()
                 for start in range(0, len(jobs), _MANY_ROWS):
                     chunk = jobs[start : start + _MANY_ROWS]
                     args = [value for job in chunk for value in _insert_args(job)]
                     for row in await connection.fetch(self._insert_many_sql(len(chunk)), *args):
-                        inserted[row["id"]] = row
+                        inserted.add(row[0])
                 return await self._many_outcomes(connection, jobs, inserted)
 
         return await self._run("enqueue into", insert_all)
 
     def _insert_many_sql(self, count: int) -> str:
-        width = len(_JOB_COLUMNS.split(","))
-        values = ", ".join(
-            "(" + ", ".join(f"${n * width + i + 1}" for i in range(width)) + ")"
-            for n in range(count)
-        )
-        return (
-            f"INSERT INTO {self._qualified} ({_JOB_COLUMNS}) VALUES {values} "
-            f"ON CONFLICT DO NOTHING RETURNING {_JOB_COLUMNS}"
-        )
+        """The ``INSERT`` of ``count`` rows (built once per count, then reused: a sink
+        hands the store batches of a few sizes)."""
+        sql = self._many_sql.get(count)
+        if sql is None:
+            width = len(_JOB_COLUMNS.split(","))
+            values = ", ".join(
+                "(" + ", ".join(f"${n * width + i + 1}" for i in range(width)) + ")"
+                for n in range(count)
+            )
+            sql = (
+                f"INSERT INTO {self._qualified} ({_JOB_COLUMNS}) VALUES {values} "
+                "ON CONFLICT DO NOTHING RETURNING id"
+            )
+            if len(self._many_sql) < 64:
+                self._many_sql[count] = sql
+        return sql
 
     async def _many_outcomes(
-        self, connection: Any, jobs: Sequence[Job], inserted: dict[UUID, Any]
+        self, connection: Any, jobs: Sequence[Job], inserted: set[UUID]
     ) -> list[tuple[Job, bool]]:
-        """Per job, in order: its inserted row (the first of a repeated id), else the row
-        that holds its key or id, as one ``enqueue`` after another would answer."""
+        """Per job, in order: itself when its row was inserted (the first of a repeated
+        id), else the row that holds its key or id, as one ``enqueue`` after another
+        would answer."""
+        if len(inserted) == len(jobs):  # every one new (ids are unique): nothing to read
+            return [(job, True) for job in jobs]
         q = self._qualified
         keys = list(dict.fromkeys(j.idempotency_key for j in jobs if j.idempotency_key is not None))
         by_key: dict[str, Any] = {}
-        if keys and len(inserted) < len(jobs):
+        if keys:
             sql = f"SELECT {_JOB_COLUMNS} FROM {q} WHERE idempotency_key = ANY($1::text[])"
             by_key = {row["idempotency_key"]: row for row in await connection.fetch(sql, keys)}
         ids = [j.id for j in jobs if j.id not in inserted and j.idempotency_key not in by_key]
@@ -594,13 +595,16 @@ class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
         outcomes: list[tuple[Job, bool]] = []
         claimed: set[UUID] = set()
         for job in jobs:
-            row = inserted.get(job.id)
-            if row is not None and job.id not in claimed:
+            if job.id in inserted and job.id not in claimed:
                 claimed.add(job.id)
-                outcomes.append((self._job(row), True))
+                outcomes.append((job, True))
                 continue
             row = by_key.get(job.idempotency_key) if job.idempotency_key else None
-            row = row or by_id.get(job.id) or inserted.get(job.id)
+            row = row or by_id.get(job.id)
+            if row is None and job.id in claimed:  # a repeated id: the first one's job
+                row = next(first for first, _ in outcomes if first.id == job.id)
+                outcomes.append((row, False))
+                continue
             if row is None:
                 raise QueueUnavailableError(
                     f"the PostgreSQL job queue at {self.url} lost job {job.id} during "

@@ -53,7 +53,7 @@ from portico_rx.errors import (
     SchemaVersionError,
 )
 from portico_rx.logs import get_logger
-from portico_rx.models import Job, JobStatus, utcnow
+from portico_rx.models import Job, JobStatus, fields_of, trusted, utcnow
 from portico_rx.ports.dead_letter_store import (
     DeadLetterRecord,
     DeadLetterStore,
@@ -137,6 +137,8 @@ _INSERT = (
     "ON CONFLICT DO NOTHING"
 )
 _DUE = ("pending", "scheduled")
+_FIELDS = tuple(_COLUMNS.split(", "))  # every Job field, in row order
+_STATUS = {status.value: status for status in JobStatus}
 _RECLAIM_LIMIT = 100
 
 _CLOSE = object()
@@ -162,44 +164,55 @@ def _from_micros(value: int | None) -> datetime | None:
 
 
 def _row(job: Job) -> tuple[Any, ...]:
+    """The 16 values of ``job``'s row, in ``_COLUMNS`` order (one per ``create_job``:
+    read from the model's field dict, the times unset on a new job skipped)."""
+    fields = fields_of(job)
+    encode = _JSON.encode
+    result = fields["result"]
+    started, completed = fields["started_at"], fields["completed_at"]
     return (
-        str(job.id),
-        job.job_type,
-        job.queue_name,
-        _JSON.encode(job.payload),
-        job.priority,
-        _JSON.encode(job.metadata),
-        job.status.value,
-        job.attempts,
-        job.max_retries,
-        _to_micros(job.created_at),
-        _to_micros(job.scheduled_at),
-        _to_micros(job.started_at),
-        _to_micros(job.completed_at),
-        job.idempotency_key,
-        None if job.result is None else json.dumps(job.result),
-        job.error,
+        str(fields["id"]),
+        fields["job_type"],
+        fields["queue_name"],
+        encode(fields["payload"]),
+        fields["priority"],
+        encode(fields["metadata"]),
+        fields["status"].value,
+        fields["attempts"],
+        fields["max_retries"],
+        _to_micros(fields["created_at"]),
+        _to_micros(fields["scheduled_at"]),
+        None if started is None else _to_micros(started),
+        None if completed is None else _to_micros(completed),
+        fields["idempotency_key"],
+        None if result is None else json.dumps(result),
+        fields["error"],
     )
 
 
 def _job(row: Sequence[Any]) -> Job:
-    return Job.model_construct(
-        id=UUID(row[0]),
-        job_type=row[1],
-        queue_name=row[2],
-        payload=json.loads(row[3]),
-        priority=row[4],
-        metadata=json.loads(row[5]),
-        status=JobStatus(row[6]),
-        attempts=row[7],
-        max_retries=row[8],
-        created_at=_from_micros(row[9]),
-        scheduled_at=_from_micros(row[10]),
-        started_at=_from_micros(row[11]),
-        completed_at=_from_micros(row[12]),
-        idempotency_key=row[13],
-        result=None if row[14] is None else json.loads(row[14]),
-        error=row[15],
+    """The Job a row holds (``_COLUMNS`` order)."""
+    return trusted(
+        Job,
+        {
+            "id": UUID(row[0]),
+            "job_type": row[1],
+            "queue_name": row[2],
+            "payload": json.loads(row[3]),
+            "priority": row[4],
+            "metadata": json.loads(row[5]),
+            "status": _STATUS[row[6]],
+            "attempts": row[7],
+            "max_retries": row[8],
+            "created_at": _from_micros(row[9]),
+            "scheduled_at": _from_micros(row[10]),
+            "started_at": _from_micros(row[11]),
+            "completed_at": _from_micros(row[12]),
+            "idempotency_key": row[13],
+            "result": None if row[14] is None else json.loads(row[14]),
+            "error": row[15],
+        },
+        set(_FIELDS),
     )
 
 
@@ -525,14 +538,16 @@ class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
         return exc
 
     async def _call(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        if not self.is_open:
-            await self.open()
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
         outbox = self._outbox.get(loop)
         if outbox is None:  # the first call of this loop iteration: hand over at its end
-            outbox = self._outbox[loop] = []
-            loop.call_soon(self._flush, loop)
+            if not self.is_open:  # checked once per iteration: the calls after it join it
+                await self.open()
+                outbox = self._outbox.get(loop)  # another call may have started one since
+            if outbox is None:
+                outbox = self._outbox[loop] = []
+                loop.call_soon(self._flush, loop)
+        future: asyncio.Future[T] = loop.create_future()
         outbox.append((operation, future, loop))
         return await future
 

@@ -23,7 +23,6 @@ from portico_rx.sources._db_poll import (
     db_rows,
     describe_url,
     open_engine,
-    reflect_table,
 )
 from portico_rx.sources._pg_notify import pg_notify
 from portico_rx.sources.queues.consumer import check_positive
@@ -157,7 +156,7 @@ class DatabasePollingTrigger(PipelineTrigger):
         )
 
     async def _before_start(self) -> None:
-        await reflect_table(self.engine, self.spec)
+        await self.source.reflect(self.engine)  # its polls reuse the definition
 
     async def _after_stop(self) -> None:
         # the sink has drained: every row's delivery is settled; wait for the marks of

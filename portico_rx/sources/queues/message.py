@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from portico_rx.errors import ConfigurationError
+from portico_rx.models import trusted
 
 __all__ = ["Broker", "InvalidMessageError", "QueueMessage"]
 
@@ -87,3 +88,42 @@ class QueueMessage(BaseModel):
                 f"message {self.message_id!r} from {self.broker} {self.destination!r}: body "
                 f"{text[:60]!r} is not JSON ({exc}); publish a JSON document"
             ) from None
+
+    @classmethod
+    def received(
+        cls,
+        *,
+        broker: str,
+        destination: str,
+        subject: str,
+        message_id: str | None,
+        body: bytes,
+        headers: dict[str, Any],
+        redelivered: bool,
+        published_at: datetime | None,
+        delivery_count: int | None = None,
+        content_type: str | None = None,
+    ) -> QueueMessage:
+        """A message a source built from its client's values, already of the field types
+        (``str``, ``bytes``, ``bool``, a ``dict`` of JSON values …): not validated again
+        (:func:`~portico_rx.models.trusted`; one per message received).
+        ``tests/queues/test_message.py`` pins it equal to the validated model."""
+        return trusted(
+            cls,
+            {
+                "broker": broker,
+                "destination": destination,
+                "subject": subject,
+                "message_id": message_id,
+                "body": body,
+                "headers": headers,
+                "redelivered": redelivered,
+                "delivery_count": delivery_count,
+                "published_at": published_at,
+                "content_type": content_type,
+            },
+            _RECEIVED_FIELDS,
+        )
+
+
+_RECEIVED_FIELDS = set(QueueMessage.model_fields)  # shared: the model is frozen

@@ -45,8 +45,17 @@ def dead_letter_queue_name(queue: str) -> str:
     return f"{queue}.dead"
 
 
+ACK_LINGER = 0.005
+"""Most seconds a settled message waits for others to share its ack frame."""
+
+
 class _AckCoalescer:
-    """Acks the messages settled in one event-loop turn with as few frames as possible.
+    """Acks settled messages with as few frames as possible, as a consumer batching its
+    acks does: a flush goes out once ``flush_at`` acks are waiting (half the prefetch),
+    else :data:`ACK_LINGER` after the first of them (a trickle waits that long; a
+    broker delivers one message per turn, so "nothing else in flight" is true between
+    almost any two messages of a burst and cannot be the signal); acks queued in the
+    same event-loop turn always share a flush.
 
     Delivery tags are sequential per channel. At each flush, the settled tags below the
     lowest tag still in flight are covered by one ``basic.ack(multiple=True)``; the
@@ -55,40 +64,65 @@ class _AckCoalescer:
     Each ``ack`` waits until the frame that carries its tag is written.
     """
 
-    def __init__(self, channel: Any) -> None:
+    def __init__(self, channel: Any, flush_at: int) -> None:
         self.channel = channel  # the aiormq channel under the aio-pika one
+        self.flush_at = flush_at
         self.open_tags: set[int] = set()
         self._batch: list[int] = []
         self._done: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._soon = False
+        self._sending: set[asyncio.Task[None]] = set()
 
     def delivered(self, tag: int) -> None:
         self.open_tags.add(tag)
 
     def ack(self, tag: int) -> asyncio.Future[None]:
-        """Queue ``tag`` for the next flush; the future is done when its frame is written."""
-        self._batch.append(tag)
+        """Queue ``tag`` for a flush; the future is done when its frame is written."""
+        batch = self._batch
+        batch.append(tag)
+        loop = asyncio.get_running_loop()
         if self._done is None:
-            loop = asyncio.get_running_loop()
             self._done = loop.create_future()
-            loop.call_soon(lambda: asyncio.ensure_future(self._flush()))
+            self._timer = loop.call_later(ACK_LINGER, self._flush)
+        if not self._soon and len(batch) >= self.flush_at:
+            self._soon = True  # at the end of this turn: the acks made in it join
+            loop.call_soon(self._flush)
         return self._done
 
     async def reject(self, tag: int, requeue: bool) -> None:
         self.open_tags.discard(tag)
         await self.channel.basic_reject(tag, requeue=requeue)
 
-    async def _flush(self) -> None:
-        batch, done = sorted(self._batch), self._done
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._soon = False
+        done = self._done
+        if done is None:  # flushed already (the timer and the count both fired)
+            return
+        batch = sorted(self._batch)
         self._batch, self._done = [], None
-        assert done is not None
+        self.open_tags.difference_update(batch)
+        lowest_open = min(self.open_tags, default=None)
+        covered = [t for t in batch if lowest_open is None or t < lowest_open]
+        task = asyncio.ensure_future(self._send(covered, batch[len(covered) :], done))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(
+        self, covered: list[int], single: list[int], done: asyncio.Future[None]
+    ) -> None:
+        # Every frame is queued before the first wait (the last one waits until it, so
+        # all, is written): the frames of two flushes never interleave, so a later
+        # multiple ack never goes out before an earlier single ack it covers.
+        frames = ([(covered[-1], len(covered) > 1)] if covered else []) + [
+            (tag, False) for tag in single
+        ]
         try:
-            self.open_tags.difference_update(batch)
-            lowest_open = min(self.open_tags, default=None)
-            covered = [t for t in batch if lowest_open is None or t < lowest_open]
-            if covered:
-                await self.channel.basic_ack(covered[-1], multiple=len(covered) > 1)
-            for tag in batch[len(covered) :]:
-                await self.channel.basic_ack(tag)
+            for index, (tag, multiple) in enumerate(frames):
+                await self.channel.basic_ack(tag, multiple=multiple, wait=index == len(frames) - 1)
         except BaseException as exc:
             if not done.done():
                 done.set_exception(exc)
@@ -108,7 +142,7 @@ def _retrieve(future: asyncio.Future[None]) -> None:
 def _message(queue: str, message: AbstractIncomingMessage) -> QueueMessage:
     headers = json_headers(message.headers)
     count = headers.get("x-delivery-count")  # quorum queues count earlier deliveries
-    return QueueMessage(
+    return QueueMessage.received(
         broker="rabbitmq",
         destination=queue,
         subject=message.routing_key or queue,
@@ -308,7 +342,7 @@ class _RabbitMQSession:
         channel = await connection.channel()
         underlay = await channel.get_underlay_channel()
         underlay.on_consumer_cancel_callbacks.add(self._cancelled_by_broker)
-        self.acks = _AckCoalescer(underlay)
+        self.acks = _AckCoalescer(underlay, max(1, self.source.prefetch // 2))
         channel.close_callbacks.add(self._closed)
         await channel.set_qos(prefetch_count=self.source.prefetch)
         source_queue = await self.source.declare_queue(channel)

@@ -214,7 +214,7 @@ class _RedisStream:
         body_field = self.body_field
         headers = {_text(k): _text(v) for k, v in fields.items() if _text(k) != body_field}
         body = fields.get(body_field.encode(), b"")
-        return QueueMessage(
+        return QueueMessage.received(
             broker="redis",
             destination=self.stream,
             subject=self.stream,
