@@ -467,6 +467,10 @@ def check_aware(field: str, value: datetime) -> datetime:
     return value
 
 
+MAX_DELAY = timedelta(days=3650)
+"""The longest delay a job can be given (``to_job(delay=)``, ``delay_seconds``): ten years."""
+
+
 class RunAtFields(BaseModel):
     """``run_at`` / ``delay_seconds``: when a job sent over the wire (a webhook body, a
     queue message envelope) may run. Give at most one; neither: at once."""
@@ -479,8 +483,9 @@ class RunAtFields(BaseModel):
     delay_seconds: float | None = Field(
         default=None,
         ge=0,
+        le=MAX_DELAY.total_seconds(),
         allow_inf_nan=False,
-        description="run the job this many seconds after it was received (0 or more)",
+        description="run the job this many seconds after it was received (0 to ten years)",
     )
 
     @model_validator(mode="after")

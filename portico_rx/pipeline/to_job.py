@@ -15,6 +15,7 @@ from reactivex.scheduler import ImmediateScheduler
 
 from portico_rx.errors import ConfigurationError, InvalidJobError
 from portico_rx.models import (
+    MAX_DELAY,
     JobRequest,
     _check_job_type,
     _check_json_object,
@@ -259,21 +260,24 @@ def _check_window(window: object, key: object) -> timedelta | None:
 
 
 def check_delay(field: str, value: object) -> timedelta:
-    """``value`` (a ``timedelta`` or seconds) as a ``timedelta`` of 0 or more.
+    """``value`` (a ``timedelta`` or seconds) as a ``timedelta`` from 0 to
+    ``portico_rx.models.MAX_DELAY`` (ten years).
 
     Raises:
         InvalidJobError: naming ``field`` for anything else (a negative or non-finite
             delay, a bool, a string).
     """
     if isinstance(value, timedelta):
-        delay = value
+        seconds = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        delay = timedelta(seconds=value)
+        seconds = float(value)
     else:
         raise InvalidJobError(field, value, "use a timedelta or a number of seconds, 0 or more")
-    if delay < timedelta(0):
+    if seconds < 0:
         raise InvalidJobError(field, value, "a delay cannot be negative; use 0 or more")
-    return delay
+    if seconds > MAX_DELAY.total_seconds():
+        raise InvalidJobError(field, value, "use at most ten years (MAX_DELAY); or give run_at=")
+    return value if isinstance(value, timedelta) else timedelta(seconds=seconds)
 
 
 def _schedule(

@@ -112,6 +112,8 @@ async def test_run_at_constant_and_per_event() -> None:
         ({"delay": timedelta(seconds=-1)}, "cannot be negative"),
         ({"delay": "5m"}, "timedelta or a number of seconds"),
         ({"delay": float("inf")}, "timedelta or a number of seconds"),
+        ({"delay": 1e300}, "at most ten years"),
+        ({"delay": timedelta(days=4000)}, "at most ten years"),
         ({"run_at": datetime(2030, 1, 1)}, "timezone-aware"),
     ],
 )

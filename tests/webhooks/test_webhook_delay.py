@@ -37,13 +37,15 @@ async def test_webhook_body_run_at_and_delay_seconds() -> None:
         negative = await client.post(
             "/webhooks/jobs", json={"job_type": "a.b", "delay_seconds": -1}
         )
+        huge = await client.post("/webhooks/jobs", json={"job_type": "a.b", "delay_seconds": 1e12})
         schema = (await client.get("/openapi.json")).json()
     assert at.status_code == 201 and later.status_code == 201
     jobs = {j.job_type: j for j in await service.list_jobs()}
     assert jobs["a.at"].scheduled_at == datetime(2030, 2, 1, 8, tzinfo=UTC)
     assert jobs["a.in"].scheduled_at == datetime(2030, 1, 1, 0, 1, 30, tzinfo=UTC)
     assert {j.status for j in jobs.values()} == {JobStatus.SCHEDULED}
-    assert (both.status_code, naive.status_code, negative.status_code) == (422, 422, 422)
+    codes = (both.status_code, naive.status_code, negative.status_code, huge.status_code)
+    assert codes == (422, 422, 422, 422)
     assert "not both" in both.text and "timezone" in naive.text
     body = json.dumps(schema)
     assert '"run_at"' in body and '"delay_seconds"' in body
