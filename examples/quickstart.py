@@ -32,7 +32,6 @@ from typing import Any, TypedDict
 
 import reactivex
 from pydantic import BaseModel
-from reactivex import operators as ops
 
 import portico_rx as prx
 from portico_rx.adapters.job_trigger.file_trigger import FileTrigger
@@ -68,25 +67,6 @@ def fake_signup(n: int) -> Signup:
     return {"id": n, "email": f"user{n}@example.com", "plan": PLANS[n % len(PLANS)]}
 
 
-# The pipeline's functions are typed ``def``s rather than lambdas so that mypy checks
-# them: mypy infers ``object`` for a lambda's parameter inside reactivex's overloaded
-# ``Observable.pipe`` (pyright infers ``Signup``); at run time both are the same.
-def is_paying(signup: Signup) -> bool:
-    return signup["plan"] != "free"
-
-
-def welcome_payload(signup: Signup) -> dict[str, Any]:
-    return {"user": signup["id"], "email": signup["email"]}
-
-
-def welcome_priority(signup: Signup) -> int:
-    return 5 if signup["plan"] == "team" else 0
-
-
-def welcome_key(signup: Signup) -> str:
-    return f"welcome:{signup['id']}"
-
-
 class WelcomePayload(BaseModel):
     """What a webhook must send to ask for a welcome email (else it gets a 400)."""
 
@@ -96,16 +76,14 @@ class WelcomePayload(BaseModel):
 
 def build(service: JobService) -> list[prx.JobTrigger]:
     """The triggers this app runs."""
-    signups = reactivex.interval(1.0).pipe(ops.map(fake_signup))
+    # ``prx.flow`` types every lambda below by the event (a Signup), for mypy and pyright
+    signups = prx.flow(reactivex.interval(1.0)).map(fake_signup)
     welcome_emails = prx.PipelineTrigger(
-        signups.pipe(
-            ops.filter(is_paying),
-            prx.to_job(
-                "email.welcome",
-                payload=welcome_payload,
-                priority=welcome_priority,
-                idempotency_key=welcome_key,
-            ),
+        signups.filter(lambda s: s["plan"] != "free").to_job(
+            "email.welcome",
+            payload=lambda s: {"user": s["id"], "email": s["email"]},
+            priority=lambda s: 5 if s["plan"] == "team" else 0,
+            idempotency_key=lambda s: f"welcome:{s['id']}",
         ),
         job_creator=service,
         name="welcome-emails",

@@ -42,6 +42,7 @@ from portico_rx.pipeline.delivery import (
     current_delivery,
     deliver,
 )
+from portico_rx.pipeline.flow import Flow, flow
 from portico_rx.pipeline.isolation import EventFailed
 from portico_rx.pipeline.retry import RetryPolicy
 from portico_rx.pipeline.to_job import to_job
@@ -54,6 +55,7 @@ __all__ = [
     "DeadLetter",
     "Delivery",
     "EventFailed",
+    "Flow",
     "InvalidCronError",
     "InvalidJobError",
     "InvalidScheduleError",
@@ -88,6 +90,7 @@ __all__ = [
     "activate",
     "current_delivery",
     "deliver",
+    "flow",
     "to_job",
     "tracked",
 ]

@@ -18,6 +18,7 @@ EXPECTED = {
     "DeadLetter",
     "Delivery",
     "EventFailed",
+    "Flow",
     "InvalidCronError",
     "InvalidJobError",
     "InvalidScheduleError",
@@ -52,6 +53,7 @@ EXPECTED = {
     "activate",
     "current_delivery",
     "deliver",
+    "flow",
     "to_job",
     "tracked",
 }

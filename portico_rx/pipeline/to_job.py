@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -14,12 +15,14 @@ from reactivex.scheduler import ImmediateScheduler
 
 from portico_rx.errors import ConfigurationError, InvalidJobError
 from portico_rx.models import (
+    MAX_DELAY,
     JobRequest,
     _check_job_type,
     _check_json_object,
     _check_priority,
     _check_queue_name,
     attach_claim,
+    check_aware,
     request_claim,
     trusted_request,
 )
@@ -29,10 +32,11 @@ from portico_rx.pipeline.isolation import EventFailed
 from portico_rx.pipeline.provenance import window_key
 from portico_rx.pipeline.tracking import Tracker, UntrackedEventError, current_tracker
 
-__all__ = ["default_payload", "job_request_claim", "requests", "to_job"]
+__all__ = ["check_delay", "default_payload", "job_request_claim", "requests", "to_job"]
 
 T = TypeVar("T")
 Field = Callable[[T], Any] | Any
+Delay = timedelta | float
 
 
 def default_payload(event: Any) -> dict[str, Any]:
@@ -139,6 +143,8 @@ def to_job(
     idempotency_key: Callable[[T], str | None] | None = None,
     metadata: Callable[[T], dict[str, Any]] | dict[str, Any] | None = None,
     idempotency_window: timedelta | None = None,
+    delay: Delay | Callable[[T], Delay | None] | None = None,
+    run_at: datetime | Callable[[T], datetime | None] | None = None,
 ) -> Callable[[Observable[T]], Observable[JobRequest | EventFailed]]:
     """Map each event to a :class:`~portico_rx.models.JobRequest`.
 
@@ -150,6 +156,12 @@ def to_job(
     ``idempotency_window`` (a ``timedelta``) makes the key ``{key}@{window start, UTC}``
     (:func:`~portico_rx.pipeline.provenance.window_key`): one job per key per window in
     any store and across replicas ("once per customer per day"); see docs/accounting.md.
+
+    ``delay`` (a ``timedelta`` or seconds, 0 or more) or ``run_at`` (a timezone-aware
+    ``datetime``), each a value or a function of the event (returning ``None``: at
+    once), make the job ``SCHEDULED``: no worker takes it before its ``scheduled_at``,
+    which is ``run_at`` or the scheduler's now plus ``delay`` (virtual time under a
+    virtual-time scheduler). Give one of them, not both.
 
     An event whose conversion raises (a payload function that fails, an invalid job
     type, a payload that is not JSON) becomes an
@@ -173,6 +185,7 @@ def to_job(
     # Constant fields are validated once, here (a bad one fails at construction);
     # per event only what functions return is checked.
     window = _check_window(idempotency_window, idempotency_key)
+    schedule = _schedule(delay, run_at)
     fixed_type = None if callable(job_type) else _check_job_type(job_type)
     fixed_queue = None if callable(queue_name) else _check_queue_name(queue_name)
     fixed_priority = None if callable(priority) else _check_priority(priority)
@@ -212,6 +225,7 @@ def to_job(
             if window is not None:
                 key = window_key(key, _event_time(delivery, scheduler), window)
         return trusted_request(
+            scheduled_at=None if schedule is None else schedule(event, scheduler),
             job_type=fixed_type or _check_job_type(_resolve(job_type, event)),
             payload=body,
             queue_name=fixed_queue or _check_queue_name(_resolve(queue_name, event)),
@@ -243,6 +257,65 @@ def _check_window(window: object, key: object) -> timedelta | None:
             "idempotency_window=timedelta(days=1))"
         )
     return window
+
+
+def check_delay(field: str, value: object) -> timedelta:
+    """``value`` (a ``timedelta`` or seconds) as a ``timedelta`` from 0 to
+    ``portico_rx.models.MAX_DELAY`` (ten years).
+
+    Raises:
+        InvalidJobError: naming ``field`` for anything else (a negative or non-finite
+            delay, a bool, a string).
+    """
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        seconds = float(value)
+    else:
+        raise InvalidJobError(field, value, "use a timedelta or a number of seconds, 0 or more")
+    if seconds < 0:
+        raise InvalidJobError(field, value, "a delay cannot be negative; use 0 or more")
+    if seconds > MAX_DELAY.total_seconds():
+        raise InvalidJobError(field, value, "use at most ten years (MAX_DELAY); or give run_at=")
+    return value if isinstance(value, timedelta) else timedelta(seconds=seconds)
+
+
+def _schedule(
+    delay: object, run_at: object
+) -> Callable[[Any, abc.SchedulerBase | None], datetime | None] | None:
+    """When the job of an event may run, as a function of the event and the scheduler
+    (``None``: no ``delay``/``run_at``, nothing to compute per event)."""
+    if delay is not None and run_at is not None:
+        raise ConfigurationError(
+            f"to_job got delay={delay!r} and run_at={run_at!r}: give one of them, e.g. "
+            "delay=timedelta(minutes=5) or run_at=lambda e: e.due"
+        )
+    try:
+        if run_at is not None:
+            if callable(run_at):
+                return lambda event, _scheduler: _optional_aware(run_at(event))
+            fixed_at = check_aware("run_at", run_at)  # type: ignore[arg-type]
+            return lambda _event, _scheduler: fixed_at
+        if delay is not None:
+            if callable(delay):
+                return lambda event, scheduler: _after(
+                    scheduler, None if (d := delay(event)) is None else check_delay("delay", d)
+                )
+            fixed = check_delay("delay", delay)
+            return lambda _event, scheduler: _after(scheduler, fixed)
+    except InvalidJobError as exc:
+        raise ConfigurationError(f"to_job: {exc}") from None
+    return None
+
+
+def _optional_aware(value: object) -> datetime | None:
+    return None if value is None else check_aware("run_at", value)  # type: ignore[arg-type]
+
+
+def _after(scheduler: abc.SchedulerBase | None, delay: timedelta | None) -> datetime | None:
+    if delay is None:
+        return None
+    return now(scheduler if scheduler is not None else ImmediateScheduler.singleton()) + delay
 
 
 def _event_time(delivery: Delivery | None, scheduler: abc.SchedulerBase | None) -> datetime:

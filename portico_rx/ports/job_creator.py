@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from portico_rx.errors import InvalidJobError
 from portico_rx.models import Job, JobRequest, JobStatus
 
 __all__ = ["CreatedJob", "JobCreator", "batch_entry", "own_metadata", "request_entry"]
@@ -66,12 +68,19 @@ class JobCreator(ABC):
         :meth:`create_job` with the spec's arguments (``metadata`` left out when empty,
         the call the spec's FAQ test asserts; without ``metadata``, the request's own, with
         its key as ``idempotency_key``) and cannot tell a new job from an existing one.
+        A delayed request (``scheduled_at`` set) is passed as ``create_job(...,
+        scheduled_at=)``, which a creator that can delay jobs accepts as a keyword
+        (:class:`~portico_rx.kits.job.job_service.JobService` does); one whose
+        ``create_job`` does not raises :class:`~portico_rx.errors.InvalidJobError` (the
+        event is dead-lettered).
 
         Raises:
             Whatever :meth:`create_job` raises.
         """
         if metadata is None:
             metadata = own_metadata(request)
+        if request.scheduled_at is not None:  # a delayed job: create_job(scheduled_at=)
+            return CreatedJob(await self._create_scheduled(request, metadata), None)
         if not metadata:
             job = await self.create_job(
                 job_type=request.job_type,
@@ -88,6 +97,33 @@ class JobCreator(ABC):
                 metadata=metadata,
             )
         return CreatedJob(job, None)
+
+    async def _create_scheduled(self, request: JobRequest, metadata: dict[str, Any]) -> Job:
+        create = self.create_job
+        try:
+            parameters = inspect.signature(create).parameters.values()
+            takes = any(
+                p.name == "scheduled_at" or p.kind is inspect.Parameter.VAR_KEYWORD
+                for p in parameters
+            )
+        except (TypeError, ValueError):  # a callable without a signature: just call it
+            takes = True
+        if not takes:
+            raise InvalidJobError(
+                "scheduled_at",
+                request.scheduled_at,
+                f"{type(self).__name__}.create_job takes no scheduled_at=, so it cannot "
+                f"delay the job {request.job_type!r}; use a creator that can (JobService), "
+                "add a scheduled_at keyword to create_job, or drop delay=/run_at=",
+            )
+        return await create(  # type: ignore[call-arg]
+            job_type=request.job_type,
+            payload=request.payload,
+            queue_name=request.queue_name,
+            priority=request.priority,
+            metadata=metadata,
+            scheduled_at=request.scheduled_at,
+        )
 
     async def create_many_from_requests(
         self, entries: Sequence[tuple[JobRequest, dict[str, Any] | None]]

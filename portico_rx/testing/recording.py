@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -58,16 +59,19 @@ class RecordingJobCreator(JobCreator):
         queue_name: str = "default",
         priority: int = 0,
         metadata: dict[str, Any] | None = None,
+        *,
+        scheduled_at: datetime | None = None,
     ) -> Job:
-        self.calls.append(
-            {
-                "job_type": job_type,
-                "payload": payload,
-                "queue_name": queue_name,
-                "priority": priority,
-                "metadata": metadata,
-            }
-        )
+        call: dict[str, Any] = {
+            "job_type": job_type,
+            "payload": payload,
+            "queue_name": queue_name,
+            "priority": priority,
+            "metadata": metadata,
+        }
+        if scheduled_at is not None:  # a delayed job (to_job(delay=/run_at=))
+            call["scheduled_at"] = scheduled_at
+        self.calls.append(call)
         job_type, payload, queue_name, priority, metadata = check_job_fields(
             job_type, payload, queue_name, priority, metadata
         )
@@ -86,6 +90,8 @@ class RecordingJobCreator(JobCreator):
             priority=priority,
             metadata=metadata,
             idempotency_key=key,
+            scheduled_at=scheduled_at,
+            status=JobStatus.PENDING if scheduled_at is None else JobStatus.SCHEDULED,
         )
         self.jobs.append(job)
         self._by_id[job.id] = job

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pydantic
@@ -20,7 +21,8 @@ def emitted(operator: Any, *events: Any) -> list[Any]:
     return out
 
 
-def test_fast_request_equals_a_validated_one() -> None:
+@pytest.mark.parametrize("scheduled", [{}, {"scheduled_at": datetime(2030, 1, 1, tzinfo=UTC)}])
+def test_fast_request_equals_a_validated_one(scheduled: dict[str, Any]) -> None:
     fields: dict[str, Any] = {
         "job_type": "a.b",
         "payload": {"x": [1, 2]},
@@ -28,6 +30,7 @@ def test_fast_request_equals_a_validated_one() -> None:
         "priority": -3,
         "metadata": {"m": 1},
         "idempotency_key": "k",
+        **scheduled,
     }
     fast, slow = trusted_request(**dict(fields)), JobRequest(**fields)
     assert fast == slow

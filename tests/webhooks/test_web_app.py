@@ -106,6 +106,8 @@ def test_openapi_documents_every_route_and_model() -> None:
         "payload",
         "queue_name",
         "priority",
+        "run_at",
+        "delay_seconds",
     }
     # no auth and no rate limit configured: no 401 or 429 can come from the route
     assert set(post["responses"]) == {

@@ -12,19 +12,22 @@ Anything else is a bad message:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from portico_rx.errors import ConfigurationError, InvalidJobError
 from portico_rx.models import (
     JobRequest,
+    RunAtFields,
     _check_job_type,
     _check_json_object,
     _check_priority,
     _check_queue_name,
     trusted_request,
+    utcnow,
 )
 from portico_rx.sources.queues.message import InvalidMessageError, QueueMessage
 
@@ -33,18 +36,20 @@ __all__ = ["EnvelopeDecoder", "MessageEnvelope", "UnknownEventType"]
 UnknownEventType = Literal["dead_letter", "drop"]
 
 
-class MessageEnvelope(BaseModel):
+class MessageEnvelope(RunAtFields):
     """A queue message as the spec's ``RabbitMQTrigger`` reads it.
 
     ``{"event_type": "user.created", "payload": {...}, "queue": "emails", "priority": 5}``;
     ``payload`` defaults to ``{}``, ``queue`` to ``"default"``, ``priority`` to 0. Unknown
-    fields are rejected (a typo must not pass silently).
+    fields are rejected (a typo must not pass silently). An optional ``run_at`` (ISO 8601
+    with an offset) or ``delay_seconds`` (counted from when the trigger decodes the
+    message, in the trigger's scheduler time) delays the job: it is ``SCHEDULED``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     event_type: str
-    payload: dict[str, Any] = {}
+    payload: dict[str, Any] = Field(default_factory=dict)
     queue: str = "default"
     priority: StrictInt = 0
 
@@ -95,9 +100,12 @@ class EnvelopeDecoder:
         self.payload_schemas = schemas
         self.unknown_event_type = unknown_event_type
 
-    def __call__(self, message: QueueMessage) -> JobRequest | None:
+    def __call__(
+        self, message: QueueMessage, now: Callable[[], datetime] = utcnow
+    ) -> JobRequest | None:
         """The job request for ``message``, or ``None`` for an unknown event type with
-        ``"drop"``.
+        ``"drop"``. ``now`` is the clock a ``delay_seconds`` counts from (the trigger
+        passes its scheduler's).
 
         The request carries no claim: the trigger attaches the message's delivery.
 
@@ -110,7 +118,7 @@ class EnvelopeDecoder:
             envelope = MessageEnvelope.model_validate_json(message.body)
         except ValidationError:
             envelope = self._explain(message)
-        return self._request(envelope, message)
+        return self._request(envelope, message, now)
 
     def _explain(self, message: QueueMessage) -> MessageEnvelope:
         """The slow path: parse step by step to say exactly what is wrong."""
@@ -124,10 +132,13 @@ class EnvelopeDecoder:
             raise InvalidMessageError(
                 f"{_where(message)}: {str(data)[:80]!r} is not an event envelope "
                 f"({problems}); publish "
-                '{"event_type": ..., "payload": {...}, "queue": ..., "priority": ...}'
+                '{"event_type": ..., "payload": {...}, "queue": ..., "priority": ...} '
+                '(optionally "run_at" or "delay_seconds")'
             ) from None
 
-    def _request(self, envelope: MessageEnvelope, message: QueueMessage) -> JobRequest | None:
+    def _request(
+        self, envelope: MessageEnvelope, message: QueueMessage, now: Callable[[], datetime]
+    ) -> JobRequest | None:
         job_type = self.job_type_mapping.get(envelope.event_type)
         if job_type is None:
             if self.unknown_event_type == "drop":
@@ -160,6 +171,7 @@ class EnvelopeDecoder:
             priority=priority,
             metadata={},
             idempotency_key=None,
+            scheduled_at=envelope.scheduled_at(now),
         )
 
 

@@ -8,7 +8,9 @@ letters; a message is acked only after its job exists.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -17,7 +19,7 @@ from reactivex import operators as ops
 
 from portico_rx.adapters.job_trigger.message_envelope import EnvelopeDecoder, UnknownEventType
 from portico_rx.models import JobRequest, TriggerHealth
-from portico_rx.pipeline import PipelineTrigger
+from portico_rx.pipeline import PipelineTrigger, clock
 from portico_rx.pipeline.isolation import EventFailed, guarded
 from portico_rx.pipeline.to_job import requests
 from portico_rx.ports.job_creator import JobCreator
@@ -73,7 +75,8 @@ class QueueTrigger(PipelineTrigger):
         check_positive("connect_timeout", connect_timeout)
         self.decoder = EnvelopeDecoder(job_type_mapping, payload_schemas, unknown_event_type)
         self.source = source
-        decoder = self.decoder
+        # ``delay_seconds`` counts from the trigger's scheduler time (read only then)
+        decoder = functools.partial(self.decoder, now=self._now)
 
         def decode(message: QueueMessage) -> JobRequest | EventFailed | None:
             return guarded("decode", decoder, message)
@@ -82,6 +85,9 @@ class QueueTrigger(PipelineTrigger):
         super().__init__(
             pipeline, job_creator, name=name, connect_timeout=connect_timeout, **options
         )
+
+    def _now(self) -> datetime:
+        return clock.now(clock.resolve_scheduler(self.scheduler))
 
     @property
     def job_type_mapping(self) -> dict[str, str]:

@@ -45,7 +45,14 @@ from reactivex.disposable import Disposable
 
 from portico_rx.errors import ConfigurationError, require
 from portico_rx.logs import get_logger
-from portico_rx.models import PRIORITY_MAX, PRIORITY_MIN, Job, JobRequest, trusted_request
+from portico_rx.models import (
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    Job,
+    JobRequest,
+    RunAtFields,
+    trusted_request,
+)
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.instrument import trace_context
@@ -100,8 +107,9 @@ DEFAULT_MAX_BODY_BYTES = 1_048_576
 DEFAULT_RETRY = RetryPolicy(max_attempts=3, initial_delay=0.05, max_delay=1.0)
 
 
-class WebhookJobRequest(CleanSchema):
-    """The body of ``POST {prefix}/jobs``: the job to create.
+class WebhookJobRequest(CleanSchema, RunAtFields):
+    """The body of ``POST {prefix}/jobs``: the job to create, at once or, with
+    ``run_at`` or ``delay_seconds``, no earlier than then (the job is ``SCHEDULED``).
 
     Example:
         >>> WebhookJobRequest(job_type="email.send", payload={"to": "a@b.c"}).queue_name
@@ -525,6 +533,7 @@ class WebhookTrigger(PipelineTrigger):
                     priority=priority,
                     metadata={},
                     idempotency_key=scoped,
+                    scheduled_at=request.scheduled_at(self._now),
                 )
             )
             if direct is None:
@@ -549,6 +558,7 @@ class WebhookTrigger(PipelineTrigger):
             idempotency_key=scoped,
             claim=delivery.claim(),
             delivery=delivery,
+            scheduled_at=request.scheduled_at(seen_at),
         )
         job: Job | None = None
         if self.paused:

@@ -14,6 +14,7 @@ from portico_rx.models import (
     JobRequest,
     JobStatus,
     _new_job,
+    check_aware,
     check_idempotency_key,
     check_job_fields,
 )
@@ -96,10 +97,8 @@ class JobService(JobCreator):
             job_type, payload, queue_name, priority, metadata
         )
         key = check_idempotency_key(idempotency_key, metadata)
-        if scheduled_at is not None and scheduled_at.tzinfo is None:
-            raise InvalidJobError(
-                "scheduled_at", scheduled_at, "use a timezone-aware datetime (e.g. UTC)"
-            )
+        if scheduled_at is not None:
+            check_aware("scheduled_at", scheduled_at)
         retries = self.max_retries if max_retries is None else max_retries
         if retries < 0:
             raise InvalidJobError("max_retries", retries, "use 0 or more")
@@ -169,6 +168,7 @@ class JobService(JobCreator):
         if metadata is None:
             metadata = own_metadata(request)
         key = check_idempotency_key(None, metadata)
+        at = request.scheduled_at
         return _new_job(
             request.job_type,
             request.queue_name,
@@ -176,8 +176,8 @@ class JobService(JobCreator):
             request.priority,
             metadata,
             key,
-            None,
-            JobStatus.PENDING,
+            at,
+            JobStatus.PENDING if at is None else JobStatus.SCHEDULED,
             self.max_retries,
             own_metadata=True,
         )
