@@ -10,6 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+from hypothesis import HealthCheck, settings
+
+# The suite shares a 2-core machine with other work: Hypothesis' "input generation is
+# slow" check measures the machine, not the strategies, so it is off here (each test's
+# own settings still apply; every other health check stays on).
+settings.register_profile("portico-suite", suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("portico-suite")
 
 REQUIRE_SERVICES = os.environ.get("PORTICO_REQUIRE_SERVICES") == "1"
 

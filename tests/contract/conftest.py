@@ -41,6 +41,7 @@ from portico_rx.kits.job.job_service import JobService
 from portico_rx.ports.dead_letter_store import DeadLetterStore
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_queue import JobQueue
+from portico_rx.ports.schedule_store import ScheduleStore
 from portico_rx.testing.recording import RecordingJobCreator
 
 QueueFactory = Callable[[Path], contextlib.AbstractAsyncContextManager[JobQueue]]
@@ -150,8 +151,13 @@ async def job_queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         yield queue
 
 
-# ---- dead letter stores: every shipped queue is one ------------------------------------
-@pytest.fixture(params=JOB_QUEUE_FACTORIES)
+# ---- dead letter and schedule stores: every shipped queue is both -----------------------
+STORE_FACTORIES = [p for p in JOB_QUEUE_FACTORIES if p.id != "timed-sqlite"]
+"""The shipped queues: ``TimedJobQueue`` wraps the JobQueue port only (``JobService``
+keeps the store it wraps as its ``dead_letter_store`` and ``schedule_store``)."""
+
+
+@pytest.fixture(params=STORE_FACTORIES)
 async def dead_letter_store(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[DeadLetterStore]:
@@ -160,6 +166,17 @@ async def dead_letter_store(
     factory: QueueFactory = request.param
     async with factory(tmp_path) as queue:
         assert isinstance(queue, DeadLetterStore)
+        yield queue
+
+
+@pytest.fixture(params=STORE_FACTORIES)
+async def schedule_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[ScheduleStore]:
+    """An open, empty job queue of each shipped adapter, as its ScheduleStore."""
+    factory: QueueFactory = request.param
+    async with factory(tmp_path) as queue:
+        assert isinstance(queue, ScheduleStore)
         yield queue
 
 

@@ -8,20 +8,16 @@ from typing import Any
 import pytest
 
 from portico_rx.errors import ConfigurationError
-from portico_rx.ports.job_queue import JobQueue
 from portico_rx.ports.schedule_store import ScheduleStore
 
 HOURLY: dict[str, Any] = {"cron": "0 * * * *", "job_type": "report", "payload": {"n": 1.5}}
 DAILY: dict[str, Any] = {"cron": "0 9 * * *", "job_type": "report", "payload": {"ü": [1, None]}}
 
 
-def store_of(job_queue: JobQueue) -> ScheduleStore:
-    assert isinstance(job_queue, ScheduleStore)
-    return job_queue
-
-
-async def test_saved_schedules_are_listed_by_trigger_and_name(job_queue: JobQueue) -> None:
-    store = store_of(job_queue)
+async def test_saved_schedules_are_listed_by_trigger_and_name(
+    schedule_store: ScheduleStore,
+) -> None:
+    store = schedule_store
     assert await store.list_schedules("schedules-t") == []
     second = await store.save_schedule("schedules-t", "b", DAILY)
     first = await store.save_schedule("schedules-t", "a", HOURLY)
@@ -46,8 +42,10 @@ async def test_saved_schedules_are_listed_by_trigger_and_name(job_queue: JobQueu
     assert other.paused
 
 
-async def test_every_write_raises_the_revision_and_since_lists_changes(job_queue: JobQueue) -> None:
-    store = store_of(job_queue)
+async def test_every_write_raises_the_revision_and_since_lists_changes(
+    schedule_store: ScheduleStore,
+) -> None:
+    store = schedule_store
     added = await store.save_schedule("schedules-t", "a", HOURLY)
     seen = added.revision
     assert await store.list_schedules("schedules-t", since=seen) == []
@@ -64,9 +62,9 @@ async def test_every_write_raises_the_revision_and_since_lists_changes(job_queue
 
 
 async def test_a_removed_schedule_is_a_tombstone_seen_by_since_and_can_come_back(
-    job_queue: JobQueue,
+    schedule_store: ScheduleStore,
 ) -> None:
-    store = store_of(job_queue)
+    store = schedule_store
     added = await store.save_schedule("schedules-t", "a", HOURLY, paused=True)
     assert await store.delete_schedule("schedules-t", "a") is True
     assert await store.delete_schedule("schedules-t", "a") is False
@@ -84,7 +82,9 @@ async def test_a_removed_schedule_is_a_tombstone_seen_by_since_and_can_come_back
 @pytest.mark.parametrize(
     ("trigger", "name"), [("", "a"), ("schedules-t", ""), ("schedules-t", "a:b"), (3, "a")]
 )
-async def test_bad_names_are_refused(job_queue: JobQueue, trigger: Any, name: Any) -> None:
-    store = store_of(job_queue)
+async def test_bad_names_are_refused(
+    schedule_store: ScheduleStore, trigger: Any, name: Any
+) -> None:
+    store = schedule_store
     with pytest.raises(ConfigurationError, match="give"):
         await store.save_schedule(trigger, name, HOURLY)
