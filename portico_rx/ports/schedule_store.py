@@ -17,7 +17,7 @@ schedule back at the next start.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -78,6 +78,24 @@ class ScheduleStore(ABC):
         ``paused``: the new flag; ``None`` keeps the stored one (``False`` for a new or
         removed schedule). Returns the row as written (its new revision).
         """
+
+    async def save_schedules(
+        self, trigger: str, entries: Sequence[tuple[str, Mapping[str, Any], bool | None]]
+    ) -> list[StoredSchedule]:
+        """Save each ``(name, config, paused)`` of ``entries`` as :meth:`save_schedule`
+        would: the writes of a trigger's start-up (thousands of code-defined schedules)
+        in as few store calls as the store can make them.
+
+        Returns:
+            The rows as written, one per entry, in the order given; each write takes
+            its own revision.
+
+        This default makes one :meth:`save_schedule` call per entry, in order (the
+        memory, PostgreSQL and Redis stores use it: a start-up writes its never-stored
+        schedules in the background, so ``start()`` does not wait for them); the SQLite
+        store writes them all in one transaction.
+        """
+        return [await self.save_schedule(trigger, n, c, paused=p) for n, c, p in entries]
 
     @abstractmethod
     async def set_schedule_paused(

@@ -61,6 +61,42 @@ async def test_every_write_raises_the_revision_and_since_lists_changes(
     assert resumed is not None and not resumed.paused
 
 
+async def test_save_schedules_writes_each_as_save_schedule_would(
+    schedule_store: ScheduleStore,
+) -> None:
+    store = schedule_store
+    before = await store.save_schedule("schedules-t", "kept", HOURLY, paused=True)
+    gone = await store.save_schedule("schedules-t", "back", HOURLY, paused=True)
+    await store.delete_schedule("schedules-t", "back")
+    written = await store.save_schedules(
+        "schedules-t",
+        [
+            ("kept", DAILY, None),  # paused=None keeps the stored flag
+            ("back", DAILY, None),  # a removed one comes back, not paused
+            ("new", HOURLY, True),
+            ("new", DAILY, None),  # the same name again: the later write wins, flag kept
+        ],
+    )
+    assert [(w.name, w.config, w.paused) for w in written] == [
+        ("kept", DAILY, True),
+        ("back", DAILY, False),
+        ("new", HOURLY, True),
+        ("new", DAILY, True),
+    ]
+    assert len({w.revision for w in written}) == 4  # a revision per write
+    assert min(w.revision for w in written) > max(before.revision, gone.revision)
+    listed = await store.list_schedules("schedules-t")
+    assert [(s.name, s.config, s.paused, s.removed) for s in listed] == [
+        ("back", DAILY, False, False),
+        ("kept", DAILY, True, False),
+        ("new", DAILY, True, False),
+    ]
+    assert {s.name: s.revision for s in listed}["new"] == max(w.revision for w in written)
+    assert await store.save_schedules("schedules-t", []) == []
+    with pytest.raises(ConfigurationError, match="give"):
+        await store.save_schedules("schedules-t", [("a:b", HOURLY, None)])
+
+
 async def test_a_removed_schedule_is_a_tombstone_seen_by_since_and_can_come_back(
     schedule_store: ScheduleStore,
 ) -> None:

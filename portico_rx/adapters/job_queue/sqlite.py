@@ -914,6 +914,46 @@ class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
 
         return await self._call(upsert)
 
+    async def save_schedules(
+        self, trigger: str, entries: Sequence[tuple[str, Mapping[str, Any], bool | None]]
+    ) -> builtins.list[StoredSchedule]:
+        """One transaction for all of ``entries``: one read of the trigger's rows, one
+        ``executemany`` (revisions taken in order under the write lock)."""
+        check_schedule_id(trigger)
+        prepared = []
+        for name, config, paused in entries:
+            check_schedule_id(trigger, name)
+            prepared.append((name, dict(config), _JSON.encode(dict(config)), paused))
+        now = utcnow()
+        micros = _to_micros(now)
+
+        def upsert_all(conn: sqlite3.Connection) -> builtins.list[StoredSchedule]:
+            old = {
+                name: bool(paused) and not removed
+                for name, paused, removed in conn.execute(
+                    "SELECT name, paused, removed FROM schedules WHERE trigger_name = ?",
+                    (trigger,),
+                )
+            }
+            (base,) = conn.execute("SELECT coalesce(max(revision), 0) FROM schedules").fetchone()
+            rows, written = [], []
+            for revision, (name, config, text, paused) in enumerate(prepared, base + 1):
+                flag = paused if paused is not None else old.get(name, False)
+                old[name] = flag
+                rows.append((trigger, name, text, int(flag), revision, micros))
+                written.append(StoredSchedule(trigger, name, config, flag, revision, now))
+            conn.executemany(
+                "INSERT INTO schedules (trigger_name, name, config, paused, removed, revision, "
+                "updated_at) VALUES (?, ?, ?, ?, 0, ?, ?) "
+                "ON CONFLICT (trigger_name, name) DO UPDATE SET config = excluded.config, "
+                "paused = excluded.paused, removed = 0, revision = excluded.revision, "
+                "updated_at = excluded.updated_at",
+                rows,
+            )
+            return written
+
+        return await self._call(upsert_all) if prepared else []
+
     async def set_schedule_paused(
         self, trigger: str, name: str, paused: bool
     ) -> StoredSchedule | None:

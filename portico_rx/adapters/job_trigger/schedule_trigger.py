@@ -182,6 +182,10 @@ class ScheduleConfig(BaseModel):
         return f"at {self.at.isoformat()}"
 
 
+_WRITE_SLICE = 2000
+"""Schedules serialised between two turns of the loop by a start-up's background write."""
+
+
 def _exclude_item(item: Any) -> Any:
     if isinstance(item, str):
         try:
@@ -298,6 +302,7 @@ class ScheduleTrigger(PipelineTrigger):
         self._store_errors = 0
         self._local_changes = 0
         self._last_write: asyncio.Task[None] | None = None
+        self._own_rows: dict[str, int] = {}  # schedule -> revision this process wrote
         self._poll_task: asyncio.Task[None] | None = None
         if isinstance(overlap_poll, bool) or not (
             isinstance(overlap_poll, int | float) and overlap_poll > 0
@@ -760,15 +765,19 @@ class ScheduleTrigger(PipelineTrigger):
         if changes != self._local_changes:
             return 0  # changed here meanwhile: read again next time, after that write
         for row in rows:
-            self._apply_stored(row)
+            if self._own_rows.pop(row.name, None) != row.revision:  # not our own write
+                self._apply_stored(row)
             self._store_revision = max(self._store_revision, row.revision)
         return len(rows)
 
-    def _apply_stored(self, row: StoredSchedule) -> None:
-        """Make this process's schedule ``row.name`` what the store says (no write)."""
+    def _apply_stored(self, row: StoredSchedule, form: dict[str, Any] | None = None) -> None:
+        """Make this process's schedule ``row.name`` what the store says (no write).
+
+        ``form``: this process's config of the schedule as already serialised (the
+        start-up's reconciliation has it), so it is not serialised again."""
         name = row.name
         local = self._configs.get(name)
-        if local is not None and self._stored_form(local) is None:
+        if local is not None and local.calendar is not None:  # code only (_stored_form)
             logger.warning(
                 "schedule_store_row_ignored",
                 trigger=self.name,
@@ -781,7 +790,10 @@ class ScheduleTrigger(PipelineTrigger):
             if name in self._configs:
                 self._remove_here(name)
             return
-        if name in self._configs and self._stored_form(self._configs[name]) == row.config:
+        if (
+            name in self._configs
+            and (form if form is not None else self._stored_form(self._configs[name])) == row.config
+        ):
             pass
         else:
             try:
@@ -815,31 +827,39 @@ class ScheduleTrigger(PipelineTrigger):
             self._resume_here(name)
 
     async def _reconcile(self, store: ScheduleStore) -> None:
-        """At start: the code's schedules and the store's, made one (``reconcile``)."""
+        """At start: the code's schedules and the store's, made one (``reconcile``).
+
+        A code schedule the store has never held (every schedule at a first start) is
+        armed from the code at once and written to the store in the background, in one
+        batch, before any later write of this process: start-up does not wait for (or
+        serialise) a hundred thousand rows. The rest is decided here, before arming."""
         rows = {row.name: row for row in await store.list_schedules(self.name, since=0)}
         seen = max((row.revision for row in rows.values()), default=0)
-        writes: dict[str, Awaitable[StoredSchedule]] = {}
+        forms: dict[str, dict[str, Any]] = {}  # each code schedule serialised once
+        writes: list[tuple[str, dict[str, Any], bool | None]] = []
+        new: list[tuple[str, ScheduleConfig]] = []  # never stored: written in the background
         for name, config in list(self._configs.items()):
-            form = self._stored_form(config)
-            if form is None:  # a calendar= object: code only
+            if config.calendar is not None:  # code only (_stored_form)
                 rows.pop(name, None)
                 continue
             row = rows.get(name)
-            paused_here = name in self._paused_schedules
-            if row is not None and self.reconcile == "store_wins":
-                if paused_here and not row.paused and not row.removed:
-                    writes[name] = store.save_schedule(self.name, name, row.config, paused=True)
+            if row is None:
+                new.append((name, config))
                 continue
-            if row is None or row.removed or row.config != form or (paused_here and not row.paused):
-                writes[name] = store.save_schedule(
-                    self.name, name, form, paused=True if paused_here else None
-                )
-        # together: a store that batches the calls of one loop iteration (SQLite's group
-        # commit) writes ten thousand schedules in a few transactions, not one each
-        for name, written in zip(writes, await asyncio.gather(*writes.values()), strict=True):
-            rows[name] = written
+            form = forms[name] = self._stored_form(config) or {}
+            paused_here = name in self._paused_schedules
+            if self.reconcile == "store_wins":
+                if paused_here and not row.paused and not row.removed:
+                    writes.append((name, row.config, True))
+                continue
+            if row.removed or row.config != form or (paused_here and not row.paused):
+                writes.append((name, form, True if paused_here else None))
+        for written in await store.save_schedules(self.name, writes) if writes else ():
+            rows[written.name] = written
         for row in sorted(rows.values(), key=lambda r: r.revision):
-            self._apply_stored(row)
+            self._apply_stored(row, forms.get(row.name))
+        if new:
+            self._last_write = asyncio.get_running_loop().create_task(self._write_new(store, new))
         self._store_revision = seen  # our writes are read back once: no-ops
         logger.info(
             "schedule_store_reconciled",
@@ -848,6 +868,25 @@ class ScheduleTrigger(PipelineTrigger):
             schedules=len(self._configs),
             paused=len(self._paused_schedules),
         )
+
+    async def _write_new(self, store: ScheduleStore, new: list[tuple[str, ScheduleConfig]]) -> None:
+        """Write the code schedules the store has never held (see :meth:`_reconcile`):
+        serialised in slices between which the loop runs (the timer keeps firing), then
+        one ``save_schedules``. The rows are this process's own: the next poll reads
+        them back without applying them again."""
+        entries: list[tuple[str, dict[str, Any], bool | None]] = []
+        for start in range(0, len(new), _WRITE_SLICE):
+            for name, config in new[start : start + _WRITE_SLICE]:
+                paused = True if name in self._paused_schedules else None
+                entries.append((name, self._stored_form(config) or {}, paused))
+            await asyncio.sleep(0)
+        try:
+            written = await store.save_schedules(self.name, entries)
+        except Exception as exc:
+            self._store_errors += 1
+            logger.error("schedule_store_write_failed", trigger=self.name, error=repr(exc))
+            return
+        self._own_rows.update((row.name, row.revision) for row in written)
 
     async def _poll_store(self) -> None:
         scheduler = self.scheduler
