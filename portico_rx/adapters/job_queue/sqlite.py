@@ -144,6 +144,19 @@ _RECLAIM_LIMIT = 100
 _CLOSE = object()
 _JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps(separators=...) builds one per call
 _RESULT_JSON = json.JSONEncoder(allow_nan=False)  # a job's result: strict JSON, one encoder
+_DECODER = json.JSONDecoder()
+_FIELDS_SET = set(_FIELDS)  # shared by every Job read (frozen: pydantic copies it to change it)
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` of a column this module wrote (compact JSON): the decoder's scanner
+    at once (``json.loads`` adds two whitespace matches per call); any other text takes
+    ``json.loads``, with its errors."""
+    try:
+        value, end = _DECODER.raw_decode(text)
+    except ValueError:
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
 
 
 @overload
@@ -205,9 +218,9 @@ def _job(row: Sequence[Any]) -> Job:
             "id": UUID(row[0]),
             "job_type": row[1],
             "queue_name": row[2],
-            "payload": json.loads(row[3]),
+            "payload": _loads(row[3]),
             "priority": row[4],
-            "metadata": json.loads(row[5]),
+            "metadata": _loads(row[5]),
             "status": _STATUS[row[6]],
             "attempts": row[7],
             "max_retries": row[8],
@@ -216,10 +229,10 @@ def _job(row: Sequence[Any]) -> Job:
             "started_at": _from_micros(row[11]),
             "completed_at": _from_micros(row[12]),
             "idempotency_key": row[13],
-            "result": None if row[14] is None else json.loads(row[14]),
+            "result": None if row[14] is None else _loads(row[14]),
             "error": row[15],
         },
-        set(_FIELDS),
+        _FIELDS_SET,
     )
 
 
