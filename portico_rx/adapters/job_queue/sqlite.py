@@ -34,7 +34,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from portico_rx.adapters.job_queue.base import (
@@ -145,7 +145,7 @@ _CLOSE = object()
 _JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps(separators=...) builds one per call
 _RESULT_JSON = json.JSONEncoder(allow_nan=False)  # a job's result: strict JSON, one encoder
 _DECODER = json.JSONDecoder()
-_FIELDS_SET = set(_FIELDS)  # shared by every Job read (frozen: pydantic copies it to change it)
+_FIELDS_SET: set[str] = set(_FIELDS)  # shared by every Job read (frozen: copied to change)
 
 
 def _loads(text: str) -> Any:
@@ -159,15 +159,12 @@ def _loads(text: str) -> Any:
     return value if end == len(text) else json.loads(text)
 
 
-@overload
-def _to_micros(value: datetime) -> int: ...
-@overload
-def _to_micros(value: None) -> None: ...
-@overload
-def _to_micros(value: datetime | None) -> int | None: ...
 def _to_micros(value: datetime | None) -> int | None:
-    if value is None:
-        return None
+    return None if value is None else _micros(value)
+
+
+def _micros(value: datetime) -> int:
+    """``value`` as integer microseconds since the epoch (naive: taken as UTC)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     delta = value - _EPOCH
@@ -639,7 +636,7 @@ class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
         names = check_queue_names(queue_names) or ()
         claim_sql, reclaim_sql = self._claim_sql.get(names) or self._claim_statements(names)
         started = utcnow()
-        started_micros = _to_micros(started)
+        started_micros = _micros(started)
         due = started_micros if now is None else _to_micros(now)
         lease = (
             None
