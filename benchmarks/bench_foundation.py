@@ -11,18 +11,25 @@
     ``executemany`` in transactions of 64 rows, into the same table with the same indexes
     (made by the store's own migration), same journal mode and ``synchronous``.
     Target: >= 0.8x the raw rate, at each durability.
+(c) SQLite: SQLiteJobQueue.dequeue + complete, called as JobWorker calls them, from 64
+    concurrent consumers on a file of pending jobs, against raw sqlite3 at its best: the
+    store's own claim ``UPDATE ... RETURNING`` 64 times per transaction, then the 64
+    completing ``UPDATE``s with ``executemany`` in one transaction, same durability.
+    Target: >= 0.8x the raw rate, at each durability.
 
 Rounds alternate ours and the peer, the headline is the median of the paired speed
 ratios (min-max beside it); the library runs at its defaults, logging included.
 
     python benchmarks/bench_foundation.py            # full run (20k events, 20k rows)
     python benchmarks/bench_foundation.py --quick    # a tiny run (smoke test)
+    python benchmarks/bench_foundation.py --only create --only dequeue --rounds 9
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sqlite3
 import sys
@@ -39,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import Pair, Result, compare, exit_code, load_average
 
 import portico_rx as prx
+from portico_rx.adapters.job_queue.base import check_queue_names
 from portico_rx.adapters.job_queue.memory import MemoryJobQueue
 from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
 from portico_rx.models import Job
@@ -153,26 +161,32 @@ async def bare_run(events: int, kind: str) -> tuple[float, int]:
 # -- (b) SQLite ------------------------------------------------------------------------
 
 
-def raw_sqlite_run(path: Path, rows: int, synchronous: str) -> float:
-    """Rows/s of raw sqlite3 at its best: the same rows as ``JobService.create_job`` writes
-    (id, JSON payload and metadata, key, times), ``executemany`` in transactions of
-    ``CALLERS`` rows, into the table and indexes the store's migration makes."""
+_RAW_INSERT = (
+    "INSERT INTO jobs (id, job_type, queue_name, payload, priority, metadata, status, "
+    "attempts, max_retries, created_at, scheduled_at, started_at, completed_at, "
+    "idempotency_key, result, error) "
+    "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, 3, ?, NULL, NULL, NULL, ?, NULL, NULL) "
+    "ON CONFLICT DO NOTHING"
+)
+
+
+def _raw_connection(path: Path, synchronous: str) -> sqlite3.Connection:
+    """The store's file (made by its own migration), opened by raw sqlite3 with the
+    store's journal mode and ``synchronous``."""
     asyncio.run(_migrated(path, synchronous))
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
-    sql = (
-        "INSERT INTO jobs (id, job_type, queue_name, payload, priority, metadata, status, "
-        "attempts, max_retries, created_at, scheduled_at, started_at, completed_at, "
-        "idempotency_key, result, error) "
-        "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, 3, ?, NULL, NULL, NULL, ?, NULL, NULL) "
-        "ON CONFLICT DO NOTHING"
-    )
-    started = time.perf_counter()
+    return conn
+
+
+def _raw_insert(conn: sqlite3.Connection, rows: int, prefix: str) -> None:
+    """The rows ``JobService.create_job`` writes (id, JSON payload and metadata, key,
+    times), ``executemany`` in transactions of ``CALLERS`` rows."""
     for first in range(0, rows, CALLERS):
         batch = []
         for n in range(first, min(rows, first + CALLERS)):
-            key = f"raw-{n}"
+            key = f"{prefix}-{n}"
             batch.append(
                 (
                     str(uuid.uuid4()),
@@ -186,8 +200,17 @@ def raw_sqlite_run(path: Path, rows: int, synchronous: str) -> float:
                 )
             )
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(sql, batch)
+        conn.executemany(_RAW_INSERT, batch)
         conn.execute("COMMIT")
+
+
+def raw_sqlite_run(path: Path, rows: int, synchronous: str) -> float:
+    """Rows/s of raw sqlite3 at its best: the same rows as ``JobService.create_job`` writes,
+    ``executemany`` in transactions of ``CALLERS`` rows, into the table and indexes the
+    store's migration makes."""
+    conn = _raw_connection(path, synchronous)
+    started = time.perf_counter()
+    _raw_insert(conn, rows, "raw")
     elapsed = time.perf_counter() - started
     (count,) = conn.execute("SELECT count(*) FROM jobs").fetchone()
     conn.close()
@@ -224,6 +247,85 @@ async def adapter_sqlite_run(path: Path, rows: int, synchronous: str) -> float:
         elapsed = time.perf_counter() - started
         if await queue.count() != per_caller * CALLERS:
             raise RuntimeError("the adapter run lost rows")
+    return per_caller * CALLERS / elapsed
+
+
+# -- (c) SQLite dequeue + complete -----------------------------------------------------
+
+RESULT = {"sent": True}
+_RAW_CLAIM = (
+    "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, "
+    "lease_expires_at = ? "
+    "WHERE seq = (SELECT seq FROM jobs WHERE queue_name IN (?) "
+    "AND status IN ('pending', 'scheduled') AND (scheduled_at IS NULL OR scheduled_at <= ?) "
+    "ORDER BY priority DESC, created_at, seq LIMIT 1) "
+    "RETURNING id, job_type, queue_name, payload, priority, metadata, status, attempts, "
+    "max_retries, created_at, scheduled_at, started_at, completed_at, idempotency_key, "
+    "result, error"
+)
+_RAW_COMPLETE = (
+    "UPDATE jobs SET status = 'completed', result = ?, error = NULL, completed_at = ?, "
+    "lease_expires_at = NULL WHERE id = ?"
+)
+_LEASE_MICROS = 300 * 1_000_000  # the store's default visibility_timeout
+
+
+def _filled(path: Path, rows: int, synchronous: str) -> Path:
+    """``path``, a file holding ``rows`` pending jobs (written untimed, by the raw insert)."""
+    with contextlib.closing(_raw_connection(path, synchronous)) as conn:
+        _raw_insert(conn, rows, "job")
+    return path
+
+
+def raw_dequeue_run(path: Path, rows: int, synchronous: str) -> float:
+    """Jobs/s of raw sqlite3 at its best: the store's claim ``UPDATE … RETURNING`` (the
+    same statement and lease), ``CALLERS`` claims per transaction, then their completing
+    ``UPDATE`` with ``executemany`` in one transaction (two commits per ``CALLERS`` jobs,
+    as the store's group commit makes them for ``CALLERS`` workers)."""
+    conn = _raw_connection(_filled(path, rows, synchronous), synchronous)
+    result = json.dumps(RESULT)
+    started = time.perf_counter()
+    for first in range(0, rows, CALLERS):
+        now = int(time.time() * 1e6)
+        conn.execute("BEGIN IMMEDIATE")
+        ids = []
+        for _ in range(first, min(rows, first + CALLERS)):
+            row = conn.execute(_RAW_CLAIM, (now, now + _LEASE_MICROS, "emails", now)).fetchone()
+            ids.append(row[0])
+        conn.execute("COMMIT")
+        now = int(time.time() * 1e6)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(_RAW_COMPLETE, [(result, now, job_id) for job_id in ids])
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    (count,) = conn.execute("SELECT count(*) FROM jobs WHERE status = 'completed'").fetchone()
+    conn.close()
+    if count != rows:
+        raise RuntimeError(f"raw run completed {count} jobs, not {rows}")
+    return rows / elapsed
+
+
+async def adapter_dequeue_run(path: Path, rows: int, synchronous: str) -> float:
+    """Jobs/s of ``SQLiteJobQueue.dequeue`` + ``complete`` called as ``JobWorker`` calls
+    them (``dequeue(queue_names)``, then ``complete(job.id, result)``), from ``CALLERS``
+    concurrent consumers, on a file ``_filled`` made before the loop started."""
+    queue = SQLiteJobQueue(path, synchronous=synchronous)  # type: ignore[arg-type]
+    names = check_queue_names(["emails"])
+    per_caller = rows // CALLERS
+    async with queue:
+
+        async def consumer() -> None:
+            for _ in range(per_caller):
+                job = await queue.dequeue(names)
+                if job is None:
+                    raise RuntimeError("the adapter run found no job to claim")
+                await queue.complete(job.id, RESULT)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(consumer() for _ in range(CALLERS)))
+        elapsed = time.perf_counter() - started
+        if await queue.count(status=prx.JobStatus.COMPLETED) != per_caller * CALLERS:
+            raise RuntimeError("the adapter run lost jobs")
     return per_caller * CALLERS / elapsed
 
 
@@ -284,18 +386,62 @@ def bench_sqlite(rows: int, rounds: int) -> list[Result]:
     return results
 
 
+def bench_dequeue(rows: int, rounds: int) -> list[Result]:
+    rows -= rows % CALLERS
+    print(f"(c) SQLite: {rows} jobs dequeued and completed per round, {CALLERS} consumers")
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        fresh = iter(range(10**9))
+
+        def path(side: str) -> Path:
+            return Path(folder) / f"{side}-{next(fresh)}.db"
+
+        for synchronous in ("FULL", "NORMAL"):
+            results.append(
+                compare(
+                    Pair(
+                        f"SQLiteJobQueue dequeue + complete ({CALLERS} consumers)",
+                        lambda s=synchronous: adapter_dequeue_run(
+                            _filled(path("svc"), rows, s), rows, s
+                        ),
+                        f"raw sqlite3 claim + complete, {CALLERS} jobs per commit",
+                        lambda s=synchronous: raw_dequeue_run(path("raw"), rows, s),
+                    ),
+                    rounds=rounds,
+                    measure="rate",
+                    target=SQLITE_TARGET,
+                    unit="jobs/s",
+                    name=f"dequeue+complete/raw rate ({synchronous})",
+                )
+            )
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
     parser.add_argument("--events", type=int, default=None)
     parser.add_argument("--rows", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument(
+        "--only",
+        choices=("pipeline", "create", "dequeue"),
+        action="append",
+        help="run only these parts (repeatable; default: all)",
+    )
     args = parser.parse_args(argv)
     events = args.events or (2_000 if args.quick else 20_000)
     rows = args.rows or (640 if args.quick else 20_000)
     rounds = args.rounds or (1 if args.quick else 7)
     load_average("before")
-    results = bench_pipeline(events, rounds) + bench_sqlite(rows, rounds)
+    parts = args.only or ["pipeline", "create", "dequeue"]
+    results = []
+    if "pipeline" in parts:
+        results += bench_pipeline(events, rounds)
+    if "create" in parts:
+        results += bench_sqlite(rows, rounds)
+    if "dequeue" in parts:
+        results += bench_dequeue(rows, rounds)
     load_average("after")
     return 0 if args.quick else exit_code(results)
 

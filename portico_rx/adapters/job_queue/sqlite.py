@@ -143,11 +143,28 @@ _RECLAIM_LIMIT = 100
 
 _CLOSE = object()
 _JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps(separators=...) builds one per call
+_RESULT_JSON = json.JSONEncoder(allow_nan=False)  # a job's result: strict JSON, one encoder
+_DECODER = json.JSONDecoder()
+_FIELDS_SET: set[str] = set(_FIELDS)  # shared by every Job read (frozen: copied to change)
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` of a column this module wrote (compact JSON): the decoder's scanner
+    at once (``json.loads`` adds two whitespace matches per call); any other text takes
+    ``json.loads``, with its errors."""
+    try:
+        value, end = _DECODER.raw_decode(text)
+    except ValueError:
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
 
 
 def _to_micros(value: datetime | None) -> int | None:
-    if value is None:
-        return None
+    return None if value is None else _micros(value)
+
+
+def _micros(value: datetime) -> int:
+    """``value`` as integer microseconds since the epoch (naive: taken as UTC)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     delta = value - _EPOCH
@@ -198,9 +215,9 @@ def _job(row: Sequence[Any]) -> Job:
             "id": UUID(row[0]),
             "job_type": row[1],
             "queue_name": row[2],
-            "payload": json.loads(row[3]),
+            "payload": _loads(row[3]),
             "priority": row[4],
-            "metadata": json.loads(row[5]),
+            "metadata": _loads(row[5]),
             "status": _STATUS[row[6]],
             "attempts": row[7],
             "max_retries": row[8],
@@ -209,10 +226,10 @@ def _job(row: Sequence[Any]) -> Job:
             "started_at": _from_micros(row[11]),
             "completed_at": _from_micros(row[12]),
             "idempotency_key": row[13],
-            "result": None if row[14] is None else json.loads(row[14]),
+            "result": None if row[14] is None else _loads(row[14]),
             "error": row[15],
         },
-        set(_FIELDS),
+        _FIELDS_SET,
     )
 
 
@@ -304,6 +321,7 @@ class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
         self._outbox: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         self._open_lock: asyncio.Lock | None = None
         self._new_work: asyncio.Event | None = None
+        self._claim_sql: dict[tuple[str, ...], tuple[str, str]] = {}
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
@@ -586,19 +604,11 @@ class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
             self._signal_new_work()
         return outcomes
 
-    async def dequeue(
-        self, queue_names: Sequence[str] | None, *, now: datetime | None = None
-    ) -> Job | None:
-        names = check_queue_names(queue_names) or ()
+    def _claim_statements(self, names: tuple[str, ...]) -> tuple[str, str]:
+        """The claim and reclaim statements of ``dequeue`` for ``names`` (built once per
+        set of queue names: a worker asks for the same ones every time)."""
         # every queue (None): no queue clause at all
         in_queues = f"queue_name IN ({', '.join('?' for _ in names)}) AND " if names else ""
-        due = _to_micros(now or utcnow())
-        started = utcnow()
-        lease = (
-            started + timedelta(seconds=self.visibility_timeout)
-            if self.visibility_timeout is not None
-            else None
-        )
         claim_sql = (
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, "
             "lease_expires_at = ? "
@@ -608,7 +618,6 @@ class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
             "ORDER BY priority DESC, created_at, seq LIMIT 1) "
             f"RETURNING {_COLUMNS}"
         )
-        claim_args = (_to_micros(started), _to_micros(lease), *names, due)
         # Expired leases back to 'pending' (attempts are counted when claimed again). A
         # separate statement, so the claim itself keeps walking the due index in order.
         reclaim_sql = (
@@ -617,23 +626,42 @@ class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
             f"WHERE {in_queues}status = 'running' AND lease_expires_at <= ? "
             f"LIMIT {_RECLAIM_LIMIT})"
         )
-        reclaim_args = (*names, _to_micros(started))
+        if len(self._claim_sql) < 64:  # a bounded cache: callers may vary the names
+            self._claim_sql[names] = claim_sql, reclaim_sql
+        return claim_sql, reclaim_sql
+
+    async def dequeue(
+        self, queue_names: Sequence[str] | None, *, now: datetime | None = None
+    ) -> Job | None:
+        names = check_queue_names(queue_names) or ()
+        claim_sql, reclaim_sql = self._claim_sql.get(names) or self._claim_statements(names)
+        started = utcnow()
+        started_micros = _micros(started)
+        due = started_micros if now is None else _to_micros(now)
+        lease = (
+            None
+            if self.visibility_timeout is None
+            else started_micros + round(self.visibility_timeout * 1_000_000)
+        )
+        claim_args = (started_micros, lease, *names, due)
+        reclaim_args = (*names, started_micros)
         # Reclaim when the queue looks empty, and now and then while it is busy, so an
         # expired job never waits behind a long backlog.
         sweep = lease is not None and started >= self._next_sweep
 
-        def claim(conn: sqlite3.Connection) -> tuple[Job | None, int]:
+        def claim(conn: sqlite3.Connection) -> tuple[Sequence[Any] | None, int]:
             reclaimed = conn.execute(reclaim_sql, reclaim_args).rowcount if sweep else 0
             found = conn.execute(claim_sql, claim_args).fetchone()
             if found is None and lease is not None and not sweep:
                 reclaimed = conn.execute(reclaim_sql, reclaim_args).rowcount
                 if reclaimed:
                     found = conn.execute(claim_sql, claim_args).fetchone()
-            return (None if found is None else _job(found)), reclaimed
+            return found, reclaimed  # the row: made a Job on the loop (see _update)
 
         if sweep and self.visibility_timeout is not None:
             self._next_sweep = started + timedelta(seconds=min(5.0, self.visibility_timeout / 2))
-        job, reclaimed = await self._call(claim)
+        found, reclaimed = await self._call(claim)
+        job = None if found is None else _job(found)
         if reclaimed:
             logger.warning(
                 "sqlite_queue_leases_expired",
@@ -648,17 +676,17 @@ class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
     async def _update(self, job_id: UUID, sets: str, args: tuple[Any, ...]) -> Job:
         sql = f"UPDATE jobs SET {sets} WHERE id = ? RETURNING {_COLUMNS}"
 
-        def update(conn: sqlite3.Connection) -> Job:
-            found = conn.execute(sql, (*args, str(job_id))).fetchone()
+        def update(conn: sqlite3.Connection) -> Sequence[Any]:
+            found: Sequence[Any] | None = conn.execute(sql, (*args, str(job_id))).fetchone()
             if found is None:
                 raise JobNotFoundError(f"no job with id {job_id} in {self.path!r}")
-            return _job(found)
+            return found  # made a Job on the loop, while the thread commits the next group
 
-        return await self._call(update)
+        return _job(await self._call(update))
 
     async def complete(self, job_id: UUID, result: Any = None) -> Job:
         try:
-            text = None if result is None else json.dumps(result, allow_nan=False)
+            text = None if result is None else _RESULT_JSON.encode(result)
         except (TypeError, ValueError) as exc:
             raise InvalidJobError(
                 "result", result, f"it must be JSON-serialisable ({exc}); return plain values"
