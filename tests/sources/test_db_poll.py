@@ -402,6 +402,20 @@ async def test_db_rows_source_with_a_table_spec(pg_schema: tuple[AsyncEngine, st
     assert await statuses(engine, table) == {"x": "sent", "y": "pending", "z": "sent"}
 
 
+def test_a_polled_row_event_equals_the_validated_one_and_stays_frozen() -> None:
+    """``RowEvent.polled`` (the poller's unvalidated constructor) builds what pydantic
+    builds from the same values."""
+    row = {"id": 7, "status": "pending", "data": "x", "at": datetime(2026, 1, 1, tzinfo=UTC)}
+    fast = sources.RowEvent.polled("items", "7", dict(row))
+    slow = sources.RowEvent(table="items", key="7", row=dict(row))
+    assert fast == slow
+    assert fast.model_fields_set == slow.model_fields_set
+    assert fast.model_dump() == slow.model_dump()
+    assert hash(fast.key) == hash(slow.key)
+    with pytest.raises(Exception, match="frozen"):
+        fast.key = "8"  # type: ignore[misc]
+
+
 def test_sources_facade_exports_the_db_names() -> None:
     assert sources.db_rows.__name__ == "db_rows"
     assert sources.RowEvent.__name__ == "RowEvent"
