@@ -21,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import reactivex
@@ -82,7 +82,7 @@ class RowEvent(BaseModel):
         return trusted(cls, {"table": table, "key": key, "row": row}, _ROW_EVENT_FIELDS)
 
 
-_ROW_EVENT_FIELDS = frozenset(RowEvent.model_fields)
+_ROW_EVENT_FIELDS = set(RowEvent.model_fields)  # shared by every polled event (frozen model)
 
 
 @dataclass
@@ -456,24 +456,23 @@ class _RowPoller:
 
     # -- settlement ------------------------------------------------------------------
 
-    def _ack_for(self, key: str) -> Callable[[], None]:
-        def ack() -> None:
-            if key in self.in_flight:
-                self.to_mark[key] = self.in_flight[key]
-                self._marks_ready.set()
+    # A row's delivery settles through ``partial(self._ack, key)`` / ``partial(self._nack,
+    # key)``: two small objects per row, where a closure each is a function, its cells and
+    # their tuple (a poll keeps up to ``2 * batch_size`` rows in flight).
 
-        return ack
+    def _ack(self, key: str) -> None:
+        in_flight = self.in_flight
+        if key in in_flight:
+            self.to_mark[key] = in_flight[key]
+            self._marks_ready.set()
 
-    def _nack_for(self, key: str) -> Callable[[bool], None]:
-        def nack(_requeue: bool) -> None:
-            if self.in_flight.pop(key, None) is not None:
-                self.counters.rows_nacked += 1
-                self.counters.in_flight = self.source.rows_in_flight()
-                self._settled.set()
-                self._marks_ready.set()  # the acked rows waiting with it may be marked now
-                logger.warning("db_row_nacked", table=self.spec.qualified, key=key)
-
-        return nack
+    def _nack(self, key: str, _requeue: bool) -> None:
+        if self.in_flight.pop(key, None) is not None:
+            self.counters.rows_nacked += 1
+            self.counters.in_flight = self.source.rows_in_flight()
+            self._settled.set()
+            self._marks_ready.set()  # the acked rows waiting with it may be marked now
+            logger.warning("db_row_nacked", table=self.spec.qualified, key=key)
 
     # -- SQL ---------------------------------------------------------------------------
 
@@ -590,6 +589,7 @@ class _RowPoller:
         qualified = spec.qualified
         source = f"db:{qualified}"
         seen_at = clock.now(self.scheduler)
+        ack, nack = self._ack, self._nack
         emitted = 0
         try:
             for row in rows:
@@ -608,8 +608,8 @@ class _RowPoller:
                     occurred_at=(
                         source_time(row.get(time_column)) if time_column is not None else None
                     ),
-                    ack=self._ack_for(key),
-                    nack=self._nack_for(key),
+                    ack=partial(ack, key),
+                    nack=partial(nack, key),
                 )
                 deliver(observer, RowEvent.polled(qualified, key, row), delivery)
         finally:
