@@ -21,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import reactivex
@@ -33,6 +33,7 @@ from reactivex.disposable import Disposable
 
 from portico_rx.errors import ConfigurationError, TriggerStartError, require
 from portico_rx.logs import get_logger
+from portico_rx.models import trusted
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.provenance import row_key, source_time
@@ -71,6 +72,17 @@ class RowEvent(BaseModel):
     table: str
     key: str
     row: dict[str, Any]
+
+    @classmethod
+    def polled(cls, table: str, key: str, row: dict[str, Any]) -> RowEvent:
+        """The event of a row a poll read: ``row`` is the fresh ``dict`` of its columns,
+        its keys the column names, so it is not validated (and copied) again
+        (:func:`~portico_rx.models.trusted`; one per row polled).
+        ``tests/sources/test_db_poll.py`` pins it equal to the validated model."""
+        return trusted(cls, {"table": table, "key": key, "row": row}, _ROW_EVENT_FIELDS)
+
+
+_ROW_EVENT_FIELDS = set(RowEvent.model_fields)  # shared by every polled event (frozen model)
 
 
 @dataclass
@@ -444,24 +456,23 @@ class _RowPoller:
 
     # -- settlement ------------------------------------------------------------------
 
-    def _ack_for(self, key: str) -> Callable[[], None]:
-        def ack() -> None:
-            if key in self.in_flight:
-                self.to_mark[key] = self.in_flight[key]
-                self._marks_ready.set()
+    # A row's delivery settles through ``partial(self._ack, key)`` / ``partial(self._nack,
+    # key)``: two small objects per row, where a closure each is a function, its cells and
+    # their tuple (a poll keeps up to ``2 * batch_size`` rows in flight).
 
-        return ack
+    def _ack(self, key: str) -> None:
+        in_flight = self.in_flight
+        if key in in_flight:
+            self.to_mark[key] = in_flight[key]
+            self._marks_ready.set()
 
-    def _nack_for(self, key: str) -> Callable[[bool], None]:
-        def nack(_requeue: bool) -> None:
-            if self.in_flight.pop(key, None) is not None:
-                self.counters.rows_nacked += 1
-                self.counters.in_flight = self.source.rows_in_flight()
-                self._settled.set()
-                self._marks_ready.set()  # the acked rows waiting with it may be marked now
-                logger.warning("db_row_nacked", table=self.spec.qualified, key=key)
-
-        return nack
+    def _nack(self, key: str, _requeue: bool) -> None:
+        if self.in_flight.pop(key, None) is not None:
+            self.counters.rows_nacked += 1
+            self.counters.in_flight = self.source.rows_in_flight()
+            self._settled.set()
+            self._marks_ready.set()  # the acked rows waiting with it may be marked now
+            logger.warning("db_row_nacked", table=self.spec.qualified, key=key)
 
     # -- SQL ---------------------------------------------------------------------------
 
@@ -480,7 +491,8 @@ class _RowPoller:
         query = query.order_by(id_col).limit(spec.batch_size)
         async with self.engine.connect() as connection:
             result = await connection.execute(query)
-            return [dict(row._mapping) for row in result]
+            columns = tuple(result.keys())
+            return [dict(zip(columns, row, strict=True)) for row in result]
 
     def _among(self, column: Any, values: list[Any], negate: bool = False) -> Any:
         """``column IN (values)`` (``NOT IN`` when ``negate``). On PostgreSQL one array
@@ -566,26 +578,43 @@ class _RowPoller:
 
     # -- the poll task -------------------------------------------------------------------
 
-    def _emit(self, row: dict[str, Any]) -> None:
-        raw = row[self.spec.id_column]
-        key = str(raw)
-        qualified = self.spec.qualified
-        self.in_flight[key] = raw
-        self.counters.rows_emitted += 1
-        self.counters.in_flight = self.source.rows_in_flight()
-        delivery = Delivery(
-            source=f"db:{qualified}",
-            seen_at=clock.now(self.scheduler),
-            event_id=key,
-            idempotency_key=row_key(qualified, key),
-            attributes={"table": qualified, "row_id": key},
-            occurred_at=(
-                source_time(row.get(self.spec.time_column)) if self.spec.time_column else None
-            ),
-            ack=self._ack_for(key),
-            nack=self._nack_for(key),
-        )
-        deliver(self.observer, RowEvent(table=qualified, key=key, row=row), delivery)
+    def _emit(self, rows: list[dict[str, Any]]) -> None:
+        """Emit the rows of one poll, each as its own event with its own delivery.
+
+        What is the same for every row of the poll is worked out once: the source name,
+        the time the poll saw them (one ``SELECT``, one ``seen_at``: the job metadata
+        formats it once per poll), the counters."""
+        spec, observer, in_flight = self.spec, self.observer, self.in_flight
+        id_column, time_column = spec.id_column, spec.time_column
+        qualified = spec.qualified
+        source = f"db:{qualified}"
+        seen_at = clock.now(self.scheduler)
+        ack, nack = self._ack, self._nack
+        emitted = 0
+        try:
+            for row in rows:
+                if self.disposed:
+                    break
+                raw = row[id_column]
+                key = str(raw)
+                in_flight[key] = raw
+                emitted += 1
+                delivery = Delivery(
+                    source=source,
+                    seen_at=seen_at,
+                    event_id=key,
+                    idempotency_key=row_key(qualified, key),
+                    attributes={"table": qualified, "row_id": key},
+                    occurred_at=(
+                        source_time(row.get(time_column)) if time_column is not None else None
+                    ),
+                    ack=partial(ack, key),
+                    nack=partial(nack, key),
+                )
+                deliver(observer, RowEvent.polled(qualified, key, row), delivery)
+        finally:
+            self.counters.rows_emitted += emitted
+            self.counters.in_flight = self.source.rows_in_flight()
 
     async def _poll_once(self) -> float:
         counters, source = self.counters, self.source
@@ -611,10 +640,7 @@ class _RowPoller:
             logger.info("db_poll_recovered", table=self.spec.qualified)
         counters.consecutive_failures = 0
         counters.last_error = None
-        for row in rows:
-            if self.disposed:
-                break
-            self._emit(row)
+        self._emit(rows)
         full = len(rows) == self.spec.batch_size and len(self.in_flight) < self.max_in_flight
         return 0.0 if full else source.interval
 

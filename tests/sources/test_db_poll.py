@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from pydantic_core import to_jsonable_python
 from reactivex.scheduler import HistoricalScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from structlog.testing import capture_logs
@@ -400,6 +401,38 @@ async def test_db_rows_source_with_a_table_spec(pg_schema: tuple[AsyncEngine, st
         (table, "3", "z"),
     ]
     assert await statuses(engine, table) == {"x": "sent", "y": "pending", "z": "sent"}
+
+
+def test_a_polled_row_event_equals_the_validated_one_and_stays_frozen() -> None:
+    """``RowEvent.polled`` (the poller's unvalidated constructor) builds what pydantic
+    builds from the same values."""
+    row = {"id": 7, "status": "pending", "data": "x", "at": datetime(2026, 1, 1, tzinfo=UTC)}
+    fast = sources.RowEvent.polled("items", "7", dict(row))
+    slow = sources.RowEvent(table="items", key="7", row=dict(row))
+    assert fast == slow
+    assert fast.model_fields_set == slow.model_fields_set
+    assert fast.model_dump() == slow.model_dump()
+    assert hash(fast.key) == hash(slow.key)
+    with pytest.raises(Exception, match="frozen"):
+        fast.key = "8"  # type: ignore[misc]
+
+
+def test_the_default_payload_is_the_key_and_the_data_as_json() -> None:
+    """A plain ``data`` value is passed as it is; any other is converted to JSON values,
+    and a table without ``data`` gives its whole row."""
+    from portico_rx.adapters.job_trigger.database_polling_trigger import default_row_payload
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    at_json = to_jsonable_python(at)
+    assert isinstance(at_json, str)
+    for data, expected in [("x", "x"), (3, 3), (None, None), (True, True), (at, at_json)]:
+        event = sources.RowEvent(table="items", key="7", row={"id": 7, "data": data})
+        assert default_row_payload(event) == {"item_id": "7", "data": expected}
+    event = sources.RowEvent(table="items", key="7", row={"id": 7, "at": at})
+    assert default_row_payload(event) == {
+        "item_id": "7",
+        "data": {"id": 7, "at": at_json},
+    }
 
 
 def test_sources_facade_exports_the_db_names() -> None:

@@ -35,11 +35,16 @@ MARK_MARGIN = 10.0
 """Seconds ``stop()`` allows, beyond ``stop_timeout`` (the creations in flight), for the
 ``UPDATE`` that marks the rows of the last jobs created."""
 
+_JSON_ATOMS = frozenset({str, int, bool, type(None)})
+"""Types of a ``data`` value that is JSON as it is (no conversion to look for)."""
+
 
 def default_row_payload(event: RowEvent) -> dict[str, Any]:
     """The spec's payload: ``{"item_id": "<primary key>", "data": <row["data"]>}``; a table
     without a ``data`` column gives the whole row (as JSON values) as ``data``."""
     data = event.row.get("data", event.row)
+    if type(data) in _JSON_ATOMS:  # the common ``data`` column: already a JSON value
+        return {"item_id": event.key, "data": data}
     return {"item_id": event.key, "data": to_jsonable_python(data, fallback=str)}
 
 
