@@ -57,6 +57,7 @@ TYPED = [
     "operators.md",
     "queues.md",
     "sources.md",
+    "webhooks.md",
 ]
 
 
