@@ -57,6 +57,7 @@ TYPED = [
     "dashboard.md",
     "dead-letters.md",
     "logging.md",
+    "notebooks.md",
     "observability.md",
     "operators.md",
     "queues.md",
