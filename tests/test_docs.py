@@ -52,6 +52,7 @@ async def test_doc_examples_run(path: Path, tmp_path: Path) -> None:
 # against the installed package. The other pages' blocks run but are not typed yet.
 TYPED = [
     "README.md",
+    "accounting.md",
     "adding-a-source.md",
     "cli.md",
     "dashboard.md",
