@@ -57,6 +57,7 @@ TYPED = [
     "cli.md",
     "dashboard.md",
     "dead-letters.md",
+    "foundation.md",
     "logging.md",
     "notebooks.md",
     "observability.md",
