@@ -66,6 +66,7 @@ TYPED = [
     "scaling.md",  # celery ships no type hints: its one import has a narrow ignore
     "schedules.md",
     "sources.md",
+    "testing.md",
     "webhooks.md",
 ]
 
