@@ -39,6 +39,7 @@ __all__ = [
     "ApiKeyAuth",
     "BearerAuth",
     "GitHubAuth",
+    "Secrets",
     "StandardWebhooksAuth",
     "StripeAuth",
     "WebhookAuth",
