@@ -19,9 +19,37 @@ extra).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portico_rx.notebook import controls as controls  # registers the presenter
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers (the functions, where a
+    # submodule has the same name: `from portico_rx.notebook import record` is the function)
+    from portico_rx.notebook.frames import (
+        JobHistory as JobHistory,
+    )
+    from portico_rx.notebook.frames import (
+        jobs_frame as jobs_frame,
+    )
+    from portico_rx.notebook.frames import (
+        jobs_to_frame as jobs_to_frame,
+    )
+    from portico_rx.notebook.plot import plot_upcoming as plot_upcoming
+    from portico_rx.notebook.plot import timeline as timeline
+    from portico_rx.notebook.record import record as record
+    from portico_rx.notebook.registry import (
+        TriggerRegistry as TriggerRegistry,
+    )
+    from portico_rx.notebook.registry import (
+        in_notebook as in_notebook,
+    )
+    from portico_rx.notebook.registry import (
+        registry as registry,
+    )
+    from portico_rx.notebook.simulate import diff as diff
+    from portico_rx.notebook.simulate import simulate as simulate
+    from portico_rx.notebook.widget import TriggerPanel as TriggerPanel
+    from portico_rx.notebook.widget import panel as panel
 
 _LAZY: dict[str, str] = {
     "JobHistory": "portico_rx.notebook.frames",

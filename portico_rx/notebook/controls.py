@@ -8,10 +8,14 @@ load only when a frame or a panel is asked for.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portico_rx.models import Job
 from portico_rx.pipeline.presentation import register_presenter
+
+if TYPE_CHECKING:
+    from portico_rx.notebook.frames import JobHistory, OutcomeList
+    from portico_rx.pipeline.outcomes import EventOutcome
 
 __all__ = ["NotebookPresenter"]
 
@@ -29,12 +33,12 @@ class NotebookPresenter:
 
         return TriggerPanel(trigger, jobs=jobs, refresh=refresh)
 
-    def history(self, jobs: Iterable[Job]) -> list[Job]:
+    def history(self, jobs: Iterable[Job]) -> JobHistory:
         from portico_rx.notebook.frames import JobHistory
 
         return JobHistory(jobs)
 
-    def outcomes(self, outcomes: list[Any]) -> list[Any]:
+    def outcomes(self, outcomes: list[EventOutcome]) -> OutcomeList:
         from portico_rx.notebook.frames import OutcomeList
 
         return OutcomeList(outcomes)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portico_rx.errors import ConfigurationError, require
 from portico_rx.models import Job, JobStatus
+
+if TYPE_CHECKING:  # pandas is imported when a frame is made (the notebook extra)
+    import pandas
+
+    from portico_rx.pipeline.outcomes import EventOutcome
 
 __all__ = [
     "JOB_FRAME_COLUMNS",
@@ -38,7 +43,7 @@ JOB_FRAME_COLUMNS = [
 """The columns of :func:`jobs_to_frame` / :func:`jobs_frame`, in order."""
 
 
-def jobs_to_frame(jobs: Iterable[Job]) -> Any:
+def jobs_to_frame(jobs: Iterable[Job]) -> pandas.DataFrame:
     """``jobs`` as a DataFrame, one row per job, with :data:`JOB_FRAME_COLUMNS`.
 
     ``trigger`` and ``source`` come from the job's metadata (where the trigger put them).
@@ -68,7 +73,7 @@ def jobs_to_frame(jobs: Iterable[Job]) -> Any:
         }
         for job in jobs
     ]
-    frame = pd.DataFrame(rows, columns=JOB_FRAME_COLUMNS)
+    frame: pandas.DataFrame = pd.DataFrame(rows, columns=JOB_FRAME_COLUMNS)
     for column in ("created_at", "scheduled_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
@@ -81,7 +86,7 @@ async def jobs_frame(
     queue_name: str | None = None,
     status: JobStatus | str | None = None,
     limit: int = 1000,
-) -> Any:
+) -> pandas.DataFrame:
     """The jobs held by ``store_or_creator`` as a DataFrame, oldest first.
 
     ``store_or_creator`` is any of: a ``JobQueue`` (memory, SQLite, PostgreSQL, Redis), a
@@ -155,7 +160,7 @@ class JobHistory(list[Job]):
     Shows itself as a table in Jupyter; :meth:`to_frame` gives a DataFrame.
     """
 
-    def to_frame(self) -> Any:
+    def to_frame(self) -> pandas.DataFrame:
         """These jobs as a DataFrame (see :func:`jobs_to_frame`)."""
         return jobs_to_frame(self)
 
@@ -211,25 +216,25 @@ OUTCOME_FRAME_COLUMNS = [
 """The columns of :func:`outcomes_to_frame`, in order (``EventOutcome``'s fields)."""
 
 
-def outcomes_to_frame(outcomes: Iterable[Any]) -> Any:
+def outcomes_to_frame(outcomes: Iterable[EventOutcome]) -> pandas.DataFrame:
     """``EventOutcome`` values as a DataFrame, one row per event (``trigger.outcomes()``)."""
     pd: Any = require("pandas", "notebook")
     rows = [
         {column: getattr(outcome, column) for column in OUTCOME_FRAME_COLUMNS}
         for outcome in outcomes
     ]
-    frame = pd.DataFrame(rows, columns=OUTCOME_FRAME_COLUMNS)
+    frame: pandas.DataFrame = pd.DataFrame(rows, columns=OUTCOME_FRAME_COLUMNS)
     frame["seen_at"] = pd.to_datetime(frame["seen_at"], utc=True)
     return frame
 
 
-class OutcomeList(list[Any]):
+class OutcomeList(list["EventOutcome"]):
     """A trigger's recent event outcomes (a ``list`` of ``EventOutcome``, oldest first).
 
     Shows itself as a table in Jupyter; :meth:`to_frame` gives a DataFrame.
     """
 
-    def to_frame(self) -> Any:
+    def to_frame(self) -> pandas.DataFrame:
         """These outcomes as a DataFrame (see :func:`outcomes_to_frame`)."""
         return outcomes_to_frame(self)
 

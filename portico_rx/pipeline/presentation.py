@@ -5,17 +5,23 @@ and a table of its recent jobs (``history()``), and in a notebook kernel it clai
 name at ``start()`` so a re-run cell replaces the previous copy. Those features live in
 :mod:`portico_rx.notebook`, which registers a :class:`Presenter` here when it is
 imported (``import portico_rx`` does). The core only calls the registered presenter;
-with none, a trigger shows as its ``repr`` and ``history()`` is a plain list.
+with none, a trigger shows as its ``repr``; ``history()`` and ``outcomes()`` are still the
+list types of :mod:`portico_rx.notebook.frames` (pandas-free until ``to_frame()``), so
+their declared types hold either way.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from portico_rx.errors import MissingDependencyError
 from portico_rx.models import Job
+
+if TYPE_CHECKING:
+    from portico_rx.notebook.frames import JobHistory, OutcomeList
+    from portico_rx.pipeline.outcomes import EventOutcome
 
 __all__ = ["Presenter", "presenter", "register_presenter"]
 
@@ -29,13 +35,13 @@ class Presenter(Protocol):
     def widget(self, trigger: Any, *, jobs: int, refresh: float) -> Any:
         """A live panel for ``trigger``."""
 
-    def history(self, jobs: Iterable[Job]) -> list[Job]:
+    def history(self, jobs: Iterable[Job]) -> JobHistory:
         """``jobs`` as a list that shows as a table (and has ``to_frame()``)."""
 
     async def claim_name(self, trigger: Any) -> None:
         """Called by ``start()``: one running copy per trigger name (in a notebook)."""
 
-    def outcomes(self, outcomes: list[Any]) -> list[Any]:
+    def outcomes(self, outcomes: list[EventOutcome]) -> OutcomeList:
         """A trigger's ``EventOutcome`` list as a list that shows as a table (and has
         ``to_frame()``)."""
 
@@ -68,16 +74,27 @@ def trigger_widget(trigger: Any, *, jobs: int, refresh: float) -> Any:
     return active.widget(trigger, jobs=jobs, refresh=refresh)
 
 
-def outcome_list(outcomes: list[Any]) -> list[Any]:
-    """A trigger's event outcomes as the presenter shows them (a plain list without one)."""
+def outcome_list(outcomes: list[EventOutcome]) -> OutcomeList:
+    """A trigger's event outcomes as the presenter shows them (an ``OutcomeList`` always:
+    its type is the one a user's type checker sees)."""
     active = _presenter
-    show = getattr(active, "outcomes", None)
-    return show(outcomes) if show is not None else outcomes
+    if active is not None:
+        return active.outcomes(outcomes)
+    # A list with to_frame() even without a presenter: the module needs neither pandas
+    # nor ipywidgets to import (pandas is imported by to_frame()).
+    from portico_rx.notebook.frames import OutcomeList
+
+    return OutcomeList(outcomes)
 
 
-def job_history(jobs: Iterable[Job]) -> list[Job]:
+def job_history(jobs: Iterable[Job]) -> JobHistory:
+    """A trigger's recent jobs as the presenter shows them (a ``JobHistory`` always)."""
     active = _presenter
-    return active.history(jobs) if active is not None else list(jobs)
+    if active is not None:
+        return active.history(jobs)
+    from portico_rx.notebook.frames import JobHistory
+
+    return JobHistory(jobs)
 
 
 async def claim_name(trigger: Any) -> None:

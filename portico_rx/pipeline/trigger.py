@@ -6,7 +6,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from reactivex import Observable
@@ -26,7 +26,7 @@ from portico_rx.pipeline.dead_letter import DeadLetter, discard, redrive
 from portico_rx.pipeline.delivery import current_delivery
 from portico_rx.pipeline.health import HealthCounters, job_store_health
 from portico_rx.pipeline.lifecycle import Lifecycle
-from portico_rx.pipeline.outcomes import DEFAULT_OUTCOMES_SIZE, EventOutcome, OutcomeRecorder
+from portico_rx.pipeline.outcomes import DEFAULT_OUTCOMES_SIZE, OutcomeRecorder
 from portico_rx.pipeline.retry import RetryPolicy, backoff
 from portico_rx.pipeline.sink import (
     DEFAULT_MAX_PENDING,
@@ -46,6 +46,9 @@ from portico_rx.ports.dead_letter_store import (
 )
 from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_trigger import JobTrigger
+
+if TYPE_CHECKING:  # what history() and outcomes() return (lists with to_frame())
+    from portico_rx.notebook.frames import JobHistory, OutcomeList
 
 __all__ = ["PipelineTrigger"]
 
@@ -499,7 +502,7 @@ class PipelineTrigger(JobTrigger):
 
     # -- conveniences ----------------------------------------------------------------
 
-    def history(self) -> list[Job]:
+    def history(self) -> JobHistory:
         """Jobs this trigger created recently, oldest first (``history_size`` at most).
 
         A ``list`` of ``Job``; with the notebook package (``import portico_rx`` loads it)
@@ -507,9 +510,7 @@ class PipelineTrigger(JobTrigger):
         """
         return presentation.job_history(self.recent_jobs)
 
-    def outcomes(
-        self, outcome: str | None = None, *, limit: int | None = None
-    ) -> list[EventOutcome]:
+    def outcomes(self, outcome: str | None = None, *, limit: int | None = None) -> OutcomeList:
         """What became of the events this trigger received recently, oldest first.
 
         One :class:`~portico_rx.pipeline.outcomes.EventOutcome` per event (``created``,

@@ -27,9 +27,9 @@ import hashlib
 import hmac
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -39,6 +39,7 @@ __all__ = [
     "ApiKeyAuth",
     "BearerAuth",
     "GitHubAuth",
+    "Secrets",
     "StandardWebhooksAuth",
     "StripeAuth",
     "WebhookAuth",
@@ -106,9 +107,16 @@ def _digests(macs: list[hmac.HMAC], message: bytes) -> list[bytes]:
     return digests
 
 
+Secrets: TypeAlias = str | SecretStr | Sequence[str | SecretStr]
+"""What a ``secrets``/``tokens``/``keys`` argument accepts: one secret or a sequence of them
+(several for rotation), each a plain ``str`` or a :class:`pydantic.SecretStr`. The field
+itself always holds ``list[SecretStr]`` (the ``__init__`` signatures below say so to type
+checkers; the validators do the conversion at runtime)."""
+
+
 def _secret_list(value: object, argument: str) -> list[SecretStr]:
     items = [value] if isinstance(value, str | SecretStr) else value
-    if not isinstance(items, list | tuple) or not items:
+    if not isinstance(items, Sequence) or isinstance(items, bytes | bytearray) or not items:
         raise ConfigurationError(
             f"{argument}={value!r}: give one secret or a list of secrets (several for rotation)"
         )
@@ -189,6 +197,10 @@ class StandardWebhooksAuth(WebhookAuth):
             _standard_key(secret.get_secret_value())
         return secrets
 
+    if TYPE_CHECKING:  # the accepted input; the field holds list[SecretStr]
+
+        def __init__(self, *, secrets: Secrets, tolerance_seconds: float = 300.0) -> None: ...
+
     def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
         msg_id = _require(headers, "webhook-id")
         raw_stamp = _require(headers, "webhook-timestamp")
@@ -258,6 +270,10 @@ class GitHubAuth(WebhookAuth):
     def _secrets(cls, value: object) -> list[SecretStr]:
         return _secret_list(value, "secrets")
 
+    if TYPE_CHECKING:  # the accepted input; the field holds list[SecretStr]
+
+        def __init__(self, *, secrets: Secrets) -> None: ...
+
     def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
         header = _require(headers, "x-hub-signature-256")
         scheme, _, given = header.partition("=")
@@ -296,6 +312,10 @@ class StripeAuth(WebhookAuth):
     @classmethod
     def _secrets(cls, value: object) -> list[SecretStr]:
         return _secret_list(value, "secrets")
+
+    if TYPE_CHECKING:  # the accepted input; the field holds list[SecretStr]
+
+        def __init__(self, *, secrets: Secrets, tolerance_seconds: float = 300.0) -> None: ...
 
     def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
         header = _require(headers, "stripe-signature")
@@ -360,6 +380,10 @@ class BearerAuth(WebhookAuth):
     def _tokens(cls, value: object) -> list[SecretStr]:
         return _secret_list(value, "tokens")
 
+    if TYPE_CHECKING:  # the accepted input; the field holds list[SecretStr]
+
+        def __init__(self, *, tokens: Secrets) -> None: ...
+
     def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
         header = _require(headers, "authorization")
         scheme, _, token = header.partition(" ")
@@ -380,6 +404,10 @@ class ApiKeyAuth(WebhookAuth):
     @classmethod
     def _keys(cls, value: object) -> list[SecretStr]:
         return _secret_list(value, "keys")
+
+    if TYPE_CHECKING:  # the accepted input; the field holds list[SecretStr]
+
+        def __init__(self, *, keys: Secrets, header: str = "X-API-Key") -> None: ...
 
     def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
         name = self.header.lower()

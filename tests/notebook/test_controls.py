@@ -75,6 +75,26 @@ async def test_history_is_a_list_that_renders_and_becomes_a_frame() -> None:
     assert "email.welcome" in history._repr_html_()
 
 
+async def test_history_and_outcomes_keep_their_types_without_a_presenter() -> None:
+    """The declared return types (with ``to_frame()``) hold with no presenter registered."""
+    from portico_rx.notebook.frames import OutcomeList
+    from portico_rx.pipeline import presentation
+
+    active = presentation.presenter()
+    presentation.register_presenter(None)
+    try:
+        subject, trigger = make_trigger(RecordingJobCreator())
+        await trigger.start()
+        subject.on_next({"id": 1})
+        await trigger.stop()
+        history, outcomes = trigger.history(), trigger.outcomes()
+        assert isinstance(history, JobHistory) and isinstance(outcomes, OutcomeList)
+        assert history.to_frame()["payload"].tolist() == [{"user": 1}]
+        assert outcomes.to_frame()["outcome"].tolist() == ["created"]
+    finally:
+        presentation.register_presenter(active)
+
+
 async def test_pause_holds_jobs_without_losing_them_and_resume_creates_them() -> None:
     creator = RecordingJobCreator()
     subject, trigger = make_trigger(creator)

@@ -304,3 +304,16 @@ def test_unpadded_base64_signature_is_the_same_signature() -> None:
     headers = sign_standard_webhook(SECRET, "msg_pad", BODY, NOW)
     headers["webhook-signature"] = headers["webhook-signature"].rstrip("=")
     StandardWebhooksAuth(secrets=[SECRET]).verify(headers, BODY, NOW)
+
+
+def test_secrets_are_one_str_or_secretstr_or_any_sequence_of_them() -> None:
+    """What the typed ``__init__`` accepts is what runs; the field holds SecretStr."""
+    from pydantic import SecretStr
+
+    rotated = GitHubAuth(secrets=("old-secret", SecretStr("new-secret")))
+    assert [s.get_secret_value() for s in rotated.secrets] == ["old-secret", "new-secret"]
+    assert all(isinstance(s, SecretStr) for s in rotated.secrets)
+    rotated.verify(sign_github("new-secret", BODY), BODY, NOW)
+    assert [s.get_secret_value() for s in GitHubAuth(secrets="one").secrets] == ["one"]
+    with pytest.raises(ValueError, match="give one secret or a list of secrets"):
+        GitHubAuth(secrets=b"raw-bytes")  # type: ignore[arg-type]  # bytes is no secret
