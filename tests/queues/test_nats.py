@@ -311,3 +311,40 @@ def test_redrive_publishes_back_only_subjects_the_source_consumes(
     from portico_rx.sources.queues.nats import subject_matches
 
     assert subject_matches(pattern, subject) is matches
+
+
+async def test_a_redriven_message_failing_again_keeps_its_original_key(
+    jetstream: Any, unique: str
+) -> None:
+    """Dead-lettered again after a redrive, a message is keyed by the sequence it first
+    had; ``limit`` bounds how many a redrive moves. The copies leave JetStream's own
+    headers behind (an expected stream or a message id would make the other stream
+    refuse or drop them)."""
+    stream, dead_stream = f"natsredrive_{unique}", f"natsredrive_dead_{unique}"
+    subject, dead = f"natsredrive_{unique}.a", f"natsredrive_{unique}_dead"
+    jetstream.created_streams.extend([stream, dead_stream])
+    await jetstream.add_stream(name=stream, subjects=[subject])
+    await jetstream.add_stream(name=dead_stream, subjects=[dead])
+
+    def bad(message: Any) -> dict[str, Any]:
+        raise ValueError("still broken")
+
+    source = sources.nats(NATS_URL, subject, durable="d", stream=stream, dead_letter_subject=dead)
+    pipeline = source.pipe(prx.to_job("a.b", payload=bad))
+    # JetStream's own headers of the original stay behind on the copies
+    only_here = {"Nats-Msg-Id": f"natsredrive-{unique}"}
+    first = await jetstream.publish(subject, b"{}", stream=stream, headers=only_here)
+    await jetstream.publish(subject, b"{}")
+    creator = RecordingJobCreator()
+    async with prx.PipelineTrigger(pipeline, job_creator=creator, name="again"):
+        await eventually(lambda: source.status.dead_lettered == 2)
+    assert await source.redrive_dead_letters(limit=1) == 1
+    assert await dead_letter_count(jetstream, dead_stream) == 1
+    async with prx.PipelineTrigger(pipeline, job_creator=creator, name="again"):
+        await eventually(lambda: source.status.dead_lettered == 3)
+    copies = await fetch_all(jetstream, dead, dead_stream)
+    assert sorted(m.headers["Portico-Dead-Letter-Of"] for m in copies) == [
+        f"{stream}/{first.seq}",
+        f"{stream}/{first.seq + 1}",
+    ]
+    assert creator.jobs == []

@@ -43,6 +43,13 @@ DEAD_LETTER_SUBJECT = "Portico-Dead-Letter-Subject"
 publishes it back)."""
 
 
+def portable_headers(msg: Msg) -> dict[str, str]:
+    """The headers of ``msg`` a copy keeps: all but JetStream's own (``Nats-*``). A kept
+    ``Nats-Msg-Id`` would make a stream drop the copy as a duplicate, a kept
+    ``Nats-Expected-Stream`` would make another stream refuse it."""
+    return {k: v for k, v in (msg.headers or {}).items() if not k.startswith("Nats-")}
+
+
 def subject_matches(pattern: str, subject: str) -> bool:
     """Whether NATS ``subject`` is matched by ``pattern`` (``*`` one token, ``>`` the rest)."""
     wanted, tokens = pattern.split("."), subject.split(".")
@@ -235,15 +242,14 @@ class _NatsConsumer:
     ) -> bool:
         """Republish one dead letter of this source, then delete it; ``False`` (left
         alone) for one of another stream or subject."""
-        headers = dict(msg.headers or {})
+        headers = msg.headers or {}
         original = headers.get(DEAD_LETTER_OF, "")
         subject = headers.get(DEAD_LETTER_SUBJECT, "")
         if not original.startswith(f"{stream_name}/") or not subject_matches(self.subject, subject):
             return False  # left unacked: it stays for its own source's redrive
-        # JetStream's own headers stay behind: a kept Nats-Msg-Id would make the stream
-        # drop the republished copy as a duplicate, and then the delete would lose it.
-        kept = {k: v for k, v in headers.items() if not k.startswith("Nats-")}
-        await js.publish(subject, msg.data, stream=stream_name, headers=kept)
+        # its subject is the source's, so its stream is the source's: streams' subjects
+        # do not overlap
+        await js.publish(subject, msg.data, headers=portable_headers(msg))
         with contextlib.suppress(NotFoundError):  # a concurrent redrive deleted it first
             await js.delete_msg(dead_stream, msg.metadata.sequence.stream)
         with contextlib.suppress(Exception):
@@ -347,7 +353,7 @@ class _NatsSession:
             return
         dead_letter_subject = self.source.dead_letter_subject
         if dead_letter_subject is not None:
-            headers: dict[str, Any] = dict(msg.headers or {})
+            headers: dict[str, Any] = portable_headers(msg)
             headers.update(
                 {
                     DEAD_LETTER_OF: self.source.entry_key(self.stream_name, msg),
