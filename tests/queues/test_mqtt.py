@@ -196,3 +196,45 @@ def test_bad_arguments_name_the_argument(kwargs: dict[str, Any], match: str) -> 
     args.update(kwargs)
     with pytest.raises(prx.ConfigurationError, match=match):
         sources.mqtt(**args)
+
+
+async def test_dead_letters_redrive_from_the_durable_store_not_the_broker(
+    unique: str, mqtt_sessions: list[str]
+) -> None:
+    """MQTT keeps no dead-letter queue: ``redrive_dead_letters`` says so and names the
+    durable dead-letter store, whose redrive makes the message's job with its original
+    key, once however often it is redriven."""
+    topic = f"natsredrive/{unique}/events"
+    mqtt_sessions.append(f"natsredrive-{unique}")
+    outage = {"down": True}
+
+    class FlakyService(prx.JobService):
+        async def create_from_request(self, request: Any, metadata: Any = None) -> Any:
+            if outage["down"]:
+                raise prx.QueueUnavailableError("failing over")
+            return await super().create_from_request(request, metadata)
+
+    service = FlakyService(MemoryJobQueue())
+    source = sources.mqtt(
+        "127.0.0.1",
+        topic,
+        client_id=f"natsredrive-{unique}",
+        dead_letter_topic=f"natsredrive/{unique}/dead",
+    )
+    pipeline = source.pipe(prx.to_job("alarm.handle", payload=lambda m: m.json_body()))
+    retry = prx.RetryPolicy(max_attempts=2, initial_delay=0.001, max_delay=0.002)
+    async with prx.PipelineTrigger(pipeline, service, name="alarms", retry=retry):
+        assert await source.wait_connected()
+        await publish_mqtt(topic, b'{"s": 1}', "m-1")
+        await eventually(lambda: source.status.dead_lettered == 1)
+    with pytest.raises(prx.ConfigurationError, match="keeps no queue") as raised:
+        await source.redrive_dead_letters()
+    assert "JobService.redrive_dead_letter" in str(raised.value)
+
+    outage["down"] = False
+    [letter] = await service.list_dead_letters()
+    job = await service.redrive_dead_letter(letter.id)
+    assert (await service.redrive_dead_letter(letter.id)).id == job.id
+    assert [j.id for j in await service.list_jobs()] == [job.id]
+    assert job.idempotency_key == f"alarms:alarm.handle:{topic}/m-1"
+    assert job.payload == {"s": 1}

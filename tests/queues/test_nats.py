@@ -203,3 +203,148 @@ async def test_slow_creator_bounds_messages_in_flight(jetstream: Any, unique: st
         release.set()
         await eventually(lambda: len(creator.jobs) == 40)
     assert sorted(j.payload["n"] for j in creator.jobs) == list(range(40))
+
+
+async def dead_letter_count(js: Any, stream: str) -> int:
+    return int((await js.stream_info(stream)).state.messages)
+
+
+async def test_dead_letters_redrive_back_with_their_original_key(
+    jetstream: Any, unique: str
+) -> None:
+    """A bad message is published to the dead-letter subject (kept by its own stream);
+    once the handler is fixed, ``redrive_dead_letters`` publishes it back and deletes
+    the copy: consumed again it makes one job with its original key. A copy left in the
+    dead-letter stream (a crash after the publish, before the delete) redriven again
+    finds that job; messages of another source sharing the subject are left alone."""
+    stream, dead_stream = f"natsredrive_{unique}", f"natsredrive_dead_{unique}"
+    subject, dead = f"natsredrive_{unique}.orders", f"natsredrive_{unique}_dead"
+    jetstream.created_streams.extend([stream, dead_stream])
+    await jetstream.add_stream(name=stream, subjects=[subject])
+    await jetstream.add_stream(name=dead_stream, subjects=[dead])
+    broken = {"yes": True}
+
+    def handle(message: Any) -> dict[str, Any]:
+        if broken["yes"]:
+            raise ValueError("handler bug")
+        return dict(message.json_body())
+
+    service = prx.JobService(job_queue=MemoryJobQueue())
+    source = sources.nats(NATS_URL, subject, durable="d", stream=stream, dead_letter_subject=dead)
+    pipeline = source.pipe(prx.to_job("order.ship", payload=handle))
+    first = await jetstream.publish(subject, b'{"order": 1}', headers={"Trace": "t1"})
+    async with prx.PipelineTrigger(pipeline, service, name="ships"):
+        await eventually(lambda: source.status.dead_lettered == 1)
+    other = {"Portico-Dead-Letter-Of": "ELSEWHERE/1", "Portico-Dead-Letter-Subject": "x.y"}
+    await jetstream.publish(dead, b"{}", headers=other)  # another source's dead letter
+    assert await dead_letter_count(jetstream, dead_stream) == 2
+    [copy] = [m for m in await fetch_all(jetstream, dead, dead_stream) if m.data != b"{}"]
+
+    broken["yes"] = False
+    assert await source.redrive_dead_letters() == 1
+    assert await dead_letter_count(jetstream, dead_stream) == 1  # only the other one
+    assert await source.redrive_dead_letters() == 0
+    key = f"ships:order.ship:{stream}/{first.seq}"
+    async with prx.PipelineTrigger(pipeline, service, name="ships"):
+        await eventually(lambda: source.status.acked == 1)
+    [job] = await service.list_jobs()
+    assert (job.idempotency_key, job.payload) == (key, {"order": 1})
+    assert job.metadata["broker_subject"] == subject
+
+    # the crash case: the copy is still there after its job exists
+    await jetstream.publish(dead, copy.data, headers=copy.headers)
+    assert await source.redrive_dead_letters() == 1
+    async with prx.PipelineTrigger(pipeline, service, name="ships") as again:
+        await eventually(lambda: source.status.acked == 2)
+    assert again.get_health().duplicates_count == 1
+    assert [j.id for j in await service.list_jobs()] == [job.id]
+    republished = await fetch_all(jetstream, subject, stream, start=first.seq + 1)
+    assert [(m.headers["Trace"], m.headers["Portico-Dead-Letter-Of"]) for m in republished] == [
+        ("t1", f"{stream}/{first.seq}")
+    ] * 2
+
+
+async def fetch_all(js: Any, subject: str, stream: str, start: int = 1) -> list[Any]:
+    """The messages of ``subject`` from sequence ``start`` on, read without acking."""
+    from nats.js.api import ConsumerConfig, DeliverPolicy
+
+    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
+    subscription = await js.pull_subscribe(subject, stream=stream, config=config)
+    try:
+        pending = (await subscription.consumer_info()).num_pending
+        return list(await subscription.fetch(batch=pending, timeout=2)) if pending else []
+    finally:
+        await subscription.unsubscribe()
+
+
+async def test_redrive_needs_a_stream_capturing_the_dead_letter_subject(
+    jetstream: Any, unique: str
+) -> None:
+    stream = f"natsredrive_{unique}"
+    jetstream.created_streams.append(stream)
+    dead = f"natsredrive_{unique}_nowhere"
+    source = sources.nats(
+        NATS_URL, f"natsredrive_{unique}.x", stream=stream, dead_letter_subject=dead
+    )
+    with pytest.raises(prx.ConfigurationError, match=f"{dead!r} is captured by no JetStream"):
+        await source.redrive_dead_letters()
+    without = sources.nats(NATS_URL, f"natsredrive_{unique}.x", stream=stream)
+    with pytest.raises(prx.ConfigurationError, match="nothing to redrive"):
+        await without.redrive_dead_letters()
+
+
+@pytest.mark.parametrize(
+    "pattern, subject, matches",
+    [
+        ("a.b", "a.b", True),
+        ("a.b", "a.b.c", False),
+        ("a.*", "a.b", True),
+        ("a.*", "a.b.c", False),
+        ("a.>", "a.b.c", True),
+        ("a.>", "a", False),
+        ("*.b", "x.c", False),
+    ],
+)
+def test_redrive_publishes_back_only_subjects_the_source_consumes(
+    pattern: str, subject: str, matches: bool
+) -> None:
+    from portico_rx.sources.queues.nats import subject_matches
+
+    assert subject_matches(pattern, subject) is matches
+
+
+async def test_a_redriven_message_failing_again_keeps_its_original_key(
+    jetstream: Any, unique: str
+) -> None:
+    """Dead-lettered again after a redrive, a message is keyed by the sequence it first
+    had; ``limit`` bounds how many a redrive moves. The copies leave JetStream's own
+    headers behind (an expected stream or a message id would make the other stream
+    refuse or drop them)."""
+    stream, dead_stream = f"natsredrive_{unique}", f"natsredrive_dead_{unique}"
+    subject, dead = f"natsredrive_{unique}.a", f"natsredrive_{unique}_dead"
+    jetstream.created_streams.extend([stream, dead_stream])
+    await jetstream.add_stream(name=stream, subjects=[subject])
+    await jetstream.add_stream(name=dead_stream, subjects=[dead])
+
+    def bad(message: Any) -> dict[str, Any]:
+        raise ValueError("still broken")
+
+    source = sources.nats(NATS_URL, subject, durable="d", stream=stream, dead_letter_subject=dead)
+    pipeline = source.pipe(prx.to_job("a.b", payload=bad))
+    # JetStream's own headers of the original stay behind on the copies
+    only_here = {"Nats-Msg-Id": f"natsredrive-{unique}"}
+    first = await jetstream.publish(subject, b"{}", stream=stream, headers=only_here)
+    await jetstream.publish(subject, b"{}")
+    creator = RecordingJobCreator()
+    async with prx.PipelineTrigger(pipeline, job_creator=creator, name="again"):
+        await eventually(lambda: source.status.dead_lettered == 2)
+    assert await source.redrive_dead_letters(limit=1) == 1
+    assert await dead_letter_count(jetstream, dead_stream) == 1
+    async with prx.PipelineTrigger(pipeline, job_creator=creator, name="again"):
+        await eventually(lambda: source.status.dead_lettered == 3)
+    copies = await fetch_all(jetstream, dead, dead_stream)
+    assert sorted(m.headers["Portico-Dead-Letter-Of"] for m in copies) == [
+        f"{stream}/{first.seq}",
+        f"{stream}/{first.seq + 1}",
+    ]
+    assert creator.jobs == []

@@ -423,6 +423,7 @@ class QueueSource(reactivex.Observable[QueueMessage]):
         describe: str,
         probe: Callable[[], Awaitable[None]] | None = None,
         redrive: Callable[[int | None], Awaitable[int]] | None = None,
+        no_redrive: str | None = None,
         max_in_flight: int,
         scheduler: abc.SchedulerBase | None = None,
         reconnect_delay: float = 0.5,
@@ -443,6 +444,7 @@ class QueueSource(reactivex.Observable[QueueMessage]):
         self._session = session
         self._probe = probe
         self._redrive = redrive
+        self._no_redrive = no_redrive
         self._scheduler = scheduler
         self._tasks: set[asyncio.Task[None]] = set()
         self._random = random.Random()
@@ -481,7 +483,10 @@ class QueueSource(reactivex.Observable[QueueMessage]):
         meanwhile (e.g. by ``JobService.redrive_dead_letter``) finds that job.
 
         RabbitMQ moves ``<queue>.dead`` back to ``<queue>``; Redis Streams moves the
-        entries of ``<stream>.dead`` back to ``<stream>`` (see docs/dead-letters.md).
+        entries of ``<stream>.dead`` back to ``<stream>``; NATS moves the messages of
+        ``dead_letter_subject`` (kept by the JetStream stream that captures it) back to
+        the subjects they came from. MQTT has no broker dead-letter queue: it raises
+        (see docs/dead-letters.md).
         Each message is taken off the dead-letter queue only once it is back on the
         source queue, so a crash in between repeats it, never loses it.
 
@@ -495,8 +500,9 @@ class QueueSource(reactivex.Observable[QueueMessage]):
         """
         check_limit(limit)
         if self._redrive is None:
+            reason = f": {self._no_redrive}" if self._no_redrive else ""
             raise ConfigurationError(
-                f"{self.describe} has no broker dead-letter queue to redrive from"
+                f"{self.describe} has no broker dead-letter queue to redrive from{reason}"
             )
         return await self._redrive(limit)
 

@@ -30,6 +30,13 @@ logger = get_logger("portico_rx.sources.mqtt")
 MESSAGE_ID_PROPERTY = "message-id"
 """The MQTT v5 user property read as the message id (the idempotency key)."""
 DEFAULT_MAX_IN_FLIGHT = 32
+NO_BROKER_DEAD_LETTERS = (
+    "an MQTT broker keeps no queue for a topic nobody is subscribed to, so the messages "
+    "republished to dead_letter_topic are only seen by its subscribers; redrive from the "
+    "durable dead-letter store instead, which keeps every dead-lettered event "
+    "(JobService.redrive_dead_letter(id) or 'portico-rx dead-letters redrive ID')"
+)
+"""Why an ``mqtt()`` source cannot ``redrive_dead_letters`` (docs/dead-letters.md)."""
 _NOT_IN_ID = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -314,6 +321,7 @@ def mqtt(
         destination=topic,
         session=broker_subscription.session,
         probe=broker_subscription.probe,
+        no_redrive=NO_BROKER_DEAD_LETTERS,
         describe=f"mqtt topic {subscription!r} as {identifier!r} at {host}:{port}",
         max_in_flight=max_in_flight,
         scheduler=scheduler,

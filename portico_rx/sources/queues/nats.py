@@ -36,6 +36,31 @@ DEFAULT_BATCH = 32
 _NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
 
+DEAD_LETTER_OF = "Portico-Dead-Letter-Of"
+"""Header of a dead-letter copy: the key (``<stream>/<sequence>``) it first had."""
+DEAD_LETTER_SUBJECT = "Portico-Dead-Letter-Subject"
+"""Header of a dead-letter copy: the subject it was consumed from (where a redrive
+publishes it back)."""
+
+
+def portable_headers(msg: Msg) -> dict[str, str]:
+    """The headers of ``msg`` a copy keeps: all but JetStream's own (``Nats-*``). A kept
+    ``Nats-Msg-Id`` would make a stream drop the copy as a duplicate, a kept
+    ``Nats-Expected-Stream`` would make another stream refuse it."""
+    return {k: v for k, v in (msg.headers or {}).items() if not k.startswith("Nats-")}
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """Whether NATS ``subject`` is matched by ``pattern`` (``*`` one token, ``>`` the rest)."""
+    wanted, tokens = pattern.split("."), subject.split(".")
+    for i, token in enumerate(wanted):
+        if token == ">":
+            return len(tokens) > i
+        if i >= len(tokens) or (token != "*" and token != tokens[i]):
+            return False
+    return len(tokens) == len(wanted)
+
+
 def default_durable_name(subject: str) -> str:
     """A durable consumer name derived from ``subject``: ``portico-orders_created``."""
     return "portico-" + _NOT_IN_NAME.sub("_", subject.replace(">", "all").replace("*", "any"))
@@ -137,6 +162,100 @@ class _NatsConsumer:
             ) from None
         return stream_name, subscription
 
+    def entry_key(self, stream_name: str, msg: Msg) -> str:
+        """The idempotency key of ``msg``: ``<stream>/<sequence>``, or for a message
+        redriven from the dead-letter subject, the key it was dead-lettered under
+        (``Portico-Dead-Letter-Of``), so its job is the original's."""
+        original = (msg.headers or {}).get(DEAD_LETTER_OF)
+        if isinstance(original, str) and original.startswith(f"{stream_name}/"):
+            return original
+        return stream_entry_key(stream_name, msg.metadata.sequence.stream)
+
+    async def redrive(self, limit: int | None) -> int:
+        """Move the dead-letter subject's messages back to the consumed subject
+        (``QueueSource``'s ``redrive_dead_letters``).
+
+        Oldest first, through an ephemeral pull consumer filtered on the dead-letter
+        subject: each message (headers kept, ``Portico-Dead-Letter-Of`` keeps its key) is
+        published to the subject it was dead-lettered from, and deleted from the
+        dead-letter stream once JetStream acked that publish. Only the messages there
+        when the redrive began are read (one that fails again is not redriven twice),
+        and those of other sources (a shared dead-letter subject) are left alone.
+        """
+        dead = self.dead_letter_subject
+        if dead is None:
+            raise ConfigurationError(
+                f"nats subject {self.subject!r} keeps no dead-letter subject "
+                "(dead_letter_subject=None): there is nothing to redrive"
+            )
+        client = await self.connect()
+        moved = 0
+        try:
+            js = client.jetstream()
+            stream_name = await self.resolve_stream(js)
+            try:
+                dead_stream = await js.find_stream_name_by_subject(dead)
+            except NotFoundError:
+                raise ConfigurationError(
+                    f"dead_letter_subject={dead!r} is captured by no JetStream stream, so "
+                    "JetStream keeps none of its messages and there is nothing to redrive; "
+                    "add the subject to a stream (e.g. js.add_stream(name='DEAD', "
+                    f"subjects=[{dead!r}])), or redrive from the durable dead-letter store "
+                    "(JobService.redrive_dead_letter, 'portico-rx dead-letters redrive')"
+                ) from None
+            config = ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=self.ack_wait,
+                inactive_threshold=max(30.0, self.ack_wait),
+            )
+            subscription = await js.pull_subscribe(dead, stream=dead_stream, config=config)
+            info = await subscription.consumer_info()
+            try:
+                left = info.num_pending or 0
+                while left > 0 and (limit is None or moved < limit):
+                    wanted = min(left, self.batch, left if limit is None else limit - moved)
+                    try:
+                        messages = await subscription.fetch(
+                            batch=wanted, timeout=self.fetch_timeout
+                        )
+                    except FetchTimeout:
+                        break
+                    for msg in messages:
+                        left -= 1
+                        if await self._redrive_one(js, stream_name, dead_stream, msg):
+                            moved += 1
+            finally:
+                # unacked (skipped) messages stay: the consumer, not the stream, goes
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
+                with contextlib.suppress(Exception):
+                    await js.delete_consumer(dead_stream, info.name)
+        finally:
+            with contextlib.suppress(Exception):
+                await client.close()
+        logger.info("nats_messages_redriven", subject=self.subject, dead=dead, moved=moved)
+        return moved
+
+    async def _redrive_one(
+        self, js: JetStreamContext, stream_name: str, dead_stream: str, msg: Msg
+    ) -> bool:
+        """Republish one dead letter of this source, then delete it; ``False`` (left
+        alone) for one of another stream or subject."""
+        headers = msg.headers or {}
+        original = headers.get(DEAD_LETTER_OF, "")
+        subject = headers.get(DEAD_LETTER_SUBJECT, "")
+        if not original.startswith(f"{stream_name}/") or not subject_matches(self.subject, subject):
+            return False  # left unacked: it stays for its own source's redrive
+        # its subject is the source's, so its stream is the source's: streams' subjects
+        # do not overlap
+        await js.publish(subject, msg.data, headers=portable_headers(msg))
+        with contextlib.suppress(NotFoundError):  # a concurrent redrive deleted it first
+            await js.delete_msg(dead_stream, msg.metadata.sequence.stream)
+        with contextlib.suppress(Exception):
+            await msg.ack()
+        return True
+
     def message(self, msg: Msg) -> QueueMessage:
         meta = msg.metadata
         headers = {k: v for k, v in (msg.headers or {}).items()}
@@ -218,7 +337,7 @@ class _NatsSession:
             queue_message,
             ack=msg.ack,
             nack=functools.partial(self._nack, client, msg, queue_message),
-            idempotency_key=stream_entry_key(self.stream_name, queue_message.message_id),
+            idempotency_key=self.source.entry_key(self.stream_name, msg),
         )
 
     async def _nack(
@@ -234,11 +353,11 @@ class _NatsSession:
             return
         dead_letter_subject = self.source.dead_letter_subject
         if dead_letter_subject is not None:
-            headers: dict[str, Any] = dict(msg.headers or {})
+            headers: dict[str, Any] = portable_headers(msg)
             headers.update(
                 {
-                    "Portico-Dead-Letter-Of": f"{self.stream_name}/{queue_message.message_id}",
-                    "Portico-Dead-Letter-Subject": msg.subject,
+                    DEAD_LETTER_OF: self.source.entry_key(self.stream_name, msg),
+                    DEAD_LETTER_SUBJECT: msg.subject,
                 }
             )
             await client.publish(dead_letter_subject, msg.data, headers=headers)
@@ -320,7 +439,9 @@ def nats(
         ack_wait: seconds JetStream waits for an ack before redelivering (default 60).
         fetch_timeout: seconds one fetch waits for messages (default 1).
         dead_letter_subject: publish a copy of bad messages here before ``term``
-            (default none: the term advisory is the record).
+            (default none: the term advisory is the record). When a JetStream stream
+            captures it, ``source.redrive_dead_letters()`` publishes the copies back,
+            where they keep their original key.
         scheduler: Rx scheduler for timestamps and reconnect backoff (default: the loop's).
         reconnect_delay: first reconnect wait in seconds (default 0.5), doubling up to
             ``reconnect_max_delay`` (default 15).
@@ -355,6 +476,7 @@ def nats(
         destination=subject,
         session=broker_consumer.session,
         probe=broker_consumer.probe,
+        redrive=broker_consumer.redrive,
         describe=f"nats subject {subject!r} durable {durable_name!r} at {broker_consumer.shown}",
         max_in_flight=batch,
         scheduler=scheduler,
