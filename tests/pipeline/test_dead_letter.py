@@ -195,6 +195,7 @@ async def test_a_letter_the_store_refuses_is_logged_counted_and_kept_in_memory()
         "priority": 0,
         "metadata": {},
         "idempotency_key": None,
+        "scheduled_at": None,
     }
     assert trigger.get_health().details["dead_letters"] == {
         "store": "BrokenStore",
