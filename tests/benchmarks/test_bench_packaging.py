@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_packaging.py"
 
 
+@pytest.mark.timeout(300)  # ~40 s alone: it times fresh interpreters, slower on a busy machine
 def test_bench_packaging_quick_prints_each_comparison() -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH), "--quick"],
