@@ -182,8 +182,9 @@ class ScheduleConfig(BaseModel):
         return f"at {self.at.isoformat()}"
 
 
-_WRITE_SLICE = 2000
-"""Schedules serialised between two turns of the loop by a start-up's background write."""
+_WRITE_SLICE = 500
+"""Schedules written per store call (between two turns of the loop) by a start-up's
+background write."""
 
 
 def _exclude_item(item: Any) -> Any:
@@ -871,22 +872,27 @@ class ScheduleTrigger(PipelineTrigger):
 
     async def _write_new(self, store: ScheduleStore, new: list[tuple[str, ScheduleConfig]]) -> None:
         """Write the code schedules the store has never held (see :meth:`_reconcile`):
-        serialised in slices between which the loop runs (the timer keeps firing), then
-        one ``save_schedules``. The rows are this process's own: the next poll reads
-        them back without applying them again."""
-        entries: list[tuple[str, dict[str, Any], bool | None]] = []
+        in slices of ``_WRITE_SLICE`` (one ``save_schedules`` call each; SQLite: one
+        transaction each), between which the loop runs, so the timer keeps firing on
+        time while a hundred thousand rows are written. The rows are this process's own:
+        the next poll reads them back without applying them again."""
         for start in range(0, len(new), _WRITE_SLICE):
-            for name, config in new[start : start + _WRITE_SLICE]:
-                paused = True if name in self._paused_schedules else None
-                entries.append((name, self._stored_form(config) or {}, paused))
+            entries = [
+                (
+                    name,
+                    self._stored_form(config) or {},
+                    True if name in self._paused_schedules else None,
+                )
+                for name, config in new[start : start + _WRITE_SLICE]
+            ]
+            try:
+                written = await store.save_schedules(self.name, entries)
+            except Exception as exc:
+                self._store_errors += 1
+                logger.error("schedule_store_write_failed", trigger=self.name, error=repr(exc))
+                return
+            self._own_rows.update((row.name, row.revision) for row in written)
             await asyncio.sleep(0)
-        try:
-            written = await store.save_schedules(self.name, entries)
-        except Exception as exc:
-            self._store_errors += 1
-            logger.error("schedule_store_write_failed", trigger=self.name, error=repr(exc))
-            return
-        self._own_rows.update((row.name, row.revision) for row in written)
 
     async def _poll_store(self) -> None:
         scheduler = self.scheduler
