@@ -25,13 +25,13 @@ from portico_rx.notebook import controls as controls  # registers the presenter
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers (the functions, where a
     # submodule has the same name: `from portico_rx.notebook import record` is the function)
-    from portico_rx.notebook.frames import (
+    from portico_rx.frames import (
         JobHistory as JobHistory,
     )
-    from portico_rx.notebook.frames import (
+    from portico_rx.frames import (
         jobs_frame as jobs_frame,
     )
-    from portico_rx.notebook.frames import (
+    from portico_rx.frames import (
         jobs_to_frame as jobs_to_frame,
     )
     from portico_rx.notebook.plot import plot_upcoming as plot_upcoming
@@ -52,13 +52,13 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers (the functions, 
     from portico_rx.notebook.widget import panel as panel
 
 _LAZY: dict[str, str] = {
-    "JobHistory": "portico_rx.notebook.frames",
+    "JobHistory": "portico_rx.frames",
     "TriggerPanel": "portico_rx.notebook.widget",
     "TriggerRegistry": "portico_rx.notebook.registry",
     "diff": "portico_rx.notebook.simulate",
     "in_notebook": "portico_rx.notebook.registry",
-    "jobs_frame": "portico_rx.notebook.frames",
-    "jobs_to_frame": "portico_rx.notebook.frames",
+    "jobs_frame": "portico_rx.frames",
+    "jobs_to_frame": "portico_rx.frames",
     "panel": "portico_rx.notebook.widget",
     "plot_upcoming": "portico_rx.notebook.plot",
     "record": "portico_rx.notebook.record",

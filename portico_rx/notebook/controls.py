@@ -14,7 +14,7 @@ from portico_rx.models import Job
 from portico_rx.pipeline.presentation import register_presenter
 
 if TYPE_CHECKING:
-    from portico_rx.notebook.frames import JobHistory, OutcomeList
+    from portico_rx.frames import JobHistory, OutcomeList
     from portico_rx.pipeline.outcomes import EventOutcome
 
 __all__ = ["NotebookPresenter"]
@@ -34,12 +34,12 @@ class NotebookPresenter:
         return TriggerPanel(trigger, jobs=jobs, refresh=refresh)
 
     def history(self, jobs: Iterable[Job]) -> JobHistory:
-        from portico_rx.notebook.frames import JobHistory
+        from portico_rx.frames import JobHistory
 
         return JobHistory(jobs)
 
     def outcomes(self, outcomes: list[EventOutcome]) -> OutcomeList:
-        from portico_rx.notebook.frames import OutcomeList
+        from portico_rx.frames import OutcomeList
 
         return OutcomeList(outcomes)
 

@@ -11,7 +11,7 @@ import html
 from datetime import datetime
 from typing import Any
 
-from portico_rx.notebook.frames import jobs_table_html
+from portico_rx.frames import jobs_table_html
 
 __all__ = ["next_fire_times", "state_label", "trigger_html"]
 

@@ -14,9 +14,9 @@ import html
 from typing import Any
 
 from portico_rx.errors import ConfigurationError, PorticoError, require
+from portico_rx.frames import jobs_table_html
 from portico_rx.logs import get_logger
 from portico_rx.notebook.display import next_fire_times, state_label
-from portico_rx.notebook.frames import jobs_table_html
 
 __all__ = ["TriggerPanel", "panel"]
 

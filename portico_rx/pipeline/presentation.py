@@ -6,7 +6,7 @@ name at ``start()`` so a re-run cell replaces the previous copy. Those features 
 :mod:`portico_rx.notebook`, which registers a :class:`Presenter` here when it is
 imported (``import portico_rx`` does). The core only calls the registered presenter;
 with none, a trigger shows as its ``repr``; ``history()`` and ``outcomes()`` are still the
-list types of :mod:`portico_rx.notebook.frames` (pandas-free until ``to_frame()``), so
+list types of :mod:`portico_rx.frames` (core, pandas-free until ``to_frame()``), so
 their declared types hold either way.
 """
 
@@ -20,7 +20,7 @@ from portico_rx.errors import MissingDependencyError
 from portico_rx.models import Job
 
 if TYPE_CHECKING:
-    from portico_rx.notebook.frames import JobHistory, OutcomeList
+    from portico_rx.frames import JobHistory, OutcomeList
     from portico_rx.pipeline.outcomes import EventOutcome
 
 __all__ = ["Presenter", "presenter", "register_presenter"]
@@ -82,7 +82,7 @@ def outcome_list(outcomes: list[EventOutcome]) -> OutcomeList:
         return active.outcomes(outcomes)
     # A list with to_frame() even without a presenter: the module needs neither pandas
     # nor ipywidgets to import (pandas is imported by to_frame()).
-    from portico_rx.notebook.frames import OutcomeList
+    from portico_rx.frames import OutcomeList
 
     return OutcomeList(outcomes)
 
@@ -92,7 +92,7 @@ def job_history(jobs: Iterable[Job]) -> JobHistory:
     active = _presenter
     if active is not None:
         return active.history(jobs)
-    from portico_rx.notebook.frames import JobHistory
+    from portico_rx.frames import JobHistory
 
     return JobHistory(jobs)
 

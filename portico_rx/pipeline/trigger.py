@@ -48,7 +48,7 @@ from portico_rx.ports.job_creator import JobCreator
 from portico_rx.ports.job_trigger import JobTrigger
 
 if TYPE_CHECKING:  # what history() and outcomes() return (lists with to_frame())
-    from portico_rx.notebook.frames import JobHistory, OutcomeList
+    from portico_rx.frames import JobHistory, OutcomeList
 
 __all__ = ["PipelineTrigger"]
 

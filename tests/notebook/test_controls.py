@@ -12,7 +12,7 @@ import reactivex
 import portico_rx as prx
 from portico_rx.adapters.job_queue.memory import MemoryJobQueue
 from portico_rx.errors import TriggerNotRunningError, TriggerStartError
-from portico_rx.notebook.frames import JobHistory
+from portico_rx.frames import JobHistory
 from portico_rx.notebook.registry import TriggerRegistry
 from portico_rx.notebook.registry import registry as default_registry
 from portico_rx.notebook.widget import TriggerPanel, panel
@@ -77,7 +77,7 @@ async def test_history_is_a_list_that_renders_and_becomes_a_frame() -> None:
 
 async def test_history_and_outcomes_keep_their_types_without_a_presenter() -> None:
     """The declared return types (with ``to_frame()``) hold with no presenter registered."""
-    from portico_rx.notebook.frames import OutcomeList
+    from portico_rx.frames import OutcomeList
     from portico_rx.pipeline import presentation
 
     active = presentation.presenter()

@@ -17,8 +17,8 @@ from reactivex.scheduler import HistoricalScheduler
 import portico_rx as prx
 from portico_rx.adapters.job_queue.memory import MemoryJobQueue
 from portico_rx.errors import ConfigurationError
+from portico_rx.frames import JOB_FRAME_COLUMNS
 from portico_rx.notebook import jobs_frame, record
-from portico_rx.notebook.frames import JOB_FRAME_COLUMNS
 from portico_rx.notebook.plot import plot_upcoming, timeline
 from portico_rx.notebook.simulate import simulate
 from portico_rx.pipeline.delivery import Delivery, deliver

@@ -1,4 +1,6 @@
-"""Jobs as pandas DataFrames: ``jobs_frame`` for any store, ``JobHistory`` for a trigger."""
+"""Jobs and event outcomes as tables: ``jobs_frame`` for any store, ``JobHistory`` and
+``OutcomeList`` for a trigger (``history()``, ``outcomes()``). Core: pandas (the
+``notebook`` extra) is imported only when a frame is made, by ``to_frame()``."""
 
 from __future__ import annotations
 
