@@ -43,7 +43,7 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
 def click(browser: Any, selector: str) -> None:
     """Click the button at ``selector`` and wait for the page it leads to; the page's
     polling may swap the button for a fresh copy in between, so look it up again."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
 
     old = browser.find_element(By.TAG_NAME, "html")
@@ -52,6 +52,10 @@ def click(browser: Any, selector: str) -> None:
             browser.find_element(By.CSS_SELECTOR, selector).click()
             break
         except StaleElementReferenceException:
+            continue
+        except WebDriverException as exc:  # Chromium's form of the same race
+            if "does not belong to the document" not in str(exc):
+                raise
             continue
     else:
         raise AssertionError(f"{selector} kept going stale")
