@@ -49,6 +49,25 @@ def require_service(name: str) -> None:
     pytest.skip(message)
 
 
+def browser_tools(*modules: str) -> tuple[str, str]:
+    """Debian's chromium and chromedriver (and the Python ``modules`` a browser test
+    needs): their paths, or skip (laptop) / fail (CI, which installs them in .ci/run)."""
+    import importlib.util
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    missing = [name for name, ok in (("chromium", chromium), ("chromedriver", driver)) if not ok]
+    missing += [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        message = f"the browser tests need {', '.join(missing)}"
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{message}; CI installs them (.ci/run), so this is a broken CI setup")
+        pytest.skip(message)
+    assert chromium is not None and driver is not None
+    return chromium, driver
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for name in SERVICES:
         if item.get_closest_marker(name) is not None:

@@ -10,8 +10,6 @@ when ``PORTICO_REQUIRE_SERVICES=1`` (CI installs them).
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import socket
 import threading
 import time
@@ -19,7 +17,6 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
 import uvicorn
 from fastapi import Depends, HTTPException, Request
 
@@ -28,6 +25,7 @@ from portico_rx.adapters.job_trigger.schedule_trigger import ScheduleConfig, Sch
 from portico_rx.adapters.job_trigger.webhook_trigger import WebhookTrigger
 from portico_rx.kits.job.job_service import JobService
 from portico_rx.web import create_app
+from tests.conftest import browser_tools
 
 T = TypeVar("T")
 
@@ -106,17 +104,4 @@ class Site:
 
 
 def chromium_tools() -> tuple[str, str]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    missing = [name for name, ok in (("chromium", chromium), ("chromedriver", driver)) if not ok]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium")
-    if missing:
-        message = f"the browser tests need {', '.join(missing)} (see tests/dashboard/conftest.py)"
-        if os.environ.get("PORTICO_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{message}; CI installs them (.ci/run), so this is a broken CI setup")
-        pytest.skip(message)
-    assert chromium is not None and driver is not None
-    return chromium, driver
+    return browser_tools("selenium")

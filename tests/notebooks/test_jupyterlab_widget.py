@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -27,6 +26,8 @@ from typing import Any
 
 import nbformat
 import pytest
+
+from tests.conftest import browser_tools
 
 CELL = """
 import reactivex
@@ -43,33 +44,7 @@ trigger.widget(refresh=0.2)
 
 
 def _tools() -> tuple[str, str]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    missing = [
-        name
-        for name, ok in (
-            ("chromium", chromium),
-            ("chromedriver", driver),
-            ("jupyterlab", _importable("jupyterlab")),
-            ("selenium", _importable("selenium")),
-        )
-        if not ok
-    ]
-    if missing:
-        message = f"browser check needs {', '.join(missing)} (see this module's docstring)"
-        if os.environ.get("PORTICO_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{message}; CI installs them (.ci/run), so this is a broken CI setup")
-        pytest.skip(message)
-    assert chromium is not None and driver is not None
-    return chromium, driver
-
-
-def _importable(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
+    return browser_tools("jupyterlab", "selenium")
 
 
 def _free_port() -> int:
