@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -21,6 +23,7 @@ from portico_rx._version import __version__
 from portico_rx.adapters.job_queue.postgres import PostgresJobQueue
 from portico_rx.adapters.job_queue.redis import RedisJobQueue
 from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
+from portico_rx.cli import main
 from portico_rx.models import Job, JobStatus
 from portico_rx.ports.job_queue import JobQueue
 
@@ -127,15 +130,27 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def portico(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """The installed ``portico-rx`` command, as a user runs it."""
-    return subprocess.run(
-        [COMMAND, "--log-level", "warning", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """``portico-rx ARGS`` in ``cwd``: ``run`` as the installed command in a subprocess, as a
+    user runs it; every other command through the same :func:`main` in this process, its
+    stdout and stderr captured (a fresh interpreter per call cost most of this module's
+    time: the real command is exercised by ``run`` and by tests/cli/test_cli.py)."""
+    argv = ["--log-level", "warning", *args]
+    if args[0] == "run":
+        return subprocess.run(
+            [COMMAND, *argv], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    out, err = io.StringIO(), io.StringIO()
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exit_:  # argparse's usage errors
+                code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess([COMMAND, *argv], code, out.getvalue(), err.getvalue())
 
 
 def app_file(tmp_path: Path) -> Path:

@@ -68,10 +68,11 @@ class _Handler(BaseHTTPRequestHandler):
         if modified:
             self.send_header("Last-Modified", modified)
         self.end_headers()
-        self.wfile.write(body)
+        # Counted before the write: once the client has the body, the count is already there.
         with self.server.lock:
             resource.bodies_sent += 1
             resource.bytes_sent += len(body)
+        self.wfile.write(body)
 
 
 class _Server(ThreadingHTTPServer):
