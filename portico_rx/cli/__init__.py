@@ -30,7 +30,7 @@ import argparse
 import asyncio
 import os
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -357,96 +357,106 @@ def _outcomes_parser(commands: Any) -> None:
     outcomes.add_argument("--json", action="store_true", help="one JSON outcome per line")
 
 
-async def _dispatch(args: argparse.Namespace) -> int:
+async def _outcomes(args: argparse.Namespace) -> int:
+    from portico_rx.cli.outcomes import show_outcomes
+
+    return await show_outcomes(
+        url=args.url,
+        trigger=args.trigger,
+        outcome=args.outcome,
+        limit=args.limit,
+        as_json=args.json,
+    )
+
+
+async def _dead_letters(args: argparse.Namespace) -> int:
+    from portico_rx.cli import dead_letters
+
+    if args.action == "list":
+        return await dead_letters.list_dead_letters(
+            store=args.store,
+            trigger=args.trigger,
+            status=args.status,
+            limit=args.limit,
+            as_json=args.json,
+        )
+    if args.action == "show":
+        return await dead_letters.show_dead_letter(args.letter_id, store=args.store)
+    resolve = (
+        dead_letters.redrive_dead_letter
+        if args.action == "redrive"
+        else dead_letters.discard_dead_letter
+    )
+    return await resolve(args.letter_id, store=args.store, as_json=args.json)
+
+
+async def _jobs(args: argparse.Namespace) -> int:
     from portico_rx.cli import commands
 
-    if args.command == "outcomes":
-        from portico_rx.cli.outcomes import show_outcomes
-
-        return await show_outcomes(
-            url=args.url,
-            trigger=args.trigger,
-            outcome=args.outcome,
-            limit=args.limit,
-            as_json=args.json,
-        )
-    if args.command == "dead-letters":
-        from portico_rx.cli import dead_letters
-
-        if args.action == "list":
-            return await dead_letters.list_dead_letters(
-                store=args.store,
-                trigger=args.trigger,
-                status=args.status,
-                limit=args.limit,
-                as_json=args.json,
-            )
-        if args.action == "show":
-            return await dead_letters.show_dead_letter(args.letter_id, store=args.store)
-        resolve = (
-            dead_letters.redrive_dead_letter
-            if args.action == "redrive"
-            else dead_letters.discard_dead_letter
-        )
-        return await resolve(args.letter_id, store=args.store, as_json=args.json)
-    if args.command == "jobs" and args.action == "cancel":
+    if args.action == "cancel":
         return await commands.cancel_job(args.job_id, store=args.store, as_json=args.json)
-    if args.command == "jobs":
-        return await commands.list_jobs(
+    return await commands.list_jobs(
+        store=args.store,
+        status=args.status,
+        job_type=args.job_type,
+        queue_name=args.queue_name,
+        limit=args.limit,
+        as_json=args.json,
+    )
+
+
+async def _preview(args: argparse.Namespace) -> int:
+    from portico_rx.cli import preview
+
+    return await preview.preview(
+        args.file, days=args.days, start=args.start, limit=args.limit, as_json=args.json
+    )
+
+
+async def _schedules(args: argparse.Namespace) -> int:
+    from portico_rx.cli import schedules
+
+    if args.action == "list":
+        return await schedules.list_schedules(
+            store=args.store, trigger=args.trigger, as_json=args.json
+        )
+    if args.action == "add":
+        return await schedules.add_schedule(
+            args.name,
             store=args.store,
-            status=args.status,
-            job_type=args.job_type,
-            queue_name=args.queue_name,
-            limit=args.limit,
-            as_json=args.json,
-        )
-    if args.command == "preview":
-        from portico_rx.cli import preview
-
-        return await preview.preview(
-            args.file, days=args.days, start=args.start, limit=args.limit, as_json=args.json
-        )
-    if args.command == "schedules":
-        from portico_rx.cli import schedules
-
-        if args.action == "list":
-            return await schedules.list_schedules(
-                store=args.store, trigger=args.trigger, as_json=args.json
-            )
-        if args.action == "add":
-            return await schedules.add_schedule(
-                args.name,
-                store=args.store,
-                trigger=args.trigger,
-                cron=args.cron,
-                every=args.every,
-                at=args.at,
-                job_type=args.job_type,
-                payload=args.payload,
-                queue_name=args.queue_name,
-                priority=args.priority,
-                tz=args.tz,
-                paused=args.paused,
-                replace=args.replace,
-            )
-        if args.action in ("pause", "resume"):
-            return await schedules.set_paused(
-                args.name, store=args.store, trigger=args.trigger, paused=args.action == "pause"
-            )
-        if args.action == "remove":
-            return await schedules.remove_schedule(
-                args.name, store=args.store, trigger=args.trigger
-            )
-        return await schedules.backfill(
-            args.file,
-            schedule=args.schedule,
-            start=args.start,
-            end=args.end,
             trigger=args.trigger,
-            store=args.store,
-            dry_run=args.dry_run,
-            max_runs=args.max_runs,
+            cron=args.cron,
+            every=args.every,
+            at=args.at,
+            job_type=args.job_type,
+            payload=args.payload,
+            queue_name=args.queue_name,
+            priority=args.priority,
+            tz=args.tz,
+            paused=args.paused,
+            replace=args.replace,
         )
+    if args.action in ("pause", "resume"):
+        return await schedules.set_paused(
+            args.name, store=args.store, trigger=args.trigger, paused=args.action == "pause"
+        )
+    if args.action == "remove":
+        return await schedules.remove_schedule(args.name, store=args.store, trigger=args.trigger)
+    return await schedules.backfill(
+        args.file,
+        schedule=args.schedule,
+        start=args.start,
+        end=args.end,
+        trigger=args.trigger,
+        store=args.store,
+        dry_run=args.dry_run,
+        max_runs=args.max_runs,
+    )
+
+
+async def _run_or_work(args: argparse.Namespace) -> int:
+    from portico_rx.cli import commands
+
     running = {
         "store": args.store,
         "duration": args.duration,
@@ -465,6 +475,20 @@ async def _dispatch(args: argparse.Namespace) -> int:
         serve=args.serve,
         **running,
     )
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], Awaitable[int]]] = {
+    "outcomes": _outcomes,
+    "dead-letters": _dead_letters,
+    "jobs": _jobs,
+    "preview": _preview,
+    "schedules": _schedules,
+}
+"""Each command's handler (``run`` and ``worker``: :func:`_run_or_work`)."""
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    return await _COMMANDS.get(args.command, _run_or_work)(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
