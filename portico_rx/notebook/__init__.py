@@ -19,6 +19,8 @@ extra).
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from portico_rx.notebook import controls as controls  # registers the presenter
@@ -68,6 +70,31 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = sorted(_LAZY)
+
+
+_SAME_NAME = frozenset(name for name, module in _LAZY.items() if module == f"{__name__}.{name}")
+"""Public names that are also a submodule's name (``record``, ``registry``, ``simulate``)."""
+
+
+class _Package(types.ModuleType):
+    """This package's module type: the import system sets each submodule it imports as
+    an attribute of its package (``portico_rx.notebook.registry = <module>``), which
+    would shadow the public name of the same name once any code imported the submodule
+    (a started trigger imports ``registry``). A name in :data:`_SAME_NAME` keeps its
+    public value, the submodule's object of that name (``from
+    portico_rx.notebook.registry import TriggerRegistry`` still imports from the
+    submodule: that goes through ``sys.modules``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SAME_NAME and isinstance(value, types.ModuleType):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+for _name in _SAME_NAME:  # a submodule imported before the switch: the lazy name answers
+    if isinstance(globals().get(_name), types.ModuleType):
+        del globals()[_name]
 
 
 def __getattr__(name: str) -> Any:
