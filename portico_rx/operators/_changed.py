@@ -9,7 +9,7 @@ import reactivex
 from reactivex import Observable, abc
 
 from portico_rx.operators._arguments import positive_count
-from portico_rx.operators._keys import KeyFunction, failed
+from portico_rx.operators._keys import KeyFunction, NoEvent, failed
 from portico_rx.operators._table import KeyedTable
 from portico_rx.pipeline.isolation import EventFailed
 
@@ -80,22 +80,27 @@ def changed(
             table: KeyedTable[Any] = KeyedTable(None, limit=limit, ttl=None)
             last = table.entries
             get, move_to_end, cap = last.get, last.move_to_end, table.cap
+            emit = observer.on_next
+            plain: type = NoEvent  # the class of the last event that was no failure
 
             def on_next(event: T) -> None:
-                if isinstance(event, EventFailed):
-                    observer.on_next(event)
-                    return
+                nonlocal plain
+                if event.__class__ is not plain:  # isinstance once per change of class
+                    if isinstance(event, EventFailed):
+                        emit(event)
+                        return
+                    plain = event.__class__
                 # Three ``try`` blocks (free when nothing raises) name the failing stage.
                 try:
                     name = group_of(event)
                     previous = get(name, _NOTHING)  # an unhashable group raises here
                 except Exception as exc:
-                    observer.on_next(failed("changed.group", event, exc))
+                    emit(failed("changed.group", event, exc))
                     return
                 try:
                     value = value_of(event)
                 except Exception as exc:
-                    observer.on_next(failed("changed.key", event, exc))
+                    emit(failed("changed.key", event, exc))
                     return
                 if previous is _NOTHING:  # a new group: appended, maybe over the bound
                     last[name] = value
@@ -106,11 +111,11 @@ def changed(
                         if value == previous:
                             return
                     except Exception as exc:
-                        observer.on_next(failed("changed.compare", event, exc))
+                        emit(failed("changed.compare", event, exc))
                         return
                     last[name] = value
                     move_to_end(name)  # the least recently changed group goes first
-                observer.on_next(event)
+                emit(event)
 
             return source.subscribe(
                 on_next, observer.on_error, observer.on_completed, scheduler=subscribe_scheduler

@@ -10,8 +10,8 @@ import reactivex
 from reactivex import Observable, abc
 
 from portico_rx.operators._arguments import positive_count, positive_duration
-from portico_rx.operators._keys import KeyFunction, failed
-from portico_rx.operators._scheduling import pick_scheduler
+from portico_rx.operators._keys import KeyFunction, NoEvent, failed
+from portico_rx.operators._scheduling import pick_scheduler, time_reader
 from portico_rx.operators._table import KeyedTable
 from portico_rx.pipeline.isolation import EventFailed
 
@@ -96,24 +96,30 @@ def once_per_window(
             subscribe_scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             clock = pick_scheduler(scheduler, subscribe_scheduler)
+            read_now = time_reader(clock)
             table: KeyedTable[Any] = KeyedTable(
-                None if window is None else clock.now, limit=limit, ttl=window
+                None if window is None else read_now(clock), limit=limit, ttl=window
             )
             entries = table.entries
             get, settle, cap = entries.get, table.settle, table.cap
             span = window if window is not None else timedelta(0)  # on_next: a window
+            emit = observer.on_next
+            plain: type = NoEvent  # the class of the last event that was no failure
 
             def on_next(event: T) -> None:  # with a window: each key once per window
-                if isinstance(event, EventFailed):
-                    observer.on_next(event)
-                    return
+                nonlocal plain
+                if event.__class__ is not plain:  # isinstance once per change of class
+                    if isinstance(event, EventFailed):
+                        emit(event)
+                        return
+                    plain = event.__class__
                 try:
                     name = key_function(event)
                     until = get(name)  # an unhashable key raises here, for this event only
                 except Exception as exc:
-                    observer.on_next(failed(stage, event, exc))
+                    emit(failed(stage, event, exc))
                     return
-                now = clock.now
+                now = read_now(clock)
                 if until is None:
                     entries[name] = now + span
                     if len(entries) > cap or now >= table.due:
@@ -122,23 +128,26 @@ def once_per_window(
                     return
                 else:
                     table.put(name, now + span, now)
-                observer.on_next(event)
+                emit(event)
 
             def on_next_kept(event: T) -> None:  # no window: each key once, while kept
-                if isinstance(event, EventFailed):
-                    observer.on_next(event)
-                    return
+                nonlocal plain
+                if event.__class__ is not plain:  # isinstance once per change of class
+                    if isinstance(event, EventFailed):
+                        emit(event)
+                        return
+                    plain = event.__class__
                 try:
                     name = key_function(event)
                     if name in entries:  # an unhashable key raises here
                         return
                 except Exception as exc:
-                    observer.on_next(failed(stage, event, exc))
+                    emit(failed(stage, event, exc))
                     return
                 entries[name] = _KEPT
                 if len(entries) > cap:
                     settle(None)
-                observer.on_next(event)
+                emit(event)
 
             return source.subscribe(
                 on_next if window is not None else on_next_kept,

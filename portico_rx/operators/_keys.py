@@ -8,9 +8,22 @@ from typing import Any
 from portico_rx.pipeline.delivery import claim_current
 from portico_rx.pipeline.isolation import EventFailed, guarded
 
-__all__ = ["KeyFunction", "failed", "key_of"]
+__all__ = ["KeyFunction", "NoEvent", "failed", "key_of"]
 
 KeyFunction = Callable[[Any], Hashable]
+
+
+class NoEvent:
+    """The class of no event: where a per-event hot path starts the class it remembers.
+
+    The keyed operators pass an :class:`EventFailed` on untouched. Their hot paths
+    remember the class of the last event that was none (``plain``) and call
+    ``isinstance(event, EventFailed)`` only when an event's class differs, which in a
+    stream of one kind of event is its first event (and each failure, and the event
+    after it): ``event.__class__ is not plain`` is a third of ``isinstance``'s cost on a
+    miss. The answer is ``isinstance``'s (it depends on the class only, unless a
+    subclass of ``EventFailed`` reports another ``__class__``).
+    """
 
 
 def _hashed(key: KeyFunction, event: Any) -> Hashable:

@@ -342,3 +342,34 @@ def trace_start() -> Any:
     from portico_rx.testing import EPOCH
 
     return EPOCH
+
+
+UPSTREAM_FAILURE = EventFailed(event="x", error=RuntimeError("upstream"), stage="upstream")
+MIXED = st.one_of(st.integers(0, 4), st.sampled_from(["a", "b"]), st.just(UPSTREAM_FAILURE))
+
+
+def kind(event: Any) -> bool:
+    return isinstance(event, str)
+
+
+@FAST
+@given(event_streams(MIXED, max_gap=4, resolution=0.5, max_size=40), DURATIONS)
+def test_failures_pass_dedupe_and_changed_untouched_among_events_of_several_classes(
+    stream: list[tuple[float, Any]], ttl: float
+) -> None:
+    """Upstream failures come out untouched at their times, whatever class the events
+    before them had; the other events come out exactly as without the failures (the
+    hot paths remember the last class that was no failure)."""
+    clean = [(t, event) for t, event in stream if event is not UPSTREAM_FAILURE]
+    for make in (
+        lambda: dedupe(ttl=ttl),
+        lambda: dedupe(max_keys=3),
+        lambda: throttle_by(kind, ttl),
+        lambda: changed(),
+        lambda: changed(group=kind),
+    ):
+        emitted = trace_pipeline(make(), stream).emitted
+        failures = [(t, item) for t, item in emitted if item is UPSTREAM_FAILURE]
+        assert failures == [(t, e) for t, e in stream if e is UPSTREAM_FAILURE]
+        rest = [(t, item) for t, item in emitted if item is not UPSTREAM_FAILURE]
+        assert rest == trace_pipeline(make(), clean).emitted
