@@ -25,7 +25,7 @@ __all__ = ["DeadLetter", "discard", "redrive"]
 logger = get_logger("portico_rx.dead_letters")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     """One event the trigger gave up on.
 

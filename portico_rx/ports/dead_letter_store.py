@@ -16,6 +16,7 @@ store against the rules written on :class:`DeadLetterStore`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 from uuid import UUID, uuid4
@@ -35,6 +36,7 @@ __all__ = [
     "check_resolution",
     "dead_letter_store_of",
     "json_safe",
+    "letters_entry",
 ]
 
 DeadLetterStatus = Literal["open", "redriven", "discarded"]
@@ -194,7 +196,8 @@ class DeadLetterStore(ABC):
     Contract:
 
     * ``add_dead_letter`` stores a record under its id (adding an id again replaces
-      nothing and returns the stored record);
+      nothing and returns the stored record); ``add_dead_letters`` stores many, each as
+      ``add_dead_letter`` would, in order;
     * ``list_dead_letters`` returns the newest first (by ``at``, then by when added);
     * ``resolve_dead_letter`` moves an open letter to ``"redriven"`` or
       ``"discarded"`` atomically: of two concurrent resolutions one wins, the other
@@ -206,6 +209,21 @@ class DeadLetterStore(ABC):
     @abstractmethod
     async def add_dead_letter(self, record: DeadLetterRecord) -> DeadLetterRecord:
         """Store ``record``; returns the stored record."""
+
+    async def add_dead_letters(self, records: Sequence[DeadLetterRecord]) -> list[DeadLetterRecord]:
+        """Store ``records``, in order, each as :meth:`add_dead_letter` does; returns
+        the stored records (for an id stored already, the stored one).
+
+        What a trigger's sink calls with the letters made since its last write (a burst
+        overflowing ``max_pending`` makes thousands in one loop turn). A store
+        overrides this to write them in one call (one transaction); this default adds
+        them one after another.
+
+        Raises:
+            Whatever ``add_dead_letter`` raises. Which of the records were stored is
+            then unknown; adding them again is safe (an id stored already is kept).
+        """
+        return [await self.add_dead_letter(record) for record in records]
 
     @abstractmethod
     async def get_dead_letter(self, letter_id: UUID) -> DeadLetterRecord | None:
@@ -236,6 +254,37 @@ class DeadLetterStore(ABC):
             ConfigurationError: ``status`` is not ``"redriven"``/``"discarded"``, or the
                 letter is not open (the message names its status).
         """
+
+
+LettersEntry = Callable[[Sequence[DeadLetterRecord]], Awaitable[list[DeadLetterRecord]]]
+
+
+def letters_entry(store: DeadLetterStore) -> LettersEntry:
+    """The callable the sink writes its dead letters with: ``store.add_dead_letters``
+    when the store's own class provides it at least as specifically as
+    ``add_dead_letter``, else the port's default (one ``add_dead_letter`` after
+    another).
+
+    The rule of :func:`~portico_rx.ports.job_creator.batch_entry`: a subclass that
+    overrides only ``add_dead_letter`` (to count, to refuse, to forward), or an
+    instance whose ``add_dead_letter`` was patched, sees every letter through it.
+    """
+    try:
+        own = vars(store)
+    except TypeError:  # __slots__: no instance attributes to patch
+        own = {}
+    if "add_dead_letters" in own:  # patched itself: that is what to call
+        return store.add_dead_letters  # type: ignore[no-any-return]
+    if "add_dead_letter" not in own:
+        by_many = by_one = None
+        for klass in type(store).__mro__:
+            if by_many is None and "add_dead_letters" in vars(klass):
+                by_many = klass
+            if by_one is None and "add_dead_letter" in vars(klass):
+                by_one = klass
+        if by_many is not None and by_one is not None and issubclass(by_many, by_one):
+            return store.add_dead_letters
+    return lambda records: DeadLetterStore.add_dead_letters(store, records)
 
 
 def dead_letter_store_of(owner: object) -> DeadLetterStore | None:
