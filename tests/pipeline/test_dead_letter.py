@@ -6,7 +6,8 @@ original idempotency key, once."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from dataclasses import fields as fields_of
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from unittest.mock import AsyncMock
@@ -359,3 +360,45 @@ async def test_the_default_add_dead_letters_calls_add_dead_letter_in_order() -> 
     records = [DeadLetterRecord(trigger="t", stage="s", error=f"e{n}", at=at) for n in range(3)]
     assert await letters_entry(store)(records) == records
     assert seen == ["e0", "e1", "e2"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},  # the sink's letter: plain types, the fast path
+        {"event": {"raw": b"\xff\x00", "at": datetime(2026, 12, 1, tzinfo=UTC)}, "attempts": 3},
+        {"request": None, "source": None, "event_id": None, "provenance": {}},
+        {"at": datetime(2026, 12, 1, 10, tzinfo=timezone(timedelta(hours=1)))},  # to UTC
+        {"trigger": type("Name", (str,), {})("orders")},  # a str subclass: pydantic's path
+    ],
+)
+def test_a_letters_record_is_the_validated_record(fields: dict[str, Any]) -> None:
+    values: dict[str, Any] = {
+        "trigger": "orders",
+        "stage": "overflow",
+        "error": "100 requests were pending (max_pending)",
+        "at": datetime(2026, 12, 1, 9, tzinfo=UTC),
+        "request": JobRequest(job_type="order.ship", payload={"order": "A-1"}),
+        "event": {"order": "A-1"},
+        "source": "orders-feed",
+        "event_id": "A-1",
+        "provenance": {"trigger": "orders", "idempotency_key": "orders:order.ship:A-1"},
+        "requeued": True,
+    }
+    values.update(fields)
+    letter = prx.DeadLetter(**values)
+    record = letter.record()
+    # what record() was before its fast path: the model validating every field
+    validated = DeadLetterRecord(**{f.name: getattr(letter, f.name) for f in fields_of(letter)})
+    assert record == validated
+    assert record.model_fields_set == validated.model_fields_set
+    assert record.model_dump() == validated.model_dump()
+    assert record.at.utcoffset() == timedelta(0) and record.status == "open"
+    assert record.resolved("discarded").model_fields_set >= {"status", "resolved_at"}
+    assert DeadLetterRecord.model_validate_json(record.model_dump_json()) == record
+
+
+def test_a_naive_time_is_refused_as_the_model_refuses_it() -> None:
+    letter = prx.DeadLetter(trigger="t", stage="s", error="e", at=datetime(2026, 12, 1))
+    with pytest.raises(ValueError, match="has no time zone"):  # the model's ValidationError
+        letter.record()
