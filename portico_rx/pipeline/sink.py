@@ -8,7 +8,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from reactivex.abc import SchedulerBase
@@ -522,13 +522,13 @@ class JobSink:
         request ends created or dead-lettered once; cancelled, the unfinished ones are
         abandoned (dead-lettered as ``"stop"``, requeued) as ``_work`` does for one."""
         assert self._many is not None
-        settle: list[tuple[Claim | None, Delivery | None]] = []
+        claims: list[Claim | None] = []
         entries: list[tuple[JobRequest, dict[str, Any]]] = []
         for request in batch:
             claim, delivery = request_claim(request)
             metadata = self._prepare(request, claim, delivery)
             if metadata is not None:  # else: stale, dead-lettered already
-                settle.append((claim, delivery))
+                claims.append(claim)
                 entries.append((request, metadata))
         if not entries:
             return
@@ -547,15 +547,15 @@ class JobSink:
             except Exception as exc:
                 outcomes = [exc] * len(batch)
             failed: list[int] = []
+            at = self._now()  # when these jobs were created: one store call
             for index, outcome in enumerate(outcomes):
                 if isinstance(outcome, BaseException):
                     failed.append(index)
                     continue
                 done[index] = True
-                claim = settle[index][0]
-                self._created(outcome.job, outcome.created, claim, 1, batch[index])
+                self._created(outcome.job, outcome.created, claims[index], 1, batch[index], at)
             if failed:
-                await self._retry_each(entries, settle, outcomes, failed, done)
+                await self._retry_each(entries, outcomes, failed, done)
         except asyncio.CancelledError:
             for index, request in enumerate(batch):
                 if not done[index]:
@@ -566,7 +566,6 @@ class JobSink:
     async def _retry_each(
         self,
         entries: list[tuple[JobRequest, dict[str, Any]]],
-        settle: list[tuple[Claim | None, Delivery | None]],
         outcomes: list[Any],
         failed: list[int],
         done: list[bool],
@@ -575,7 +574,7 @@ class JobSink:
 
         async def retry(index: int) -> None:
             request, metadata = entries[index]
-            claim, delivery = settle[index]
+            claim, delivery = request_claim(request)
             async with slots:
                 await self._retry(request, metadata, outcomes[index], claim, delivery)
             done[index] = True
@@ -705,14 +704,16 @@ class JobSink:
         claim: Claim | None,
         attempt: int,
         request: JobRequest,
+        at: datetime | None = None,
     ) -> None:
+        """Count, settle and log a created job (``at``: when; default now)."""
         counters = self.counters
         counters.in_flight -= 1
         duplicate = created is False
         if duplicate:
             counters.record_duplicate()
         else:
-            counters.record_job(self._now())
+            counters.record_job(self._now() if at is None else at)
         if claim is None:
             self._record_bare(job, duplicate, request)
         if job is None:  # a create step with no Job to report (see CreateStep)
