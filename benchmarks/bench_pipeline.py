@@ -299,7 +299,7 @@ def _burst_line(events: int, store: str) -> dict[str, Any]:
         print(f"    {key:22} {value}")
     if result["overflowed"]:
         per_letter = result["peak_rss_mb"] * 1024 / result["overflowed"]
-        print(f"    peak RSS per overflowed event: {per_letter:.2f} KB")
+        print(f"    peak RSS / overflowed events: {per_letter:.2f} KB (pending and base included)")
     return result
 
 
