@@ -13,8 +13,16 @@
     consumer drains the queue and calls ``create_many_from_requests`` once per batch.
 (b) burst: 1,000,000 events pushed synchronously into a hot ``Subject`` pipeline (no
     back-pressure is possible) with the trigger's default ``max_pending`` and overflow
-    policy; the creator is slower than the burst, so the bound decides. Peak RSS of that
-    child process. Target: < 250 MB.
+    policy; the creator (a ``JobService`` that yields before each job) is slower than
+    the burst, so the bound decides: 100,000 are pending, 900,000 overflow and are
+    dead-lettered. Peak RSS of that child process. Target: < 250 MB.
+    Every overflowed event is a dead letter its creator's store keeps, and the push
+    is synchronous: all 900,000 letters (each with its job request) are made before the
+    loop runs again, so they wait in the sink's writer queue until it does
+    (``peak_rss_after_push_mb``). Then the writer writes them: over ``MemoryJobQueue``
+    (the first line, the target's) the store keeps a record of each in the process;
+    over ``SQLiteJobQueue`` (the second line, reported) they leave the process. Both
+    are printed with the peak per overflowed event.
 
 Cost is the process's CPU time (``time.process_time``) per event, so the other load of
 a shared machine slows neither side; the wall-clock ratio is printed beside it.
@@ -44,13 +52,16 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import reactivex
 
 import portico_rx as prx
 from portico_rx.adapters.job_queue.memory import MemoryJobQueue
+from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
 from portico_rx.models import JobRequest
 from portico_rx.pipeline import clock
 from portico_rx.pipeline.delivery import Delivery, deliver
@@ -223,8 +234,10 @@ def bench_cost(events: int, rounds: int) -> bool:
 # -- (b) burst -------------------------------------------------------------------------
 
 
-async def burst(events: int) -> dict[str, Any]:
-    """Push ``events`` into a hot Subject at once; return what the trigger decided."""
+async def burst(events: int, store: str) -> dict[str, Any]:
+    """Push ``events`` into a hot Subject at once; return what the trigger decided.
+
+    ``store``: ``"memory"`` (``MemoryJobQueue()``) or a SQLite file's path."""
 
     class SlowCreator(prx.JobService):
         """Yields to the loop before each job, so the burst outruns it."""
@@ -233,52 +246,76 @@ async def burst(events: int) -> dict[str, Any]:
             await asyncio.sleep(0)
             return await super().create_job(*args, **kwargs)
 
-    creator = SlowCreator(MemoryJobQueue())
+    queue = MemoryJobQueue() if store == "memory" else SQLiteJobQueue(store)
+    creator = SlowCreator(queue)
     subject: reactivex.Subject[int] = reactivex.Subject()
     trigger = prx.PipelineTrigger(
-        subject.pipe(prx.to_job(JOB_TYPE, payload=_payload)), job_creator=creator, name="burst"
+        subject.pipe(prx.to_job(JOB_TYPE, payload=_payload)),
+        job_creator=creator,
+        name="burst",
     )
     await trigger.start()
     started = time.perf_counter()
     for n in range(events):
         subject.on_next(n)
     pushed = time.perf_counter() - started
+    pushed_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     health = trigger.get_health()
     await trigger.stop()
+    stopped = time.perf_counter() - started - pushed
+    await creator.close()
     return {
+        "store": type(queue).__name__,
         "pushed_s": round(pushed, 2),
+        "stop_s": round(stopped, 2),
         "max_pending": trigger.max_pending,
         "overflow": trigger.overflow,
         "pending_after_burst": health.in_flight,
         "overflowed": trigger.counters.overflowed,
         "jobs_created": trigger.counters.jobs_created,
         "dead_letters_kept": len(trigger.dead_letters),
+        "dead_letters_stored": trigger.counters.dead_letters_stored,
+        "dead_letters_unstored": trigger.counters.dead_letters_unstored,
+        "peak_rss_after_push_mb": round(pushed_rss, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
 
-def burst_child(events: int) -> None:
+def burst_child(events: int, store: str) -> None:
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-        result = asyncio.run(burst(events))
+        result = asyncio.run(burst(events, store))
     print(repr(result))
 
 
-def bench_burst(events: int) -> bool:
-    print(f"(b) burst: {events} events from a hot Subject, default max_pending and overflow")
+def _burst_line(events: int, store: str) -> dict[str, Any]:
     child = subprocess.run(
-        [sys.executable, __file__, "--burst-child", str(events)],
+        [sys.executable, __file__, "--burst-child", str(events), "--burst-store", store],
         capture_output=True,
         text=True,
         check=True,
     )
-    result = eval(child.stdout.strip().splitlines()[-1])  # our own repr of a dict
+    result: dict[str, Any] = eval(child.stdout.strip().splitlines()[-1])  # our own repr
     for key, value in result.items():
-        print(f"    {key:20} {value}")
+        print(f"    {key:22} {value}")
+    if result["overflowed"]:
+        per_letter = result["peak_rss_mb"] * 1024 / result["overflowed"]
+        print(f"    peak RSS / overflowed events: {per_letter:.2f} KB (pending and base included)")
+    return result
+
+
+def bench_burst(events: int) -> bool:
+    print(f"(b) burst: {events} events from a hot Subject, default max_pending and overflow")
+    print("    creator JobService(MemoryJobQueue()), its dead letter store:")
+    result = _burst_line(events, "memory")
     passed = bool(result["peak_rss_mb"] < RSS_LIMIT_MB)
     print(
         f"    peak RSS {result['peak_rss_mb']} MB (target < {RSS_LIMIT_MB:.0f} MB) "
-        f"{'PASS' if passed else 'FAIL'}"
+        f"{'PASS' if passed else 'FAIL'} (the store keeps every overflowed event's letter)"
     )
+    with tempfile.TemporaryDirectory() as folder:
+        print("    creator JobService(SQLiteJobQueue(file)), its dead letter store (reported):")
+        sqlite = _burst_line(events, str(Path(folder) / "burst.db"))
+    print(f"    peak RSS {sqlite['peak_rss_mb']} MB (reported beside the target)")
     return passed
 
 
@@ -301,9 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=None, help="events in the burst")
     parser.add_argument("--profile", action="store_true", help="cProfile one full-path run")
     parser.add_argument("--burst-child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--burst-store", default="memory", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.burst_child is not None:
-        burst_child(args.burst_child)
+        burst_child(args.burst_child, args.burst_store)
         return 0
     events = args.events or (2_000 if args.quick else 20_000)
     if args.profile:

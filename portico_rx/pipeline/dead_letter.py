@@ -17,7 +17,12 @@ from portico_rx.errors import ConfigurationError
 from portico_rx.logs import get_logger
 from portico_rx.models import Job, JobRequest
 from portico_rx.pipeline.provenance import dead_letter_key
-from portico_rx.ports.dead_letter_store import DeadLetterRecord, DeadLetterStore, check_resolution
+from portico_rx.ports.dead_letter_store import (
+    DeadLetterRecord,
+    DeadLetterStore,
+    check_resolution,
+    new_record,
+)
 from portico_rx.ports.job_creator import JobCreator, request_entry
 
 __all__ = ["DeadLetter", "discard", "redrive"]
@@ -25,7 +30,7 @@ __all__ = ["DeadLetter", "discard", "redrive"]
 logger = get_logger("portico_rx.dead_letters")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     """One event the trigger gave up on.
 
@@ -63,7 +68,7 @@ class DeadLetter:
 
     def record(self) -> DeadLetterRecord:
         """This letter as a store keeps it (the event in its JSON form)."""
-        return DeadLetterRecord(
+        return new_record(
             id=self.id,
             trigger=self.trigger,
             stage=self.stage,

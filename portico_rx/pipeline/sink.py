@@ -8,7 +8,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from reactivex.abc import SchedulerBase
@@ -30,11 +30,17 @@ from portico_rx.pipeline.outcomes import (
 )
 from portico_rx.pipeline.provenance import Provenance
 from portico_rx.pipeline.retry import RetryPolicy
-from portico_rx.ports.dead_letter_store import DeadLetterStore, dead_letter_store_of
+from portico_rx.ports.dead_letter_store import (
+    DeadLetterRecord,
+    DeadLetterStore,
+    dead_letter_store_of,
+    letters_entry,
+)
 from portico_rx.ports.job_creator import CreatedJob, JobCreator, batch_entry, request_entry
 
 __all__ = [
     "DEFAULT_MAX_PENDING",
+    "LETTER_BATCH",
     "MAX_BATCH",
     "AlertHook",
     "CreateStep",
@@ -63,6 +69,8 @@ Larger batches hold their jobs alive across more of CPython's young-generation
 collections, which then promote them: at 256 a burst through the memory store cost ~10%
 more CPU than one request at a time, at 64 ~10% less (bench_pipeline). Several workers'
 batches of one instant still share one SQLite transaction (its group commit)."""
+LETTER_BATCH = 256
+"""Most dead letters the sink's writer hands its store in one ``add_dead_letters`` call."""
 DEFAULT_MAX_PENDING = 100_000
 """Requests a sink holds (queued + being created) before it overflows (~1 KB each)."""
 _OVERFLOW_POLICIES = ("dead_letter", "drop")
@@ -222,10 +230,11 @@ class JobSink:
     Dead letters go to ``dead_letters`` (the recent ones, in memory) and, with a
     ``dead_letter_store`` (default: the creator's, see
     :func:`~portico_rx.ports.dead_letter_store.dead_letter_store_of`), are written there
-    in the background as they are made (only the dead-letter path pays; :meth:`close`
-    waits for the writes). A write that fails is logged (``dead_letter_not_stored``,
-    with the letter), counted (``counters.dead_letters_unstored``) and the letter stays
-    in memory.
+    by the sink's one writer: a letter joins its queue, one task writes the queue in
+    order, up to :data:`LETTER_BATCH` letters per ``add_dead_letters`` call (only the
+    dead-letter path pays; :meth:`close` waits until the queue is written). A write
+    that fails is logged (``dead_letter_not_stored``, with the letter), counted
+    (``counters.dead_letters_unstored``) and the letter stays in memory.
     """
 
     def __init__(
@@ -254,6 +263,7 @@ class JobSink:
         check_pending(max_pending, overflow)
         self.max_pending = max_pending
         self.overflow = overflow
+        self._overflow_error = f"{max_pending} requests were pending (max_pending)"
         self._overflowing = 0
         self.job_creator = job_creator
         self.name = name
@@ -272,6 +282,9 @@ class JobSink:
             if dead_letter_store is not None
             else dead_letter_store_of(job_creator)
         )
+        # the dead-letter writer: letters not written yet, and the task writing them
+        self._unwritten: deque[DeadLetter] = deque()
+        self._writer: asyncio.Future[None] | None = None
         self.create_step = create_step
         self.recorder = recorder if recorder is not None else OutcomeRecorder(name, size=0)
         self.max_age_s = check_staleness(max_age, stale)
@@ -362,7 +375,7 @@ class JobSink:
             return
         self.dead_letter(
             stage="overflow",
-            error=f"{self.max_pending} requests were pending (max_pending)",
+            error=self._overflow_error,
             request=request,
             claim=claim,
             delivery=delivery,
@@ -449,7 +462,7 @@ class JobSink:
                 await worker
         self._workers = []
         self._flush_job_log()
-        if self._hook_tasks:
+        if self._hook_tasks:  # the hooks' tasks, and the dead-letter writer's
             await asyncio.gather(*self._hook_tasks, return_exceptions=True)
         cancelled, self._cancelled = self._cancelled, 0
         return unfinished + cancelled
@@ -509,13 +522,13 @@ class JobSink:
         request ends created or dead-lettered once; cancelled, the unfinished ones are
         abandoned (dead-lettered as ``"stop"``, requeued) as ``_work`` does for one."""
         assert self._many is not None
-        settle: list[tuple[Claim | None, Delivery | None]] = []
+        claims: list[Claim | None] = []
         entries: list[tuple[JobRequest, dict[str, Any]]] = []
         for request in batch:
             claim, delivery = request_claim(request)
             metadata = self._prepare(request, claim, delivery)
             if metadata is not None:  # else: stale, dead-lettered already
-                settle.append((claim, delivery))
+                claims.append(claim)
                 entries.append((request, metadata))
         if not entries:
             return
@@ -534,15 +547,15 @@ class JobSink:
             except Exception as exc:
                 outcomes = [exc] * len(batch)
             failed: list[int] = []
+            at = self._now()  # when these jobs were created: one store call
             for index, outcome in enumerate(outcomes):
                 if isinstance(outcome, BaseException):
                     failed.append(index)
                     continue
                 done[index] = True
-                claim = settle[index][0]
-                self._created(outcome.job, outcome.created, claim, 1, batch[index])
+                self._created(outcome.job, outcome.created, claims[index], 1, batch[index], at)
             if failed:
-                await self._retry_each(entries, settle, outcomes, failed, done)
+                await self._retry_each(entries, outcomes, failed, done)
         except asyncio.CancelledError:
             for index, request in enumerate(batch):
                 if not done[index]:
@@ -553,7 +566,6 @@ class JobSink:
     async def _retry_each(
         self,
         entries: list[tuple[JobRequest, dict[str, Any]]],
-        settle: list[tuple[Claim | None, Delivery | None]],
         outcomes: list[Any],
         failed: list[int],
         done: list[bool],
@@ -562,7 +574,7 @@ class JobSink:
 
         async def retry(index: int) -> None:
             request, metadata = entries[index]
-            claim, delivery = settle[index]
+            claim, delivery = request_claim(request)
             async with slots:
                 await self._retry(request, metadata, outcomes[index], claim, delivery)
             done[index] = True
@@ -692,14 +704,16 @@ class JobSink:
         claim: Claim | None,
         attempt: int,
         request: JobRequest,
+        at: datetime | None = None,
     ) -> None:
+        """Count, settle and log a created job (``at``: when; default now)."""
         counters = self.counters
         counters.in_flight -= 1
         duplicate = created is False
         if duplicate:
             counters.record_duplicate()
         else:
-            counters.record_job(self._now())
+            counters.record_job(self._now() if at is None else at)
         if claim is None:
             self._record_bare(job, duplicate, request)
         if job is None:  # a create step with no Job to report (see CreateStep)
@@ -862,7 +876,9 @@ class JobSink:
         self.counters.dead_lettered += 1
         self.dead_letters.append(letter)
         if self.dead_letter_store is not None:
-            self._background(self._store(letter))
+            self._unwritten.append(letter)
+            if self._writer is None or self._writer.done():  # (done: cancelled unstarted)
+                self._writer = self._background(self._write_letters(self.dead_letter_store))
         # the event's outcome: given back to its source (stop, overflow), else dead
         kind = STALE if stage == "stale" else (REQUEUED if requeue else DEAD_LETTERED)
         if claim is not None:
@@ -888,34 +904,79 @@ class JobSink:
                 self._background(result)
         return letter
 
-    def _background(self, work: Awaitable[Any]) -> None:
-        """Run ``work`` (a hook, a store write) as a task :meth:`close` waits for."""
+    def _background(self, work: Awaitable[Any]) -> asyncio.Future[Any]:
+        """Run ``work`` (a hook, the dead-letter writer) as a task :meth:`close` waits for."""
         task = asyncio.ensure_future(work)
         self._hook_tasks.add(task)
         task.add_done_callback(self._hook_tasks.discard)
+        return task
 
-    async def _store(self, letter: DeadLetter) -> None:
-        """Write ``letter`` to the dead letter store; a failure is logged and counted,
-        and the letter stays in memory (``dead_letters``)."""
-        assert self.dead_letter_store is not None
+    async def _write_letters(self, store: DeadLetterStore) -> None:
+        """The dead-letter writer: write the queued letters to ``store`` in order, up to
+        :data:`LETTER_BATCH` per call, until none is left (then the next letter starts
+        it again). Each letter's record is built here, when it is written."""
+        unwritten = self._unwritten
+        add_many = letters_entry(store)
         try:
-            await self.dead_letter_store.add_dead_letter(letter.record())
+            while unwritten:
+                batch = [unwritten.popleft() for _ in range(min(len(unwritten), LETTER_BATCH))]
+                await self._write_batch(store, add_many, batch)
+                await asyncio.sleep(0)  # a store that never waits must not hold the loop
+        finally:
+            self._writer = None
+
+    async def _write_batch(
+        self,
+        store: DeadLetterStore,
+        add_many: Callable[[list[DeadLetterRecord]], Awaitable[Any]],
+        batch: list[DeadLetter],
+    ) -> None:
+        """Write ``batch`` in one call; if that fails, each letter again on its own
+        (adding a stored id again keeps it), so each one is counted stored or not stored
+        as it is. A failure is logged and counted, and the letter stays in memory
+        (``dead_letters``)."""
+        letters: list[DeadLetter] = []
+        records: list[DeadLetterRecord] = []
+        for letter in batch:
+            try:
+                records.append(letter.record())
+            except Exception as exc:
+                self._not_stored(letter, exc)
+            else:
+                letters.append(letter)
+        if not records:
+            return
+        try:
+            await add_many(records)
         except Exception as exc:
-            self.counters.dead_letters_unstored += 1
-            logger.error(
-                "dead_letter_not_stored",
-                trigger=self.name,
-                dead_letter_id=str(letter.id),
-                stage=letter.stage,
-                error=letter.error,
-                store_error=f"{type(exc).__name__}: {exc}",
-                source=letter.source,
-                event_id=letter.event_id,
-                idempotency_key=letter.provenance.get("idempotency_key"),
-                request=None if letter.request is None else letter.request.model_dump(),
-            )
+            if len(records) == 1:
+                self._not_stored(letters[0], exc)
+                return
         else:
-            self.counters.dead_letters_stored += 1
+            self.counters.dead_letters_stored += len(records)
+            return
+        for letter, record in zip(letters, records, strict=True):
+            try:
+                await store.add_dead_letter(record)
+            except Exception as exc:
+                self._not_stored(letter, exc)
+            else:
+                self.counters.dead_letters_stored += 1
+
+    def _not_stored(self, letter: DeadLetter, exc: Exception) -> None:
+        self.counters.dead_letters_unstored += 1
+        logger.error(
+            "dead_letter_not_stored",
+            trigger=self.name,
+            dead_letter_id=str(letter.id),
+            stage=letter.stage,
+            error=letter.error,
+            store_error=f"{type(exc).__name__}: {exc}",
+            source=letter.source,
+            event_id=letter.event_id,
+            idempotency_key=letter.provenance.get("idempotency_key"),
+            request=None if letter.request is None else letter.request.model_dump(),
+        )
 
     def _safe_call(self, hook: Callable[..., Any], *args: Any) -> Any:
         try:

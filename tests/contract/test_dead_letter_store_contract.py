@@ -61,6 +61,22 @@ async def test_adding_an_id_again_keeps_the_first(dead_letter_store: DeadLetterS
     assert len(await dead_letter_store.list_dead_letters()) == 1
 
 
+async def test_adding_many_stores_each_in_order_and_keeps_stored_ids(
+    dead_letter_store: DeadLetterStore,
+) -> None:
+    first = letter(event_id="m-0")
+    await dead_letter_store.add_dead_letter(first)
+    batch = [letter(event_id=f"m-{n}", at=T0) for n in range(1, 4)]
+    changed = first.model_copy(update={"error": "other"})
+    stored = await dead_letter_store.add_dead_letters([batch[0], changed, *batch[1:]])
+    assert stored == [batch[0], first, *batch[1:]]  # the stored id keeps its first record
+    assert await dead_letter_store.add_dead_letters([]) == []
+    listed = await dead_letter_store.list_dead_letters()
+    # same ``at``: newest first means last added first, so the batch kept its order
+    assert [r.event_id for r in listed] == ["m-3", "m-2", "m-1", "m-0"]
+    assert await dead_letter_store.get_dead_letter(batch[2].id) == batch[2]
+
+
 async def test_list_is_newest_first_and_filters(dead_letter_store: DeadLetterStore) -> None:
     old = letter(at=T0)
     new = letter(at=T0 + timedelta(minutes=5))

@@ -6,7 +6,8 @@ original idempotency key, once."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from dataclasses import fields as fields_of
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from unittest.mock import AsyncMock
@@ -23,7 +24,8 @@ from portico_rx.adapters.job_queue.sqlite import SQLiteJobQueue
 from portico_rx.errors import ConfigurationError, DeadLetterNotFoundError, QueueUnavailableError
 from portico_rx.models import JobRequest
 from portico_rx.pipeline.delivery import Delivery, deliver
-from portico_rx.ports.dead_letter_store import DeadLetterRecord
+from portico_rx.pipeline.sink import LETTER_BATCH
+from portico_rx.ports.dead_letter_store import DeadLetterRecord, letters_entry
 from portico_rx.ports.job_creator import CreatedJob
 from portico_rx.testing import RecordingJobCreator
 
@@ -261,3 +263,142 @@ async def test_a_creator_without_a_store_keeps_letters_in_memory_only() -> None:
     assert isinstance(explicit.dead_letter_store, MemoryJobQueue)
     with pytest.raises(DeadLetterNotFoundError):
         await explicit.redrive_dead_letter(UUID(int=7))
+
+
+def numbers_trigger(subject: reactivex.Subject[int], **options: Any) -> prx.PipelineTrigger:
+    return prx.PipelineTrigger(
+        subject.pipe(prx.to_job("burst.n", payload=lambda n: {"n": n})),
+        job_creator=prx.JobService(MemoryJobQueue()),
+        name="burst",
+        max_pending=1,
+        **options,
+    )
+
+
+async def test_an_overflow_burst_is_written_in_order_by_one_writer_in_batches() -> None:
+    class BatchRecordingStore(MemoryJobQueue):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[list[UUID]] = []
+
+        async def add_dead_letters(self, records: Any) -> list[DeadLetterRecord]:
+            self.calls.append([record.id for record in records])
+            return await super().add_dead_letters(records)
+
+    store = BatchRecordingStore()
+    subject: reactivex.Subject[int] = reactivex.Subject()
+    trigger = numbers_trigger(subject, dead_letter_store=store)
+    async with trigger:
+        for n in range(700):  # synchronous: nothing is written before the loop runs
+            subject.on_next(n)
+        assert trigger.counters.overflowed == 699
+        # one writer, not a task per letter: the workers, the writer, this test
+        assert len(asyncio.all_tasks()) < 699 // 2
+    # stop waited for the queue: every letter written, in the order made, in batches
+    assert trigger.counters.dead_letters_stored == 699
+    assert trigger.counters.dead_letters_unstored == 0
+    assert [i for call in store.calls for i in call] == [d.id for d in trigger.dead_letters]
+    assert 3 <= len(store.calls) < 699
+    assert max(len(call) for call in store.calls) <= LETTER_BATCH
+    records = await store.list_dead_letters(trigger="burst", limit=1000)
+    assert len(records) == 699 and {r.stage for r in records} == {"overflow"}
+    assert records[-1].request is not None and records[-1].request.payload == {"n": 1}
+
+
+async def test_a_batch_the_store_refuses_is_written_again_letter_by_letter() -> None:
+    class BatchesFail(MemoryJobQueue):
+        async def add_dead_letters(self, records: Any) -> list[DeadLetterRecord]:
+            raise QueueUnavailableError("the batch write timed out")
+
+        async def add_dead_letter(self, record: DeadLetterRecord) -> DeadLetterRecord:
+            assert record.request is not None
+            if record.request.payload["n"] == 3:
+                raise QueueUnavailableError("disk full")
+            return await super().add_dead_letter(record)
+
+    store = BatchesFail()
+    subject: reactivex.Subject[int] = reactivex.Subject()
+    trigger = numbers_trigger(subject, dead_letter_store=store)
+    with capture_logs() as logs:
+        async with trigger:
+            for n in range(6):
+                subject.on_next(n)
+    assert trigger.counters.overflowed == 5
+    assert trigger.counters.dead_letters_stored == 4
+    assert trigger.counters.dead_letters_unstored == 1
+    [line] = [entry for entry in logs if entry["event"] == "dead_letter_not_stored"]
+    [refused] = [d for d in trigger.dead_letters if d.request and d.request.payload["n"] == 3]
+    assert line["dead_letter_id"] == str(refused.id) and "disk full" in line["store_error"]
+    assert await store.get_dead_letter(refused.id) is None
+    assert len(await store.list_dead_letters(limit=10)) == 4
+
+
+def test_the_sink_writes_through_add_dead_letter_where_a_store_overrides_only_it() -> None:
+    class OneAtATime(MemoryJobQueue):
+        async def add_dead_letter(self, record: DeadLetterRecord) -> DeadLetterRecord:
+            return await super().add_dead_letter(record)
+
+    plain = MemoryJobQueue()
+    assert letters_entry(plain) == plain.add_dead_letters
+    one = OneAtATime()
+    assert letters_entry(one) != one.add_dead_letters  # the port's loop over its override
+    patched = MemoryJobQueue()
+    patched.add_dead_letter = AsyncMock()  # type: ignore[method-assign]
+    assert letters_entry(patched) != patched.add_dead_letters
+
+
+async def test_the_default_add_dead_letters_calls_add_dead_letter_in_order() -> None:
+    seen: list[str] = []
+
+    class OneAtATime(MemoryJobQueue):
+        async def add_dead_letter(self, record: DeadLetterRecord) -> DeadLetterRecord:
+            seen.append(record.error)
+            return await super().add_dead_letter(record)
+
+    store = OneAtATime()
+    at = datetime.now(UTC)
+    records = [DeadLetterRecord(trigger="t", stage="s", error=f"e{n}", at=at) for n in range(3)]
+    assert await letters_entry(store)(records) == records
+    assert seen == ["e0", "e1", "e2"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},  # the sink's letter: plain types, the fast path
+        {"event": {"raw": b"\xff\x00", "at": datetime(2026, 12, 1, tzinfo=UTC)}, "attempts": 3},
+        {"request": None, "source": None, "event_id": None, "provenance": {}},
+        {"at": datetime(2026, 12, 1, 10, tzinfo=timezone(timedelta(hours=1)))},  # to UTC
+        {"trigger": type("Name", (str,), {})("orders")},  # a str subclass: pydantic's path
+    ],
+)
+def test_a_letters_record_is_the_validated_record(fields: dict[str, Any]) -> None:
+    values: dict[str, Any] = {
+        "trigger": "orders",
+        "stage": "overflow",
+        "error": "100 requests were pending (max_pending)",
+        "at": datetime(2026, 12, 1, 9, tzinfo=UTC),
+        "request": JobRequest(job_type="order.ship", payload={"order": "A-1"}),
+        "event": {"order": "A-1"},
+        "source": "orders-feed",
+        "event_id": "A-1",
+        "provenance": {"trigger": "orders", "idempotency_key": "orders:order.ship:A-1"},
+        "requeued": True,
+    }
+    values.update(fields)
+    letter = prx.DeadLetter(**values)
+    record = letter.record()
+    # what record() was before its fast path: the model validating every field
+    validated = DeadLetterRecord(**{f.name: getattr(letter, f.name) for f in fields_of(letter)})
+    assert record == validated
+    assert record.model_fields_set == validated.model_fields_set
+    assert record.model_dump() == validated.model_dump()
+    assert record.at.utcoffset() == timedelta(0) and record.status == "open"
+    assert record.resolved("discarded").model_fields_set >= {"status", "resolved_at"}
+    assert DeadLetterRecord.model_validate_json(record.model_dump_json()) == record
+
+
+def test_a_naive_time_is_refused_as_the_model_refuses_it() -> None:
+    letter = prx.DeadLetter(trigger="t", stage="s", error="e", at=datetime(2026, 12, 1))
+    with pytest.raises(ValueError, match="has no time zone"):  # the model's ValidationError
+        letter.record()

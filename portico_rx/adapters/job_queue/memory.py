@@ -361,6 +361,15 @@ class MemoryJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
     # -- DeadLetterStore -----------------------------------------------------------
 
     async def add_dead_letter(self, record: DeadLetterRecord) -> DeadLetterRecord:
+        return self._add_letter(record)
+
+    async def add_dead_letters(
+        self, records: Sequence[DeadLetterRecord]
+    ) -> builtins.list[DeadLetterRecord]:
+        add = self._add_letter
+        return [add(record) for record in records]
+
+    def _add_letter(self, record: DeadLetterRecord) -> DeadLetterRecord:
         stored = self._dead_letters.get(record.id)
         if stored is not None:
             return stored[1]

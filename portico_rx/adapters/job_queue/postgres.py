@@ -770,24 +770,43 @@ class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
     # -- DeadLetterStore -----------------------------------------------------------
 
     async def add_dead_letter(self, record: DeadLetterRecord) -> DeadLetterRecord:
+        [stored] = await self.add_dead_letters([record])
+        return stored
+
+    async def add_dead_letters(
+        self, records: Sequence[DeadLetterRecord]
+    ) -> builtins.list[DeadLetterRecord]:
+        """One connection and one transaction for all of ``records``."""
+        if not records:
+            return []
         sql = (
             f"INSERT INTO {self._letters} (id, trigger, status, at, record) "
             "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id"
         )
-        document = record.model_dump(mode="json")
+        documents = [record.model_dump(mode="json") for record in records]
 
-        async def insert(connection: Any) -> Any:
-            added = await connection.fetchval(
-                sql, record.id, record.trigger, record.status, record.at, document
-            )
-            if added is not None:
-                return None
-            return await connection.fetchval(
-                f"SELECT record FROM {self._letters} WHERE id = $1", record.id
-            )
+        async def insert(connection: Any) -> builtins.list[Any]:
+            found: builtins.list[Any] = []
+            async with connection.transaction():
+                for record, document in zip(records, documents, strict=True):
+                    added = await connection.fetchval(
+                        sql, record.id, record.trigger, record.status, record.at, document
+                    )
+                    found.append(
+                        None
+                        if added is not None
+                        else await connection.fetchval(
+                            f"SELECT record FROM {self._letters} WHERE id = $1", record.id
+                        )
+                    )
+            return found
 
-        found = await self._run("add a dead letter to", insert)
-        return record if found is None else DeadLetterRecord.model_validate(found)
+        action = "add a dead letter to" if len(records) == 1 else "add dead letters to"
+        found = await self._run(action, insert)
+        return [
+            record if stored is None else DeadLetterRecord.model_validate(stored)
+            for record, stored in zip(records, found, strict=True)
+        ]
 
     async def get_dead_letter(self, letter_id: UUID) -> DeadLetterRecord | None:
         sql = f"SELECT record FROM {self._letters} WHERE id = $1"

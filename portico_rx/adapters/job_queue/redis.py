@@ -777,22 +777,45 @@ class RedisJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
     # -- DeadLetterStore -----------------------------------------------------------
 
     async def add_dead_letter(self, record: DeadLetterRecord) -> DeadLetterRecord:
-        keys = [self._key("dead", str(record.id)), self._key("dead", "seq")]
-        args = [
-            self.prefix,
-            str(record.id),
-            record.trigger,
-            record.status,
-            _micros(record.at),
-            record.model_dump_json(),
+        [stored] = await self.add_dead_letters([record])
+        return stored
+
+    async def add_dead_letters(
+        self, records: Sequence[DeadLetterRecord]
+    ) -> builtins.list[DeadLetterRecord]:
+        """The add script once per record, pipelined: one round trip for all of them
+        (each script call atomic, in order)."""
+        calls = [
+            (
+                [self._key("dead", str(record.id)), self._key("dead", "seq")],
+                [
+                    self.prefix,
+                    str(record.id),
+                    record.trigger,
+                    record.status,
+                    _micros(record.at),
+                    record.model_dump_json(),
+                ],
+            )
+            for record in records
         ]
-        answer = await self._run(
-            "add a dead letter to",
-            lambda: self._scripts["add_dead_letter"](keys=keys, args=args),
-        )
-        if answer and int(answer[0]) == 0:
-            return DeadLetterRecord.model_validate_json(answer[1])
-        return record
+        if not calls:
+            return []
+
+        async def send() -> builtins.list[Any]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for keys, args in calls:
+                    await self._scripts["add_dead_letter"](keys=keys, args=args, client=pipe)
+                return list(await pipe.execute())
+
+        action = "add a dead letter to" if len(calls) == 1 else "add dead letters to"
+        answers = await self._run(action, send)
+        return [
+            DeadLetterRecord.model_validate_json(answer[1])
+            if answer and int(answer[0]) == 0
+            else record
+            for record, answer in zip(records, answers, strict=True)
+        ]
 
     async def get_dead_letter(self, letter_id: UUID) -> DeadLetterRecord | None:
         text = await self._run(

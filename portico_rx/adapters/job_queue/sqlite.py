@@ -849,25 +849,33 @@ class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
     # -- DeadLetterStore -----------------------------------------------------------
 
     async def add_dead_letter(self, record: DeadLetterRecord) -> DeadLetterRecord:
-        row = (
-            str(record.id),
-            record.trigger,
-            record.status,
-            _to_micros(record.at),
-            record.model_dump_json(),
-        )
+        [stored] = await self.add_dead_letters([record])
+        return stored
 
-        def insert(conn: sqlite3.Connection) -> DeadLetterRecord:
-            cursor = conn.execute(
-                "INSERT INTO dead_letters (id, trigger, status, at, record) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                row,
-            )
-            if cursor.rowcount == 1:
-                return record
-            return _dead_letter(conn, record.id) or record
+    async def add_dead_letters(
+        self, records: Sequence[DeadLetterRecord]
+    ) -> builtins.list[DeadLetterRecord]:
+        """One writer call (one transaction) for all of ``records``."""
+        rows = [
+            (str(record.id), record.trigger, record.status, _to_micros(record.at), record)
+            for record in records
+        ]
 
-        return await self._call(insert)
+        def insert(conn: sqlite3.Connection) -> builtins.list[DeadLetterRecord]:
+            stored = []
+            for ident, trigger, status, at, record in rows:
+                cursor = conn.execute(
+                    "INSERT INTO dead_letters (id, trigger, status, at, record) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (ident, trigger, status, at, record.model_dump_json()),
+                )
+                if cursor.rowcount == 1:
+                    stored.append(record)
+                else:
+                    stored.append(_dead_letter(conn, record.id) or record)
+            return stored
+
+        return await self._call(insert) if rows else []
 
     async def get_dead_letter(self, letter_id: UUID) -> DeadLetterRecord | None:
         return await self._call(lambda conn: _dead_letter(conn, letter_id))
