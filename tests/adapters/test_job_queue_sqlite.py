@@ -369,6 +369,33 @@ async def test_completes_of_one_loop_iteration_are_each_answered_alone(tmp_path:
         assert await queue.count(status=JobStatus.COMPLETED) == 3
 
 
+async def test_fails_of_one_loop_iteration_keep_each_error_and_retry_time(
+    tmp_path: Path,
+) -> None:
+    async with SQLiteJobQueue(tmp_path / "jobs.db") as queue:
+        for n in range(4):
+            await queue.enqueue(prx.Job(job_type="run.fail", payload={"n": n}))
+        jobs = await asyncio.gather(*(queue.dequeue(None) for _ in range(4)))
+        ids = [job.id for job in jobs if job is not None]
+        later = datetime.now(UTC) + timedelta(hours=1)
+        failed = await asyncio.gather(
+            queue.fail(ids[0], "boom 0"),
+            queue.fail(ids[1], "boom 1"),
+            queue.fail(ids[2], "retry 2", retry_at=later),
+            queue.fail(ids[3], "retry 3", retry_at=later + timedelta(hours=1)),
+        )
+        assert [(job.id, job.status, job.error) for job in failed] == [
+            (ids[0], JobStatus.FAILED, "boom 0"),
+            (ids[1], JobStatus.FAILED, "boom 1"),
+            (ids[2], JobStatus.SCHEDULED, "retry 2"),
+            (ids[3], JobStatus.SCHEDULED, "retry 3"),
+        ]
+        assert failed[2].scheduled_at is not None
+        assert failed[3].scheduled_at is not None
+        assert failed[3].scheduled_at - failed[2].scheduled_at == timedelta(hours=1)
+        assert await queue.dequeue(None) is None  # the retries are not due yet
+
+
 def test_bad_arguments_name_the_argument() -> None:
     for kwargs, match in [
         ({"busy_timeout": -1}, "busy_timeout"),

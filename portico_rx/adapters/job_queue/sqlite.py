@@ -19,7 +19,10 @@ How it stays fast and off the event loop: each queue owns one thread and one
 connection. The calls made during one event-loop iteration are handed to that thread
 together; the thread takes every call waiting at that moment and runs them in *one*
 transaction (group commit), so a burst of ``create_job`` calls costs one fsync and one
-thread hand-over, not one per job.
+thread hand-over, not one per job. Inside that transaction a run of alike calls shares
+one statement (``enqueue``: one ``executemany``; claims: one ``UPDATE … LIMIT n``;
+``complete``/``fail``: one ``executemany`` and one read-back), each caller still
+answered as if its call had run alone (see :class:`_Joinable`).
 """
 
 from __future__ import annotations
