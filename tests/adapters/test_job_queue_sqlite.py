@@ -287,6 +287,115 @@ async def test_enqueues_of_one_loop_iteration_share_a_transaction_each_answered_
         assert all(created for _, created in stored) and await queue.count() == 154
 
 
+async def test_the_same_new_job_twice_in_one_transaction_is_created_once(
+    tmp_path: Path,
+) -> None:
+    async with SQLiteJobQueue(tmp_path / "jobs.db") as queue:
+        job = prx.Job(job_type="run.insert")
+        other = prx.Job(job_type="run.insert")
+        answers = await asyncio.gather(queue.enqueue(job), queue.enqueue(job), queue.enqueue(other))
+        assert [(stored.id, created) for stored, created in answers] == [
+            (job.id, True),
+            (job.id, False),
+            (other.id, True),
+        ]
+        assert await queue.count() == 2
+
+
+async def test_claims_of_one_loop_iteration_take_the_due_jobs_in_order(tmp_path: Path) -> None:
+    """Workers claiming in one loop iteration share one claim statement: each gets its own
+    job, the first caller the first job in the queue's order, and those left over None."""
+    async with SQLiteJobQueue(tmp_path / "jobs.db") as queue:
+        jobs = [prx.Job(job_type="run.claim", priority=p, queue_name="q") for p in (1, 5, 3)]
+        jobs.append(prx.Job(job_type="run.claim", priority=9, queue_name="elsewhere"))
+        for job in jobs:
+            await queue.enqueue(job)
+        claimed = await asyncio.gather(*(queue.dequeue(["q"]) for _ in range(5)))
+        assert [None if job is None else job.id for job in claimed] == [
+            jobs[1].id,
+            jobs[2].id,
+            jobs[0].id,
+            None,
+            None,
+        ]
+        for job in claimed[:3]:
+            assert job is not None
+            assert job.status == JobStatus.RUNNING and job.attempts == 1
+            assert job.started_at is not None
+        assert await queue.count(status=JobStatus.RUNNING) == 3
+        assert await queue.count(status=JobStatus.PENDING) == 1  # the other queue's
+
+
+async def test_joined_claims_take_expired_leases_back(tmp_path: Path) -> None:
+    async with SQLiteJobQueue(tmp_path / "jobs.db", visibility_timeout=0.2) as queue:
+        for n in range(2):
+            await queue.enqueue(prx.Job(job_type="run.lease", payload={"n": n}))
+        first = await asyncio.gather(queue.dequeue(None), queue.dequeue(None))
+        assert all(job is not None for job in first)
+        assert await asyncio.gather(queue.dequeue(None), queue.dequeue(None)) == [None, None]
+        await asyncio.sleep(0.3)  # the workers died: their leases expire
+        again = await asyncio.gather(queue.dequeue(None), queue.dequeue(None), queue.dequeue(None))
+        assert {job.id for job in again if job is not None} == {
+            job.id for job in first if job is not None
+        }
+        assert again[2] is None
+        assert all(job is None or job.attempts == 2 for job in again)
+
+
+async def test_completes_of_one_loop_iteration_are_each_answered_alone(tmp_path: Path) -> None:
+    """Completes in one loop iteration share one update; an unknown id still gets its
+    own error, and the same job completed twice ends with the last result, as alone."""
+    async with SQLiteJobQueue(tmp_path / "jobs.db") as queue:
+        for n in range(3):
+            await queue.enqueue(prx.Job(job_type="run.complete", payload={"n": n}))
+        jobs = await asyncio.gather(*(queue.dequeue(None) for _ in range(3)))
+        ids = [job.id for job in jobs if job is not None]
+        missing = uuid4()
+        answers = await asyncio.gather(
+            queue.complete(ids[0], {"n": 0}),
+            queue.complete(missing, {"n": -1}),
+            queue.complete(ids[1], [1, 2]),
+            return_exceptions=True,
+        )
+        assert isinstance(answers[1], prx.JobNotFoundError) and str(missing) in str(answers[1])
+        done = [answers[0], answers[2]]
+        assert [job.id for job in done if isinstance(job, prx.Job)] == ids[:2]
+        assert [job.result for job in done if isinstance(job, prx.Job)] == [{"n": 0}, [1, 2]]
+        assert all(isinstance(job, prx.Job) and job.status == "completed" for job in done)
+        twice = await asyncio.gather(queue.complete(ids[2], "a"), queue.complete(ids[2], "b"))
+        assert [job.result for job in twice] == ["a", "b"]
+        stored = await queue.get(ids[2])
+        assert stored is not None and stored.result == "b"
+        assert await queue.count(status=JobStatus.COMPLETED) == 3
+
+
+async def test_fails_of_one_loop_iteration_keep_each_error_and_retry_time(
+    tmp_path: Path,
+) -> None:
+    async with SQLiteJobQueue(tmp_path / "jobs.db") as queue:
+        for n in range(4):
+            await queue.enqueue(prx.Job(job_type="run.fail", payload={"n": n}))
+        jobs = await asyncio.gather(*(queue.dequeue(None) for _ in range(4)))
+        ids = [job.id for job in jobs if job is not None]
+        later = datetime.now(UTC) + timedelta(hours=1)
+        failed = await asyncio.gather(
+            queue.fail(ids[0], "boom 0"),
+            queue.fail(ids[1], "boom 1"),
+            queue.fail(ids[2], "retry 2", retry_at=later),
+            queue.fail(ids[3], "retry 3", retry_at=later + timedelta(hours=1)),
+        )
+        assert [(job.id, job.status, job.error) for job in failed] == [
+            (ids[0], JobStatus.FAILED, "boom 0"),
+            (ids[1], JobStatus.FAILED, "boom 1"),
+            (ids[2], JobStatus.SCHEDULED, "retry 2"),
+            (ids[3], JobStatus.SCHEDULED, "retry 3"),
+        ]
+        assert failed[2].scheduled_at is not None
+        assert failed[3].scheduled_at is not None
+        assert failed[3].scheduled_at - failed[2].scheduled_at == timedelta(hours=1)
+        assert await queue.dequeue(None) is None  # the retries are not due yet
+
+
 def test_bad_arguments_name_the_argument() -> None:
     for kwargs, match in [
         ({"busy_timeout": -1}, "busy_timeout"),

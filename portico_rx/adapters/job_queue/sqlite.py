@@ -19,7 +19,10 @@ How it stays fast and off the event loop: each queue owns one thread and one
 connection. The calls made during one event-loop iteration are handed to that thread
 together; the thread takes every call waiting at that moment and runs them in *one*
 transaction (group commit), so a burst of ``create_job`` calls costs one fsync and one
-thread hand-over, not one per job.
+thread hand-over, not one per job. Inside that transaction a run of alike calls shares
+one statement (``enqueue``: one ``executemany``; claims: one ``UPDATE … LIMIT n``;
+``complete``/``fail``: one ``executemany`` and one read-back), each caller still
+answered as if its call had run alone (see :class:`_Joinable`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, cast
 from uuid import UUID
 
 from portico_rx.adapters.job_queue.base import (
@@ -207,12 +210,13 @@ def _row(job: Job) -> tuple[Any, ...]:
     )
 
 
-def _job(row: Sequence[Any]) -> Job:
-    """The Job a row holds (``_COLUMNS`` order)."""
+def _job(row: Sequence[Any], job_id: UUID | None = None) -> Job:
+    """The Job a row holds (``_COLUMNS`` order; ``job_id``: its id, when the caller has
+    it as a UUID already)."""
     return trusted(
         Job,
         {
-            "id": UUID(row[0]),
+            "id": UUID(row[0]) if job_id is None else job_id,
             "job_type": row[1],
             "queue_name": row[2],
             "payload": _loads(row[3]),
@@ -247,6 +251,199 @@ def _insert(conn: sqlite3.Connection, job: Job, row: tuple[Any, ...]) -> tuple[J
             return _job(found), False
     found = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (str(job.id),)).fetchone()
     return _job(found), False
+
+
+Outcome = tuple[bool, Any]  # (True, value) or (False, the error raised)
+
+
+class _Joinable(Protocol):
+    """An operation of the writer thread that may run with the like operations next to
+    it in the same transaction, as one statement (or a few) for all of them.
+
+    Called alone (``operation(conn)``) it is an ordinary operation. The group commit runs
+    a run of two or more with the same ``join_key`` (``None``: never joined) by
+    ``run_joined``, which gives each one the outcome it would have had alone, in order
+    (where the joined statement cannot tell, by calling that one alone).
+    """
+
+    join_key: Any
+
+    def __call__(self, conn: sqlite3.Connection) -> Any: ...
+
+    @classmethod
+    def run_joined(
+        cls, conn: sqlite3.Connection, operations: Sequence[Any]
+    ) -> builtins.list[Outcome]:
+        """The outcome of each of ``operations``, in order. Raising fails the whole
+        transaction (the group commit rolls it back)."""
+        ...
+
+
+def _alone(conn: sqlite3.Connection, operation: Any) -> Outcome:
+    """The outcome of ``operation`` run alone, inside a joined run (an error that ended
+    the transaction is raised: it fails the whole transaction)."""
+    try:
+        return True, operation(conn)
+    except Exception as exc:
+        if not conn.in_transaction:
+            raise
+        return False, exc
+
+
+class _Insert:
+    """``enqueue``: one row; joined, one ``executemany`` for every row of the run."""
+
+    __slots__ = ("job", "row")
+    join_key = _INSERT
+
+    def __init__(self, job: Job, row: tuple[Any, ...]) -> None:
+        self.job = job
+        self.row = row
+
+    def __call__(self, conn: sqlite3.Connection) -> tuple[Job, bool]:
+        return _insert(conn, self.job, self.row)
+
+    @classmethod
+    def run_joined(
+        cls, conn: sqlite3.Connection, operations: Sequence[Any]
+    ) -> builtins.list[Outcome]:
+        (before,) = conn.execute("SELECT coalesce(max(seq), 0) FROM jobs").fetchone()
+        try:
+            cursor = conn.executemany(_INSERT, [operation.row for operation in operations])
+        except Exception:
+            if not conn.in_transaction:
+                raise
+            written = -1  # stopped at a row SQLite refused: the rows before it are in
+        else:
+            written = cursor.rowcount
+        if written == len(operations):  # every row written: every job created
+            return [(True, (operation.job, True)) for operation in operations]
+        # A key or id was taken (or a row refused): the rows this statement wrote are
+        # the new seqs (the write lock is held); every other job runs alone, in order,
+        # as it would have, and finds the row that holds its key or id, or its error.
+        inserted = {
+            job_id for (job_id,) in conn.execute("SELECT id FROM jobs WHERE seq > ?", (before,))
+        }
+        outcomes: builtins.list[Outcome] = []
+        for operation in operations:
+            job_id = operation.row[0]
+            if job_id in inserted:
+                inserted.discard(job_id)  # the same job twice: only the first created it
+                outcomes.append((True, (operation.job, True)))
+            else:
+                outcomes.append(_alone(conn, operation))
+        return outcomes
+
+
+class _Claim:
+    """``dequeue``: claim the next due job (after reclaiming expired leases when asked or
+    when none is due); joined, one ``UPDATE … LIMIT n`` claims the run's ``n`` jobs."""
+
+    __slots__ = (
+        "claim_args",
+        "join_key",
+        "lease",
+        "reclaim_args",
+        "started",
+        "statements",
+        "sweep",
+    )
+
+    def __init__(
+        self,
+        statements: tuple[str, str, str],
+        names: tuple[str, ...],
+        started: int,
+        lease: int | None,
+        due: int,
+        sweep: bool,
+        *,
+        joinable: bool,
+    ) -> None:
+        self.statements = statements
+        self.join_key = (statements, lease is None) if joinable else None
+        self.started = started
+        self.lease = lease
+        self.sweep = sweep
+        self.claim_args = (started, lease, *names, due)
+        self.reclaim_args = (*names, started)
+
+    def __call__(self, conn: sqlite3.Connection) -> tuple[Sequence[Any] | None, int]:
+        claim_sql, reclaim_sql, _ = self.statements
+        reclaimed = conn.execute(reclaim_sql, self.reclaim_args).rowcount if self.sweep else 0
+        found = conn.execute(claim_sql, self.claim_args).fetchone()
+        if found is None and self.lease is not None and not self.sweep:
+            reclaimed = conn.execute(reclaim_sql, self.reclaim_args).rowcount
+            if reclaimed:
+                found = conn.execute(claim_sql, self.claim_args).fetchone()
+        return found, reclaimed  # the row: made a Job on the loop (see _update)
+
+    @classmethod
+    def run_joined(
+        cls, conn: sqlite3.Connection, operations: Sequence[Any]
+    ) -> builtins.list[Outcome]:
+        # Every operation of the run asks for the same queues at "now" (no ``now=``):
+        # the run claims as the latest of them, as each would have claimed alone.
+        last = max(operations, key=lambda operation: operation.started)
+        _, reclaim_sql, many_sql = last.statements
+        sweep = any(operation.sweep for operation in operations)
+        wanted = len(operations)
+        reclaimed = conn.execute(reclaim_sql, last.reclaim_args).rowcount if sweep else 0
+        rows = conn.execute(many_sql, (*last.claim_args, wanted)).fetchall()
+        if len(rows) < wanted and last.lease is not None and not sweep:
+            reclaimed = conn.execute(reclaim_sql, last.reclaim_args).rowcount
+            if reclaimed:
+                rows += conn.execute(many_sql, (*last.claim_args, wanted - len(rows))).fetchall()
+        # RETURNING has no order: hand them out in the claim's order (seq is last)
+        rows.sort(key=lambda row: (-row[4], row[9], row[-1]))
+        found: builtins.list[Sequence[Any] | None] = [*rows, *[None] * (wanted - len(rows))]
+        return [(True, (row, reclaimed if n == 0 else 0)) for n, row in enumerate(found)]
+
+
+class _Update:
+    """``complete``/``fail``: ``UPDATE … WHERE id = ? RETURNING`` one job; joined (the
+    same ``SET`` for every job of the run, distinct ids), one ``executemany`` and one
+    ``SELECT`` of the updated rows."""
+
+    __slots__ = ("args", "job_id", "join_key", "path", "sets")
+
+    def __init__(self, sets: str, args: tuple[Any, ...], job_id: UUID, path: str) -> None:
+        self.join_key = sets
+        self.sets = sets
+        self.args = (*args, str(job_id))
+        self.job_id = job_id
+        self.path = path
+
+    def __call__(self, conn: sqlite3.Connection) -> Sequence[Any]:
+        found: Sequence[Any] | None = conn.execute(
+            f"UPDATE jobs SET {self.sets} WHERE id = ? RETURNING {_COLUMNS}", self.args
+        ).fetchone()
+        if found is None:
+            raise JobNotFoundError(f"no job with id {self.job_id} in {self.path!r}")
+        return found  # made a Job on the loop, while the thread commits the next group
+
+    @classmethod
+    def run_joined(
+        cls, conn: sqlite3.Connection, operations: Sequence[Any]
+    ) -> builtins.list[Outcome]:
+        ids = [operation.args[-1] for operation in operations]
+        if len(set(ids)) != len(ids):  # the same job twice: each update alone, in order
+            return [_alone(conn, operation) for operation in operations]
+        conn.executemany(
+            f"UPDATE jobs SET {operations[0].sets} WHERE id = ?",
+            [operation.args for operation in operations],
+        )
+        rows = {
+            row[0]: row
+            for row in conn.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE id IN ({', '.join('?' for _ in ids)})", ids
+            )
+        }
+        # an id not in the file updated nothing: its own error, as alone
+        return [
+            (True, rows[job_id]) if job_id in rows else _alone(conn, operation)
+            for job_id, operation in zip(ids, operations, strict=True)
+        ]
 
 
 class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
@@ -321,7 +518,7 @@ class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
         self._outbox: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         self._open_lock: asyncio.Lock | None = None
         self._new_work: asyncio.Event | None = None
-        self._claim_sql: dict[tuple[str, ...], tuple[str, str]] = {}
+        self._claim_sql: dict[tuple[str, ...], tuple[str, str, str]] = {}
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
@@ -510,13 +707,41 @@ class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
             error = self._unavailable(exc)
             self._resolve(batch, [(future, False, error) for _, future, _ in batch])
             return
-        for operation, future, _loop in batch:
-            try:
-                outcomes.append((future, True, operation(conn)))
-            except Exception as exc:
-                outcomes.append((future, False, self._translate(exc)))
-                if not conn.in_transaction:  # SQLite rolled the whole transaction back
+        start, size = 0, len(batch)
+        while start < size:
+            operation = batch[start][0]
+            key = getattr(operation, "join_key", None)
+            end = start + 1
+            if key is not None:
+                while end < size and getattr(batch[end][0], "join_key", None) == key:
+                    end += 1
+            if end - start > 1:
+                run = batch[start:end]
+                try:
+                    joined = cast(_Joinable, operation).run_joined(conn, [op for op, _, _ in run])
+                except Exception as exc:  # the whole transaction fails: nothing half-done
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    outcomes += [(future, False, self._translate(exc)) for _, future, _ in run]
                     break
+                outcomes += [
+                    (future, ok, value if ok else self._translate(value))
+                    for (_, future, _), (ok, value) in zip(run, joined, strict=True)
+                ]
+                if not conn.in_transaction:
+                    break
+                start = end
+                continue
+            for operation, future, _loop in batch[start:end]:  # one at a time
+                try:
+                    outcomes.append((future, True, operation(conn)))
+                except Exception as exc:
+                    outcomes.append((future, False, self._translate(exc)))
+                    if not conn.in_transaction:  # SQLite rolled the whole transaction back
+                        break
+            if not conn.in_transaction:
+                break
+            start = end
         try:
             if not conn.in_transaction:
                 raise sqlite3.OperationalError("the transaction was rolled back")
@@ -584,7 +809,7 @@ class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
 
     async def enqueue(self, job: Job) -> tuple[Job, bool]:
         row = _row(job)
-        stored, created = await self._call(lambda conn: _insert(conn, job, row))
+        stored, created = await self._call(_Insert(job, row))
         if created and stored.status in DUE_STATUSES:
             self._signal_new_work()
         return stored, created
@@ -604,9 +829,9 @@ class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
             self._signal_new_work()
         return outcomes
 
-    def _claim_statements(self, names: tuple[str, ...]) -> tuple[str, str]:
-        """The claim and reclaim statements of ``dequeue`` for ``names`` (built once per
-        set of queue names: a worker asks for the same ones every time)."""
+    def _claim_statements(self, names: tuple[str, ...]) -> tuple[str, str, str]:
+        """The claim, reclaim and claim-``n`` statements of ``dequeue`` for ``names``
+        (built once per set of queue names: a worker asks for the same ones every time)."""
         # every queue (None): no queue clause at all
         in_queues = f"queue_name IN ({', '.join('?' for _ in names)}) AND " if names else ""
         claim_sql = (
@@ -626,38 +851,43 @@ class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
             f"WHERE {in_queues}status = 'running' AND lease_expires_at <= ? "
             f"LIMIT {_RECLAIM_LIMIT})"
         )
+        # The claims of several workers in one group commit: the next n due jobs at once
+        # (seq returned last, to hand them out in the claim's order).
+        many_sql = (
+            claim_sql.replace("WHERE seq = (", "WHERE seq IN (", 1).replace(
+                "LIMIT 1)", "LIMIT ?)", 1
+            )
+            + ", seq"
+        )
+        statements = claim_sql, reclaim_sql, many_sql
         if len(self._claim_sql) < 64:  # a bounded cache: callers may vary the names
-            self._claim_sql[names] = claim_sql, reclaim_sql
-        return claim_sql, reclaim_sql
+            self._claim_sql[names] = statements
+        return statements
 
     async def dequeue(
         self, queue_names: Sequence[str] | None, *, now: datetime | None = None
     ) -> Job | None:
         names = check_queue_names(queue_names) or ()
-        claim_sql, reclaim_sql = self._claim_sql.get(names) or self._claim_statements(names)
+        statements = self._claim_sql.get(names) or self._claim_statements(names)
         started = utcnow()
         started_micros = _micros(started)
-        due = started_micros if now is None else _to_micros(now)
         lease = (
             None
             if self.visibility_timeout is None
             else started_micros + round(self.visibility_timeout * 1_000_000)
         )
-        claim_args = (started_micros, lease, *names, due)
-        reclaim_args = (*names, started_micros)
         # Reclaim when the queue looks empty, and now and then while it is busy, so an
         # expired job never waits behind a long backlog.
         sweep = lease is not None and started >= self._next_sweep
-
-        def claim(conn: sqlite3.Connection) -> tuple[Sequence[Any] | None, int]:
-            reclaimed = conn.execute(reclaim_sql, reclaim_args).rowcount if sweep else 0
-            found = conn.execute(claim_sql, claim_args).fetchone()
-            if found is None and lease is not None and not sweep:
-                reclaimed = conn.execute(reclaim_sql, reclaim_args).rowcount
-                if reclaimed:
-                    found = conn.execute(claim_sql, claim_args).fetchone()
-            return found, reclaimed  # the row: made a Job on the loop (see _update)
-
+        claim = _Claim(
+            statements,
+            names,
+            started_micros,
+            lease,
+            started_micros if now is None else _micros(now),
+            sweep,
+            joinable=now is None,  # the claims of other workers at "now" join this one
+        )
         if sweep and self.visibility_timeout is not None:
             self._next_sweep = started + timedelta(seconds=min(5.0, self.visibility_timeout / 2))
         found, reclaimed = await self._call(claim)
@@ -674,15 +904,8 @@ class SQLiteJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
         return job
 
     async def _update(self, job_id: UUID, sets: str, args: tuple[Any, ...]) -> Job:
-        sql = f"UPDATE jobs SET {sets} WHERE id = ? RETURNING {_COLUMNS}"
-
-        def update(conn: sqlite3.Connection) -> Sequence[Any]:
-            found: Sequence[Any] | None = conn.execute(sql, (*args, str(job_id))).fetchone()
-            if found is None:
-                raise JobNotFoundError(f"no job with id {job_id} in {self.path!r}")
-            return found  # made a Job on the loop, while the thread commits the next group
-
-        return _job(await self._call(update))
+        found = await self._call(_Update(sets, args, job_id, self.path))
+        return _job(found, job_id if type(job_id) is UUID else None)
 
     async def complete(self, job_id: UUID, result: Any = None) -> Job:
         try:
