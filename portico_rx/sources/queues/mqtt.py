@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import re
 import socket
+from collections.abc import Awaitable
 from typing import Any
 
 from reactivex import abc
@@ -171,8 +171,9 @@ class _MqttSession:
         )
         self.consumer.emit(
             queue_message,
-            ack=functools.partial(self._ack, incoming),
-            nack=functools.partial(self._nack, incoming, queue_message),
+            ack=self._ack_token,
+            nack=self._nack,
+            token=(incoming, queue_message),
             idempotency_key=key,
         )
 
@@ -183,9 +184,11 @@ class _MqttSession:
         if code != 0:
             raise ConnectionError(f"PUBACK for mid {incoming.mid} not sent (paho rc {code})")
 
-    async def _nack(
-        self, incoming: aiomqtt.Message, queue_message: QueueMessage, requeue: bool
-    ) -> None:
+    def _ack_token(self, token: tuple[aiomqtt.Message, QueueMessage]) -> Awaitable[None]:
+        return self._ack(token[0])
+
+    async def _nack(self, token: tuple[aiomqtt.Message, QueueMessage], requeue: bool) -> None:
+        incoming, queue_message = token
         if requeue:
             return  # left unacked: the broker redelivers it on the next connect
         if self.source.dead_letter_topic is not None:

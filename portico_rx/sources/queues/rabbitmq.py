@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from typing import Any
 
 from reactivex import abc
@@ -371,8 +370,9 @@ class _RabbitMQSession:
         acks.delivered(tag)
         self.consumer.emit(
             message,
-            ack=functools.partial(acks.ack, tag),
-            nack=functools.partial(acks.reject, tag),
+            ack=acks.ack,
+            nack=acks.reject,
+            token=tag,
             idempotency_key=message.message_id,
         )
 
