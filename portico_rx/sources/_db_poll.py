@@ -23,7 +23,6 @@ import contextlib
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 import reactivex
@@ -417,6 +416,23 @@ class RowSource(reactivex.Observable[RowEvent]):
         task.add_done_callback(done)
 
 
+class _RowSettlement:
+    """One emitted row's settlement: called, it acks the row (marked once its job
+    exists); :meth:`reject` nacks it (left pending for a later poll)."""
+
+    __slots__ = ("key", "poller")
+
+    def __init__(self, poller: _RowPoller, key: str) -> None:
+        self.poller = poller
+        self.key = key
+
+    def __call__(self) -> None:
+        self.poller._ack(self.key)
+
+    def reject(self, requeue: bool) -> None:
+        self.poller._nack(self.key, requeue)
+
+
 class _RowPoller:
     """One subscription of a :class:`RowSource`: a poll task and a marker task.
 
@@ -456,9 +472,10 @@ class _RowPoller:
 
     # -- settlement ------------------------------------------------------------------
 
-    # A row's delivery settles through ``partial(self._ack, key)`` / ``partial(self._nack,
-    # key)``: two small objects per row, where a closure each is a function, its cells and
-    # their tuple (a poll keeps up to ``2 * batch_size`` rows in flight).
+    # A row's delivery settles through its ``_RowSettlement``: one small object per row
+    # (its ack, and through its bound ``reject`` its nack), where two partials are two
+    # objects and their argument tuples (a poll keeps up to ``2 * batch_size`` rows in
+    # flight).
 
     def _ack(self, key: str) -> None:
         in_flight = self.in_flight
@@ -589,7 +606,6 @@ class _RowPoller:
         qualified = spec.qualified
         source = f"db:{qualified}"
         seen_at = clock.now(self.scheduler)
-        ack, nack = self._ack, self._nack
         emitted = 0
         try:
             for row in rows:
@@ -599,6 +615,7 @@ class _RowPoller:
                 key = str(raw)
                 in_flight[key] = raw
                 emitted += 1
+                settlement = _RowSettlement(self, key)
                 delivery = Delivery(
                     source=source,
                     seen_at=seen_at,
@@ -608,8 +625,8 @@ class _RowPoller:
                     occurred_at=(
                         source_time(row.get(time_column)) if time_column is not None else None
                     ),
-                    ack=partial(ack, key),
-                    nack=partial(nack, key),
+                    ack=settlement,
+                    nack=settlement.reject,
                 )
                 deliver(observer, RowEvent.polled(qualified, key, row), delivery)
         finally:
