@@ -192,7 +192,15 @@ def _check_identifier(name: str, value: object) -> str:
 
 
 def _encode_json(value: Any) -> str:
-    return json.dumps(value, default=str)
+    """JSON text of a ``jsonb`` value; what JSON cannot hold is written as its ``str``.
+
+    Tried first without ``default=`` (job payloads and metadata are JSON values): that
+    call reuses the ``json`` module's shared encoder, where ``default=`` builds a new
+    encoder per value (twice per job written)."""
+    try:
+        return json.dumps(value)
+    except TypeError:
+        return json.dumps(value, default=str)
 
 
 class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
@@ -543,14 +551,24 @@ class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
         if not jobs:
             return []
 
+        async def insert_chunks(connection: Any) -> set[UUID]:
+            inserted: set[UUID] = set()
+            for start in range(0, len(jobs), _MANY_ROWS):
+                chunk = jobs[start : start + _MANY_ROWS]
+                args = [value for job in chunk for value in _insert_args(job)]
+                for row in await connection.fetch(self._insert_many_sql(len(chunk)), *args):
+                    inserted.add(row[0])
+            return inserted
+
         async def insert_all(connection: Any) -> list[tuple[Job, bool]]:
+            if len(jobs) <= _MANY_ROWS:
+                # One statement is atomic on its own: no BEGIN / COMMIT round trips (the
+                # sink's batches are far below _MANY_ROWS). The lookup of the rows that
+                # were there already reads committed rows either way.
+                inserted = await insert_chunks(connection)
+                return await self._many_outcomes(connection, jobs, inserted)
             async with connection.transaction():
-                inserted: set[UUID] = set()
-                for start in range(0, len(jobs), _MANY_ROWS):
-                    chunk = jobs[start : start + _MANY_ROWS]
-                    args = [value for job in chunk for value in _insert_args(job)]
-                    for row in await connection.fetch(self._insert_many_sql(len(chunk)), *args):
-                        inserted.add(row[0])
+                inserted = await insert_chunks(connection)
                 return await self._many_outcomes(connection, jobs, inserted)
 
         return await self._run("enqueue into", insert_all)
