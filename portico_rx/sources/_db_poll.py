@@ -417,8 +417,9 @@ class RowSource(reactivex.Observable[RowEvent]):
 
 
 class _RowSettlement:
-    """One emitted row's settlement: called, it acks the row (marked once its job
-    exists); :meth:`reject` nacks it (left pending for a later poll)."""
+    """One emitted row's settlement, its delivery's ``ack`` and ``nack`` both: called
+    without an argument it acks the row (marked once its job exists), with ``requeue``
+    it nacks it (left pending for a later poll)."""
 
     __slots__ = ("key", "poller")
 
@@ -426,11 +427,11 @@ class _RowSettlement:
         self.poller = poller
         self.key = key
 
-    def __call__(self) -> None:
-        self.poller._ack(self.key)
-
-    def reject(self, requeue: bool) -> None:
-        self.poller._nack(self.key, requeue)
+    def __call__(self, requeue: bool | None = None) -> None:
+        if requeue is None:
+            self.poller._ack(self.key)
+        else:
+            self.poller._nack(self.key, requeue)
 
 
 class _RowPoller:
@@ -453,6 +454,9 @@ class _RowPoller:
         self.loop = asyncio.get_running_loop()
         self.sql: Any = require("sqlalchemy", "db")
         self.engine, self.owns_engine = open_engine(source.database)
+        # A poll's SELECT and a mark's UPDATE are one statement each: autocommit, so
+        # neither pays a BEGIN and a COMMIT / ROLLBACK round trip of its own.
+        self.statements = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.counters = source.stats
         self.in_flight: dict[str, Any] = {}
         self.to_mark: dict[str, Any] = {}
@@ -473,9 +477,8 @@ class _RowPoller:
     # -- settlement ------------------------------------------------------------------
 
     # A row's delivery settles through its ``_RowSettlement``: one small object per row
-    # (its ack, and through its bound ``reject`` its nack), where two partials are two
-    # objects and their argument tuples (a poll keeps up to ``2 * batch_size`` rows in
-    # flight).
+    # (its ack and its nack), where two partials are two objects and their argument
+    # tuples (a poll keeps up to ``2 * batch_size`` rows in flight).
 
     def _ack(self, key: str) -> None:
         in_flight = self.in_flight
@@ -506,7 +509,7 @@ class _RowPoller:
         if busy:
             query = query.where(self._among(id_col, busy, negate=True))
         query = query.order_by(id_col).limit(spec.batch_size)
-        async with self.engine.connect() as connection:
+        async with self.statements.connect() as connection:
             result = await connection.execute(query)
             columns = tuple(result.keys())
             return [dict(zip(columns, row, strict=True)) for row in result]
@@ -536,7 +539,7 @@ class _RowPoller:
             )
             .values({spec.status_column: spec.queued})
         )
-        async with self.engine.begin() as connection:
+        async with self.statements.connect() as connection:
             await connection.execute(statement)
 
     # -- the marker task -----------------------------------------------------------------
@@ -626,7 +629,7 @@ class _RowPoller:
                         source_time(row.get(time_column)) if time_column is not None else None
                     ),
                     ack=settlement,
-                    nack=settlement.reject,
+                    nack=settlement,
                 )
                 deliver(observer, RowEvent.polled(qualified, key, row), delivery)
         finally:
