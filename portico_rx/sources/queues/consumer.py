@@ -329,8 +329,7 @@ class Consumer:
             attributes=self._attributes_of(message),
         )
         settlement = _Settlement(self, local_key, message, token, ack, nack)
-        delivery.ack = settlement
-        delivery.nack = settlement.reject
+        delivery.ack = delivery.nack = settlement
         self.unsettled[local_key] = delivery
         message_id = message.message_id
         if message_id is not None:
@@ -456,8 +455,8 @@ class Consumer:
 
 
 class _Settlement:
-    """How one message handed over settles with its broker: it is its delivery's ``ack``
-    (called) and, through :meth:`reject`, its ``nack``.
+    """How one message handed over settles with its broker, its delivery's ``ack`` and
+    ``nack`` both: called without an argument it acks, with ``requeue`` it nacks.
 
     One small object per message in flight, where a closure each for ack and nack is two
     functions, their cells and the cells' tuples (a consumer holds ``max_in_flight``)."""
@@ -480,10 +479,9 @@ class _Settlement:
         self.broker_ack = ack
         self.broker_nack = nack
 
-    def __call__(self) -> asyncio.Future[None]:
-        return self.consumer._ack(self)
-
-    def reject(self, requeue: bool) -> Awaitable[None]:
+    def __call__(self, requeue: bool | None = None) -> Awaitable[None]:
+        if requeue is None:
+            return self.consumer._ack(self)
         return self.consumer._nack(self, requeue)
 
 
