@@ -146,6 +146,7 @@ class _MqttSession:
         self.source = source
         self.consumer = consumer
         self.client = source.client()
+        self.ack, self.nack = self._ack_token, self._nack  # bound once, for every message
 
     async def run(self) -> None:
         consumer = self.consumer
@@ -171,8 +172,8 @@ class _MqttSession:
         )
         self.consumer.emit(
             queue_message,
-            ack=self._ack_token,
-            nack=self._nack,
+            ack=self.ack,
+            nack=self.nack,
             token=(incoming, queue_message),
             idempotency_key=key,
         )

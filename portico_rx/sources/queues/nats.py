@@ -291,6 +291,7 @@ class _NatsSession:
         self.consumer = consumer
         self.closed = asyncio.Event()
         self.stream_name = ""
+        self.nack = self._nack  # bound once, passed with every message
 
     async def run(self) -> None:
         client = await self.source.connect(self.closed)
@@ -336,7 +337,7 @@ class _NatsSession:
         self.consumer.emit(
             queue_message,
             ack=_ack,
-            nack=self._nack,
+            nack=self.nack,
             token=(client, msg, queue_message),
             idempotency_key=self.source.entry_key(self.stream_name, msg),
         )

@@ -249,6 +249,7 @@ class _RedisStreamSession:
         self.loop_time = asyncio.get_running_loop().time
         self.redis = source.client()
         self.acks = _AckBatcher(self.redis, source.stream, source.group)
+        self.ack, self.nack = self._ack, self._nack  # bound once, passed with every entry
         self.open = True
         self.own_pending_from: str | None = "0"
         self.last_claim = float("-inf")
@@ -358,8 +359,8 @@ class _RedisStreamSession:
                 continue
             self.consumer.emit(
                 source.message(entry_id, fields, redelivered),
-                ack=self._ack,
-                nack=self._nack,
+                ack=self.ack,
+                nack=self.nack,
                 token=entry,
                 idempotency_key=stream_entry_key(
                     source.stream, source.original_id(entry_id, fields)
