@@ -179,9 +179,11 @@ class Consumer:
         self._unsettled_ids: dict[str, int] = {}
         """Message id -> how many deliveries with that id are unsettled."""
         self._acking: dict[asyncio.Future[None], _AckGroup] = {}
-        self._attributes: dict[tuple[str, str, bool], dict[str, Any]] = {}
         """Broker ack in progress -> the messages it settles."""
+        self._attributes: dict[tuple[str, str, bool], dict[str, Any]] = {}
         self._changed = asyncio.Event()
+        self._stop: asyncio.Future[None] | None = None  # done once stopping (``stop``)
+        self._room: asyncio.Future[None] | None = None  # ``capacity`` waiting for a slot
         self._seq = 0
 
     # -- lifecycle ---------------------------------------------------------------
@@ -199,6 +201,24 @@ class Consumer:
             destination=self.status.destination,
         )
 
+    def stop(self) -> None:
+        """Stop this consumer (the subscription is disposed): set :attr:`stopping` and
+        wake what waits in :meth:`stopped_or` and :meth:`capacity`."""
+        self.stopping.set()
+        for waiter in (self._stop, self._room):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    def _stop_future(self) -> asyncio.Future[None]:
+        """One future per consumer, done once it stops: what :meth:`stopped_or` races
+        against (no task per wait)."""
+        stop = self._stop
+        if stop is None:
+            stop = self._stop = asyncio.get_running_loop().create_future()
+        if self.stopping.is_set() and not stop.done():
+            stop.set_result(None)
+        return stop
+
     async def stopped_or(self, awaitable: Awaitable[Any]) -> tuple[bool, Any]:
         """Await ``awaitable`` unless the consumer stops first.
 
@@ -207,11 +227,9 @@ class Consumer:
             ``(False, result)``.
         """
         task = asyncio.ensure_future(awaitable)
-        stop = asyncio.ensure_future(self.stopping.wait())
-        try:
+        stop = self._stop_future()
+        if not stop.done():
             await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
         if task.done():
             return False, task.result()
         task.cancel()
@@ -240,17 +258,19 @@ class Consumer:
             free = self.free_slots()
             if free > 0:
                 return free
-            self._changed.clear()
-            wait: Awaitable[Any]
-            if deadline is None:
-                wait = self._changed.wait()
-            else:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return 0
-                wait = asyncio.wait_for(self._changed.wait(), remaining)
-            with contextlib.suppress(TimeoutError):
-                await self.stopped_or(wait)
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return 0
+            # one future, woken by a settled message, stop() or the timer: no tasks
+            room = self._room = loop.create_future()
+            timer = None if remaining is None else loop.call_later(remaining, _wake, room)
+            try:
+                await room
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                if self._room is room:
+                    self._room = None
         return 0
 
     async def drain(self, timeout: float | None = None) -> int:
@@ -452,6 +472,9 @@ class Consumer:
                 else:
                     ids.pop(event_id, None)
         self._changed.set()
+        room = self._room
+        if room is not None and not room.done():
+            room.set_result(None)
 
 
 class _Settlement:
@@ -494,6 +517,11 @@ class _AckGroup:
     def __init__(self, settled: asyncio.Future[None]) -> None:
         self.settled = settled
         self.members: list[_Settlement] = []
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _swallow(task: asyncio.Future[None]) -> None:
@@ -644,7 +672,7 @@ class QueueSource(reactivex.Observable[QueueMessage]):
         task = asyncio.ensure_future(self._run(consumer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return Disposable(consumer.stopping.set)
+        return Disposable(consumer.stop)
 
     async def _run(self, consumer: Consumer) -> None:
         try:
