@@ -454,9 +454,15 @@ class _RowPoller:
         self.loop = asyncio.get_running_loop()
         self.sql: Any = require("sqlalchemy", "db")
         self.engine, self.owns_engine = open_engine(source.database)
-        # A poll's SELECT and a mark's UPDATE are one statement each: autocommit, so
-        # neither pays a BEGIN and a COMMIT / ROLLBACK round trip of its own.
-        self.statements = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # A poll's SELECT and a mark's UPDATE are one statement each: on PostgreSQL they
+        # run in autocommit, so neither pays a BEGIN and a COMMIT / ROLLBACK round trip
+        # (asyncpg's autocommit is a client-side setting; SQLite's would be a call into
+        # its thread at each checkout and checkin, a cancellable await more per poll).
+        self.statements = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.engine.dialect.name == "postgresql"
+            else self.engine
+        )
         self.counters = source.stats
         self.in_flight: dict[str, Any] = {}
         self.to_mark: dict[str, Any] = {}
@@ -539,7 +545,7 @@ class _RowPoller:
             )
             .values({spec.status_column: spec.queued})
         )
-        async with self.statements.connect() as connection:
+        async with self.statements.begin() as connection:  # in autocommit: no BEGIN
             await connection.execute(statement)
 
     # -- the marker task -----------------------------------------------------------------
