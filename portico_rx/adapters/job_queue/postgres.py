@@ -475,6 +475,8 @@ class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
 
     async def _migrate(self, pool: Any) -> None:
         versions = f'"{self.schema}".portico_schema_version'
+        if await self._current_version(pool, versions) == SCHEMA_VERSION:
+            return  # the common open: one read, no lock, no DDL
         migrations = _migrations(self.schema, self.table, self.channel)
         async with pool.acquire() as connection, connection.transaction():
             await connection.execute(
@@ -513,6 +515,20 @@ class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
                     self.table,
                     SCHEMA_VERSION,
                 )
+
+    async def _current_version(self, pool: Any, versions: str) -> int | None:
+        """The table's schema version as stored, or ``None`` when nothing is stored yet
+        (no schema, no version table or no row: :meth:`_migrate` creates them under its
+        lock)."""
+        errors = self._asyncpg.exceptions
+        async with pool.acquire() as connection:
+            try:
+                found = await connection.fetchval(
+                    f"SELECT version FROM {versions} WHERE table_name = $1", self.table
+                )
+            except (errors.UndefinedTableError, errors.InvalidSchemaNameError):
+                return None
+        return int(found) if found is not None else None
 
     async def drop(self) -> None:
         """Drop the table, its trigger function and its version row (tests, teardown)."""
