@@ -339,16 +339,3 @@ async def test_a_failed_shared_write_fails_each_call_and_a_cancelled_call_spares
         assert await other == [(kept[0], True)]
         with pytest.raises(asyncio.CancelledError):
             await cancelled
-
-
-async def test_close_writes_the_calls_of_its_iteration_first(schema: str) -> None:
-    queue = PostgresJobQueue(DSN, schema=schema)
-    await queue.open()
-    job = Job(job_type="last", idempotency_key="last")
-    call = asyncio.ensure_future(queue.enqueue_many([job]))
-    await asyncio.sleep(0)  # the call joined this iteration's write, not started yet
-    await queue.close()
-    assert await call == [(job, True)]
-    assert queue._pool is None  # the write did not reopen the pool after close
-    async with PostgresJobQueue(DSN, schema=schema) as again:
-        assert await again.get_by_key("last") == job

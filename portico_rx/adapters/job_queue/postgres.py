@@ -108,10 +108,9 @@ class _GroupWrite:
     """The ``enqueue_many`` calls of one event-loop iteration, written together: their
     jobs in call order, and per call its future and where its jobs are."""
 
-    __slots__ = ("callers", "jobs", "started")
+    __slots__ = ("callers", "jobs")
 
     def __init__(self) -> None:
-        self.started = False
         self.jobs: list[Job] = []
         self.callers: list[tuple[asyncio.Future[list[tuple[Job, bool]]], int, int]] = []
 
@@ -442,13 +441,7 @@ class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
             )
 
     async def close(self) -> None:
-        """Finish the writes in progress, then close the listener and the pool.
-        Idempotent."""
-        write = self._next_write
-        if write is not None:  # calls of this iteration: written now, not after close
-            self._start_write(write)
-        if self._writes:
-            await asyncio.wait(set(self._writes))
+        """Close the listener and the pool. Idempotent."""
         listener, self._listener = self._listener, None
         if listener is not None:
             with contextlib.suppress(Exception):
@@ -618,9 +611,6 @@ class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
     def _start_write(self, write: _GroupWrite) -> None:
         if self._next_write is write:
             self._next_write = None
-        if write.started:  # close() started it already
-            return
-        write.started = True
         task = asyncio.ensure_future(self._insert_many(write.jobs))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
