@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -282,60 +282,3 @@ async def test_a_version_1_schema_gains_the_dead_letter_and_schedule_tables_and_
     finally:
         await connection.close()
     assert version == SCHEMA_VERSION == 2
-
-
-async def test_enqueue_many_calls_of_one_instant_share_one_write(schema: str) -> None:
-    """The sink's workers hand their batches over in the same event-loop iteration: one
-    INSERT (one commit) for all of them, each call answered with its own jobs' outcomes,
-    as if the calls had run one after another."""
-    async with PostgresJobQueue(DSN, schema=schema) as queue:
-        writes: list[int] = []
-        insert_many = queue._insert_many
-
-        async def counting(jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
-            writes.append(len(jobs))
-            return await insert_many(jobs)
-
-        queue._insert_many = counting  # type: ignore[method-assign]
-        first = [Job(job_type="a", idempotency_key=f"a-{n}") for n in range(3)]
-        second = [
-            Job(job_type="b", idempotency_key="b-0"),
-            Job(job_type="b", idempotency_key="a-1"),
-        ]
-        third = [Job(job_type="c", idempotency_key="c-0")]
-        outcomes = await asyncio.gather(
-            queue.enqueue_many(first), queue.enqueue_many(second), queue.enqueue_many(third)
-        )
-        assert writes == [6]
-        assert outcomes[0] == [(job, True) for job in first]
-        assert [(job.id, created) for job, created in outcomes[1]] == [
-            (second[0].id, True),
-            (first[1].id, False),  # the key a call made first holds
-        ]
-        assert outcomes[2] == [(third[0], True)]
-        # calls of a later iteration are a write of their own
-        again = await queue.enqueue_many([Job(job_type="a", idempotency_key="a-0")])
-        assert writes == [6, 1] and again == [(first[0], False)]
-
-
-async def test_a_failed_shared_write_fails_each_call_and_a_cancelled_call_spares_the_others(
-    schema: str,
-) -> None:
-    async with PostgresJobQueue(DSN, schema=schema, retry=RetryPolicy(max_attempts=1)) as queue:
-        good = [Job(job_type="ok", idempotency_key="ok")]
-        bad = [Job(job_type="bad", payload={"text": "\u0000"}, idempotency_key="bad")]
-        results = await asyncio.gather(
-            queue.enqueue_many(good), queue.enqueue_many(bad), return_exceptions=True
-        )
-        assert all(isinstance(result, Exception) for result in results), results
-        assert type(results[0]) is type(results[1])
-        assert await queue.get_by_key("ok") is None  # one statement: nothing of it stored
-
-        kept = [Job(job_type="kept", idempotency_key="kept")]
-        cancelled = asyncio.ensure_future(queue.enqueue_many([Job(job_type="gone")]))
-        other = asyncio.ensure_future(queue.enqueue_many(kept))
-        await asyncio.sleep(0)  # both joined this iteration's write
-        cancelled.cancel()
-        assert await other == [(kept[0], True)]
-        with pytest.raises(asyncio.CancelledError):
-            await cancelled
