@@ -104,30 +104,6 @@ def _insert_args(job: Job) -> tuple[Any, ...]:
     )
 
 
-class _GroupWrite:
-    """The ``enqueue_many`` calls of one event-loop iteration, written together: their
-    jobs in call order, and per call its future and where its jobs are."""
-
-    __slots__ = ("callers", "jobs")
-
-    def __init__(self) -> None:
-        self.jobs: list[Job] = []
-        self.callers: list[tuple[asyncio.Future[list[tuple[Job, bool]]], int, int]] = []
-
-    def settle(self, write: asyncio.Future[list[tuple[Job, bool]]]) -> None:
-        """Give each call its jobs' outcomes, or the write's error."""
-        error = None if write.cancelled() else write.exception()
-        for future, start, count in self.callers:
-            if future.done():  # its caller was cancelled: the write went on for the others
-                continue
-            if write.cancelled():
-                future.cancel()
-            elif error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(write.result()[start : start + count])
-
-
 def _migrations(schema: str, table: str, channel: str) -> dict[int, list[str]]:
     """Statements that bring the layout from version ``n - 1`` to ``n``, keyed by ``n``."""
     qualified = f'"{schema}"."{table}"'
@@ -315,8 +291,6 @@ class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
         self._pool: Any = None
         self._code_point_keys: bool | None = None  # the key column sorts by code point
         self._open_lock = asyncio.Lock()
-        self._next_write: _GroupWrite | None = None  # enqueue_many calls of this iteration
-        self._writes: set[asyncio.Future[list[tuple[Job, bool]]]] = set()
         self._listener: Any = None
         self._new_work = asyncio.Event()
         self._next_sweep = utcnow()
@@ -586,37 +560,13 @@ class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
         return await self._run("enqueue into", insert)
 
     async def enqueue_many(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
-        """The jobs of every ``enqueue_many`` call made during one event-loop iteration
-        (the sink's workers each hand over a batch in the same instant) in one write: a
-        multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` per 1,000 jobs and one
-        lookup of the rows that already held a key or id — one commit (one WAL flush)
-        where a write per call costs one each. Each call gets the outcomes of its own
-        jobs, as if the calls had run one after another in the order they were made; a
-        failed write fails each of them.
-
+        """One multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` (per 1,000 jobs)
+        and one lookup of the rows that already held a key or id, in one transaction.
         A job inserted is returned as given (its row holds exactly its values, as in the
         SQLite store); only the rows that were there already are read back."""
         if not jobs:
             return []
-        loop = asyncio.get_running_loop()
-        write = self._next_write
-        if write is None:  # the first call of this iteration: write at its end
-            write = self._next_write = _GroupWrite()
-            loop.call_soon(self._start_write, write)
-        future: asyncio.Future[list[tuple[Job, bool]]] = loop.create_future()
-        write.callers.append((future, len(write.jobs), len(jobs)))
-        write.jobs.extend(jobs)
-        return await future
 
-    def _start_write(self, write: _GroupWrite) -> None:
-        if self._next_write is write:
-            self._next_write = None
-        task = asyncio.ensure_future(self._insert_many(write.jobs))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
-        task.add_done_callback(write.settle)
-
-    async def _insert_many(self, jobs: Sequence[Job]) -> list[tuple[Job, bool]]:
         async def insert_chunks(connection: Any) -> set[UUID]:
             inserted: set[UUID] = set()
             for start in range(0, len(jobs), _MANY_ROWS):
@@ -628,9 +578,9 @@ class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
 
         async def insert_all(connection: Any) -> list[tuple[Job, bool]]:
             if len(jobs) <= _MANY_ROWS:
-                # One statement is atomic on its own: no BEGIN / COMMIT round trips. The
-                # lookup of the rows that were there already reads committed rows
-                # either way.
+                # One statement is atomic on its own: no BEGIN / COMMIT round trips (the
+                # sink's batches are far below _MANY_ROWS). The lookup of the rows that
+                # were there already reads committed rows either way.
                 inserted = await insert_chunks(connection)
                 return await self._many_outcomes(connection, jobs, inserted)
             async with connection.transaction():
