@@ -23,7 +23,6 @@ import contextlib
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 import reactivex
@@ -417,6 +416,24 @@ class RowSource(reactivex.Observable[RowEvent]):
         task.add_done_callback(done)
 
 
+class _RowSettlement:
+    """One emitted row's settlement, its delivery's ``ack`` and ``nack`` both: called
+    without an argument it acks the row (marked once its job exists), with ``requeue``
+    it nacks it (left pending for a later poll)."""
+
+    __slots__ = ("key", "poller")
+
+    def __init__(self, poller: _RowPoller, key: str) -> None:
+        self.poller = poller
+        self.key = key
+
+    def __call__(self, requeue: bool | None = None) -> None:
+        if requeue is None:
+            self.poller._ack(self.key)
+        else:
+            self.poller._nack(self.key, requeue)
+
+
 class _RowPoller:
     """One subscription of a :class:`RowSource`: a poll task and a marker task.
 
@@ -437,6 +454,15 @@ class _RowPoller:
         self.loop = asyncio.get_running_loop()
         self.sql: Any = require("sqlalchemy", "db")
         self.engine, self.owns_engine = open_engine(source.database)
+        # A poll's SELECT and a mark's UPDATE are one statement each: on PostgreSQL they
+        # run in autocommit, so neither pays a BEGIN and a COMMIT / ROLLBACK round trip
+        # (asyncpg's autocommit is a client-side setting; SQLite's would be a call into
+        # its thread at each checkout and checkin, a cancellable await more per poll).
+        self.statements = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.engine.dialect.name == "postgresql"
+            else self.engine
+        )
         self.counters = source.stats
         self.in_flight: dict[str, Any] = {}
         self.to_mark: dict[str, Any] = {}
@@ -456,9 +482,9 @@ class _RowPoller:
 
     # -- settlement ------------------------------------------------------------------
 
-    # A row's delivery settles through ``partial(self._ack, key)`` / ``partial(self._nack,
-    # key)``: two small objects per row, where a closure each is a function, its cells and
-    # their tuple (a poll keeps up to ``2 * batch_size`` rows in flight).
+    # A row's delivery settles through its ``_RowSettlement``: one small object per row
+    # (its ack and its nack), where two partials are two objects and their argument
+    # tuples (a poll keeps up to ``2 * batch_size`` rows in flight).
 
     def _ack(self, key: str) -> None:
         in_flight = self.in_flight
@@ -489,7 +515,7 @@ class _RowPoller:
         if busy:
             query = query.where(self._among(id_col, busy, negate=True))
         query = query.order_by(id_col).limit(spec.batch_size)
-        async with self.engine.connect() as connection:
+        async with self.statements.connect() as connection:
             result = await connection.execute(query)
             columns = tuple(result.keys())
             return [dict(zip(columns, row, strict=True)) for row in result]
@@ -519,7 +545,7 @@ class _RowPoller:
             )
             .values({spec.status_column: spec.queued})
         )
-        async with self.engine.begin() as connection:
+        async with self.statements.begin() as connection:  # in autocommit: no BEGIN
             await connection.execute(statement)
 
     # -- the marker task -----------------------------------------------------------------
@@ -589,7 +615,6 @@ class _RowPoller:
         qualified = spec.qualified
         source = f"db:{qualified}"
         seen_at = clock.now(self.scheduler)
-        ack, nack = self._ack, self._nack
         emitted = 0
         try:
             for row in rows:
@@ -599,6 +624,7 @@ class _RowPoller:
                 key = str(raw)
                 in_flight[key] = raw
                 emitted += 1
+                settlement = _RowSettlement(self, key)
                 delivery = Delivery(
                     source=source,
                     seen_at=seen_at,
@@ -608,8 +634,8 @@ class _RowPoller:
                     occurred_at=(
                         source_time(row.get(time_column)) if time_column is not None else None
                     ),
-                    ack=partial(ack, key),
-                    nack=partial(nack, key),
+                    ack=settlement,
+                    nack=settlement,
                 )
                 deliver(observer, RowEvent.polled(qualified, key, row), delivery)
         finally:

@@ -192,7 +192,15 @@ def _check_identifier(name: str, value: object) -> str:
 
 
 def _encode_json(value: Any) -> str:
-    return json.dumps(value, default=str)
+    """JSON text of a ``jsonb`` value; what JSON cannot hold is written as its ``str``.
+
+    Tried first without ``default=`` (job payloads and metadata are JSON values): that
+    call reuses the ``json`` module's shared encoder, where ``default=`` builds a new
+    encoder per value (twice per job written)."""
+    try:
+        return json.dumps(value)
+    except TypeError:
+        return json.dumps(value, default=str)
 
 
 class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
@@ -434,6 +442,8 @@ class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
 
     async def _migrate(self, pool: Any) -> None:
         versions = f'"{self.schema}".portico_schema_version'
+        if await self._current_version(pool, versions) == SCHEMA_VERSION:
+            return  # the common open: one read, no lock, no DDL
         migrations = _migrations(self.schema, self.table, self.channel)
         async with pool.acquire() as connection, connection.transaction():
             await connection.execute(
@@ -472,6 +482,20 @@ class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
                     self.table,
                     SCHEMA_VERSION,
                 )
+
+    async def _current_version(self, pool: Any, versions: str) -> int | None:
+        """The table's schema version as stored, or ``None`` when nothing is stored yet
+        (no schema, no version table or no row: :meth:`_migrate` creates them under its
+        lock)."""
+        errors = self._asyncpg.exceptions
+        async with pool.acquire() as connection:
+            try:
+                found = await connection.fetchval(
+                    f"SELECT version FROM {versions} WHERE table_name = $1", self.table
+                )
+            except (errors.UndefinedTableError, errors.InvalidSchemaNameError):
+                return None
+        return int(found) if found is not None else None
 
     async def drop(self) -> None:
         """Drop the table, its trigger function and its version row (tests, teardown)."""
@@ -543,14 +567,24 @@ class PostgresJobQueue(JobQueue, DeadLetterStore, ScheduleStore):
         if not jobs:
             return []
 
+        async def insert_chunks(connection: Any) -> set[UUID]:
+            inserted: set[UUID] = set()
+            for start in range(0, len(jobs), _MANY_ROWS):
+                chunk = jobs[start : start + _MANY_ROWS]
+                args = [value for job in chunk for value in _insert_args(job)]
+                for row in await connection.fetch(self._insert_many_sql(len(chunk)), *args):
+                    inserted.add(row[0])
+            return inserted
+
         async def insert_all(connection: Any) -> list[tuple[Job, bool]]:
+            if len(jobs) <= _MANY_ROWS:
+                # One statement is atomic on its own: no BEGIN / COMMIT round trips (the
+                # sink's batches are far below _MANY_ROWS). The lookup of the rows that
+                # were there already reads committed rows either way.
+                inserted = await insert_chunks(connection)
+                return await self._many_outcomes(connection, jobs, inserted)
             async with connection.transaction():
-                inserted: set[UUID] = set()
-                for start in range(0, len(jobs), _MANY_ROWS):
-                    chunk = jobs[start : start + _MANY_ROWS]
-                    args = [value for job in chunk for value in _insert_args(job)]
-                    for row in await connection.fetch(self._insert_many_sql(len(chunk)), *args):
-                        inserted.add(row[0])
+                inserted = await insert_chunks(connection)
                 return await self._many_outcomes(connection, jobs, inserted)
 
         return await self._run("enqueue into", insert_all)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import timedelta
@@ -161,7 +162,15 @@ class DatabasePollingTrigger(PipelineTrigger):
         )
 
     async def _before_start(self) -> None:
-        await self.source.reflect(self.engine)  # its polls reuse the definition
+        # The table's definition (its polls reuse it) and the job store do not depend on
+        # each other: load and open them together (the start's own ``open()`` of the
+        # creator, idempotent, then finds it open). A table error is the one raised.
+        outcomes = await asyncio.gather(
+            self.source.reflect(self.engine), self.job_creator.open(), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _after_stop(self) -> None:
         # the sink has drained: every row's delivery is settled; wait for the marks of

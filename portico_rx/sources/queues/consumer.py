@@ -21,7 +21,6 @@ declared, or the start error) and :meth:`QueueSource.wait_closed` in ``stop()``.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import random
 from collections.abc import Awaitable, Callable
@@ -48,14 +47,18 @@ __all__ = ["ConnectionStatus", "Consumer", "QueueSource", "Session", "check_posi
 
 logger = get_logger("portico_rx.sources.queues")
 
+_SHARED_ATTRIBUTES = 256
+"""Most attribute dicts a consumer shares (one per subject and redelivery flag)."""
 RECONNECT_JITTER = 0.2
 """Relative spread of reconnect waits, so competing consumers do not reconnect in step."""
 
 Session = Callable[["Consumer"], Awaitable[None]]
 """A broker's consume loop for one connection (see the module docstring)."""
-Ack = Callable[[], Awaitable[None]]
-"""Acks one message: a coroutine function, or a function returning a future."""
-Nack = Callable[[bool], Awaitable[None]]
+Ack = Callable[[Any], Awaitable[None]]
+"""``ack(token)`` acks the message ``token`` stands for: a coroutine function, or a
+function returning a future (one future for the messages acked by one command)."""
+Nack = Callable[[Any, bool], Awaitable[None]]
+"""``nack(token, requeue)`` hands the message back (``requeue``) or dead-letters it."""
 
 
 def check_positive(name: str, value: object, *, allow_zero: bool = False) -> None:
@@ -173,8 +176,14 @@ class Consumer:
         """Set once the first connection is set up, or the consumer ended."""
         self.unsettled: dict[int, Delivery] = {}
         """Deliveries handed over and not yet settled with the broker."""
-        self._unsettled_ids: collections.Counter[str] = collections.Counter()
+        self._unsettled_ids: dict[str, int] = {}
+        """Message id -> how many deliveries with that id are unsettled."""
+        self._acking: dict[asyncio.Future[None], _AckGroup] = {}
+        """Broker ack in progress -> the messages it settles."""
+        self._attributes: dict[tuple[str, str, bool], dict[str, Any]] = {}
         self._changed = asyncio.Event()
+        self._stop: asyncio.Future[None] | None = None  # done once stopping (``stop``)
+        self._room: asyncio.Future[None] | None = None  # ``capacity`` waiting for a slot
         self._seq = 0
 
     # -- lifecycle ---------------------------------------------------------------
@@ -192,6 +201,24 @@ class Consumer:
             destination=self.status.destination,
         )
 
+    def stop(self) -> None:
+        """Stop this consumer (the subscription is disposed): set :attr:`stopping` and
+        wake what waits in :meth:`stopped_or` and :meth:`capacity`."""
+        self.stopping.set()
+        for waiter in (self._stop, self._room):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    def _stop_future(self) -> asyncio.Future[None]:
+        """One future per consumer, done once it stops: what :meth:`stopped_or` races
+        against (no task per wait)."""
+        stop = self._stop
+        if stop is None:
+            stop = self._stop = asyncio.get_running_loop().create_future()
+        if self.stopping.is_set() and not stop.done():
+            stop.set_result(None)
+        return stop
+
     async def stopped_or(self, awaitable: Awaitable[Any]) -> tuple[bool, Any]:
         """Await ``awaitable`` unless the consumer stops first.
 
@@ -200,11 +227,9 @@ class Consumer:
             ``(False, result)``.
         """
         task = asyncio.ensure_future(awaitable)
-        stop = asyncio.ensure_future(self.stopping.wait())
-        try:
+        stop = self._stop_future()
+        if not stop.done():
             await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
         if task.done():
             return False, task.result()
         task.cancel()
@@ -233,17 +258,19 @@ class Consumer:
             free = self.free_slots()
             if free > 0:
                 return free
-            self._changed.clear()
-            wait: Awaitable[Any]
-            if deadline is None:
-                wait = self._changed.wait()
-            else:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return 0
-                wait = asyncio.wait_for(self._changed.wait(), remaining)
-            with contextlib.suppress(TimeoutError):
-                await self.stopped_or(wait)
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return 0
+            # one future, woken by a settled message, stop() or the timer: no tasks
+            room = self._room = loop.create_future()
+            timer = None if remaining is None else loop.call_later(remaining, _wake, room)
+            try:
+                await room
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                if self._room is room:
+                    self._room = None
         return 0
 
     async def drain(self, timeout: float | None = None) -> int:
@@ -284,7 +311,7 @@ class Consumer:
 
     def is_unsettled(self, message_id: str) -> bool:
         """Whether a message with ``message_id`` is still being processed by this consumer."""
-        return self._unsettled_ids[message_id] > 0
+        return message_id in self._unsettled_ids
 
     def emit(
         self,
@@ -292,18 +319,23 @@ class Consumer:
         *,
         ack: Ack,
         nack: Nack,
+        token: Any,
         idempotency_key: str | None,
     ) -> Delivery | None:
-        """Hand ``message`` to the pipeline with a delivery that settles via ``ack``/``nack``.
+        """Hand ``message`` to the pipeline with a delivery that settles via
+        ``ack(token)`` / ``nack(token, requeue)``.
 
-        ``nack(requeue)``: ``requeue=True`` asks for redelivery, ``False`` dead-letters.
-        Returns the delivery, or ``None`` if the consumer is stopping (the message is
-        handed back with ``nack(True)``).
+        ``token`` is what the broker session needs to settle this message (a delivery
+        tag, a stream entry, the client's message): the session passes the same ``ack``
+        and ``nack`` functions for every message, so a message in flight costs no
+        function objects of its own. ``requeue=True`` asks for redelivery, ``False``
+        dead-letters. Returns the delivery, or ``None`` if the consumer is stopping (the
+        message is handed back with ``nack(token, True)``).
         """
         status = self.status
         if self.stopping.is_set():
             status.requeued += 1
-            task = asyncio.ensure_future(nack(True))
+            task = asyncio.ensure_future(nack(token, True))
             task.add_done_callback(_swallow)
             return None
         self._seq += 1
@@ -314,91 +346,182 @@ class Consumer:
             event_id=message.message_id,
             idempotency_key=idempotency_key,
             occurred_at=source_time(message.published_at),
-            attributes={
-                "broker": message.broker,
-                "broker_subject": message.subject,
-                "redelivered": message.redelivered,
-            },
+            attributes=self._attributes_of(message),
         )
-        if message.headers:
-            trace = trace_context(message.headers)
-            if trace is not None:
-                delivery.attributes.update(trace)
-
-        def on_ack() -> asyncio.Future[None]:
-            # Futures and callbacks, not a task per message: acks are the hot path.
-            settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-            def acked(result: asyncio.Future[None]) -> None:
-                error = None if result.cancelled() else result.exception()
-                if result.cancelled() or error is not None:
-                    status.settle_errors += 1
-                    logger.warning(
-                        "queue_ack_failed",
-                        broker=message.broker,
-                        destination=message.destination,
-                        message_id=message.message_id,
-                        error=f"{type(error).__name__}: {error}" if error else "cancelled",
-                    )
-                else:
-                    status.acked += 1
-                self._finish(local_key)
-                if not settled.done():
-                    settled.set_result(None)
-
-            pending: asyncio.Future[None]
-            try:
-                pending = asyncio.ensure_future(ack())
-            except Exception as exc:
-                pending = asyncio.get_running_loop().create_future()
-                pending.set_exception(exc)
-            pending.add_done_callback(acked)
-            return settled
-
-        async def on_nack(requeue: bool) -> None:
-            try:
-                await nack(requeue)
-                if requeue:
-                    status.requeued += 1
-                else:
-                    status.dead_lettered += 1
-                logger.warning(
-                    "queue_message_requeued" if requeue else "queue_message_dead_lettered",
-                    broker=message.broker,
-                    destination=message.destination,
-                    message_id=message.message_id,
-                )
-            except Exception as exc:
-                status.settle_errors += 1
-                logger.warning(
-                    "queue_nack_failed",
-                    broker=message.broker,
-                    destination=message.destination,
-                    message_id=message.message_id,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-            finally:
-                self._finish(local_key)
-
-        delivery.ack = on_ack
-        delivery.nack = on_nack
+        settlement = _Settlement(self, local_key, message, token, ack, nack)
+        delivery.ack = delivery.nack = settlement
         self.unsettled[local_key] = delivery
-        if message.message_id is not None:
-            self._unsettled_ids[message.message_id] += 1
+        message_id = message.message_id
+        if message_id is not None:
+            ids = self._unsettled_ids
+            ids[message_id] = ids.get(message_id, 0) + 1
         status.received += 1
         status.in_flight += 1
         deliver(self.observer, message, delivery)
         return delivery
 
+    def _attributes_of(self, message: QueueMessage) -> dict[str, Any]:
+        """The delivery attributes of ``message``: shared by the messages of one subject
+        (and redelivery flag), as deliveries never write their attributes (one dict less
+        per message in flight); a message with trace headers gets its own."""
+        shape = (message.broker, message.subject, message.redelivered)
+        attributes = self._attributes.get(shape)
+        if attributes is None:
+            attributes = {
+                "broker": message.broker,
+                "broker_subject": message.subject,
+                "redelivered": message.redelivered,
+            }
+            if len(self._attributes) < _SHARED_ATTRIBUTES:
+                self._attributes[shape] = attributes
+        if message.headers:
+            trace = trace_context(message.headers)
+            if trace is not None:
+                attributes = {**attributes, **trace}
+        return attributes
+
+    # -- settlement ----------------------------------------------------------------
+
+    def _ack(self, settlement: _Settlement) -> asyncio.Future[None]:
+        """Ack one message (its delivery's ``ack``): the broker's ``ack``, then count it
+        and free its slot.
+
+        Acks are the hot path: no task per message. A broker that acks several messages
+        with one command returns the same future for each of them (Redis ``XACK`` of a
+        batch, an AMQP multiple ack); they form one group, accounted for by one callback
+        when that future is done. The returned future is the group's: done once every
+        message of it is counted (it never fails: a failed ack is logged and counted in
+        ``settle_errors``, the message stays with the broker)."""
+        loop = asyncio.get_running_loop()
+        pending: asyncio.Future[None]
+        try:
+            result = settlement.broker_ack(settlement.token)
+            if isinstance(result, asyncio.Future):
+                pending = result
+            else:
+                pending = asyncio.ensure_future(result)
+        except Exception as exc:
+            pending = loop.create_future()
+            pending.set_exception(exc)
+        group = self._acking.get(pending)
+        if group is None:
+            group = self._acking[pending] = _AckGroup(loop.create_future())
+            pending.add_done_callback(self._acked)
+        group.members.append(settlement)
+        return group.settled
+
+    def _acked(self, pending: asyncio.Future[None]) -> None:
+        group = self._acking.pop(pending)
+        error = None if pending.cancelled() else pending.exception()
+        failed = pending.cancelled() or error is not None
+        status = self.status
+        for settlement in group.members:
+            if failed:
+                status.settle_errors += 1
+                message = settlement.message
+                logger.warning(
+                    "queue_ack_failed",
+                    broker=message.broker,
+                    destination=message.destination,
+                    message_id=message.message_id,
+                    error=f"{type(error).__name__}: {error}" if error else "cancelled",
+                )
+            else:
+                status.acked += 1
+            self._finish(settlement.key)
+        if not group.settled.done():  # a waiter cancelled by its own caller
+            group.settled.set_result(None)
+
+    async def _nack(self, settlement: _Settlement, requeue: bool) -> None:
+        status = self.status
+        message = settlement.message
+        try:
+            await settlement.broker_nack(settlement.token, requeue)
+            if requeue:
+                status.requeued += 1
+            else:
+                status.dead_lettered += 1
+            logger.warning(
+                "queue_message_requeued" if requeue else "queue_message_dead_lettered",
+                broker=message.broker,
+                destination=message.destination,
+                message_id=message.message_id,
+            )
+        except Exception as exc:
+            status.settle_errors += 1
+            logger.warning(
+                "queue_nack_failed",
+                broker=message.broker,
+                destination=message.destination,
+                message_id=message.message_id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        finally:
+            self._finish(settlement.key)
+
     def _finish(self, key: int) -> None:
         delivery = self.unsettled.pop(key, None)
         if delivery is not None:
             self.status.in_flight -= 1
-            if delivery.event_id is not None:
-                self._unsettled_ids[delivery.event_id] -= 1
-                if self._unsettled_ids[delivery.event_id] <= 0:
-                    del self._unsettled_ids[delivery.event_id]
+            event_id = delivery.event_id
+            if event_id is not None:
+                ids = self._unsettled_ids
+                left = ids.get(event_id, 0) - 1
+                if left > 0:
+                    ids[event_id] = left
+                else:
+                    ids.pop(event_id, None)
         self._changed.set()
+        room = self._room
+        if room is not None and not room.done():
+            room.set_result(None)
+
+
+class _Settlement:
+    """How one message handed over settles with its broker, its delivery's ``ack`` and
+    ``nack`` both: called without an argument it acks, with ``requeue`` it nacks.
+
+    One small object per message in flight, where a closure each for ack and nack is two
+    functions, their cells and the cells' tuples (a consumer holds ``max_in_flight``)."""
+
+    __slots__ = ("broker_ack", "broker_nack", "consumer", "key", "message", "token")
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        key: int,
+        message: QueueMessage,
+        token: Any,
+        ack: Ack,
+        nack: Nack,
+    ) -> None:
+        self.consumer = consumer
+        self.key = key
+        self.message = message
+        self.token = token
+        self.broker_ack = ack
+        self.broker_nack = nack
+
+    def __call__(self, requeue: bool | None = None) -> Awaitable[None]:
+        if requeue is None:
+            return self.consumer._ack(self)
+        return self.consumer._nack(self, requeue)
+
+
+class _AckGroup:
+    """The messages one broker ack (one future) settles, and the future done once they
+    are counted."""
+
+    __slots__ = ("members", "settled")
+
+    def __init__(self, settled: asyncio.Future[None]) -> None:
+        self.settled = settled
+        self.members: list[_Settlement] = []
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _swallow(task: asyncio.Future[None]) -> None:
@@ -549,7 +672,7 @@ class QueueSource(reactivex.Observable[QueueMessage]):
         task = asyncio.ensure_future(self._run(consumer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return Disposable(consumer.stopping.set)
+        return Disposable(consumer.stop)
 
     async def _run(self, consumer: Consumer) -> None:
         try:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import re
 import socket
+from collections.abc import Awaitable
 from typing import Any
 
 from reactivex import abc
@@ -146,6 +146,7 @@ class _MqttSession:
         self.source = source
         self.consumer = consumer
         self.client = source.client()
+        self.ack, self.nack = self._ack_token, self._nack  # bound once, for every message
 
     async def run(self) -> None:
         consumer = self.consumer
@@ -171,8 +172,9 @@ class _MqttSession:
         )
         self.consumer.emit(
             queue_message,
-            ack=functools.partial(self._ack, incoming),
-            nack=functools.partial(self._nack, incoming, queue_message),
+            ack=self.ack,
+            nack=self.nack,
+            token=(incoming, queue_message),
             idempotency_key=key,
         )
 
@@ -183,9 +185,11 @@ class _MqttSession:
         if code != 0:
             raise ConnectionError(f"PUBACK for mid {incoming.mid} not sent (paho rc {code})")
 
-    async def _nack(
-        self, incoming: aiomqtt.Message, queue_message: QueueMessage, requeue: bool
-    ) -> None:
+    def _ack_token(self, token: tuple[aiomqtt.Message, QueueMessage]) -> Awaitable[None]:
+        return self._ack(token[0])
+
+    async def _nack(self, token: tuple[aiomqtt.Message, QueueMessage], requeue: bool) -> None:
+        incoming, queue_message = token
         if requeue:
             return  # left unacked: the broker redelivers it on the next connect
         if self.source.dead_letter_topic is not None:

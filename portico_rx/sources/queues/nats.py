@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import re
+from collections.abc import Awaitable
 from typing import Any
 
 from reactivex import abc
@@ -291,6 +291,7 @@ class _NatsSession:
         self.consumer = consumer
         self.closed = asyncio.Event()
         self.stream_name = ""
+        self.nack = self._nack  # bound once, passed with every message
 
     async def run(self) -> None:
         client = await self.source.connect(self.closed)
@@ -335,14 +336,14 @@ class _NatsSession:
         queue_message = self.source.message(msg)
         self.consumer.emit(
             queue_message,
-            ack=msg.ack,
-            nack=functools.partial(self._nack, client, msg, queue_message),
+            ack=_ack,
+            nack=self.nack,
+            token=(client, msg, queue_message),
             idempotency_key=self.source.entry_key(self.stream_name, msg),
         )
 
-    async def _nack(
-        self, client: NatsClient, msg: Msg, queue_message: QueueMessage, requeue: bool
-    ) -> None:
+    async def _nack(self, token: tuple[NatsClient, Msg, QueueMessage], requeue: bool) -> None:
+        client, msg, _queue_message = token
         if requeue:
             # A pull request still open on the server would receive the nak-ed message
             # at once, into a consumer that is going away: wait until it expired.
@@ -362,6 +363,10 @@ class _NatsSession:
             )
             await client.publish(dead_letter_subject, msg.data, headers=headers)
         await msg.term()
+
+
+def _ack(token: tuple[NatsClient, Msg, QueueMessage]) -> Awaitable[None]:
+    return token[1].ack()
 
 
 def _check_arguments(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from typing import Any
 
 from reactivex import abc
@@ -343,6 +342,7 @@ class _RabbitMQSession:
         underlay = await channel.get_underlay_channel()
         underlay.on_consumer_cancel_callbacks.add(self._cancelled_by_broker)
         self.acks = _AckCoalescer(underlay, max(1, self.source.prefetch // 2))
+        self.ack, self.nack = self.acks.ack, self.acks.reject  # bound once per channel
         channel.close_callbacks.add(self._closed)
         await channel.set_qos(prefetch_count=self.source.prefetch)
         source_queue = await self.source.declare_queue(channel)
@@ -371,8 +371,9 @@ class _RabbitMQSession:
         acks.delivered(tag)
         self.consumer.emit(
             message,
-            ack=functools.partial(acks.ack, tag),
-            nack=functools.partial(acks.reject, tag),
+            ack=self.ack,
+            nack=self.nack,
+            token=tag,
             idempotency_key=message.message_id,
         )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import socket
 from typing import Any
 
@@ -65,10 +64,10 @@ class _AckBatcher:
         self.redis = redis
         self.stream = stream
         self.group = group
-        self._ids: list[str] = []
+        self._ids: list[bytes | str] = []
         self._done: asyncio.Future[None] | None = None
 
-    def ack(self, entry_id: str) -> asyncio.Future[None]:
+    def ack(self, entry_id: bytes | str) -> asyncio.Future[None]:
         """Queue ``entry_id`` for the next flush; the future is done when it was acked."""
         self._ids.append(entry_id)
         if self._done is None:
@@ -132,6 +131,7 @@ class _RedisStream:
             dead_letter_stream_name(stream) if dead_letter_stream == "" else dead_letter_stream
         )
         self.body_field = body_field
+        self.body_key = body_field.encode()
         self.create_group = create_group
         self.group_start = group_start
         self.shown = redact_url(url)
@@ -211,9 +211,13 @@ class _RedisStream:
         return moved
 
     def message(self, entry_id: str, fields: dict[bytes, bytes], redelivered: bool) -> QueueMessage:
-        body_field = self.body_field
-        headers = {_text(k): _text(v) for k, v in fields.items() if _text(k) != body_field}
-        body = fields.get(body_field.encode(), b"")
+        body_key = self.body_key
+        body = fields.get(body_key, b"")
+        if len(fields) == 1 and body_key in fields:  # the common entry: its body alone
+            headers: dict[str, Any] = {}
+        else:
+            body_field = self.body_field
+            headers = {_text(k): _text(v) for k, v in fields.items() if _text(k) != body_field}
         return QueueMessage.received(
             broker="redis",
             destination=self.stream,
@@ -245,6 +249,7 @@ class _RedisStreamSession:
         self.loop_time = asyncio.get_running_loop().time
         self.redis = source.client()
         self.acks = _AckBatcher(self.redis, source.stream, source.group)
+        self.ack, self.nack = self._ack, self._nack  # bound once, passed with every entry
         self.open = True
         self.own_pending_from: str | None = "0"
         self.last_claim = float("-inf")
@@ -343,7 +348,8 @@ class _RedisStreamSession:
 
     def _emit(self, entries: list[Entry], redelivered: bool) -> None:
         source = self.source
-        for raw_id, fields in entries:
+        for entry in entries:
+            raw_id, fields = entry
             entry_id = _text(raw_id)
             if self.consumer.is_unsettled(entry_id):
                 continue
@@ -353,8 +359,9 @@ class _RedisStreamSession:
                 continue
             self.consumer.emit(
                 source.message(entry_id, fields, redelivered),
-                ack=functools.partial(self._ack, entry_id),
-                nack=functools.partial(self._nack, entry_id, fields),
+                ack=self.ack,
+                nack=self.nack,
+                token=entry,
                 idempotency_key=stream_entry_key(
                     source.stream, source.original_id(entry_id, fields)
                 ),
@@ -367,14 +374,16 @@ class _RedisStreamSession:
                 "read again after the reconnect"
             )
 
-    def _ack(self, entry_id: str) -> asyncio.Future[None]:
+    def _ack(self, entry: Entry) -> asyncio.Future[None]:
         self._check_open()
-        return self.acks.ack(entry_id)
+        return self.acks.ack(entry[0])
 
-    async def _nack(self, entry_id: str, fields: dict[bytes, bytes], requeue: bool) -> None:
+    async def _nack(self, entry: Entry, requeue: bool) -> None:
         if requeue:
             return  # stays pending: re-read on restart or claimed after idle
         self._check_open()
+        entry_id, fields = _text(entry[0]), entry[1]
+        assert fields is not None  # an entry without fields is acked, never emitted
         source = self.source
         if source.dead_stream is None:
             await self.redis.xack(source.stream, source.group, entry_id)
