@@ -114,22 +114,28 @@ def finite_json(value: Any) -> bool:
 
     A JSON parser makes such floats from ``NaN``/``Infinity`` (Python's and pydantic's
     accept them) and from numbers too large for a float (``1e400``), which every parser
-    accepts; neither is JSON a store or a consumer can read back.
+    accepts; neither is JSON a store or a consumer can read back. Walked without
+    recursion: any depth a parser accepts is checked.
     """
-    kind = type(value)
-    if kind is float:
-        return isfinite(value)
-    if kind is dict:
-        value = value.values()
-    elif kind is not list:
-        return True
-    for item in value:
-        kind = type(item)
-        if kind is float:
-            if not isfinite(item):
+    pending = [value]
+    while pending:
+        value = pending.pop()
+        kind = type(value)
+        if kind is dict:
+            value = value.values()
+        elif kind is float:
+            if not isfinite(value):
                 return False
-        elif (kind is dict or kind is list) and not finite_json(item):
-            return False
+            continue
+        elif kind is not list:
+            continue
+        for item in value:
+            kind = type(item)
+            if kind is float:
+                if not isfinite(item):
+                    return False
+            elif kind is dict or kind is list:
+                pending.append(item)
     return True
 
 
