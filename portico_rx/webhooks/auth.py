@@ -209,8 +209,7 @@ class StandardWebhooksAuth(WebhookAuth):
         _check_timestamp(raw_stamp, now, self.tolerance_seconds, "webhook-timestamp")
         signed = b"%s.%s.%s" % (msg_id.encode(), raw_stamp.encode(), body)
         expected = _digests(self._macs, signed)
-        b2a = binascii.b2a_base64
-        encoded_expected = [b2a(digest, newline=False) for digest in expected]
+        encoded_expected = [binascii.b2a_base64(digest, newline=False) for digest in expected]
         for entry in signatures.split(" ")[:_MAX_SIGNATURES]:
             version, _, encoded = entry.partition(",")
             if version != "v1" or not encoded:
