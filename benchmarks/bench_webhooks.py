@@ -26,6 +26,7 @@ Targets: trigger throughput >= 1.0x bare, p99 <= 1.2x; trigger+sqlite >= 0.85x, 
     python benchmarks/bench_webhooks.py --quick       # a tiny run (smoke test)
     python benchmarks/bench_webhooks.py --in-process --rounds 7   # no server: CPU per request
     python benchmarks/bench_webhooks.py --profile     # where the trigger's CPU goes
+    python benchmarks/bench_webhooks.py --profile-served --duration 5   # ... when served
 """
 
 from __future__ import annotations
@@ -101,11 +102,14 @@ def build_server(mode: str, db: str) -> Any:
     return app
 
 
-def serve(mode: str, port: int, db: str) -> None:
+def serve(mode: str, port: int, db: str, profile_to: str | None = None) -> None:
     import uvicorn
 
+    app = build_server(mode, db)
+    if profile_to is not None:  # --profile-served: from the first request to shutdown
+        app.router.lifespan_context = profiled(app.router.lifespan_context, profile_to)
     uvicorn.run(
-        build_server(mode, db),
+        app,
         host="127.0.0.1",
         port=port,
         loop="asyncio",
@@ -113,6 +117,29 @@ def serve(mode: str, port: int, db: str) -> None:
         log_level="warning",
         access_log=False,
     )
+
+
+def profiled(lifespan: Any, path: str) -> Any:
+    """``lifespan`` with cProfile on while the app serves, written to ``path`` at shutdown.
+
+    The profiler's clock is the wall clock (a CPU-time clock costs a system call per
+    profiled call and would inflate the many small ones): the waits in ``epoll`` are
+    idle time, which :func:`breakdown` leaves out."""
+    import contextlib
+    import cProfile
+
+    @contextlib.asynccontextmanager
+    async def run(app: Any) -> Any:
+        async with lifespan(app) as state:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            try:
+                yield state
+            finally:
+                profiler.disable()
+                profiler.dump_stats(path)
+
+    return run
 
 
 # -- the load generator --------------------------------------------------------------------
@@ -254,11 +281,14 @@ async def count_jobs(port: int) -> int:
     return count
 
 
-async def measure(mode: str, args: argparse.Namespace, workdir: Path) -> Result:
+async def measure(
+    mode: str, args: argparse.Namespace, workdir: Path, profile_to: Path | None = None
+) -> Result:
     port = free_port()
     db = str(workdir / f"bench-{uuid.uuid4().hex[:8]}.db")
+    profiling = ["--profile-to", str(profile_to)] if profile_to is not None else []
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve", mode, "--port", str(port), "--db", db],
+        [sys.executable, __file__, "--serve", mode, "--port", str(port), "--db", db, *profiling],
         stdout=subprocess.DEVNULL,  # the library's default log lines: rendered, discarded
     )
     try:
@@ -384,25 +414,142 @@ async def in_process(args: argparse.Namespace) -> None:
     load_average("after")
 
 
+CATEGORIES = (
+    # (category, substrings of a function's file or name): the first that matches wins
+    ("logging", ("/logging/", "portico_rx/logs.py", "structlog")),
+    ("HMAC signature check", ("portico_rx/webhooks/auth.py", "/hmac.py", "_hashlib", "binascii")),
+    ("body read", ("portico_rx/webhooks/body.py",)),
+    ("pydantic body validation", ("pydantic", "validate_json")),
+    ("idempotency (key, guard)", ("portico_rx/webhooks/idempotency.py", "(idempotency_key)")),
+    (
+        "job creation (pipeline, job service, store, models)",
+        (
+            "portico_rx/pipeline/",
+            "portico_rx/kits/",
+            "portico_rx/adapters/job_queue/",
+            "portico_rx/models.py",
+            "/uuid.py",
+        ),
+    ),
+    ("intake checks (headers, content type, payload)", ("portico_rx/webhooks/intake.py",)),
+    ("response encoding", ("portico_rx/webhooks/route.py:1", "starlette/responses.py")),
+    ("trigger endpoint (its own lines)", ("webhook_trigger.py", "portico_rx/webhooks/route.py")),
+    (
+        "FastAPI/Starlette request handling",
+        ("fastapi/", "starlette/", "opentelemetry", "contextlib"),
+    ),
+    ("uvicorn/h11 HTTP parsing and protocol", ("h11/", "uvicorn/")),
+    ("asyncio loop, sockets", ("asyncio/", "selectors.py", "socket", "select", "epoll")),
+    ("the benchmark's ASGI client (in process only)", ("bench_webhooks.py",)),
+)
+
+
+def _category(function: tuple[str, int, str]) -> str | None:
+    """The category of a profiled function; ``None`` for a C function or a standard
+    library helper (``os.environ``, ``enum``, ``namedtuple``): it counts for its callers."""
+    filename, line, name = function
+    if filename == "~":
+        if "validate_json" in name or "_hashlib" in name or "binascii" in name:
+            return _category((name, 0, name))
+        return None
+    where = f"{filename}:{line}({name})"
+    if "portico_rx/webhooks/route.py" in filename and "JSONBytesResponse" in where:
+        return "response encoding"
+    for category, marks in CATEGORIES:
+        if any(mark in where for mark in marks):
+            return category
+    return None
+
+
+def _shares(
+    function: tuple[str, int, str], entries: dict[Any, Any], depth: int = 0
+) -> dict[str, float]:
+    """Which categories ``function``'s time counts for: its own, else its callers'
+    (weighted by the time spent in it from each caller)."""
+    category = _category(function)
+    if category is not None:
+        return {category: 1.0}
+    callers = entries.get(function, (0, 0, 0.0, 0.0, {}))[4]
+    weights = {caller: stats[3] for caller, stats in callers.items()}
+    whole = sum(weights.values())
+    if depth > 20 or not whole:
+        return {"other": 1.0}
+    shares: dict[str, float] = {}
+    for caller, weight in weights.items():
+        for name, share in _shares(caller, entries, depth + 1).items():
+            shares[name] = shares.get(name, 0.0) + share * weight / whole
+    return shares
+
+
+def breakdown(stats: Any, us_per_request: float) -> None:
+    """Print the profiled self time per category, as a share and scaled to the CPU time
+    per request measured without the profiler (C functions and standard library helpers
+    count for their callers; the event loop's waits in ``epoll`` are left out).
+
+    The profiler adds a cost per call, so many small calls weigh more than they do
+    unprofiled: the shares say where the time goes, not to the microsecond."""
+    totals: dict[str, float] = {}
+    entries = stats.stats  # pstats' table: func -> (cc, nc, tottime, cumtime, callers)
+    for function, (_cc, _nc, tottime, _ct, _callers) in entries.items():
+        if function[0] == "~" and function[2] == "<method 'poll' of 'select.epoll' objects>":
+            continue  # the event loop waiting for the network: idle, not CPU
+        for category, share in _shares(function, entries).items():
+            totals[category] = totals.get(category, 0.0) + tottime * share
+    whole = sum(totals.values()) or 1.0
+    print(f"\nwhere the CPU goes ({us_per_request:.0f} us/request measured unprofiled):")
+    for category, spent in sorted(totals.items(), key=lambda item: -item[1]):
+        share = spent / whole
+        print(f"  {share * 100:5.1f}%  {share * us_per_request:6.1f} us  {category}")
+
+
 async def profile(args: argparse.Namespace) -> None:
-    """The trigger (in-memory queue) as an ASGI app under cProfile: where its CPU goes."""
+    """The trigger (in-memory queue) as an ASGI app under cProfile: where its CPU goes
+    (no HTTP server: ``--profile-served`` profiles the uvicorn process)."""
     import cProfile
     import pstats
 
     app = build_server("trigger", "")
     async with app.router.lifespan_context(app):
         await asgi_round(app, 2000, args.connections)  # warm up
+        unprofiled = statistics.median(
+            [await asgi_round(app, args.requests, args.connections) for _ in range(3)]
+        )
+        signed = signed_requests(args.requests, 80)  # signed before profiling
         profiler = cProfile.Profile()
         profiler.enable()
-        await asgi_round(app, args.requests, args.connections)
+        await asgi_round(app, args.requests, args.connections, signed)
         profiler.disable()
     stats = pstats.Stats(profiler)
     stats.sort_stats("tottime").print_stats(25)
+    breakdown(stats, unprofiled)
 
 
-async def asgi_round(app: Any, count: int, connections: int) -> float:
-    """CPU microseconds per request for ``count`` signed POSTs sent straight to ``app``."""
-    requests = [request.split(b"\r\n\r\n", 1) for request in signed_requests(count, 80)]
+async def profile_served(args: argparse.Namespace) -> None:
+    """The trigger served by uvicorn, profiled in the server process: the server CPU per
+    request is measured unprofiled first, then the same load runs under cProfile and
+    the profile is split by category (uvicorn/h11 and asyncio included)."""
+    import pstats
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = await measure("trigger", args, Path(tmp))
+        out = Path(tmp) / "served.prof"
+        await measure("trigger", args, Path(tmp), profile_to=out)
+        stats = pstats.Stats(str(out))
+    print(
+        f"served trigger: {plain.rate:.0f} req/s unprofiled, "
+        f"{plain.cpu_per_request_us:.0f} us server CPU per request"
+    )
+    stats.sort_stats("tottime").print_stats(25)
+    breakdown(stats, plain.cpu_per_request_us)
+
+
+async def asgi_round(
+    app: Any, count: int, connections: int, signed: list[bytes] | None = None
+) -> float:
+    """CPU microseconds per request for ``count`` signed POSTs sent straight to ``app``
+    (``signed``: the requests, already signed)."""
+    signed = signed if signed is not None else signed_requests(count, 80)
+    requests = [request.split(b"\r\n\r\n", 1) for request in signed]
     statuses: list[int] = []
 
     async def one(head: bytes, body: bytes) -> None:
@@ -498,6 +645,12 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=10_000, help="per in-process round")
     parser.add_argument("--profile", action="store_true", help="cProfile the trigger in process")
     parser.add_argument(
+        "--profile-served",
+        action="store_true",
+        help="cProfile the trigger's uvicorn process (HTTP parsing included), by category",
+    )
+    parser.add_argument("--profile-to", help=argparse.SUPPRESS)
+    parser.add_argument(
         "--logging-cost",
         action="store_true",
         help="diagnosis: served CPU per request with the default logging and with INFO on",
@@ -515,7 +668,9 @@ def parse() -> argparse.Namespace:
 if __name__ == "__main__":
     arguments = parse()
     if arguments.serve:
-        serve(arguments.serve, arguments.port, arguments.db)
+        serve(arguments.serve, arguments.port, arguments.db, arguments.profile_to)
+    elif arguments.profile_served:
+        asyncio.run(profile_served(arguments))
     elif arguments.logging_cost:
         asyncio.run(logging_cost(arguments))
     elif arguments.profile:

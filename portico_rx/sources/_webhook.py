@@ -40,6 +40,7 @@ from portico_rx.webhooks.intake import (
     JSON_CONTENT_TYPES,
     accepted_content_types,
     authenticated_body,
+    finite_json,
     idempotency_key,
     request_headers,
 )
@@ -213,6 +214,8 @@ class WebhookSource(Observable[WebhookEvent]):
         )
         try:
             parsed = json.loads(body, parse_constant=_reject_constant)
+            if not finite_json(parsed):
+                raise ValueError("a number too large for a float (1e400)")
         except (UnicodeDecodeError, ValueError):
             raise HTTPException(
                 422, "the body is not valid JSON (NaN and Infinity are not JSON either)"

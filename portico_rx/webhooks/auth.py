@@ -202,9 +202,10 @@ class StandardWebhooksAuth(WebhookAuth):
         def __init__(self, *, secrets: Secrets, tolerance_seconds: float = 300.0) -> None: ...
 
     def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
-        msg_id = _require(headers, "webhook-id")
-        raw_stamp = _require(headers, "webhook-timestamp")
-        signatures = _require(headers, "webhook-signature")
+        get = headers.get  # the lower-case names first: what every caller here passes
+        msg_id = get("webhook-id") or _require(headers, "webhook-id")
+        raw_stamp = get("webhook-timestamp") or _require(headers, "webhook-timestamp")
+        signatures = get("webhook-signature") or _require(headers, "webhook-signature")
         _check_timestamp(raw_stamp, now, self.tolerance_seconds, "webhook-timestamp")
         signed = b"%s.%s.%s" % (msg_id.encode(), raw_stamp.encode(), body)
         expected = _digests(self._macs, signed)

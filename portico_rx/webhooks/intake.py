@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from math import isfinite
+from typing import Any
 
 from portico_rx.errors import ConfigurationError, require
 from portico_rx.webhooks.auth import WebhookAuth, WebhookAuthError
@@ -21,6 +23,7 @@ __all__ = [
     "accepted_content_types",
     "authenticated_body",
     "check_content_type",
+    "finite_json",
     "idempotency_key",
     "request_headers",
 ]
@@ -103,6 +106,37 @@ def idempotency_key(
             "characters, e.g. a UUID",
         )
     return key
+
+
+def finite_json(value: Any) -> bool:
+    """``False`` if ``value``, made of parsed JSON (dicts, lists, strings, numbers,
+    booleans, ``None``), holds a float that is NaN or infinite anywhere.
+
+    A JSON parser makes such floats from ``NaN``/``Infinity`` (Python's and pydantic's
+    accept them) and from numbers too large for a float (``1e400``), which every parser
+    accepts; neither is JSON a store or a consumer can read back. Walked without
+    recursion: any depth a parser accepts is checked.
+    """
+    pending = [value]
+    while pending:
+        value = pending.pop()
+        kind = type(value)
+        if kind is dict:
+            value = value.values()
+        elif kind is float:
+            if not isfinite(value):
+                return False
+            continue
+        elif kind is not list:
+            continue
+        for item in value:
+            kind = type(item)
+            if kind is float:
+                if not isfinite(item):
+                    return False
+            elif kind is dict or kind is list:
+                pending.append(item)
+    return True
 
 
 def accepted_content_types(value: object, argument: str = "content_types") -> tuple[str, ...]:

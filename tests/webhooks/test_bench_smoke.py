@@ -32,6 +32,13 @@ def test_bench_webhooks_quick_prints_ratios() -> None:
 def test_bench_webhooks_profile_prints_where_the_time_goes() -> None:
     out = run("--profile")
     assert "tottime" in out and "webhook_trigger.py" in out
+    assert "where the CPU goes" in out and "HMAC signature check" in out
+
+
+def test_bench_webhooks_served_profile_includes_the_http_server() -> None:
+    out = run("--profile-served")
+    assert "served trigger:" in out and "where the CPU goes" in out
+    assert "uvicorn/h11 HTTP parsing and protocol" in out
 
 
 def test_bench_webhooks_in_process_prints_the_paired_cpu_ratio() -> None:

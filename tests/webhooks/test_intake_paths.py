@@ -13,6 +13,7 @@ from portico_rx.adapters.job_trigger.webhook_trigger import WebhookConfig, Webho
 from portico_rx.testing import RecordingJobCreator
 from portico_rx.web import create_app, mount
 from portico_rx.webhooks import BodyTooLargeError, IdempotencyGuard, read_limited_body
+from portico_rx.webhooks.intake import finite_json
 from portico_rx.webhooks.route import RawRequestRoute
 
 # -- mounting --------------------------------------------------------------------------
@@ -184,3 +185,28 @@ def test_json_bytes_response_is_the_generic_response() -> None:
     slow = Response(body, status_code=201, media_type="application/json")
     assert (fast.status_code, fast.body, fast.raw_headers) == (201, body, slow.raw_headers)
     assert fast.headers["content-type"] == "application/json" and fast.background is None
+
+
+@pytest.mark.parametrize(
+    ("value", "finite"),
+    [
+        ({"a": 1, "b": "NaN", "c": [True, None, 1.5, {"d": -2e300}]}, True),
+        ({}, True),
+        ([], True),
+        (1.0, True),
+        (float("inf"), False),
+        ({"a": float("nan")}, False),
+        ({"a": [1, {"b": [float("-inf")]}]}, False),
+        ([[[{"deep": [0.5, float("inf")]}]]], False),
+    ],
+)
+def test_finite_json_finds_every_non_finite_float(value: object, finite: bool) -> None:
+    assert finite_json(value) is finite
+
+
+def test_finite_json_walks_any_depth() -> None:
+    """Deeper than the interpreter's recursion limit: walked without recursion."""
+    nested: object = float("inf")
+    for _ in range(5_000):
+        nested = {"x": [nested]}
+    assert finite_json(nested) is False

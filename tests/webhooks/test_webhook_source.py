@@ -199,7 +199,9 @@ async def test_slow_creation_past_settle_timeout_is_503(client_for: Any) -> None
     assert response.json()["status"] == "pending"
 
 
-@pytest.mark.parametrize("body", [b"{nope", b"", b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "body", [b"{nope", b"", b"\xff\xfe", b'{"n": NaN}', b"[1e400]", b'{"a": {"b": [-1E999]}}']
+)
 async def test_non_json_is_422(client_for: Any, body: bytes) -> None:
     creator = RecordingJobCreator()
     hooks = webhook("/events", max_body_bytes=64)

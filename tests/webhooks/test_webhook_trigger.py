@@ -199,17 +199,42 @@ async def test_403_comes_before_400(strict: Any, client_for: Any) -> None:
     assert creator.calls == []
 
 
-async def test_payload_with_nan_is_400(strict: Any, client_for: Any) -> None:
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"x": NaN}',
+        b'{"x": [1, {"y": -Infinity}]}',
+        # no NaN or Infinity in the text: numbers too large for a float parse as inf
+        b'{"x": 1e400}',
+        b'{"x": [[-2.5E+999]]}',
+        b'{"x": 1' + b"0" * 400 + b".0}",
+    ],
+)
+async def test_payload_with_nan_is_400(strict: Any, client_for: Any, payload: bytes) -> None:
     _, creator, app = strict
     async with client_for(app) as http:
         response = await http.post(
             "/webhooks/jobs",
-            content=b'{"job_type": "report.generate", "payload": {"x": NaN}}',
+            content=b'{"job_type": "report.generate", "payload": ' + payload + b"}",
             headers={"content-type": "application/json"},
         )
     assert response.status_code == 400
     assert "JSON-serializable" in response.json()["detail"]
     assert creator.calls == []
+
+
+async def test_payload_with_large_finite_numbers_is_created(strict: Any, client_for: Any) -> None:
+    """Big integers and floats that fit are JSON: the job is created with them."""
+    _, creator, app = strict
+    async with client_for(app) as http:
+        response = await http.post(
+            "/webhooks/jobs",
+            content=b'{"job_type": "report.generate", "payload": '
+            b'{"big": 1' + b"0" * 400 + b', "f": 1.5e300, "l": [0.5, {"z": -1e-400}]}}',
+            headers={"content-type": "application/json"},
+        )
+    assert response.status_code == 201
+    assert creator.calls[0]["payload"]["f"] == 1.5e300
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -67,6 +68,7 @@ from portico_rx.webhooks.intake import (
     JSON_CONTENT_TYPES,
     accepted_content_types,
     authenticated_body,
+    finite_json,
     idempotency_key,
     request_headers,
 )
@@ -353,6 +355,8 @@ class WebhookTrigger(PipelineTrigger):
         self.rejected: dict[int, int] = {}
         self._allowed = frozenset(self.config.allowed_job_types)
         self._source = f"webhook:{self.config.prefix}/jobs"
+        self._read_for: SchedulerBase | None = None  # the scheduler _read_now reads
+        self._read_now: Callable[[], datetime] = datetime.now  # set with _read_for
         self._guard: IdempotencyGuard[tuple[str, bool, int | None]] = IdempotencyGuard(
             self.config.idempotency_cache_size
         )
@@ -402,7 +406,12 @@ class WebhookTrigger(PipelineTrigger):
     # -- one request: checked once, then a delivery for the sink ----------------------
 
     def _now(self) -> datetime:
-        return clock.now(self._clock())
+        scheduler = self._scheduler
+        if scheduler is None:  # before start(): the scheduler it will use
+            return clock.now(clock.resolve_scheduler(self._scheduler_arg))
+        if scheduler is not self._read_for:  # a (re)start: read this scheduler's clock
+            self._read_for, self._read_now = scheduler, clock.reader(scheduler)
+        return self._read_now()
 
     def _clock(self) -> SchedulerBase:
         """The running trigger's scheduler; before ``start()``, the one it will use."""
@@ -464,15 +473,20 @@ class WebhookTrigger(PipelineTrigger):
     def _checked_payload(
         self, job_type: str, payload: dict[str, Any], body: bytes | None = None
     ) -> dict[str, Any]:
-        # A payload parsed from JSON text is JSON, except for NaN/Infinity, which can
-        # only be there if the text spells them.
-        if body is None or b"NaN" in body or b"Infinity" in body:
+        # A payload parsed from JSON text holds JSON types only, and floats that are
+        # finite unless the text says NaN, Infinity or a number too large for a float
+        # (1e400): those are found by walking it (no encoding needed). Any other payload
+        # (a direct call's) is checked by encoding it.
+        if body is not None:
+            finite = finite_json(payload)
+        else:
             try:
                 json.dumps(payload, allow_nan=False)
+                finite = True
             except (TypeError, ValueError):
-                raise HTTPException(
-                    400, "Payload must be JSON-serializable (no NaN or Infinity)"
-                ) from None
+                finite = False
+        if not finite:
+            raise HTTPException(400, "Payload must be JSON-serializable (no NaN or Infinity)")
         schema = self.payload_schemas.get(job_type)
         if schema is None:
             return payload
