@@ -113,6 +113,10 @@ class ScheduleRunner:
         self._sources: dict[str, str] = {}
         self._fired_us = -1
         self._fired = from_micros(0)
+        # One bound method for every timer entry (``self._on_due`` makes a new one on
+        # each access: ten thousand schedules held ten thousand of them, long-lived
+        # objects that brought CPython's full collection into the first fires).
+        self._due_callback = self._on_due
 
     def now_us(self) -> int:
         """The scheduler's clock in epoch microseconds."""
@@ -167,9 +171,8 @@ class ScheduleRunner:
             stats = self.stats[spec.name] = ScheduleStats()
         if missed_after_us is not None:
             self._catch_up(spec, missed_after_us, now, single_on_time=missed_single_on_time)
-        entry = self.timer.add(
-            spec.name, self._fires(spec, now), self._on_due, jitter=self._jitter(spec), arm=arm
-        )
+        fires, jitter = self._fires(spec, now), self._jitter(spec)
+        entry = self.timer.add(spec.name, fires, self._due_callback, jitter=jitter, arm=arm)
         self._entries[spec.name] = entry
         stats.next_due_us = entry.next_fire[0] if entry.next_fire else None
         if entry.next_fire is None and spec.name not in self._pending:
