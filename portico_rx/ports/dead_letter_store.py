@@ -300,8 +300,9 @@ class DeadLetterStore(ABC):
         them one after another.
 
         Raises:
-            Whatever ``add_dead_letter`` raises. Which of the records were stored is
-            then unknown; adding them again is safe (an id stored already is kept).
+            Exception: whatever ``add_dead_letter`` raises. Which of the records were
+                stored is then unknown; adding them again is safe (an id stored already
+                is kept).
         """
         return [await self.add_dead_letter(record) for record in records]
 
