@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -359,9 +360,15 @@ async def _cpu(run: Any) -> float:
     return float(elapsed)
 
 
-def bench_sqlite(rows: int, rounds: int) -> list[Result]:
-    rows -= rows % CALLERS
-    print(f"(b) SQLite: {rows} rows with an idempotency key per round, batches of {CALLERS}")
+def _per_durability(
+    rows: int,
+    rounds: int,
+    pair: Callable[[Callable[[str], Path], str], Pair],
+    unit: str,
+    name: str,
+) -> list[Result]:
+    """``pair(path, synchronous)`` compared at ``synchronous`` FULL, then NORMAL, each side
+    on a fresh file (``path(side)``) per round."""
     results = []
     with tempfile.TemporaryDirectory() as folder:
         fresh = iter(range(10**9))
@@ -372,51 +379,45 @@ def bench_sqlite(rows: int, rounds: int) -> list[Result]:
         for synchronous in ("FULL", "NORMAL"):
             results.append(
                 compare(
-                    Pair(
-                        f"SQLiteJobQueue create_job ({CALLERS} callers)",
-                        lambda s=synchronous: adapter_sqlite_run(path("svc"), rows, s),
-                        f"raw sqlite3 executemany, {CALLERS} rows per commit",
-                        lambda s=synchronous: raw_sqlite_run(path("raw"), rows, s),
-                    ),
+                    pair(path, synchronous),
                     rounds=rounds,
                     measure="rate",
                     target=SQLITE_TARGET,
-                    unit="rows/s",
-                    name=f"create_job/raw rate ({synchronous})",
+                    unit=unit,
+                    name=f"{name} ({synchronous})",
                 )
             )
     return results
+
+
+def bench_sqlite(rows: int, rounds: int) -> list[Result]:
+    rows -= rows % CALLERS
+    print(f"(b) SQLite: {rows} rows with an idempotency key per round, batches of {CALLERS}")
+
+    def pair(path: Callable[[str], Path], synchronous: str) -> Pair:
+        return Pair(
+            f"SQLiteJobQueue create_job ({CALLERS} callers)",
+            lambda: adapter_sqlite_run(path("svc"), rows, synchronous),
+            f"raw sqlite3 executemany, {CALLERS} rows per commit",
+            lambda: raw_sqlite_run(path("raw"), rows, synchronous),
+        )
+
+    return _per_durability(rows, rounds, pair, "rows/s", "create_job/raw rate")
 
 
 def bench_dequeue(rows: int, rounds: int) -> list[Result]:
     rows -= rows % CALLERS
     print(f"(c) SQLite: {rows} jobs dequeued and completed per round, {CALLERS} consumers")
-    results = []
-    with tempfile.TemporaryDirectory() as folder:
-        fresh = iter(range(10**9))
 
-        def path(side: str) -> Path:
-            return Path(folder) / f"{side}-{next(fresh)}.db"
+    def pair(path: Callable[[str], Path], synchronous: str) -> Pair:
+        return Pair(
+            f"SQLiteJobQueue dequeue + complete ({CALLERS} consumers)",
+            lambda: adapter_dequeue_run(_filled(path("svc"), rows, synchronous), rows, synchronous),
+            f"raw sqlite3 claim + complete, {CALLERS} jobs per commit",
+            lambda: raw_dequeue_run(path("raw"), rows, synchronous),
+        )
 
-        for synchronous in ("FULL", "NORMAL"):
-            results.append(
-                compare(
-                    Pair(
-                        f"SQLiteJobQueue dequeue + complete ({CALLERS} consumers)",
-                        lambda s=synchronous: adapter_dequeue_run(
-                            _filled(path("svc"), rows, s), rows, s
-                        ),
-                        f"raw sqlite3 claim + complete, {CALLERS} jobs per commit",
-                        lambda s=synchronous: raw_dequeue_run(path("raw"), rows, s),
-                    ),
-                    rounds=rounds,
-                    measure="rate",
-                    target=SQLITE_TARGET,
-                    unit="jobs/s",
-                    name=f"dequeue+complete/raw rate ({synchronous})",
-                )
-            )
-    return results
+    return _per_durability(rows, rounds, pair, "jobs/s", "dequeue+complete/raw rate")
 
 
 def main(argv: list[str] | None = None) -> int:
