@@ -7,10 +7,14 @@ import logging
 import os
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import structlog
 from hypothesis import HealthCheck, settings
+
+import portico_rx as prx
+from portico_rx.errors import QueueUnavailableError
 
 # The suite shares a 2-core machine with other work: Hypothesis' "input generation is
 # slow" check measures the machine, not the strategies, so it is off here (each test's
@@ -85,3 +89,17 @@ def _library_logging() -> Iterator[None]:
     top.setLevel(logging.DEBUG)
     yield
     top.setLevel(saved)
+
+
+class FlakyService(prx.JobService):
+    """A JobService whose job creation fails while ``down`` (an outage that outlasts
+    the sink's retries); its queue, and so its dead letter store, keeps working."""
+
+    def __init__(self, queue: prx.JobQueue) -> None:
+        super().__init__(queue)
+        self.down = True
+
+    async def create_from_request(self, request: Any, metadata: Any = None) -> Any:
+        if self.down:
+            raise QueueUnavailableError("the job store is being failed over")
+        return await super().create_from_request(request, metadata)

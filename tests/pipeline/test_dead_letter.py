@@ -26,26 +26,10 @@ from portico_rx.models import JobRequest
 from portico_rx.pipeline.delivery import Delivery, deliver
 from portico_rx.pipeline.sink import LETTER_BATCH
 from portico_rx.ports.dead_letter_store import DeadLetterRecord, letters_entry
-from portico_rx.ports.job_creator import CreatedJob
 from portico_rx.testing import RecordingJobCreator
+from tests.conftest import FlakyService
 
 FAST = prx.RetryPolicy(max_attempts=2, initial_delay=0.001, max_delay=0.002)
-
-
-class FlakyService(prx.JobService):
-    """A JobService whose job creation fails while ``down`` (an outage that outlasts
-    the sink's retries); its queue, and so its dead letter store, keeps working."""
-
-    def __init__(self, queue: prx.JobQueue) -> None:
-        super().__init__(queue)
-        self.down = True
-
-    async def create_from_request(
-        self, request: JobRequest, metadata: dict[str, Any] | None = None
-    ) -> CreatedJob:
-        if self.down:
-            raise QueueUnavailableError("the job store is being failed over")
-        return await super().create_from_request(request, metadata)
 
 
 def order_delivery(order: str, nacked: list[bool] | None = None) -> Delivery:

@@ -13,6 +13,7 @@ from portico_rx import sources
 from portico_rx.adapters.job_queue.memory import MemoryJobQueue
 from portico_rx.adapters.job_trigger.mqtt_trigger import MqttTrigger
 from portico_rx.testing import RecordingJobCreator
+from tests.conftest import FlakyService
 
 from .conftest import eventually, publish_mqtt
 
@@ -206,14 +207,6 @@ async def test_dead_letters_redrive_from_the_durable_store_not_the_broker(
     key, once however often it is redriven."""
     topic = f"natsredrive/{unique}/events"
     mqtt_sessions.append(f"natsredrive-{unique}")
-    outage = {"down": True}
-
-    class FlakyService(prx.JobService):
-        async def create_from_request(self, request: Any, metadata: Any = None) -> Any:
-            if outage["down"]:
-                raise prx.QueueUnavailableError("failing over")
-            return await super().create_from_request(request, metadata)
-
     service = FlakyService(MemoryJobQueue())
     source = sources.mqtt(
         "127.0.0.1",
@@ -231,7 +224,7 @@ async def test_dead_letters_redrive_from_the_durable_store_not_the_broker(
         await source.redrive_dead_letters()
     assert "JobService.redrive_dead_letter" in str(raised.value)
 
-    outage["down"] = False
+    service.down = False
     [letter] = await service.list_dead_letters()
     job = await service.redrive_dead_letter(letter.id)
     assert (await service.redrive_dead_letter(letter.id)).id == job.id

@@ -14,6 +14,7 @@ from portico_rx import sources
 from portico_rx.adapters.job_queue.memory import MemoryJobQueue
 from portico_rx.adapters.job_trigger.rabbitmq_trigger import RabbitMQTrigger
 from portico_rx.testing import RecordingJobCreator
+from tests.conftest import FlakyService
 
 from .conftest import RABBITMQ_URL, eventually, publish_amqp
 
@@ -362,14 +363,6 @@ async def test_the_broker_dead_letter_queue_redrives_back_with_the_message_id(
     makes one job: the broker copy keeps its message_id, so its key finds the job."""
     queue = f"deadletters_{unique}"
     amqp.created_queues.append(queue)
-    outage = {"down": True}
-
-    class FlakyService(prx.JobService):
-        async def create_from_request(self, request: Any, metadata: Any = None) -> Any:
-            if outage["down"]:
-                raise prx.QueueUnavailableError("failing over")
-            return await super().create_from_request(request, metadata)
-
     service = FlakyService(MemoryJobQueue())
     source = sources.rabbitmq(RABBITMQ_URL, queue)
     pipeline = source.pipe(prx.to_job("order.ship", payload=lambda m: m.json_body()))
@@ -379,7 +372,7 @@ async def test_the_broker_dead_letter_queue_redrives_back_with_the_message_id(
         await publish_amqp(amqp, queue, b'{"order": 10}', "ship-10")
         await eventually(lambda: source.status.dead_lettered == 2)
     assert await queue_depth(amqp, f"{queue}.dead") == 2
-    outage["down"] = False
+    service.down = False
     [first, second] = sorted(
         await service.list_dead_letters(trigger="ships"), key=lambda r: r.event_id or ""
     )

@@ -13,6 +13,7 @@ from portico_rx import sources
 from portico_rx.adapters.job_queue.memory import MemoryJobQueue
 from portico_rx.adapters.job_trigger.redis_stream_trigger import RedisStreamTrigger
 from portico_rx.testing import RecordingJobCreator
+from tests.conftest import FlakyService
 
 from .conftest import REDIS_URL, eventually
 
@@ -223,14 +224,6 @@ async def test_dead_stream_entries_redrive_back_and_keep_their_original_key(
     job; an entry that fails again is dead-lettered under its original id."""
     stream = f"deadletters_{unique}"
     redis_client.created_keys.append(stream)
-    outage = {"down": True}
-
-    class FlakyService(prx.JobService):
-        async def create_from_request(self, request: Any, metadata: Any = None) -> Any:
-            if outage["down"]:
-                raise prx.QueueUnavailableError("failing over")
-            return await super().create_from_request(request, metadata)
-
     service = FlakyService(MemoryJobQueue())
     source = sources.redis_stream(REDIS_URL, stream, "shippers", "c1", block=0.1)
     pipeline = source.pipe(prx.to_job("order.ship", payload=lambda m: m.json_body()))
@@ -240,7 +233,7 @@ async def test_dead_stream_entries_redrive_back_and_keep_their_original_key(
     async with prx.PipelineTrigger(pipeline, service, name="ships", retry=retry):
         await eventually(lambda: source.status.dead_lettered == 2)
     assert await redis_client.xlen(f"{stream}.dead") == 2
-    outage["down"] = False
+    service.down = False
     key = f"ships:order.ship:{stream}/{first.decode()}"
     [stored] = [r for r in await service.list_dead_letters() if r.idempotency_key == key]
     redriven = await service.redrive_dead_letter(stored.id)
@@ -256,7 +249,7 @@ async def test_dead_stream_entries_redrive_back_and_keep_their_original_key(
     assert again.get_health().duplicates_count == 1
 
     # failing again: dead-lettered under the id it first had, so redrives keep the key
-    outage["down"] = True
+    service.down = True
     third = await redis_client.xadd(stream, {"body": json.dumps({"order": 3})})
     async with prx.PipelineTrigger(pipeline, service, name="ships", retry=retry):
         await eventually(lambda: source.status.dead_lettered == 3)
