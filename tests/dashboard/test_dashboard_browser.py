@@ -40,10 +40,20 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
         time.sleep(0.05)
 
 
+def gone(exc: Exception) -> bool:
+    """``exc`` says the element is no longer in the page: Selenium's stale element, or
+    Chromium's form of it ("node ... does not belong to the document")."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    return isinstance(exc, StaleElementReferenceException) or (
+        "does not belong to the document" in str(exc)
+    )
+
+
 def click(browser: Any, selector: str) -> None:
     """Click the button at ``selector`` and wait for the page it leads to; the page's
     polling may swap the button for a fresh copy in between, so look it up again."""
-    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
 
     old = browser.find_element(By.TAG_NAME, "html")
@@ -51,19 +61,18 @@ def click(browser: Any, selector: str) -> None:
         try:
             browser.find_element(By.CSS_SELECTOR, selector).click()
             break
-        except StaleElementReferenceException:
-            continue
-        except WebDriverException as exc:  # Chromium's form of the same race
-            if "does not belong to the document" not in str(exc):
+        except WebDriverException as exc:
+            if not gone(exc):
                 raise
-            continue
     else:
         raise AssertionError(f"{selector} kept going stale")
 
     def navigated() -> bool:
         try:
-            old.tag_name  # noqa: B018  stale once the browser loaded the next page
-        except StaleElementReferenceException:
+            old.tag_name  # noqa: B018  gone once the browser loaded the next page
+        except WebDriverException as exc:
+            if not gone(exc):
+                raise
             return True
         return False
 
