@@ -17,6 +17,7 @@ from rich.table import Table
 from portico_rx.cli.app_file import AppFile, check_app_path, load_app_file
 from portico_rx.cli.status import status_table
 from portico_rx.cli.store import job_queue_for, parse_store
+from portico_rx.cli.tables import listing
 from portico_rx.errors import ConfigurationError, TriggerStartError
 from portico_rx.kits.job.job_service import JobService
 from portico_rx.kits.job.worker import JobWorker
@@ -329,11 +330,8 @@ async def run_worker(
 
 
 def _jobs_table(jobs: Sequence[Any], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("id", "type", "queue", "status", "prio", "tries", "created", "key"):
-        # the whole id, never cropped: it is what `jobs cancel` takes
-        table.add_column(column, no_wrap=column != "key", min_width=36 if column == "id" else None)
-    table.add_column("result / error", overflow="fold", max_width=50)
+    columns = ("id", "type", "queue", "status", "prio", "tries", "created", "key")
+    table = listing(title, columns, "result / error")  # the whole id: `jobs cancel` takes it
     for job in jobs:
         outcome = job.error if job.error else ("" if job.result is None else json.dumps(job.result))
         table.add_row(

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from portico_rx.cli.store import job_queue_for, parse_store
+from portico_rx.cli.tables import listing
 from portico_rx.errors import DeadLetterNotFoundError
 from portico_rx.kits.job.job_service import JobService
 from portico_rx.ports.dead_letter_store import DeadLetterRecord
@@ -31,10 +32,8 @@ def _service(store: str) -> tuple[JobService, str]:
 
 
 def _table(records: Sequence[DeadLetterRecord], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("id", "trigger", "stage", "at", "tries", "status", "event id", "key"):
-        table.add_column(column, no_wrap=column != "key", min_width=36 if column == "id" else None)
-    table.add_column("error", overflow="fold", max_width=50)
+    columns = ("id", "trigger", "stage", "at", "tries", "status", "event id", "key")
+    table = listing(title, columns, "error")
     for record in records:
         table.add_row(
             str(record.id),
